@@ -1,0 +1,184 @@
+/**
+ * One error hierarchy for the whole daemon. Every error carries a `code` from ErrorCode; code that
+ * handles errors branches on `code`, never on `instanceof` (codes survive IPC, classes do not).
+ */
+export const ErrorCode = {
+  /** A Gearman packet that breaks the framing rules (bad magic, oversize, wrong arity, long handle). */
+  PROTOCOL: 'DS_PROTOCOL',
+  /** A gearmand admin text reply that cannot be parsed. */
+  ADMIN_REPLY: 'DS_ADMIN_REPLY',
+  /** The daemon's own command-line options are invalid. */
+  OPTIONS: 'DS_OPTIONS',
+  /** The jobs config (or log config) file is missing, unreadable, not JSON or invalid. */
+  CONFIG: 'DS_CONFIG',
+  /** The config would need more file descriptors than the process may open. */
+  FD_BUDGET: 'DS_FD_BUDGET',
+  /** A connection to gearmand failed or was lost. */
+  GEARMAN_CONNECTION: 'DS_GEARMAN_CONNECTION',
+  /** gearmand answered with an ERROR packet. */
+  GEARMAN_SERVER: 'DS_GEARMAN_SERVER',
+  /** The HTTP endpoint could not be reached or the request failed on the wire. */
+  HTTP_REQUEST: 'DS_HTTP_REQUEST',
+  /** The HTTP endpoint answered, but not with a valid success or failure response. */
+  HTTP_RESPONSE: 'DS_HTTP_RESPONSE',
+  /** A job ran past its max_running_time. */
+  JOB_TIMEOUT: 'DS_JOB_TIMEOUT',
+  /** An IPC request got no reply in time, or the channel is closed. */
+  IPC: 'DS_IPC',
+  /** The pid file names a live process, or cannot be written. */
+  PID_FILE: 'DS_PID_FILE',
+  /** Dropping privileges (--user) failed. */
+  USER: 'DS_USER',
+  /** The daemon is shutting down and refuses new work. */
+  SHUTTING_DOWN: 'DS_SHUTTING_DOWN',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface DriveshaftErrorOptions {
+  cause?: unknown;
+  /** Whether trying the same thing again later may succeed. */
+  retryable?: boolean;
+}
+
+export class DriveshaftError extends Error {
+  override name = 'DriveshaftError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: DriveshaftErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+
+  /** The shape sent across IPC: classes do not survive structured clone, codes do. */
+  toJSON(): SerializedError {
+    return { name: this.name, code: this.code, message: this.message };
+  }
+}
+
+export interface SerializedError {
+  name: string;
+  code: string;
+  message: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof DriveshaftError) return error.toJSON();
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, code: typeof code === 'string' ? code : 'UNKNOWN', message: error.message };
+  }
+  return { name: 'Error', code: 'UNKNOWN', message: String(error) };
+}
+
+export class ProtocolError extends DriveshaftError {
+  override name = 'ProtocolError';
+  /** Offset of the offending packet in the parser's input stream. */
+  readonly offset: number;
+  /** Packet type from the header, or -1 when the header itself was bad. */
+  readonly packetType: number;
+  /** Up to 32 bytes of the offending input, as hex. */
+  readonly preview: string;
+
+  constructor(message: string, details: { offset: number; packetType: number; preview: string }) {
+    super(ErrorCode.PROTOCOL, `${message} (offset ${details.offset}, type ${details.packetType}, bytes ${details.preview})`);
+    this.offset = details.offset;
+    this.packetType = details.packetType;
+    this.preview = details.preview;
+  }
+}
+
+export class AdminReplyError extends DriveshaftError {
+  override name = 'AdminReplyError';
+  constructor(message: string) {
+    super(ErrorCode.ADMIN_REPLY, message);
+  }
+}
+
+export class OptionsError extends DriveshaftError {
+  override name = 'OptionsError';
+  constructor(message: string) {
+    super(ErrorCode.OPTIONS, message);
+  }
+}
+
+export class ConfigError extends DriveshaftError {
+  override name = 'ConfigError';
+  /** Every problem found, each a full line naming the file, the JSON path and what was expected. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[], options: DriveshaftErrorOptions = {}) {
+    super(ErrorCode.CONFIG, problems.join('; '), options);
+    this.problems = problems;
+  }
+}
+
+export class FdBudgetError extends DriveshaftError {
+  override name = 'FdBudgetError';
+  constructor(message: string) {
+    super(ErrorCode.FD_BUDGET, message);
+  }
+}
+
+export class GearmanConnectionError extends DriveshaftError {
+  override name = 'GearmanConnectionError';
+  constructor(message: string, options: DriveshaftErrorOptions = {}) {
+    super(ErrorCode.GEARMAN_CONNECTION, message, { retryable: true, ...options });
+  }
+}
+
+export class GearmanServerError extends DriveshaftError {
+  override name = 'GearmanServerError';
+  constructor(message: string) {
+    super(ErrorCode.GEARMAN_SERVER, message, { retryable: true });
+  }
+}
+
+export class HttpRequestError extends DriveshaftError {
+  override name = 'HttpRequestError';
+  constructor(message: string, options: DriveshaftErrorOptions = {}) {
+    super(ErrorCode.HTTP_REQUEST, message, options);
+  }
+}
+
+export class HttpResponseError extends DriveshaftError {
+  override name = 'HttpResponseError';
+  constructor(message: string) {
+    super(ErrorCode.HTTP_RESPONSE, message);
+  }
+}
+
+export class JobTimeoutError extends DriveshaftError {
+  override name = 'JobTimeoutError';
+  constructor(message: string) {
+    super(ErrorCode.JOB_TIMEOUT, message);
+  }
+}
+
+export class IpcError extends DriveshaftError {
+  override name = 'IpcError';
+  constructor(message: string) {
+    super(ErrorCode.IPC, message, { retryable: true });
+  }
+}
+
+export class PidFileError extends DriveshaftError {
+  override name = 'PidFileError';
+  constructor(message: string, options: DriveshaftErrorOptions = {}) {
+    super(ErrorCode.PID_FILE, message, options);
+  }
+}
+
+export class UserError extends DriveshaftError {
+  override name = 'UserError';
+  constructor(message: string, options: DriveshaftErrorOptions = {}) {
+    super(ErrorCode.USER, message, options);
+  }
+}
+
+export class ShuttingDownError extends DriveshaftError {
+  override name = 'ShuttingDownError';
+  constructor(message: string) {
+    super(ErrorCode.SHUTTING_DOWN, message);
+  }
+}
