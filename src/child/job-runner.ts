@@ -1,0 +1,405 @@
+/**
+ * Runs one Gearman job as one HTTP POST to the pool's job_processing_uri (SPEC §3) and turns the
+ * endpoint's answer into exactly one outcome.
+ *
+ * One undici Pool per runner, keep-alive, `connections` = worker_count: a slot runs at most one job,
+ * so the pool never queues a request behind another one (original fault 9: a TCP connection per job).
+ *
+ * Requests go through `Pool.dispatch` with a legacy-style handler rather than `Pool.request`: no
+ * Readable stream, no header parsing, no promise per job. The hot path is ~2 small allocations plus
+ * the body.
+ */
+import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { RequestFormat } from '../config/types.js';
+import { HttpRequestError, HttpResponseError, JobTimeoutError, ShuttingDownError } from '../errors.js';
+
+/** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** Below this a multipart body is assembled into one buffer: a copy is cheaper than undici's async iterable writer. */
+const MULTIPART_COPY_LIMIT = 64 * 1024;
+/** INT32 range: gearman_ret is a C int in libgearman; the original crashed on values ≥ 2^31 (fault 1). */
+const INT32_MIN = -0x80000000;
+const INT32_MAX = 0x7fffffff;
+/** libgearman's GEARMAN_LOST_CONNECTION: "drop the connection so gearmand re-queues the job". */
+export const GEARMAN_RET_LOST_CONNECTION = 14;
+const PREVIEW_CHARS = 64;
+/** setTimeout's ceiling: a longer delay is silently turned into 1 ms by Node. */
+export const MAX_TIMER_MS = 0x7fffffff;
+
+/** A job as assigned by gearmand. Buffers are views into the parser's chunks (never rewritten). */
+export interface Job {
+  handle: Buffer;
+  handleText: string;
+  functionName: string;
+  unique: Buffer;
+  uniqueText: string;
+  workload: Buffer;
+  /** Label of the gearmand the job came from. */
+  server: string;
+}
+
+export const FailureCause = {
+  /** The endpoint answered validly with a gearman_ret other than 0 and 14. */
+  ENDPOINT: 'endpoint',
+  /** Transport failure, non-200 status or an invalid response body. */
+  HTTP: 'http',
+  /** No answer within max_running_time of the assignment. */
+  TIMEOUT: 'timeout',
+  /** The slot was stopped or destroyed before the job finished. */
+  SHUTDOWN: 'shutdown',
+  /** gearman_ret 14 for the same handle more than the re-queue limit allows. */
+  REQUEUE_LIMIT: 'requeue-limit',
+} as const;
+export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
+
+export type JobOutcome =
+  | { kind: 'complete'; result: Buffer }
+  | { kind: 'fail'; cause: FailureCause; reason: string }
+  | { kind: 'requeue' };
+
+export interface JobListener {
+  onJobOutcome(outcome: JobOutcome): void;
+}
+
+export interface JobRunnerOptions {
+  uri: string;
+  format: RequestFormat;
+  /** Extra request headers, lower-cased names. */
+  headers: Record<string, string>;
+  maxRunningTimeMs: number;
+  /** undici Pool connections: the pool's worker_count (at least 1). */
+  connections: number;
+  maxResponseBytes?: number;
+}
+
+/** Headers the runner sets itself (or undici refuses): a per-pool header must not override them. */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
+
+function preview(body: Buffer): string {
+  return JSON.stringify(body.subarray(0, PREVIEW_CHARS * 4).toString('utf8').slice(0, PREVIEW_CHARS));
+}
+
+function errorReason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  const cause = (error as { cause?: unknown }).cause;
+  let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
+  if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
+  return reason;
+}
+
+/**
+ * The SPEC §3 table, for an HTTP 200 body. Success needs a JSON object with gearman_ret the integer 0
+ * and response_string a string; 14 re-queues; any other integer fails; everything else is invalid.
+ */
+export function interpretBody(body: Buffer): JobOutcome {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { kind: 'fail', cause: FailureCause.HTTP, reason: `response body is not JSON (${body.length} bytes: ${preview(body)})` };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    const root = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed;
+    return { kind: 'fail', cause: FailureCause.HTTP, reason: `response JSON root is ${root}, not an object` };
+  }
+  const response = parsed as Record<string, unknown>;
+  const ret = response.gearman_ret;
+  if (ret === undefined) return { kind: 'fail', cause: FailureCause.HTTP, reason: 'response has no gearman_ret' };
+  if (typeof ret !== 'number' || !Number.isInteger(ret)) {
+    return { kind: 'fail', cause: FailureCause.HTTP, reason: `gearman_ret is not an integer: ${JSON.stringify(ret)?.slice(0, PREVIEW_CHARS)}` };
+  }
+  if (ret < INT32_MIN || ret > INT32_MAX) {
+    return { kind: 'fail', cause: FailureCause.HTTP, reason: `gearman_ret ${ret} is outside the 32-bit integer range` };
+  }
+  if (ret === 0) {
+    const text = response.response_string;
+    if (typeof text !== 'string') {
+      return { kind: 'fail', cause: FailureCause.HTTP, reason: `response_string is ${text === undefined ? 'missing' : `not a string (${text === null ? 'null' : typeof text})`}` };
+    }
+    // Buffer.from keeps U+0000 as a 0x00 byte: the result reaches the client intact (original fault 3).
+    return { kind: 'complete', result: Buffer.from(text, 'utf8') };
+  }
+  if (ret === GEARMAN_RET_LOST_CONNECTION) return { kind: 'requeue' };
+  return { kind: 'fail', cause: FailureCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret}` };
+}
+
+/** Per-runner request shape, computed once. */
+interface RequestTemplate {
+  origin: string;
+  path: string;
+  format: RequestFormat;
+  /** Flat [name, value, …] array: undici's cheapest header form. */
+  headers: string[];
+  boundary: string;
+  maxRunningTimeMs: number;
+  maxResponseBytes: number;
+}
+
+export class JobRunner {
+  readonly #pool: Pool;
+  readonly #template: RequestTemplate;
+  /** `"Sum"` → `"\"Sum\""`: function names repeat on every job; escape each once. */
+  readonly #functionJson = new Map<string, string>();
+  readonly #connections: number;
+  #inFlight = 0;
+  #closed: Promise<void> | null = null;
+
+  constructor(options: JobRunnerOptions) {
+    const url = new URL(options.uri);
+    const boundary = newBoundary();
+    const contentType = options.format === 'multipart' ? `multipart/form-data; boundary=${boundary}` : 'application/json';
+    const headers: string[] = ['content-type', contentType];
+    for (const [name, value] of Object.entries(options.headers)) {
+      if (!RESERVED_HEADERS.has(name.toLowerCase())) headers.push(name, value);
+    }
+    this.#template = {
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      format: options.format,
+      headers,
+      boundary,
+      maxRunningTimeMs: options.maxRunningTimeMs,
+      maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    };
+    this.#connections = Math.max(1, options.connections);
+    this.#pool = new Pool(url.origin, {
+      connections: this.#connections,
+      pipelining: 1,
+      // max_running_time is enforced by our own timer from the job's assignment; undici's own
+      // per-phase timeouts would fire at unrelated moments (and default to 300 s).
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+  }
+
+  get maxRunningTimeMs(): number {
+    return this.#template.maxRunningTimeMs;
+  }
+
+  /** The undici Pool's connection cap: the worker_count this runner was sized for. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Requests started and not yet settled (for tests and graceful close). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Starts the POST for `job`. `assignedAt` (performance.now()) is when gearmand assigned it:
+   * max_running_time counts from there. The outcome is delivered once to `listener`.
+   */
+  start(job: Job, assignedAt: number, listener: JobListener): JobRequest {
+    const request = new JobRequest(this, listener, this.#template.maxResponseBytes);
+    this.#inFlight++;
+    if (this.#closed !== null) {
+      request.abort(new ShuttingDownError('the job runner is closed'));
+      return request;
+    }
+    let body: Buffer | string | Buffer[];
+    let headers = this.#template.headers;
+    if (this.#template.format === 'multipart') {
+      const built = this.#multipartBody(job);
+      body = built.body;
+      headers = built.headers;
+    } else {
+      body = this.#jsonBody(job);
+    }
+    request.armTimer(this.#template.maxRunningTimeMs - (performance.now() - assignedAt));
+    try {
+      this.#pool.dispatch(
+        { origin: this.#template.origin, path: this.#template.path, method: 'POST', headers, body: body as Dispatcher.DispatchOptions['body'] },
+        request as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (error) {
+      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error)}`, { cause: error }));
+    }
+    return request;
+  }
+
+  /** @internal Called once per request when its outcome is settled. */
+  settled(): void {
+    this.#inFlight--;
+  }
+
+  /** Graceful: requests in flight finish, then the keep-alive connections close. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.#pool.close().catch(() => undefined);
+    return this.#closed;
+  }
+
+  /** Hard: in-flight requests are aborted (their outcomes are failures), connections closed. Idempotent. */
+  destroy(): Promise<void> {
+    const destroyed = this.#pool.destroy().catch(() => undefined);
+    this.#closed ??= destroyed;
+    return destroyed;
+  }
+
+  #jsonBody(job: Job): string {
+    let fn = this.#functionJson.get(job.functionName);
+    if (fn === undefined) {
+      fn = JSON.stringify(job.functionName);
+      if (this.#functionJson.size < 1024) this.#functionJson.set(job.functionName, fn);
+    }
+    const head = `{"function_name":${fn},"job_handle":${JSON.stringify(job.handleText)},"unique":${JSON.stringify(job.uniqueText)},"workload":`;
+    // SPEC §3: a workload that is not valid UTF-8 cannot be a JSON string without loss: base64 it.
+    if (isUtf8(job.workload)) return `${head}${JSON.stringify(job.workload.toString('utf8'))}}`;
+    return `${head}${JSON.stringify(job.workload.toString('base64'))},"workload_encoding":"base64"}`;
+  }
+
+  /**
+   * The original's wire format: four parts, each with only a Content-Disposition header, workload
+   * bytes raw. Large workloads go out as [head, workload, tail] so they are never copied.
+   */
+  #multipartBody(job: Job): { body: Buffer | Buffer[]; headers: string[] } {
+    let boundary = this.#template.boundary;
+    let headers = this.#template.headers;
+    // A body containing the boundary would cut the part short. The boundary is 48 random hex
+    // characters, so this practically never happens; when it does this request gets its own.
+    while (containsBoundary(job, boundary)) {
+      boundary = newBoundary();
+      headers = headers.slice();
+      headers[1] = `multipart/form-data; boundary=${boundary}`;
+    }
+    const dash = `--${boundary}\r\nContent-Disposition: form-data; name=`;
+    const head = Buffer.concat([
+      Buffer.from(`${dash}"function_name"\r\n\r\n${job.functionName}\r\n${dash}"job_handle"\r\n\r\n`, 'utf8'),
+      job.handle,
+      Buffer.from(`\r\n${dash}"unique"\r\n\r\n`, 'latin1'),
+      job.unique,
+      Buffer.from(`\r\n${dash}"workload"\r\n\r\n`, 'latin1'),
+    ]);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'latin1');
+    const length = head.length + job.workload.length + tail.length;
+    if (job.workload.length < MULTIPART_COPY_LIMIT) {
+      return { body: Buffer.concat([head, job.workload, tail], length), headers };
+    }
+    // undici writes an iterable body chunk by chunk; with content-length set it is not chunked.
+    return { body: [head, job.workload, tail], headers: [...headers, 'content-length', String(length)] };
+  }
+}
+
+function newBoundary(): string {
+  return `driveshaft-${randomBytes(24).toString('hex')}`;
+}
+
+function containsBoundary(job: Job, boundary: string): boolean {
+  return (
+    job.workload.includes(boundary, 0, 'latin1') ||
+    job.unique.includes(boundary, 0, 'latin1') ||
+    job.handle.includes(boundary, 0, 'latin1') ||
+    job.functionName.includes(boundary)
+  );
+}
+
+/**
+ * One job's HTTP exchange: the undici (legacy) dispatch handler plus the max_running_time timer.
+ * `#done` guarantees exactly one outcome whatever order undici's callbacks and our aborts come in.
+ */
+export class JobRequest {
+  readonly #runner: JobRunner;
+  readonly #listener: JobListener;
+  readonly #maxResponseBytes: number;
+  #abortRequest: ((error?: Error) => void) | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #status = 0;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  #done = false;
+  /** Set when we aborted: the outcome is already settled; undici's onError then only cleans up. */
+  #abortReason: Error | null = null;
+
+  constructor(runner: JobRunner, listener: JobListener, maxResponseBytes: number) {
+    this.#runner = runner;
+    this.#listener = listener;
+    this.#maxResponseBytes = maxResponseBytes;
+  }
+
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** @internal */
+  armTimer(remainingMs: number): void {
+    // One timer per job, sub-millisecond precision: a 1 s limit fails at ~1.0 s (original fault 10).
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${this.#runner.maxRunningTimeMs} ms)`));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, remainingMs)));
+  }
+
+  /**
+   * Ends the job now with a failure whose cause follows `reason`'s code (timeout, shutdown or a request
+   * error). Settles the outcome at once, even if undici has not yet handed the request to a socket.
+   */
+  abort(reason: Error): void {
+    if (this.#done) return;
+    this.#abortReason = reason;
+    const code = (reason as { code?: unknown }).code;
+    const cause = code === 'DS_JOB_TIMEOUT' ? FailureCause.TIMEOUT : code === 'DS_SHUTTING_DOWN' ? FailureCause.SHUTDOWN : FailureCause.HTTP;
+    this.#settle({ kind: 'fail', cause, reason: reason.message });
+    this.#abortRequest?.(reason);
+  }
+
+  // ── undici handler (legacy interface: no header parsing, no controller object) ──────────────────
+
+  onConnect(abort: (error?: Error) => void): void {
+    this.#abortRequest = abort;
+    // Aborted while queued (e.g. the endpoint was still connecting): stop it now.
+    if (this.#abortReason !== null) abort(this.#abortReason);
+  }
+
+  onHeaders(statusCode: number): boolean {
+    this.#status = statusCode;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#maxResponseBytes) {
+      this.abort(new HttpResponseError(`response body is over the ${this.#maxResponseBytes}-byte limit`));
+      return false;
+    }
+    // Bodies of non-200 answers are read (so the connection stays reusable) but not kept.
+    if (this.#status === 200) this.#chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.#done) return;
+    if (this.#status !== 200) {
+      this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `endpoint answered HTTP ${this.#status}` });
+      return;
+    }
+    const chunks = this.#chunks;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#bytes);
+    this.#settle(interpretBody(body));
+  }
+
+  onError(error: Error): void {
+    if (this.#done) return;
+    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `request failed: ${errorReason(error)}` });
+  }
+
+  onUpgrade(): void {
+    // Only reachable if the endpoint answers 101 to a POST; treated as a failed request.
+    this.onError(new HttpResponseError('endpoint tried to upgrade the connection'));
+  }
+
+  #settle(outcome: JobOutcome): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    this.#chunks = [];
+    this.#runner.settled();
+    this.#listener.onJobOutcome(outcome);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Shared set-up for the child tests: settings builders, a capturing logger, and a WorkerPool started
+ * against a real gearmand and a real HTTP endpoint, all cleaned up through `t.after`.
+ */
+import type { TestContext } from 'node:test';
+import bunyan from 'bunyan';
+import type { PoolConfig, ServerAddress } from '../../src/config/types.js';
+import type { ChildSettings } from '../../src/ipc/messages.js';
+import type { Logger } from '../../src/log.js';
+import { WorkerPool } from '../../src/child/worker-pool.js';
+import { GearmanClient } from '../helpers/gearman-client.js';
+import { startEndpoint, type Endpoint, type EndpointHandler } from '../helpers/http-endpoint.js';
+import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+export interface CapturingLogger {
+  log: Logger;
+  records: Array<Record<string, unknown> & { level: number; msg: string }>;
+  /** Records whose msg contains `text`. */
+  find(text: string): Array<Record<string, unknown> & { level: number; msg: string }>;
+}
+
+/** A bunyan logger that keeps its records in memory (level warn unless told). */
+export function capturingLogger(level: bunyan.LogLevel = 'warn'): CapturingLogger {
+  const records: CapturingLogger['records'] = [];
+  const log = bunyan.createLogger({
+    name: 'test',
+    level,
+    streams: [{ type: 'raw', level, stream: { write: (record: object) => records.push(record as CapturingLogger['records'][number]) } as unknown as NodeJS.WritableStream }],
+    serializers: { err: bunyan.stdSerializers.err },
+  });
+  return { log, records, find: (text) => records.filter((r) => r.msg.includes(text)) };
+}
+
+export function serverOf(gearmand: Gearmand): ServerAddress {
+  return { host: gearmand.host, port: gearmand.port, label: gearmand.label };
+}
+
+let poolCounter = 0;
+
+export function makeSettings(servers: ServerAddress[], uri: string, pool: Partial<PoolConfig> = {}, extra: Partial<ChildSettings> = {}): ChildSettings {
+  poolCounter++;
+  return {
+    pool: {
+      name: pool.name ?? `Pool${poolCounter}`,
+      jobProcessingUri: uri,
+      workerCount: 1,
+      jobsList: [`fn${poolCounter}`],
+      requestFormat: 'json',
+      maxRunningTimeMs: 10_000,
+      headers: {},
+      ...pool,
+    },
+    servers,
+    loopTimeoutMs: 1000,
+    logLevel: 'warn',
+    ...extra,
+  };
+}
+
+export interface Rig {
+  gearmand: Gearmand;
+  endpoint: Endpoint;
+  pool: WorkerPool;
+  settings: ChildSettings;
+  client: GearmanClient;
+  logger: CapturingLogger;
+  /** The pool's first function name. */
+  fn: string;
+}
+
+export interface RigOptions {
+  pool?: Partial<PoolConfig>;
+  settings?: Partial<ChildSettings>;
+  handler?: EndpointHandler;
+  logLevel?: bunyan.LogLevel;
+  maxResponseBytes?: number;
+  /** Wait until gearmand lists this many workers for fn (default workerCount). */
+  waitWorkers?: number;
+}
+
+/** gearmand + endpoint + a started WorkerPool + a client, torn down after the test. */
+export async function rig(t: TestContext, options: RigOptions = {}): Promise<Rig> {
+  const gearmand = await startGearmand();
+  t.after(() => gearmand.stop());
+  const endpoint = await startEndpoint(options.handler);
+  t.after(() => endpoint.close());
+  const logger = capturingLogger(options.logLevel ?? 'warn');
+  const settings = makeSettings([serverOf(gearmand)], endpoint.url, options.pool, options.settings);
+  const pool = new WorkerPool({ log: logger.log, ...(options.maxResponseBytes === undefined ? {} : { maxResponseBytes: options.maxResponseBytes }) });
+  pool.start(settings);
+  t.after(() => pool.destroy());
+  const fn = settings.pool.jobsList[0] as string;
+  await waitForWorkers(gearmand, fn, options.waitWorkers ?? settings.pool.workerCount);
+  const client = await GearmanClient.connect(gearmand.port);
+  t.after(() => client.close());
+  return { gearmand, endpoint, pool, settings, client, logger, fn };
+}
+
+/** Waits until gearmand lists `count` registered workers for `fn`. */
+export async function waitForWorkers(gearmand: Gearmand, fn: string, count: number, timeoutMs = 10_000): Promise<void> {
+  await waitFor(async () => (await gearmand.workers()).filter((w) => w.functions.includes(fn)).length === count || undefined, {
+    timeoutMs,
+    message: `gearmand ${gearmand.label} to list ${count} workers for ${fn}`,
+  });
+}
