@@ -1,0 +1,197 @@
+/**
+ * The `driveshaft` command: options → help / version / check → daemonize → log config, jobs config,
+ * fd budget, pid file → Master. Every startup error is one line per problem on stderr (or sent to the
+ * launcher under --daemonize) and exit status 2 (SPEC §1, §8).
+ */
+import { checkFdBudget } from './config/fd-budget.js';
+import { runCheck } from './config/check.js';
+import { loadJobsConfig } from './config/jobs-config.js';
+import { parseCommandLine, versionText } from './config/options.js';
+import { secondsToMs } from './config/seconds.js';
+import type { DaemonOptions, JobsConfig } from './config/types.js';
+import { serializeError } from './errors.js';
+import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
+import type { LogConfig, Logger } from './log.js';
+import { clusterForker } from './master/child-process.js';
+import { DaemonHandshake, launchDaemon } from './master/daemonize.js';
+import { dropPrivileges, lookupUser } from './master/drop-privileges.js';
+import { Master } from './master/master.js';
+import { PidFile } from './master/pid-file.js';
+import { makeFileStreamsReopenable } from './master/reopen-logs.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** How long the launcher waits for a daemon to report ready before giving up on it. */
+const DAEMON_READY_TIMEOUT_MS = 60_000;
+
+/** Where startup problems go: stderr, or the launcher when this process is the detached daemon. */
+interface Reporter {
+  fail(code: number, lines: string[]): Promise<number>;
+}
+
+function problemLines(error: unknown): string[] {
+  const problems = (error as { problems?: unknown }).problems;
+  if (Array.isArray(problems) && problems.length > 0) return problems.map(String);
+  return [serializeError(error).message];
+}
+
+function prefixed(lines: string[]): string[] {
+  return lines.map((line) => `driveshaft: ${line}`);
+}
+
+function loadConfigFor(options: DaemonOptions): (file: string) => JobsConfig {
+  const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format };
+  return (file) => loadJobsConfig(file, defaults);
+}
+
+/** Finishes writing buffered log records (file streams are asynchronous) before the process exits. */
+function flushLogs(logger: Logger): Promise<void> {
+  const pending: Array<Promise<void>> = [];
+  for (const entry of (logger as unknown as { streams: Array<{ type: string; stream: NodeJS.WritableStream }> }).streams) {
+    if (entry.type !== 'file' && entry.type !== 'rotating-file') continue;
+    pending.push(new Promise((resolve) => entry.stream.end(() => resolve())));
+  }
+  return Promise.race([Promise.all(pending).then(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+}
+
+/** Runs the command; resolves with the exit status. Never throws. */
+export async function main(argv: readonly string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const handshake = DaemonHandshake.fromEnvironment(env);
+  const reporter: Reporter = {
+    async fail(code, lines) {
+      const out = prefixed(lines);
+      if (handshake !== null) await handshake.failed(code, out);
+      else process.stderr.write(`${out.join('\n')}\n`);
+      return code;
+    },
+  };
+
+  let options: DaemonOptions;
+  try {
+    const command = parseCommandLine(argv, env);
+    if (command.kind !== 'run') {
+      process.stdout.write(command.text.endsWith('\n') ? command.text : `${command.text}\n`);
+      return EXIT_OK;
+    }
+    options = command.options;
+  } catch (error) {
+    return reporter.fail(EXIT_USAGE, problemLines(error));
+  }
+
+  if (options.check) {
+    const result = runCheck(options);
+    (result.ok ? process.stdout : process.stderr).write(`${result.lines.join('\n')}\n`);
+    return result.ok ? EXIT_OK : EXIT_USAGE;
+  }
+
+  if (options.daemonize && handshake === null) {
+    const script = process.argv[1] ?? '';
+    const result = await launchDaemon(script, argv, DAEMON_READY_TIMEOUT_MS);
+    if (result.code === EXIT_OK && options.logconfig === null) {
+      // The detached daemon's stdout is /dev/null: without a log config its records go nowhere.
+      result.lines.push('driveshaft: warning: --daemonize without --logconfig: log records are discarded');
+    }
+    if (result.lines.length > 0) process.stderr.write(`${result.lines.join('\n')}\n`);
+    return result.code;
+  }
+
+  return runDaemon(options, handshake, reporter);
+}
+
+async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | null, reporter: Reporter): Promise<number> {
+  // Everything that can be refused is checked before anything is started, bound or written.
+  let logConfig: LogConfig = DEFAULT_LOG_CONFIG;
+  let config: JobsConfig;
+  const loadConfig = loadConfigFor(options);
+  try {
+    if (options.logconfig !== null) logConfig = loadLogConfig(options.logconfig);
+    config = loadConfig(options.jobsconfig);
+    checkFdBudget(config);
+    if (options.user !== null) {
+      const target = lookupUser(options.user);
+      const uid = process.getuid?.();
+      if (uid !== 0 && uid !== target.uid) {
+        throw new Error(`--user ${options.user}: only root can change user (running as uid ${uid})`);
+      }
+    }
+  } catch (error) {
+    return reporter.fail(EXIT_USAGE, problemLines(error));
+  }
+
+  let pidFile: PidFile | null = null;
+  const staleNotes: string[] = [];
+  if (options.pid_file !== null) {
+    try {
+      pidFile = PidFile.acquire(options.pid_file, { onStale: (pid) => staleNotes.push(`${options.pid_file}: took over a stale pid file (pid ${pid ?? 'none'})`) });
+    } catch (error) {
+      return reporter.fail(EXIT_USAGE, problemLines(error));
+    }
+    // A crash (uncaught exception, process.exit elsewhere) must not leave our pid behind either.
+    process.on('exit', () => pidFile?.release());
+  }
+
+  let logger: Logger;
+  try {
+    logger = createLogger(logConfig);
+  } catch (error) {
+    pidFile?.release();
+    return reporter.fail(EXIT_USAGE, [`${options.logconfig}: cannot open log streams: ${(error as Error).message}`]);
+  }
+  makeFileStreamsReopenable(logger);
+  if (handshake !== null) process.chdir('/');
+
+  const log = logger.child({ component: 'main' });
+  log.info({ event: 'starting', version: versionText(), pid: process.pid, options }, `${versionText()} starting (pid ${process.pid})`);
+  for (const note of staleNotes) log.info({ event: 'pid-file-stale' }, note);
+
+  process.on('uncaughtException', (error) => {
+    log.fatal({ event: 'crash', err: error }, `uncaught exception: ${error.message}`);
+    // Also on stderr: the crash may be in logging itself.
+    process.stderr.write(`driveshaft: uncaught exception: ${error.stack ?? error.message}\n`);
+    // Children exit on their own when the IPC channel drops; gearmand re-queues their jobs.
+    void flushLogs(logger).then(() => process.exit(EXIT_FAILURE));
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.error({ event: 'unhandled-rejection', err: reason }, `unhandled rejection: ${String(reason)}`);
+  });
+
+  const user = options.user;
+  const master = new Master({
+    options,
+    config,
+    logger,
+    fork: clusterForker(),
+    loadConfig,
+    checkBudget: (next) => checkFdBudget(next),
+    afterBind:
+      user === null
+        ? undefined
+        : () => {
+            const identity = dropPrivileges(user);
+            log.info({ event: 'user', user, uid: identity.uid, gid: identity.gid }, `running as ${user} (uid ${identity.uid}, gid ${identity.gid})`);
+          },
+  });
+  try {
+    await master.start();
+  } catch (error) {
+    const lines = problemLines(error);
+    log.error({ event: 'start-failed', problems: lines }, `startup failed: ${lines.join('; ')}`);
+    pidFile?.release();
+    await flushLogs(logger);
+    return reporter.fail(EXIT_USAGE, lines);
+  }
+  if (handshake !== null) await handshake.ready();
+
+  const code = await master.done;
+  pidFile?.release();
+  await flushLogs(logger);
+  return code;
+}
+
+/** The bin entry: runs main and exits with its status. */
+export async function run(): Promise<void> {
+  const code = await main();
+  process.exit(code);
+}

@@ -1,0 +1,207 @@
+/**
+ * Request/reply over one child's IPC channel (DESIGN "IPC"): every request gets a `seq`, its reply
+ * carries the same number as `ack`, and every request has a timeout, so a stuck child shows up as a
+ * rejected promise instead of a caller waiting forever. Messages without an `ack` (log records) go to
+ * the unsolicited handler. The channel knows nothing about what the messages mean.
+ */
+import { IpcError } from '../errors.js';
+import type { ChildToMaster, MasterToChild } from '../ipc/messages.js';
+
+/** What the channel needs from a cluster Worker (or a child_process.ChildProcess, in tests). */
+export interface IpcEndpoint {
+  send(message: unknown, callback?: (error: Error | null) => void): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+}
+
+/** A request as the caller writes it: the channel adds `seq`. */
+export type MasterRequest = MasterToChild extends infer M ? (M extends MasterToChild ? Omit<M, 'seq'> : never) : never;
+
+/** A reply: every child-to-master message that answers a request. */
+export type ChildReply = Extract<ChildToMaster, { ack: number }>;
+/** A message that answers nothing (a forwarded log record). */
+export type ChildNotice = Exclude<ChildToMaster, { ack: number }>;
+
+interface Pending {
+  type: string;
+  resolve(reply: ChildReply): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+const REPLY_TYPES: ReadonlySet<string> = new Set([
+  'ready',
+  'init-failed',
+  'reconfigured',
+  'reconfigure-failed',
+  'status-reply',
+  'stopped',
+]);
+
+/** Shape check only: a child is our own code, but a bug there must not throw in the master. */
+export function isChildMessage(message: unknown): message is ChildToMaster {
+  if (typeof message !== 'object' || message === null) return false;
+  const { type, ack, record } = message as { type?: unknown; ack?: unknown; record?: unknown };
+  if (type === 'log') return typeof record === 'object' && record !== null;
+  return typeof type === 'string' && REPLY_TYPES.has(type) && Number.isSafeInteger(ack);
+}
+
+export class IpcChannel {
+  readonly #endpoint: IpcEndpoint;
+  readonly #label: string;
+  readonly #pending = new Map<number, Pending>();
+  readonly #listener: (message: unknown) => void;
+  #onNotice: (notice: ChildNotice) => void = () => {};
+  #onInvalid: (message: unknown) => void = () => {};
+  #seq = 0;
+  #closedReason: string | null = null;
+
+  /** `label` names the peer in errors ("child Regular (pid 123)"). */
+  constructor(endpoint: IpcEndpoint, label: string) {
+    this.#endpoint = endpoint;
+    this.#label = label;
+    this.#listener = (message) => this.#receive(message);
+    endpoint.on('message', this.#listener);
+  }
+
+  get closed(): boolean {
+    return this.#closedReason !== null;
+  }
+
+  /** Requests still waiting for their reply. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  onNotice(handler: (notice: ChildNotice) => void): void {
+    this.#onNotice = handler;
+  }
+
+  /** Called with anything the peer sent that is not a protocol message (logged by the owner). */
+  onInvalid(handler: (message: unknown) => void): void {
+    this.#onInvalid = handler;
+  }
+
+  /**
+   * Sends `request` and resolves with the reply that acks it, whatever its type (the caller decides
+   * whether `init-failed` is an error). Rejects with IpcError on timeout, a failed send or close().
+   */
+  request(request: MasterRequest, timeoutMs: number): Promise<ChildReply> {
+    if (this.#closedReason !== null) {
+      return Promise.reject(new IpcError(`${this.#label}: cannot send ${request.type}: ${this.#closedReason}`));
+    }
+    // Wraps well before 2^53; seq only has to be unique among requests in flight.
+    this.#seq = this.#seq >= Number.MAX_SAFE_INTEGER ? 1 : this.#seq + 1;
+    const seq = this.#seq;
+    return new Promise<ChildReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(seq);
+        reject(new IpcError(`${this.#label}: no reply to ${request.type} (seq ${seq}) within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(seq, { type: request.type, resolve, reject, timer });
+      const message = { ...request, seq } as MasterToChild;
+      try {
+        this.#endpoint.send(message, (error) => {
+          if (error !== null && error !== undefined) this.#fail(seq, `cannot send ${request.type}: ${error.message}`);
+        });
+      } catch (error) {
+        // send() throws synchronously when the channel is already closed (ERR_IPC_CHANNEL_CLOSED).
+        this.#fail(seq, `cannot send ${request.type}: ${(error as Error).message}`);
+      }
+    });
+  }
+
+  /**
+   * Like request(), but sends the request again (with a new seq) every `retryMs`, doubling up to 1 s,
+   * until one of the copies is answered or `timeoutMs` passes; the first reply wins.
+   *
+   * Needed for the first message to a cluster worker: the worker reads its IPC channel from the start
+   * (cluster's own internal messages), so a message that arrives before the child's ES module has
+   * loaded and added its 'message' listener is emitted to nobody and lost. A child that gets two copies
+   * answers them in order, so the first reply is to the first copy it saw; later replies are dropped.
+   */
+  requestUntilAnswered(request: MasterRequest, timeoutMs: number, retryMs: number): Promise<ChildReply> {
+    const deadline = Date.now() + timeoutMs;
+    return new Promise<ChildReply>((resolve, reject) => {
+      let settled = false;
+      let timer: NodeJS.Timeout | null = null;
+      let interval = retryMs;
+      let outstanding = 0;
+      const settle = (reply: ChildReply | null, error: Error | null): void => {
+        settled = true;
+        if (timer !== null) clearTimeout(timer);
+        timer = null;
+        this.#abandon(request.type);
+        if (reply !== null) resolve(reply);
+        else reject(error);
+      };
+      const attempt = (): void => {
+        timer = null;
+        if (settled) return;
+        outstanding++;
+        this.request(request, Math.max(1, deadline - Date.now())).then(
+          (reply) => {
+            if (!settled) settle(reply, null);
+          },
+          (error: Error) => {
+            outstanding--;
+            // An earlier copy timing out is not final while a later one may still be answered.
+            if (!settled && (this.closed || (timer === null && outstanding === 0))) settle(null, error);
+          },
+        );
+        if (!this.closed && deadline - Date.now() > interval) {
+          timer = setTimeout(attempt, interval);
+          interval = Math.min(interval * 2, 1000);
+        }
+      };
+      attempt();
+    });
+  }
+
+  /** Drops the other copies of a request once one of them was answered (their replies are ignored). */
+  #abandon(type: string): void {
+    for (const [seq, pending] of this.#pending) {
+      if (pending.type !== type) continue;
+      clearTimeout(pending.timer);
+      this.#pending.delete(seq);
+      pending.reject(new IpcError(`${this.#label}: ${type} (seq ${seq}) superseded by an answered copy`));
+    }
+  }
+
+  /** Rejects every pending request and ignores anything that arrives later. Idempotent. */
+  close(reason: string): void {
+    if (this.#closedReason !== null) return;
+    this.#closedReason = reason;
+    this.#endpoint.off('message', this.#listener);
+    for (const [seq, pending] of this.#pending) {
+      clearTimeout(pending.timer);
+      this.#pending.delete(seq);
+      pending.reject(new IpcError(`${this.#label}: ${pending.type} (seq ${seq}) abandoned: ${reason}`));
+    }
+  }
+
+  #fail(seq: number, message: string): void {
+    const pending = this.#pending.get(seq);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    this.#pending.delete(seq);
+    pending.reject(new IpcError(`${this.#label}: ${message}`));
+  }
+
+  #receive(message: unknown): void {
+    if (!isChildMessage(message)) {
+      this.#onInvalid(message);
+      return;
+    }
+    if (message.type === 'log') {
+      this.#onNotice(message);
+      return;
+    }
+    const pending = this.#pending.get(message.ack);
+    // A reply that arrives after its timeout is dropped: the caller has already moved on.
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    this.#pending.delete(message.ack);
+    pending.resolve(message);
+  }
+}

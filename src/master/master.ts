@@ -1,0 +1,515 @@
+/**
+ * The master process (DESIGN "Processes"): owns the config, one supervisor per pool child, the status
+ * port, the config watcher and the signals. It never touches a job or a packet.
+ *
+ *   starting ──► running ⇄ reloading
+ *                   └──────────┴──► stopping ──► stopped
+ *
+ * Decisions where the spec is silent:
+ * - SIGHUP also gives pools marked failed (crash loop) a fresh start; a file-change reload only retries
+ *   the pools whose config changed.
+ * - Reloads never overlap: one requested while another runs is done once after it.
+ * - Stopping pools (removed, or worker_count → 0) get their pool's max_running_time to finish running
+ *   jobs (SPEC §4); a daemon shutdown shortens that to its own deadline.
+ * - `threads` skips the slots of a child that does not answer within the status timeout and logs a
+ *   warning: the original's line format has no place for "unknown". `gauges` shows it as
+ *   `<pool>.responding: 0`.
+ * - Counters are cumulative since the master started, across child restarts and reloads; a crashed
+ *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
+ * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
+ * - Status clients idle for loop_timeout (at least 1 s, at most 5 s) are closed without a reply.
+ * - Shutdown budget: graceful = children get 4×loop_timeout for running jobs, then SIGTERM and SIGKILL
+ *   one kill-grace (loop_timeout/2, 0.25–5 s) apart; the master's own deadline timer sits one second past
+ *   that. Hard = children fail running jobs at once, the same escalation from 0, and the master's
+ *   deadline at 2×loop_timeout (or just past the escalation, for tiny loop_timeouts).
+ */
+import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
+import type { ConfigDiff } from '../config/diff.js';
+import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
+import { serializeError } from '../errors.js';
+import type { ChildCounters, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
+import { ShutdownMode as Mode } from '../ipc/messages.js';
+import type { Logger } from '../log.js';
+import { effectiveLevel } from '../log.js';
+import type { ForkChild } from './child-process.js';
+import { ConfigWatcher, fileSignature } from './config-watcher.js';
+import { reopenLogFiles } from './reopen-logs.js';
+import { SignalRouter } from './signals.js';
+import type { SignalSource } from './signals.js';
+import { StatusServer } from './status-server.js';
+import type { StatusSource } from './status-server.js';
+import { addCounters, PoolSupervisor, SupervisorState, supervisorTiming, zeroCounters } from './supervisor.js';
+import type { StatusResult, SupervisorTiming } from './supervisor.js';
+
+export const MasterState = {
+  STARTING: 'starting',
+  RUNNING: 'running',
+  RELOADING: 'reloading',
+  STOPPING: 'stopping',
+  STOPPED: 'stopped',
+} as const;
+export type MasterState = (typeof MasterState)[keyof typeof MasterState];
+
+export const ReloadTrigger = {
+  SIGNAL: 'signal',
+  FILE: 'file',
+} as const;
+export type ReloadTrigger = (typeof ReloadTrigger)[keyof typeof ReloadTrigger];
+
+export type ReloadOutcome = { ok: true; diff: ConfigDiff } | { ok: false; problems: string[] };
+
+export interface MasterOptions {
+  options: DaemonOptions;
+  /** The jobs config, already validated (and fd-budget checked) by the caller. */
+  config: JobsConfig;
+  logger: Logger;
+  fork: ForkChild;
+  /** Reads and validates the jobs config file (throws ConfigError). */
+  loadConfig: (file: string) => JobsConfig;
+  /** Throws FdBudgetError when the config would not fit the open-file limit. */
+  checkBudget: (config: JobsConfig) => void;
+  /** Runs after the status port is bound and before any child is forked (privilege drop). */
+  afterBind?: () => void;
+  /** Where signals come from; null installs none (tests drive the master directly). */
+  signals?: SignalSource | null;
+  timing?: Partial<SupervisorTiming>;
+}
+
+const COUNTER_NAMES = ['jobs_completed', 'jobs_failed', 'jobs_timed_out', 'jobs_requeued', 'http_errors'] as const satisfies ReadonlyArray<keyof ChildCounters>;
+
+/** Control characters in a handle or unique would break the one-line-per-slot format. */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function problemsOf(error: unknown): string[] {
+  const problems = (error as { problems?: unknown }).problems;
+  if (Array.isArray(problems) && problems.every((p) => typeof p === 'string')) return problems as string[];
+  return [serializeError(error).message];
+}
+
+export class Master implements StatusSource {
+  readonly #opts: MasterOptions;
+  readonly #log: Logger;
+  readonly #loopMs: number;
+  readonly #timing: SupervisorTiming;
+  readonly #signals: SignalRouter | null;
+  readonly #supervisors = new Map<string, PoolSupervisor>();
+  /** Supervisors draining a pool that was removed or scaled to zero. */
+  readonly #retiring = new Set<PoolSupervisor>();
+  readonly #retiredCounters = new Map<string, ChildCounters>();
+  readonly #startedAt = Date.now();
+  #config: JobsConfig;
+  #state: MasterState = MasterState.STARTING;
+  #statusServer: StatusServer | null = null;
+  #statusAddress: { host: string; port: number } | null = null;
+  #watcher: ConfigWatcher | null = null;
+  #reloading: Promise<ReloadOutcome> | null = null;
+  #reloadAgain: ReloadTrigger | null = null;
+  #stopMode: ShutdownMode | null = null;
+  #deadline: { timer: NodeJS.Timeout; at: number } | null = null;
+  #resolveDone!: (code: number) => void;
+  readonly #done: Promise<number>;
+  #stats = { reloads: 0, reload_failures: 0, child_restarts: 0 };
+
+  constructor(options: MasterOptions) {
+    this.#opts = options;
+    this.#config = options.config;
+    this.#log = options.logger.child({ component: 'master' });
+    this.#loopMs = Math.round(options.options.loop_timeout * 1000);
+    this.#timing = { ...supervisorTiming(this.#loopMs), ...options.timing };
+    const source = options.signals === undefined ? process : options.signals;
+    this.#signals =
+      source === null
+        ? null
+        : new SignalRouter(
+            {
+              reload: (signal) => {
+                this.#log.info({ event: 'signal', signal }, `${signal}: reloading`);
+                void this.reload(ReloadTrigger.SIGNAL);
+              },
+              gracefulStop: (signal) => void this.stop(Mode.GRACEFUL, signal),
+              hardStop: (signal) => void this.stop(Mode.HARD, signal),
+              reopenLogs: (signal) => this.#reopenLogs(signal),
+            },
+            source,
+          );
+    this.#done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  get state(): MasterState {
+    return this.#state;
+  }
+
+  get config(): JobsConfig {
+    return this.#config;
+  }
+
+  /** Where the status port listens, once started (null when --status_port is not set). */
+  get statusAddress(): { host: string; port: number } | null {
+    return this.#statusAddress;
+  }
+
+  /** Resolves with the process exit code once the master has stopped. */
+  get done(): Promise<number> {
+    return this.#done;
+  }
+
+  supervisor(pool: string): PoolSupervisor | undefined {
+    return this.#supervisors.get(pool);
+  }
+
+  /**
+   * Binds the status port, runs afterBind, forks every pool with workers and waits for their ready
+   * handshakes (a pool whose child fails to start is being restarted; start does not wait for that).
+   * Throws when the port cannot be bound or afterBind fails, after undoing what it did.
+   */
+  async start(): Promise<void> {
+    this.#signals?.install();
+    const { options } = this.#opts;
+    try {
+      if (options.status_port !== null) {
+        const idleTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
+        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, idleTimeoutMs });
+        this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
+          throw Object.assign(new Error(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`), { code: error.code });
+        });
+      }
+      if (this.#state !== MasterState.STARTING) return; // stopped while binding
+      this.#opts.afterBind?.();
+    } catch (error) {
+      this.#signals?.uninstall();
+      await this.#statusServer?.close();
+      this.#state = MasterState.STOPPED;
+      this.#resolveDone(2);
+      throw error;
+    }
+    const starts: Array<Promise<void>> = [];
+    for (const pool of Object.values(this.#config.pools)) {
+      if (pool.workerCount > 0) starts.push(this.#startPool(pool));
+    }
+    await Promise.all(starts);
+    if (this.#state !== MasterState.STARTING) return; // stopped while starting
+    const file = this.#config.path;
+    this.#watcher = new ConfigWatcher({
+      file,
+      intervalMs: Math.max(1, Math.round(this.#loopMs / 2)),
+      onChange: () => {
+        this.#log.info({ event: 'config-changed', file }, `${file} changed: reloading`);
+        void this.reload(ReloadTrigger.FILE);
+      },
+    });
+    this.#watcher.start();
+    this.#state = MasterState.RUNNING;
+    this.#log.info(
+      {
+        event: 'started',
+        pools: Object.keys(this.#config.pools),
+        children: [...this.#supervisors.values()].map((s) => ({ pool: s.name, pid: s.pid, state: s.state })),
+        statusAddress: this.#statusAddress,
+      },
+      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}`,
+    );
+  }
+
+  /**
+   * Reads the jobs config again and applies the difference (SPEC §4). An invalid or unreadable file, or
+   * one over the fd budget, changes nothing and is logged with every problem.
+   */
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    if (this.#state === MasterState.STOPPING || this.#state === MasterState.STOPPED || this.#state === MasterState.STARTING) {
+      this.#log.warn({ event: 'reload-ignored', trigger, state: this.#state }, `reload ignored while ${this.#state}`);
+      return Promise.resolve({ ok: false, problems: [`not reloading while ${this.#state}`] });
+    }
+    if (this.#reloading !== null) {
+      // SIGHUP wins over a file change: it also retries failed pools.
+      if (this.#reloadAgain !== ReloadTrigger.SIGNAL) this.#reloadAgain = trigger;
+      return this.#reloading;
+    }
+    this.#state = MasterState.RELOADING;
+    this.#reloading = (async () => {
+      let outcome = await this.#reloadOnce(trigger);
+      while (this.#reloadAgain !== null && this.#state === MasterState.RELOADING) {
+        const again = this.#reloadAgain;
+        this.#reloadAgain = null;
+        outcome = await this.#reloadOnce(again);
+      }
+      return outcome;
+    })().finally(() => {
+      this.#reloading = null;
+      this.#reloadAgain = null;
+      if (this.#state === MasterState.RELOADING) this.#state = MasterState.RUNNING;
+    });
+    return this.#reloading;
+  }
+
+  /**
+   * Stops every child and the status port; resolves with the exit code. A hard stop during a graceful
+   * one upgrades it. The deadline timer is armed before any shutdown work starts (close-with-grace), so
+   * a child or a step that hangs cannot keep the process alive past it.
+   */
+  stop(mode: ShutdownMode, reason = 'stop requested'): Promise<number> {
+    if (this.#state === MasterState.STOPPED) return this.#done;
+    const graceful = mode === Mode.GRACEFUL;
+    const deadlineMs = graceful ? 4 * this.#loopMs + 2 * this.#timing.killGraceMs + 1000 : Math.max(2 * this.#loopMs, 2 * this.#timing.killGraceMs + 250);
+    const childDeadlineMs = graceful ? 4 * this.#loopMs : 0;
+    if (this.#state === MasterState.STOPPING) {
+      if (mode !== Mode.HARD || this.#stopMode === Mode.HARD) return this.#done;
+      this.#stopMode = Mode.HARD;
+      this.#log.warn({ event: 'shutdown', mode, reason }, `${reason}: hard stop, failing running jobs now`);
+      this.#armDeadline(deadlineMs);
+      for (const supervisor of this.#allSupervisors()) void supervisor.stop(Mode.HARD, 0);
+      return this.#done;
+    }
+    this.#armDeadline(deadlineMs);
+    this.#state = MasterState.STOPPING;
+    this.#stopMode = mode;
+    this.#log.info(
+      { event: 'shutdown', mode, reason, deadlineMs },
+      graceful ? `${reason}: stopping gracefully (running jobs get ${childDeadlineMs} ms)` : `${reason}: hard stop, failing running jobs now`,
+    );
+    this.#watcher?.close();
+    void (async () => {
+      await Promise.all([...this.#allSupervisors()].map((supervisor) => supervisor.stop(mode, childDeadlineMs)));
+      // The status port stays open while children drain, so an operator can watch them finish.
+      await this.#statusServer?.close();
+      this.#finish(0);
+    })();
+    return this.#done;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // StatusSource (SPEC §6)
+
+  async threads(): Promise<string> {
+    const results = await this.#pollAll();
+    const lines: string[] = [];
+    for (const { supervisor, result, retiring } of results) {
+      if (!result.ok) continue;
+      for (const slot of result.status.slots) {
+        const state = slot.job === null ? 'Waiting for work' : `job_handle=${printable(slot.job.handle)} job_unique=${printable(slot.job.unique)}`;
+        const flag = slot.stopping || retiring || supervisor.state === SupervisorState.STOPPING ? 1 : 0;
+        lines.push(`${printable(slot.id)}\t${printable(supervisor.name)}\t${flag}\t${state}\r\n`);
+      }
+    }
+    return lines.join('');
+  }
+
+  async counters(): Promise<string> {
+    // Polled first so the live children's counters are current.
+    await this.#pollAll();
+    const lines = [
+      `reloads: ${this.#stats.reloads}`,
+      `reload_failures: ${this.#stats.reload_failures}`,
+      `child_restarts: ${this.#stats.child_restarts}`,
+    ];
+    for (const pool of this.#poolNames()) {
+      let counters = this.#retiredCounters.get(pool) ?? zeroCounters();
+      for (const supervisor of this.#allSupervisors()) {
+        if (supervisor.name === pool) counters = addCounters(counters, supervisor.counters);
+      }
+      for (const name of COUNTER_NAMES) lines.push(`${pool}.${name}: ${counters[name]}`);
+      const supervisor = this.#supervisors.get(pool);
+      lines.push(`${pool}.child_restarts: ${supervisor?.restarts ?? 0}`);
+    }
+    return lines.map((line) => `${line}\r\n`).join('');
+  }
+
+  async gauges(): Promise<string> {
+    const results = await this.#pollAll();
+    const live = [...this.#allSupervisors()].filter((s) => s.pid !== null).length;
+    const failed = [...this.#supervisors.values()].filter((s) => s.state === SupervisorState.FAILED).length;
+    const lines = [
+      `pools: ${Object.keys(this.#config.pools).length}`,
+      `children: ${live}`,
+      `failed_pools: ${failed}`,
+      `uptime_seconds: ${Math.floor((Date.now() - this.#startedAt) / 1000)}`,
+    ];
+    for (const pool of this.#poolNames()) {
+      const statuses: ChildStatus[] = [];
+      let responding = 1;
+      for (const { supervisor, result } of results) {
+        if (supervisor.name !== pool) continue;
+        if (result.ok) statuses.push(result.status);
+        else if (supervisor.pid !== null) responding = 0;
+      }
+      const slots = statuses.flatMap((status) => status.slots);
+      const supervisor = this.#supervisors.get(pool);
+      lines.push(
+        `${pool}.worker_count: ${this.#config.pools[pool]?.workerCount ?? 0}`,
+        `${pool}.slots: ${slots.length}`,
+        `${pool}.busy_slots: ${slots.filter((slot) => slot.job !== null).length}`,
+        `${pool}.stopping_slots: ${slots.filter((slot) => slot.stopping).length}`,
+        // Servers the best-connected slot is registered with; `connections` counts every slot's.
+        `${pool}.connected_servers: ${slots.reduce((max, slot) => Math.max(max, slot.connectedServers), 0)}`,
+        `${pool}.connections: ${slots.reduce((sum, slot) => sum + slot.connectedServers, 0)}`,
+        `${pool}.child_pid: ${supervisor?.pid ?? 0}`,
+        `${pool}.responding: ${responding}`,
+        `${pool}.failed: ${supervisor?.state === SupervisorState.FAILED ? 1 : 0}`,
+      );
+    }
+    return lines.map((line) => `${line}\r\n`).join('');
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+
+  #settingsFor(pool: PoolConfig, config: JobsConfig = this.#config): ChildSettings {
+    return { pool, servers: config.servers, loopTimeoutMs: this.#loopMs, logLevel: effectiveLevel(this.#opts.logger) };
+  }
+
+  #startPool(pool: PoolConfig): Promise<void> {
+    const supervisor = new PoolSupervisor({
+      settings: this.#settingsFor(pool),
+      fork: this.#opts.fork,
+      logger: this.#opts.logger,
+      timing: this.#timing,
+      onRestart: () => {
+        this.#stats.child_restarts++;
+      },
+    });
+    this.#supervisors.set(pool.name, supervisor);
+    return supervisor.start();
+  }
+
+  /** Drains a pool's child in the background (removed pool, or worker_count → 0). */
+  #retire(supervisor: PoolSupervisor, deadlineMs: number): void {
+    this.#supervisors.delete(supervisor.name);
+    this.#retiring.add(supervisor);
+    void supervisor.stop(Mode.GRACEFUL, deadlineMs).then(() => {
+      this.#retiring.delete(supervisor);
+      const sum = addCounters(this.#retiredCounters.get(supervisor.name) ?? zeroCounters(), supervisor.counters);
+      this.#retiredCounters.set(supervisor.name, sum);
+    });
+  }
+
+  *#allSupervisors(): Iterable<PoolSupervisor> {
+    yield* this.#supervisors.values();
+    yield* this.#retiring;
+  }
+
+  /** Configured pools in file order, then pools still draining after removal. */
+  #poolNames(): string[] {
+    const names = Object.keys(this.#config.pools);
+    for (const supervisor of this.#retiring) if (!names.includes(supervisor.name)) names.push(supervisor.name);
+    return names;
+  }
+
+  async #pollAll(): Promise<Array<{ supervisor: PoolSupervisor; result: StatusResult; retiring: boolean }>> {
+    const all = [...this.#supervisors.values()].map((s) => ({ supervisor: s, retiring: false }));
+    for (const s of this.#retiring) all.push({ supervisor: s, retiring: true });
+    return Promise.all(
+      all.map(async ({ supervisor, retiring }) => {
+        const result = await supervisor.status();
+        if (!result.ok && supervisor.pid !== null && supervisor.state !== SupervisorState.STARTING) {
+          this.#log.warn({ event: 'status-timeout', pool: supervisor.name, reason: result.reason }, `pool ${supervisor.name}: no status from child (${result.reason}); its slots are left out`);
+        }
+        return { supervisor, result, retiring };
+      }),
+    );
+  }
+
+  async #reloadOnce(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const file = this.#config.path;
+    this.#watcher?.accept(fileSignature(file));
+    let next: JobsConfig;
+    try {
+      next = this.#opts.loadConfig(file);
+      this.#opts.checkBudget(next);
+    } catch (error) {
+      const problems = problemsOf(error);
+      this.#stats.reload_failures++;
+      this.#log.error(
+        { event: 'reload-failed', trigger, file, problems },
+        `reload of ${file} failed, keeping the running config: ${problems.join('; ')}`,
+      );
+      return { ok: false, problems };
+    }
+    if (this.#state !== MasterState.RELOADING) return { ok: false, problems: ['stopped during reload'] };
+    const previous = this.#config;
+    const diff = diffJobsConfig(previous, next);
+    this.#config = next;
+    this.#stats.reloads++;
+    const work: Array<Promise<void>> = [];
+    if (trigger === ReloadTrigger.SIGNAL) {
+      for (const supervisor of this.#supervisors.values()) work.push(supervisor.retry());
+    }
+    for (const name of diff.removed) {
+      const supervisor = this.#supervisors.get(name);
+      if (supervisor !== undefined) this.#retire(supervisor, (previous.pools[name] as PoolConfig).maxRunningTimeMs);
+    }
+    const changed = [...diff.resized.map((r) => r.pool), ...diff.replaced, ...diff.added];
+    for (const name of changed) {
+      const pool = next.pools[name] as PoolConfig;
+      const supervisor = this.#supervisors.get(name);
+      if (pool.workerCount === 0) {
+        if (supervisor !== undefined) this.#retire(supervisor, (previous.pools[name] ?? pool).maxRunningTimeMs);
+      } else if (supervisor === undefined) {
+        work.push(this.#startPool(pool));
+      } else {
+        // worker_count up or down, or slots replaced: the child does it in place, new slots first.
+        work.push(supervisor.reconfigure(this.#settingsFor(pool, next)));
+      }
+    }
+    await Promise.all(work);
+    const summary = {
+      added: diff.added,
+      removed: diff.removed,
+      resized: diff.resized,
+      replaced: diff.replaced,
+    };
+    const describe = isEmptyDiff(diff)
+      ? 'no changes'
+      : [
+          diff.added.length > 0 ? `added ${diff.added.join(', ')}` : '',
+          diff.removed.length > 0 ? `removed ${diff.removed.join(', ')}` : '',
+          diff.resized.length > 0 ? `resized ${diff.resized.map((r) => `${r.pool} ${r.from}→${r.to}`).join(', ')}` : '',
+          diff.replaced.length > 0 ? `replaced slots of ${diff.replaced.join(', ')}` : '',
+        ]
+          .filter((part) => part !== '')
+          .join('; ');
+    this.#log.info({ event: 'reloaded', trigger, file, ...summary }, `reloaded ${file}: ${describe}`);
+    return { ok: true, diff };
+  }
+
+  #reopenLogs(signal: NodeJS.Signals): void {
+    try {
+      const files = reopenLogFiles(this.#opts.logger);
+      this.#log.info({ event: 'logs-reopened', signal, files }, `${signal}: ${files.length} log files reopened`);
+    } catch (error) {
+      this.#log.error({ event: 'logs-reopen-failed', signal, err: error }, `${signal}: cannot reopen log files: ${(error as Error).message}`);
+    }
+  }
+
+  #armDeadline(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.#deadline !== null && this.#deadline.at <= at) return;
+    if (this.#deadline !== null) clearTimeout(this.#deadline.timer);
+    const timer = setTimeout(() => {
+      this.#log.error({ event: 'shutdown-deadline', deadlineMs: ms }, `shutdown did not finish within ${ms} ms; killing the remaining children`);
+      for (const supervisor of this.#allSupervisors()) {
+        const pid = supervisor.pid;
+        if (pid !== null) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Already gone.
+          }
+        }
+      }
+      void this.#statusServer?.close();
+      this.#finish(1);
+    }, ms);
+    this.#deadline = { timer, at };
+  }
+
+  #finish(code: number): void {
+    if (this.#state === MasterState.STOPPED) return;
+    if (this.#deadline !== null) clearTimeout(this.#deadline.timer);
+    this.#deadline = null;
+    this.#watcher?.close();
+    this.#signals?.uninstall();
+    this.#state = MasterState.STOPPED;
+    this.#log.info({ event: 'stopped', code }, `driveshaft stopped (exit code ${code})`);
+    this.#resolveDone(code);
+  }
+}

@@ -1,0 +1,437 @@
+/**
+ * One pool's child process, kept alive (DESIGN "Processes"; pm2's God.js rules): fork, ready handshake
+ * with a timeout, restart after an unexpected exit with backoff ×1.5 up to a cap, a crash-loop limit
+ * that marks the pool failed instead of forking forever, and stop escalation IPC shutdown → SIGTERM →
+ * SIGKILL. The supervisor never looks inside a job: it sends settings and asks for status.
+ *
+ *   starting ──ready──► running ──exit──► backoff ──timer──► starting …
+ *      │  init-failed / timeout / exit ─────┘   └─ too many unstable exits ──► failed
+ *      └──────────── stop() ──► stopping ──exit──► stopped      (recycle: stopping ──exit──► starting)
+ */
+import type { Logger } from '../log.js';
+import { emitForwardedRecord } from '../log.js';
+import type { ChildCounters, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
+import { ShutdownMode as Mode } from '../ipc/messages.js';
+import type { ForkChild, ForkedChild } from './child-process.js';
+import { IpcChannel } from './ipc-channel.js';
+
+export const SupervisorState = {
+  STARTING: 'starting',
+  RUNNING: 'running',
+  BACKOFF: 'backoff',
+  STOPPING: 'stopping',
+  STOPPED: 'stopped',
+  FAILED: 'failed',
+} as const;
+export type SupervisorState = (typeof SupervisorState)[keyof typeof SupervisorState];
+
+export interface SupervisorTiming {
+  /** From fork to `ready`. */
+  readyTimeoutMs: number;
+  reconfigureTimeoutMs: number;
+  statusTimeoutMs: number;
+  /** First restart delay; each further unstable exit multiplies it by restartFactor up to restartDelayMaxMs. */
+  restartDelayMs: number;
+  restartDelayMaxMs: number;
+  restartFactor: number;
+  /** A child that ran at least this long before exiting was stable: backoff and crash count reset. */
+  minUptimeMs: number;
+  /** Consecutive unstable exits after which the pool is marked failed. */
+  maxUnstableRestarts: number;
+  /** Between the shutdown deadline and SIGTERM, and between SIGTERM and SIGKILL. */
+  killGraceMs: number;
+}
+
+/** Timings derived from loop_timeout (SPEC §1: loop_timeout drives liveness checks and shutdown waits). */
+export function supervisorTiming(loopTimeoutMs: number): SupervisorTiming {
+  return {
+    // A child answers init before it connects anywhere; 10 s covers a loaded machine's module loading.
+    readyTimeoutMs: Math.max(10_000, 2 * loopTimeoutMs),
+    reconfigureTimeoutMs: Math.max(10_000, 2 * loopTimeoutMs),
+    // The status port must answer promptly whatever loop_timeout is; a child that cannot reply to a
+    // status query within a second is stuck, and is reported as such.
+    statusTimeoutMs: 1000,
+    restartDelayMs: 250,
+    restartDelayMaxMs: 15_000,
+    restartFactor: 1.5,
+    minUptimeMs: 10_000,
+    maxUnstableRestarts: 10,
+    killGraceMs: Math.max(250, Math.min(loopTimeoutMs / 2, 5000)),
+  };
+}
+
+/** First resend of `init` to a child that has not answered (see IpcChannel.requestUntilAnswered). */
+const INIT_RETRY_MS = 100;
+
+const ZERO_COUNTERS: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
+
+export function addCounters(a: ChildCounters, b: ChildCounters): ChildCounters {
+  return {
+    jobs_completed: a.jobs_completed + b.jobs_completed,
+    jobs_failed: a.jobs_failed + b.jobs_failed,
+    jobs_timed_out: a.jobs_timed_out + b.jobs_timed_out,
+    jobs_requeued: a.jobs_requeued + b.jobs_requeued,
+    http_errors: a.http_errors + b.http_errors,
+  };
+}
+
+export function zeroCounters(): ChildCounters {
+  return { ...ZERO_COUNTERS };
+}
+
+export type StatusResult = { ok: true; status: ChildStatus } | { ok: false; reason: string };
+
+export interface SupervisorOptions {
+  settings: ChildSettings;
+  fork: ForkChild;
+  /** The master's logger: supervisor events and forwarded child records both go here. */
+  logger: Logger;
+  timing: SupervisorTiming;
+  /** Called each time a child is forked again after an unexpected exit (daemon-wide child_restarts). */
+  onRestart?: () => void;
+}
+
+/** One child process's lifetime. */
+interface Incarnation {
+  child: ForkedChild;
+  channel: IpcChannel;
+  spawnedAt: number;
+  exited: boolean;
+}
+
+export class PoolSupervisor {
+  readonly name: string;
+  readonly #fork: ForkChild;
+  readonly #root: Logger;
+  readonly #log: Logger;
+  readonly #timing: SupervisorTiming;
+  readonly #onRestart: () => void;
+  #settings: ChildSettings;
+  #state: SupervisorState = SupervisorState.STOPPED;
+  #current: Incarnation | null = null;
+  #restartTimer: NodeJS.Timeout | null = null;
+  #restartDelay: number;
+  #unstableExits = 0;
+  #restarts = 0;
+  /** Counters of children that have exited, plus the last ones seen from the current child. */
+  #pastCounters: ChildCounters = zeroCounters();
+  #lastCounters: ChildCounters = zeroCounters();
+  #stopMode: ShutdownMode | null = null;
+  #stopDeadlineAt = Infinity;
+  #recycleAfterStop = false;
+  #escalation: NodeJS.Timeout[] = [];
+  #stopWaiters: Array<() => void> = [];
+  #settleWaiters: Array<() => void> = [];
+  #failReason: string | null = null;
+
+  constructor(options: SupervisorOptions) {
+    this.name = options.settings.pool.name;
+    this.#settings = options.settings;
+    this.#fork = options.fork;
+    this.#root = options.logger;
+    this.#log = options.logger.child({ component: 'supervisor', pool: this.name });
+    this.#timing = options.timing;
+    this.#onRestart = options.onRestart ?? (() => {});
+    this.#restartDelay = options.timing.restartDelayMs;
+  }
+
+  get state(): SupervisorState {
+    return this.#state;
+  }
+
+  get settings(): ChildSettings {
+    return this.#settings;
+  }
+
+  get pid(): number | null {
+    return this.#current !== null && !this.#current.exited ? this.#current.child.pid : null;
+  }
+
+  /** Times a child was forked again after an unexpected exit. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Why the pool was marked failed, while it is. */
+  get failReason(): string | null {
+    return this.#failReason;
+  }
+
+  /** Jobs counters over every child this supervisor ran (the last poll's values for the live one). */
+  get counters(): ChildCounters {
+    return addCounters(this.#pastCounters, this.#lastCounters);
+  }
+
+  /** Forks the child; resolves once it is ready, or has failed to start (the restart is then scheduled). */
+  start(): Promise<void> {
+    if (this.#state !== SupervisorState.STOPPED) return this.#settled();
+    this.#spawn();
+    return this.#settled();
+  }
+
+  /** Gives a failed pool a fresh start (on SIGHUP, or when its config changes). */
+  retry(): Promise<void> {
+    if (this.#state !== SupervisorState.FAILED) return this.#settled();
+    this.#log.info({ event: 'retry' }, `pool ${this.name}: retrying after crash loop`);
+    this.#unstableExits = 0;
+    this.#restartDelay = this.#timing.restartDelayMs;
+    this.#failReason = null;
+    this.#spawn();
+    return this.#settled();
+  }
+
+  /**
+   * Applies new settings in place (SPEC §4: the child adds, drains or replaces slots without dropping the
+   * pool to zero). A child that refuses or does not answer is replaced by a fresh one with the new
+   * settings. A child that is not running picks the settings up when it next starts.
+   */
+  async reconfigure(settings: ChildSettings): Promise<void> {
+    this.#settings = settings;
+    if (this.#state === SupervisorState.FAILED) {
+      await this.retry();
+      return;
+    }
+    if (this.#state === SupervisorState.STARTING) {
+      // The child is being initialised with the old settings: let it finish, then send the new ones.
+      await this.#settled();
+    }
+    const current = this.#current;
+    if (this.#state !== SupervisorState.RUNNING || current === null) return;
+    let problem: string;
+    try {
+      const reply = await current.channel.request({ type: 'reconfigure', settings }, this.#timing.reconfigureTimeoutMs);
+      if (reply.type === 'reconfigured') return;
+      problem = reply.type === 'reconfigure-failed' ? `${reply.error.code}: ${reply.error.message}` : `unexpected reply ${reply.type}`;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+    if (this.#current !== current || this.#state !== SupervisorState.RUNNING) return;
+    this.#log.error({ event: 'reconfigure-failed', problem }, `pool ${this.name}: reconfigure failed (${problem}); replacing the child`);
+    this.#recycle();
+  }
+
+  /** Asks the child for its slots and counters. Never throws; a silent child is reported, not waited on. */
+  async status(): Promise<StatusResult> {
+    const current = this.#current;
+    if (current === null || current.exited) return { ok: false, reason: `no child (${this.#state})` };
+    if (this.#state === SupervisorState.STARTING) return { ok: false, reason: 'child is starting' };
+    try {
+      const reply = await current.channel.request({ type: 'status' }, this.#timing.statusTimeoutMs);
+      if (reply.type !== 'status-reply') return { ok: false, reason: `unexpected reply ${reply.type}` };
+      if (this.#current === current) this.#lastCounters = sanitizeCounters(reply.status.counters);
+      return { ok: true, status: reply.status };
+    } catch (error) {
+      return { ok: false, reason: (error as Error).message };
+    }
+  }
+
+  /**
+   * Stops the child: IPC shutdown with `deadlineMs` for running jobs, then SIGTERM after killGraceMs more,
+   * then SIGKILL after another killGraceMs. A hard stop during a graceful one upgrades it. Resolves once the
+   * child has exited (or at once when there is none).
+   */
+  stop(mode: ShutdownMode, deadlineMs: number): Promise<void> {
+    this.#recycleAfterStop = false;
+    if (this.#restartTimer !== null) {
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = null;
+    }
+    const current = this.#current;
+    if (current === null || current.exited) {
+      if (this.#state !== SupervisorState.STOPPED) this.#setState(SupervisorState.STOPPED);
+      return Promise.resolve();
+    }
+    const done = new Promise<void>((resolve) => this.#stopWaiters.push(resolve));
+    const at = Date.now() + deadlineMs;
+    if (this.#state === SupervisorState.STOPPING) {
+      // Already stopping: only a hard stop or an earlier deadline (a daemon shutdown overtaking a pool's
+      // max_running_time drain) is worth telling the child again.
+      const upgrade = mode === Mode.HARD && this.#stopMode !== Mode.HARD;
+      if (!upgrade && at >= this.#stopDeadlineAt) return done;
+      deadlineMs = Math.max(0, Math.min(deadlineMs, this.#stopDeadlineAt - Date.now()));
+      if (this.#stopMode === Mode.HARD) mode = Mode.HARD;
+    }
+    this.#setState(SupervisorState.STOPPING);
+    this.#stopMode = mode;
+    this.#stopDeadlineAt = Date.now() + deadlineMs;
+    this.#log.info({ event: 'stop', mode, deadlineMs, childPid: current.child.pid }, `pool ${this.name}: stopping child (${mode})`);
+    current.channel.request({ type: 'shutdown', mode, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).catch(() => {
+      // No answer is fine: the escalation below stops the child either way.
+    });
+    this.#armEscalation(current, deadlineMs);
+    return done;
+  }
+
+  /** Resolves the next time the supervisor is not STARTING. */
+  #settled(): Promise<void> {
+    if (this.#state !== SupervisorState.STARTING) return Promise.resolve();
+    return new Promise((resolve) => this.#settleWaiters.push(resolve));
+  }
+
+  #setState(state: SupervisorState): void {
+    this.#state = state;
+    if (state !== SupervisorState.STARTING) {
+      const waiters = this.#settleWaiters;
+      this.#settleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    if (state === SupervisorState.STOPPED) {
+      const waiters = this.#stopWaiters;
+      this.#stopWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  #spawn(): void {
+    this.#setState(SupervisorState.STARTING);
+    this.#stopMode = null;
+    this.#stopDeadlineAt = Infinity;
+    this.#lastCounters = zeroCounters();
+    let child: ForkedChild;
+    try {
+      child = this.#fork(this.name);
+    } catch (error) {
+      // fork() throws only for things like EAGAIN; treat it like a child that died at once.
+      this.#log.error({ event: 'fork-failed', err: error }, `pool ${this.name}: cannot fork: ${(error as Error).message}`);
+      this.#current = null;
+      this.#afterUnexpectedExit(0, 'fork failed');
+      return;
+    }
+    const channel = new IpcChannel(child.endpoint, `child ${this.name} (pid ${child.pid})`);
+    const incarnation: Incarnation = { child, channel, spawnedAt: Date.now(), exited: false };
+    this.#current = incarnation;
+    channel.onNotice((notice) => {
+      if (notice.type === 'log') emitForwardedRecord(this.#root, notice.record);
+    });
+    channel.onInvalid((message) => {
+      this.#log.warn({ event: 'ipc-invalid', message: String(JSON.stringify(message)).slice(0, 200) }, `pool ${this.name}: ignored a malformed IPC message`);
+    });
+    child.onError((error) => {
+      this.#log.warn({ event: 'child-error', err: error }, `pool ${this.name}: child process error: ${error.message}`);
+      if (child.pid === -1) this.#onExit(incarnation, null, null);
+    });
+    child.onExit((code, signal) => this.#onExit(incarnation, code, signal));
+    this.#log.info({ event: 'fork', childPid: child.pid }, `pool ${this.name}: forked child ${child.pid}`);
+    void this.#handshake(incarnation);
+  }
+
+  async #handshake(incarnation: Incarnation): Promise<void> {
+    let problem: string;
+    try {
+      const reply = await incarnation.channel.requestUntilAnswered({ type: 'init', settings: this.#settings }, this.#timing.readyTimeoutMs, INIT_RETRY_MS);
+      if (reply.type === 'ready') {
+        if (this.#current === incarnation && this.#state === SupervisorState.STARTING) {
+          this.#setState(SupervisorState.RUNNING);
+          this.#log.info({ event: 'ready', childPid: incarnation.child.pid }, `pool ${this.name}: child ${incarnation.child.pid} ready`);
+        }
+        return;
+      }
+      problem = reply.type === 'init-failed' ? `${reply.error.code}: ${reply.error.message}` : `unexpected reply ${reply.type}`;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+    if (this.#current !== incarnation || incarnation.exited || this.#state !== SupervisorState.STARTING) return;
+    this.#log.error({ event: 'init-failed', problem, childPid: incarnation.child.pid }, `pool ${this.name}: child failed to start: ${problem}`);
+    // Its exit (forced now) goes through the ordinary crash path: backoff, crash-loop limit.
+    incarnation.child.kill('SIGKILL');
+  }
+
+  #armEscalation(incarnation: Incarnation, deadlineMs: number): void {
+    this.#clearEscalation();
+    const grace = this.#timing.killGraceMs;
+    this.#escalation.push(
+      setTimeout(() => {
+        if (incarnation.exited) return;
+        this.#log.warn({ event: 'sigterm', childPid: incarnation.child.pid }, `pool ${this.name}: child still running ${grace} ms after its deadline; sending SIGTERM`);
+        incarnation.child.kill('SIGTERM');
+      }, deadlineMs + grace),
+      setTimeout(() => {
+        if (incarnation.exited) return;
+        this.#log.error({ event: 'sigkill', childPid: incarnation.child.pid }, `pool ${this.name}: child ignored SIGTERM; sending SIGKILL`);
+        incarnation.child.kill('SIGKILL');
+      }, deadlineMs + 2 * grace),
+    );
+  }
+
+  #clearEscalation(): void {
+    for (const timer of this.#escalation) clearTimeout(timer);
+    this.#escalation = [];
+  }
+
+  /** Replaces a child that cannot take its new settings: drain it, then fork a fresh one at once. */
+  #recycle(): void {
+    const current = this.#current;
+    if (current === null || current.exited) return;
+    const deadlineMs = this.#settings.pool.maxRunningTimeMs;
+    this.#setState(SupervisorState.STOPPING);
+    this.#stopMode = Mode.GRACEFUL;
+    this.#stopDeadlineAt = Date.now() + deadlineMs;
+    this.#recycleAfterStop = true;
+    current.channel.request({ type: 'shutdown', mode: Mode.GRACEFUL, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).catch(() => {});
+    this.#armEscalation(current, deadlineMs);
+  }
+
+  #onExit(incarnation: Incarnation, code: number | null, signal: NodeJS.Signals | null): void {
+    if (incarnation.exited) return;
+    incarnation.exited = true;
+    incarnation.channel.close(`child exited (code ${code}, signal ${signal})`);
+    if (this.#current !== incarnation) return;
+    this.#clearEscalation();
+    this.#pastCounters = addCounters(this.#pastCounters, this.#lastCounters);
+    this.#lastCounters = zeroCounters();
+    const uptimeMs = Date.now() - incarnation.spawnedAt;
+    const childPid = incarnation.child.pid;
+    if (this.#state === SupervisorState.STOPPING) {
+      this.#log.info({ event: 'stopped', childPid, code, signal }, `pool ${this.name}: child ${childPid} stopped (code ${code}, signal ${signal})`);
+      if (this.#recycleAfterStop) {
+        this.#recycleAfterStop = false;
+        this.#spawn();
+      } else {
+        this.#setState(SupervisorState.STOPPED);
+      }
+      return;
+    }
+    this.#log.warn(
+      { event: 'child-exit', childPid, code, signal, uptimeMs },
+      `pool ${this.name}: child ${childPid} exited unexpectedly (code ${code}, signal ${signal}) after ${uptimeMs} ms`,
+    );
+    this.#afterUnexpectedExit(uptimeMs, `code ${code}, signal ${signal}`);
+  }
+
+  #afterUnexpectedExit(uptimeMs: number, how: string): void {
+    if (uptimeMs >= this.#timing.minUptimeMs) {
+      // A child that ran for a while and then died is not a crash loop: start over from the short delay.
+      this.#unstableExits = 0;
+      this.#restartDelay = this.#timing.restartDelayMs;
+    }
+    this.#unstableExits++;
+    if (this.#unstableExits > this.#timing.maxUnstableRestarts) {
+      this.#failReason = `crash loop: ${this.#unstableExits} exits within ${this.#timing.minUptimeMs} ms of starting, the last ${how}`;
+      this.#setState(SupervisorState.FAILED);
+      this.#log.error({ event: 'pool-failed', reason: this.#failReason }, `pool ${this.name} marked failed (${this.#failReason}); send SIGHUP or change its config to retry`);
+      return;
+    }
+    const delay = this.#restartDelay;
+    this.#restartDelay = Math.min(Math.round(this.#restartDelay * this.#timing.restartFactor), this.#timing.restartDelayMaxMs);
+    this.#setState(SupervisorState.BACKOFF);
+    this.#log.info({ event: 'restart-scheduled', delayMs: delay, attempt: this.#unstableExits }, `pool ${this.name}: restarting child in ${delay} ms`);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      if (this.#state !== SupervisorState.BACKOFF) return;
+      this.#restarts++;
+      this.#onRestart();
+      this.#spawn();
+    }, delay);
+  }
+}
+
+/** Counters from a child are ours, but a NaN must not poison every later sum. */
+function sanitizeCounters(counters: ChildCounters | undefined): ChildCounters {
+  const out = zeroCounters();
+  if (counters === undefined || counters === null) return out;
+  for (const key of Object.keys(out) as Array<keyof ChildCounters>) {
+    const value = counters[key];
+    out[key] = typeof value === 'number' && Number.isFinite(value) ? value : 0;
+  }
+  return out;
+}

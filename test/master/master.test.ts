@@ -1,0 +1,302 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { checkFdBudget } from '../../src/config/fd-budget.js';
+import { loadJobsConfig } from '../../src/config/jobs-config.js';
+import type { DaemonOptions } from '../../src/config/types.js';
+import { FdBudgetError } from '../../src/errors.js';
+import { clusterForker } from '../../src/master/child-process.js';
+import { Master, MasterState } from '../../src/master/master.js';
+import type { SignalSource } from '../../src/master/signals.js';
+import { SupervisorState } from '../../src/master/supervisor.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { FAKE_CHILD, fastTiming, jobsFile, memoryLogger } from './support.js';
+import type { LogRecord } from './support.js';
+
+type Pools = Record<string, { uri: string; count: number; jobs: string[] }>;
+
+const SERVERS = ['127.0.0.1:4730'];
+
+function options(file: string, statusPort: number | null = 0): DaemonOptions {
+  return {
+    jobsconfig: file,
+    logconfig: null,
+    max_running_time: 1,
+    loop_timeout: 0.2,
+    status_port: statusPort,
+    status_host: '127.0.0.1',
+    user: null,
+    pid_file: null,
+    daemonize: false,
+    request_format: 'json',
+    check: false,
+  };
+}
+
+interface Harness {
+  master: Master;
+  records: LogRecord[];
+  file: string;
+  signals: EventEmitter;
+  write(pools: Pools, servers?: string[]): void;
+  ask(command: string): Promise<string>;
+}
+
+async function startMaster(t: import('node:test').TestContext, pools: Pools, extra: { budget?: (c: import('../../src/config/types.js').JobsConfig) => void } = {}): Promise<Harness> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-master-'));
+  const file = path.join(dir, 'jobs.json');
+  const write = (next: Pools, servers = SERVERS): void => writeFileSync(file, jobsFile(servers, next));
+  write(pools);
+  const opts = options(file);
+  const load = (f: string) => loadJobsConfig(f, { maxRunningTimeMs: 1000, requestFormat: 'json' });
+  const { logger, records } = memoryLogger();
+  const signals = new EventEmitter();
+  const master = new Master({
+    options: opts,
+    config: load(file),
+    logger,
+    fork: clusterForker(FAKE_CHILD),
+    loadConfig: load,
+    checkBudget: extra.budget ?? ((c) => checkFdBudget(c)),
+    signals: signals as unknown as SignalSource,
+    timing: fastTiming(),
+  });
+  t.after(async () => {
+    await master.stop('hard');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await master.start();
+  const ask = (command: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const address = master.statusAddress;
+      if (address === null) return reject(new Error('no status port'));
+      const socket = net.connect(address.port, address.host);
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (text += d));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+      socket.write(`${command}\n`);
+    });
+  return { master, records, file, signals, write, ask };
+}
+
+function pidOf(master: Master, pool: string): number | null {
+  return master.supervisor(pool)?.pid ?? null;
+}
+
+function parseNameValues(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\r\n')) {
+    if (line === '') continue;
+    const match = /^([^:]+): (-?\d+)$/.exec(line);
+    assert.ok(match, `bad line ${JSON.stringify(line)}`);
+    out.set(match[1] as string, Number(match[2]));
+  }
+  return out;
+}
+
+const URI = 'http://127.0.0.1:1/job';
+
+test('Master.start should fork one child per pool with workers and serve threads in the original format', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 2, jobs: ['Sum'] }, okBbusy: { uri: URI, count: 1, jobs: ['Sum2'] }, okOff: { uri: URI, count: 0, jobs: ['Off'] } });
+  assert.equal(h.master.state, MasterState.RUNNING);
+  assert.equal(h.master.supervisor('okOff'), undefined);
+  const a = pidOf(h.master, 'okA');
+  const b = pidOf(h.master, 'okBbusy');
+  assert.ok(a !== null && b !== null && a !== b);
+  const threads = await h.ask('threads');
+  assert.ok(threads.endsWith('\r\n'));
+  const lines = threads.split('\r\n').filter((l) => l !== '');
+  assert.deepEqual(
+    lines.map((l) => l.split('\t')),
+    [
+      [`${a}-1`, 'okA', '0', 'Waiting for work'],
+      [`${a}-2`, 'okA', '0', 'Waiting for work'],
+      // The fixture's unique holds a tab: escaped so the line keeps its four fields.
+      [`${b}-1`, 'okBbusy', '0', 'job_handle=H:fixture:1 job_unique=u\\x091'],
+    ],
+  );
+  assert.ok(h.records.some((r) => r.event === 'started'));
+});
+
+test('Master counters and gauges should report per-pool and daemon-wide values', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 3, jobs: ['Sum'] }, okOff: { uri: URI, count: 0, jobs: ['Off'] } });
+  const gauges = parseNameValues(await h.ask('gauges'));
+  assert.equal(gauges.get('pools'), 2);
+  assert.equal(gauges.get('children'), 1);
+  assert.equal(gauges.get('failed_pools'), 0);
+  assert.equal(gauges.get('okA.worker_count'), 3);
+  assert.equal(gauges.get('okA.slots'), 3);
+  assert.equal(gauges.get('okA.busy_slots'), 0);
+  assert.equal(gauges.get('okA.connected_servers'), 1);
+  assert.equal(gauges.get('okA.connections'), 3);
+  assert.equal(gauges.get('okA.child_pid'), pidOf(h.master, 'okA'));
+  assert.equal(gauges.get('okA.responding'), 1);
+  assert.equal(gauges.get('okOff.slots'), 0);
+  assert.equal(gauges.get('okOff.child_pid'), 0);
+  // The fixture reports 10 × (status polls it has answered) completed jobs: gauges polled once.
+  const counters = parseNameValues(await h.ask('counters'));
+  assert.equal(counters.get('okA.jobs_completed'), 20);
+  assert.equal(counters.get('okA.jobs_failed'), 1);
+  assert.equal(counters.get('okA.http_errors'), 2);
+  assert.equal(counters.get('okOff.jobs_completed'), 0);
+  assert.equal(counters.get('reloads'), 0);
+  assert.equal(counters.get('child_restarts'), 0);
+  // A crashed child's counts are kept and the restart is counted.
+  process.kill(pidOf(h.master, 'okA') as number, 'SIGKILL');
+  await waitFor(() => h.master.supervisor('okA')?.state === SupervisorState.RUNNING && h.master.supervisor('okA')?.restarts === 1, { timeoutMs: 5000, message: 'okA restarted' });
+  const after = parseNameValues(await h.ask('counters'));
+  assert.equal(after.get('okA.jobs_completed'), 30);
+  assert.equal(after.get('child_restarts'), 1);
+  assert.equal(after.get('okA.child_restarts'), 1);
+});
+
+test('Master should reload on a file change: add, remove, resize, and leave unchanged pools alone', async (t) => {
+  const h = await startMaster(t, {
+    okKeep: { uri: URI, count: 1, jobs: ['Keep'] },
+    okGrow: { uri: URI, count: 1, jobs: ['Grow'] },
+    okGone: { uri: URI, count: 1, jobs: ['Gone'] },
+    okZero: { uri: URI, count: 1, jobs: ['Zero'] },
+    okWake: { uri: URI, count: 0, jobs: ['Wake'] },
+  });
+  const keep = pidOf(h.master, 'okKeep');
+  const grow = pidOf(h.master, 'okGrow');
+  const gone = pidOf(h.master, 'okGone') as number;
+  const zero = pidOf(h.master, 'okZero') as number;
+  h.write({
+    okKeep: { uri: URI, count: 1, jobs: ['Keep'] },
+    okGrow: { uri: URI, count: 4, jobs: ['Grow'] },
+    okZero: { uri: URI, count: 0, jobs: ['Zero'] },
+    okWake: { uri: URI, count: 2, jobs: ['Wake'] },
+    okNew: { uri: URI, count: 1, jobs: ['New'] },
+  });
+  const reloaded = await waitFor(() => h.records.find((r) => r.event === 'reloaded'), { timeoutMs: 5000, message: 'the reloaded log line' });
+  assert.equal(reloaded.trigger, 'file');
+  assert.deepEqual(reloaded.added, ['okNew']);
+  assert.deepEqual(reloaded.removed, ['okGone']);
+  assert.deepEqual(reloaded.resized, [
+    { pool: 'okGrow', from: 1, to: 4 },
+    { pool: 'okZero', from: 1, to: 0 },
+    { pool: 'okWake', from: 0, to: 2 },
+  ]);
+  assert.equal(pidOf(h.master, 'okKeep'), keep, 'unchanged pool keeps its child');
+  assert.equal(pidOf(h.master, 'okGrow'), grow, 'a resize happens in place');
+  const growStatus = await h.master.supervisor('okGrow')?.status();
+  assert.equal(growStatus?.ok && growStatus.status.slots.length, 4);
+  assert.ok(pidOf(h.master, 'okNew') !== null);
+  assert.ok(pidOf(h.master, 'okWake') !== null);
+  await waitFor(() => !alive(gone) && !alive(zero), { timeoutMs: 5000, message: 'removed and zeroed children to exit' });
+  const gauges = parseNameValues(await h.ask('gauges'));
+  assert.equal(gauges.get('okZero.slots'), 0);
+  // The fixture counts reconfigure messages as jobs_requeued: the unchanged pool got none at all.
+  const perPool = parseNameValues(await h.ask('counters'));
+  assert.equal(perPool.get('okKeep.jobs_requeued'), 0);
+  assert.equal(perPool.get('okGrow.jobs_requeued'), 1);
+  assert.equal(gauges.has('okGone.slots'), false);
+  assert.equal(perPool.get('reloads'), 1);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('Master should keep the running config when an edit is invalid, and log every problem', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 1, jobs: ['Sum'] } });
+  const pid = pidOf(h.master, 'okA');
+  writeFileSync(h.file, '{"gearman_servers_list": ["127.0.0.1"], "pools_list": {"okA": {"worker_cuont": 2}}}');
+  const failed = await waitFor(() => h.records.find((r) => r.event === 'reload-failed'), { timeoutMs: 5000, message: 'reload-failed' });
+  assert.equal(failed.level, 50);
+  const problems = failed.problems as string[];
+  assert.ok(problems.some((p) => p.includes('pools_list.okA.worker_cuont')), problems.join('\n'));
+  assert.ok(failed.msg.includes(h.file));
+  assert.equal(pidOf(h.master, 'okA'), pid);
+  assert.equal(h.master.config.pools.okA?.workerCount, 1);
+  // Logged once, not every tick.
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  assert.equal(h.records.filter((r) => r.event === 'reload-failed').length, 1);
+  // Unreadable (deleted) file: same.
+  rmSync(h.file);
+  await waitFor(() => h.records.filter((r) => r.event === 'reload-failed').length === 2, { timeoutMs: 5000, message: 'second reload-failed' });
+  const counters = parseNameValues(await h.ask('counters'));
+  assert.equal(counters.get('reload_failures'), 2);
+  assert.equal(counters.get('reloads'), 0);
+  assert.equal(h.master.state, MasterState.RUNNING);
+});
+
+test('Master should refuse a reload over the fd budget and keep the old config', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 1, jobs: ['Sum'] } }, {
+    budget: (c) => {
+      if ((c.pools.okA?.workerCount ?? 0) > 5) throw new FdBudgetError('pool "okA" needs 999 file descriptors but the open-file limit is 100');
+    },
+  });
+  h.write({ okA: { uri: URI, count: 50, jobs: ['Sum'] } });
+  const failed = await waitFor(() => h.records.find((r) => r.event === 'reload-failed'), { timeoutMs: 5000, message: 'reload-failed' });
+  assert.match((failed.problems as string[])[0] ?? '', /needs 999 file descriptors but the open-file limit is 100/);
+  assert.equal(h.master.config.pools.okA?.workerCount, 1);
+});
+
+test('Master should reload on SIGHUP, replace slots in place when the URI changes, and retry a failed pool', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 1, jobs: ['Sum'] }, crashB: { uri: URI, count: 1, jobs: ['B'] } });
+  await waitFor(() => h.master.supervisor('crashB')?.state === SupervisorState.FAILED, { timeoutMs: 10_000, message: 'crashB failed' });
+  assert.equal(parseNameValues(await h.ask('gauges')).get('crashB.failed'), 1);
+  const pid = pidOf(h.master, 'okA');
+  // Same size and content length: written then signalled at once, so the HUP is what reloads it.
+  h.write({ okA: { uri: 'http://127.0.0.1:2/job', count: 1, jobs: ['Sum'] }, crashB: { uri: URI, count: 1, jobs: ['B'] } });
+  h.signals.emit('SIGHUP', 'SIGHUP');
+  const reloaded = await waitFor(() => h.records.find((r) => r.event === 'reloaded'), { timeoutMs: 5000, message: 'reloaded' });
+  assert.equal(reloaded.trigger, 'signal');
+  assert.deepEqual(reloaded.replaced, ['okA']);
+  assert.equal(pidOf(h.master, 'okA'), pid, 'slots are replaced by the child, not by a new child');
+  assert.equal(h.master.supervisor('okA')?.settings.pool.jobProcessingUri, 'http://127.0.0.1:2/job');
+  assert.ok(h.records.some((r) => r.event === 'retry' && r.pool === 'crashB'));
+  // The watcher saw the version SIGHUP read: no second reload.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(h.records.filter((r) => r.event === 'reloaded').length, 1);
+});
+
+test('Master threads should leave out a child that does not answer, and say so', async (t) => {
+  const h = await startMaster(t, { okA: { uri: URI, count: 1, jobs: ['Sum'] }, mutestatusB: { uri: URI, count: 2, jobs: ['B'] } });
+  const threads = await h.ask('threads');
+  assert.equal(threads.split('\r\n').filter((l) => l !== '').length, 1);
+  assert.ok(h.records.some((r) => r.event === 'status-timeout' && r.pool === 'mutestatusB' && r.level === 40));
+  const gauges = parseNameValues(await h.ask('gauges'));
+  assert.equal(gauges.get('mutestatusB.responding'), 0);
+  assert.equal(gauges.get('okA.responding'), 1);
+});
+
+test('Master.stop should drain every child on TERM, upgrade on a second TERM, and resolve 0', async (t) => {
+  const h = await startMaster(t, { slowstopA: { uri: URI, count: 1, jobs: ['Sum'] }, okB: { uri: URI, count: 1, jobs: ['B'] } });
+  const pids = [pidOf(h.master, 'slowstopA') as number, pidOf(h.master, 'okB') as number];
+  const started = Date.now();
+  h.signals.emit('SIGTERM', 'SIGTERM');
+  assert.equal(h.master.state, MasterState.STOPPING);
+  await waitFor(() => !alive(pids[1] as number), { timeoutMs: 3000, message: 'okB to stop' });
+  assert.ok(alive(pids[0] as number), 'slowstop waits for its deadline (4 × loop_timeout)');
+  h.signals.emit('SIGTERM', 'SIGTERM');
+  assert.equal(await h.master.done, 0);
+  assert.ok(Date.now() - started < 800, `took ${Date.now() - started} ms`);
+  assert.ok(!alive(pids[0] as number));
+  assert.equal(h.master.state, MasterState.STOPPED);
+  const shutdowns = h.records.filter((r) => r.event === 'shutdown').map((r) => r.mode);
+  assert.deepEqual(shutdowns, ['graceful', 'hard']);
+  assert.equal(h.signals.listenerCount('SIGTERM'), 0, 'signal handlers removed');
+});
+
+test('Master.stop should let a graceful drain run out its deadline when nothing interrupts it', async (t) => {
+  const h = await startMaster(t, { slowstopA: { uri: URI, count: 1, jobs: ['Sum'] } });
+  const started = Date.now();
+  assert.equal(await h.master.stop('graceful', 'test'), 0);
+  const took = Date.now() - started;
+  // loop_timeout 0.2 s: the fixture waits the whole 4 × 0.2 s drain deadline.
+  assert.ok(took >= 750 && took < 2500, `took ${took} ms`);
+});

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ErrorCode } from '../../src/errors.js';
+import { isProcessAlive, PidFile } from '../../src/master/pid-file.js';
+
+function tempDir(t: import('node:test').TestContext): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-pid-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A pid that belonged to a process that has exited. */
+function deadPid(): number {
+  const result = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(result.stdout);
+}
+
+test('PidFile.acquire should write our pid and leave no temporary file', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'driveshaft.pid');
+  const pidFile = PidFile.acquire(file);
+  assert.equal(readFileSync(file, 'utf8'), `${process.pid}\n`);
+  assert.deepEqual(readdirSync(dir), ['driveshaft.pid']);
+  assert.equal(pidFile.release(), true);
+  assert.equal(existsSync(file), false);
+  assert.equal(pidFile.release(), false);
+});
+
+test('PidFile.acquire should refuse a file naming a live process', (t) => {
+  const file = path.join(tempDir(t), 'live.pid');
+  writeFileSync(file, `${process.ppid}\n`);
+  assert.throws(
+    () => PidFile.acquire(file),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, ErrorCode.PID_FILE);
+      assert.match(error.message, new RegExp(`live.pid: pid file names process ${process.ppid}, which is running`));
+      return true;
+    },
+  );
+  assert.equal(readFileSync(file, 'utf8'), `${process.ppid}\n`);
+});
+
+test('PidFile.acquire should take over a stale file (dead pid, garbage, empty, our own pid)', (t) => {
+  const dir = tempDir(t);
+  for (const content of [`${deadPid()}\n`, 'not a pid', '', `${process.pid}`]) {
+    const file = path.join(dir, 'stale.pid');
+    writeFileSync(file, content);
+    const stale: Array<number | null> = [];
+    const pidFile = PidFile.acquire(file, { onStale: (pid) => stale.push(pid) });
+    assert.equal(readFileSync(file, 'utf8'), `${process.pid}\n`, JSON.stringify(content));
+    assert.equal(stale.length, 1);
+    pidFile.release();
+  }
+});
+
+test('PidFile.release should leave a file that another process has taken over', (t) => {
+  const file = path.join(tempDir(t), 'taken.pid');
+  const pidFile = PidFile.acquire(file);
+  writeFileSync(file, '12345\n');
+  assert.equal(pidFile.release(), false);
+  assert.equal(readFileSync(file, 'utf8'), '12345\n');
+});
+
+test('PidFile.acquire should fail clearly when the folder does not exist', (t) => {
+  const file = path.join(tempDir(t), 'missing', 'x.pid');
+  assert.throws(() => PidFile.acquire(file), /x\.pid: cannot write pid file: ENOENT/);
+});
+
+test('isProcessAlive should tell live and dead pids apart', () => {
+  assert.equal(isProcessAlive(process.pid), true);
+  assert.equal(isProcessAlive(deadPid()), false);
+});

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import { LINE_TOO_LONG, StatusServer, UNRECOGNIZED } from '../../src/master/status-server.js';
+import type { StatusSource } from '../../src/master/status-server.js';
+import { memoryLogger } from './support.js';
+
+const THREADS = '1-1\tRegular\t0\tWaiting for work\r\n1-2\tRegular\t1\tjob_handle=H:x:1 job_unique=u\r\n';
+
+function source(overrides: Partial<StatusSource> = {}): StatusSource {
+  return {
+    threads: async () => THREADS,
+    counters: async () => 'reloads: 0\r\n',
+    gauges: async () => 'pools: 1\r\n',
+    ...overrides,
+  };
+}
+
+async function startServer(t: import('node:test').TestContext, src: StatusSource = source(), idleTimeoutMs = 300): Promise<{ server: StatusServer; port: number }> {
+  const { logger } = memoryLogger();
+  const server = new StatusServer({ host: '127.0.0.1', port: 0, source: src, logger, idleTimeoutMs });
+  const { port } = await server.listen();
+  t.after(() => server.close());
+  return { server, port };
+}
+
+/** Sends `chunks` (optionally half-closing), returns everything read until the server closes. */
+function exchange(port: number, chunks: Array<string | Buffer>, options: { end?: boolean } = {}): Promise<{ text: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = net.connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (d) => received.push(d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ text: Buffer.concat(received).toString('latin1'), ms: Date.now() - started }));
+    socket.on('connect', () => {
+      for (const chunk of chunks) socket.write(chunk);
+      if (options.end === true) socket.end();
+    });
+  });
+}
+
+test('StatusServer should answer threads with \\r\\n, \\n or \\r endings, then close', async (t) => {
+  const { port } = await startServer(t);
+  for (const line of ['threads\r\n', 'threads\n', 'threads\r', '  threads \t\n']) {
+    const { text } = await exchange(port, [line]);
+    assert.equal(text, THREADS, JSON.stringify(line));
+  }
+});
+
+test('StatusServer should answer a command split across packets and one ended by the client closing its side', async (t) => {
+  const { port } = await startServer(t);
+  assert.equal((await exchange(port, ['thr', 'ea', 'ds\n'])).text, THREADS);
+  assert.equal((await exchange(port, ['threads'], { end: true })).text, THREADS);
+});
+
+test('StatusServer should route counters and gauges', async (t) => {
+  const { port } = await startServer(t);
+  assert.equal((await exchange(port, ['counters\n'])).text, 'reloads: 0\r\n');
+  assert.equal((await exchange(port, ['gauges\r\n'])).text, 'pools: 1\r\n');
+});
+
+test('StatusServer should refuse unknown commands, garbage and empty lines', async (t) => {
+  const { port } = await startServer(t);
+  for (const chunk of ['THREADS\n', 'threads now\n', 'stats\n', '\n', Buffer.from([0, 0xff, 0xfe, 0x80, 0x0a]), Buffer.from('\u00e9\u00e8\n')]) {
+    assert.equal((await exchange(port, [chunk])).text, UNRECOGNIZED, JSON.stringify(chunk.toString()));
+  }
+});
+
+test('StatusServer should answer only the first command of a connection', async (t) => {
+  const { port } = await startServer(t);
+  assert.equal((await exchange(port, ['counters\nthreads\ngauges\n'])).text, 'reloads: 0\r\n');
+});
+
+test('StatusServer should refuse a line over 1 KiB and stay up', async (t) => {
+  const { port } = await startServer(t);
+  assert.equal((await exchange(port, ['x'.repeat(1025)])).text, LINE_TOO_LONG);
+  assert.equal((await exchange(port, ['a'.repeat(600), 'b'.repeat(600), '\n'])).text, LINE_TOO_LONG);
+  // Exactly 1024 bytes before the line end is still a (unknown) command.
+  assert.equal((await exchange(port, [`${'y'.repeat(1024)}\n`])).text, UNRECOGNIZED);
+  assert.equal((await exchange(port, ['threads\n'])).text, THREADS);
+});
+
+test('StatusServer should close an idle client without a reply', async (t) => {
+  const { port } = await startServer(t, source(), 200);
+  const silent = await exchange(port, []);
+  assert.equal(silent.text, '');
+  assert.ok(silent.ms >= 150 && silent.ms < 3000, `closed after ${silent.ms} ms`);
+  const partial = await exchange(port, ['thre']);
+  assert.equal(partial.text, '');
+  assert.equal((await exchange(port, ['threads\n'])).text, THREADS);
+});
+
+test('StatusServer should survive clients that reset mid-reply and a source that throws', async (t) => {
+  let release: () => void = () => {};
+  const slow = new Promise<void>((resolve) => (release = resolve));
+  const { port } = await startServer(
+    t,
+    source({
+      threads: async () => {
+        await slow;
+        return THREADS;
+      },
+      gauges: async () => {
+        throw new Error('boom');
+      },
+    }),
+  );
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise((resolve) => socket.on('connect', resolve));
+  socket.write('threads\n');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  socket.resetAndDestroy();
+  release();
+  assert.equal((await exchange(port, ['gauges\n'])).text, 'Error: internal error\r\n');
+  assert.equal((await exchange(port, ['threads\n'])).text, THREADS);
+});
+
+test('StatusServer.listen should reject when the port is taken, and close should be idempotent', async (t) => {
+  const { port, server } = await startServer(t);
+  const { logger } = memoryLogger();
+  const second = new StatusServer({ host: '127.0.0.1', port, source: source(), logger, idleTimeoutMs: 100 });
+  await assert.rejects(second.listen(), /EADDRINUSE/);
+  await second.close();
+  await Promise.all([server.close(), server.close()]);
+  await assert.rejects(exchange(port, ['threads\n']), /ECONNREFUSED/);
+});

@@ -1,0 +1,64 @@
+/**
+ * Shared pieces of the master tests: an in-memory logger, config builders and fast supervisor timings.
+ */
+import { fileURLToPath } from 'node:url';
+import bunyan from 'bunyan';
+import type { JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
+import type { Logger } from '../../src/log.js';
+import type { SupervisorTiming } from '../../src/master/supervisor.js';
+
+/** The compiled stand-in child (see fixtures/fake-child.ts). */
+export const FAKE_CHILD = fileURLToPath(new URL('./fixtures/fake-child.js', import.meta.url));
+
+export type LogRecord = Record<string, unknown> & { msg: string; level: number };
+
+/** A logger that keeps every record (trace and up) in `records`. */
+export function memoryLogger(): { logger: Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
+  const stream = { write: (record: LogRecord) => void records.push(record) };
+  const logger = bunyan.createLogger({ name: 'driveshaft', level: 'trace', streams: [{ type: 'raw', level: 'trace', stream: stream as unknown as NodeJS.WritableStream }] });
+  return { logger, records };
+}
+
+export function server(port = 4730): ServerAddress {
+  return { host: '127.0.0.1', port, label: `127.0.0.1:${port}` };
+}
+
+export function pool(name: string, overrides: Partial<PoolConfig> = {}): PoolConfig {
+  return {
+    name,
+    jobProcessingUri: 'http://127.0.0.1:1/job',
+    workerCount: 2,
+    jobsList: ['Sum'],
+    requestFormat: 'json',
+    maxRunningTimeMs: 1000,
+    headers: {},
+    ...overrides,
+  };
+}
+
+export function jobsConfig(pools: PoolConfig[], file = '/nonexistent/jobs.json', servers: ServerAddress[] = [server()]): JobsConfig {
+  return { path: file, servers, pools: Object.fromEntries(pools.map((p) => [p.name, p])) };
+}
+
+export function fastTiming(overrides: Partial<SupervisorTiming> = {}): SupervisorTiming {
+  return {
+    readyTimeoutMs: 5000,
+    reconfigureTimeoutMs: 2000,
+    statusTimeoutMs: 300,
+    restartDelayMs: 20,
+    restartDelayMaxMs: 100,
+    restartFactor: 1.5,
+    minUptimeMs: 2000,
+    maxUnstableRestarts: 3,
+    killGraceMs: 200,
+    ...overrides,
+  };
+}
+
+/** The seed's JSON shape of a jobs config, for writing files. */
+export function jobsFile(servers: string[], pools: Record<string, { uri: string; count: number; jobs: string[] }>): string {
+  const poolsList: Record<string, unknown> = {};
+  for (const [name, p] of Object.entries(pools)) poolsList[name] = { job_processing_uri: p.uri, worker_count: p.count, jobs_list: p.jobs };
+  return `${JSON.stringify({ gearman_servers_list: servers, pools_list: poolsList }, null, 2)}\n`;
+}
