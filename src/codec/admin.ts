@@ -28,62 +28,81 @@ export function isListCommand(command: string): boolean {
   return LIST_COMMANDS.has(word);
 }
 
+/** A list's closing line: "." alone. gearmand 1.1.20 ends list lines with LF, ERR and OK lines with CRLF. */
+const LIST_END = /(?:^|\n)\.\r?\n/;
+
+/**
+ * Whether a reply's complete first line is gearmand's error reply (`ERR CODE TEXT`) rather than the
+ * first line of a list: a `status` line for a function named "ERR x" has tabs, an error line has none,
+ * and `workers` lines start with a file descriptor.
+ */
+function isErrorLine(line: string): boolean {
+  return line.startsWith('ERR ') && !line.includes('\t');
+}
+
 /**
  * The length of the first complete reply at the start of `text` (a string accumulated from the
  * socket), or -1 while it is incomplete.
  */
 export function adminReplyLength(text: string, listReply: boolean): number {
-  if (!listReply || text.startsWith('ERR')) {
-    const newline = text.indexOf('\n');
-    return newline === -1 ? -1 : newline + 1;
-  }
-  if (text.startsWith('.\n')) return 2;
-  const end = text.indexOf('\n.\n');
-  return end === -1 ? -1 : end + 3;
+  const newline = text.indexOf('\n');
+  if (newline === -1) return -1;
+  if (!listReply || isErrorLine(text.slice(0, newline))) return newline + 1;
+  const end = LIST_END.exec(text);
+  return end === null ? -1 : end.index + end[0].length;
 }
 
 function listLines(reply: string): string[] {
   const lines = reply.split('\n').map((line) => line.replace(/\r$/, ''));
+  // Before looking for the ".": an error reply has none, and "missing its closing line" would hide why.
+  if (lines[0] !== undefined && isErrorLine(lines[0])) throw new AdminReplyError(`gearmand answered ${lines[0]}`);
   const dot = lines.indexOf('.');
   if (dot === -1) throw new AdminReplyError(`admin reply is missing its closing "." line: ${JSON.stringify(reply.slice(0, 80))}`);
-  if (lines[0]?.startsWith('ERR')) throw new AdminReplyError(`gearmand answered ${lines[0]}`);
   return lines.slice(0, dot);
 }
 
 function toCount(value: string | undefined, line: string): number {
   if (value === undefined || !/^\d+$/.test(value)) {
-    throw new AdminReplyError(`admin status line has a non-numeric field: ${JSON.stringify(line)}`);
+    throw new AdminReplyError(`admin reply line has a non-numeric field: ${JSON.stringify(line)}`);
   }
   return Number(value);
 }
 
-/** `status`: FUNCTION\tTOTAL\tRUNNING\tAVAILABLE_WORKERS lines. */
+/**
+ * `status`: FUNCTION\tTOTAL\tRUNNING\tAVAILABLE_WORKERS lines. The counters are the last three fields,
+ * so a function name holding a tab still parses.
+ */
 export function parseAdminStatus(reply: string): AdminFunctionStatus[] {
   return listLines(reply).map((line) => {
     const fields = line.split('\t');
-    if (fields.length !== 4) throw new AdminReplyError(`admin status line does not have 4 fields: ${JSON.stringify(line)}`);
+    if (fields.length < 4) throw new AdminReplyError(`admin status line does not have 4 fields: ${JSON.stringify(line)}`);
+    const counts = fields.length - 3;
     return {
-      function: fields[0] as string,
-      total: toCount(fields[1], line),
-      running: toCount(fields[2], line),
-      availableWorkers: toCount(fields[3], line),
+      function: fields.slice(0, counts).join('\t'),
+      total: toCount(fields[counts], line),
+      running: toCount(fields[counts + 1], line),
+      availableWorkers: toCount(fields[counts + 2], line),
     };
   });
 }
 
-/** `workers`: `FD IP-ADDRESS CLIENT-ID : FUNCTION …` lines (CLIENT-ID is `-` when unset). */
+/**
+ * `workers`: `FD IP CLIENT-ID : FUNCTION …` lines; CLIENT-ID is `-` when unset, and with no functions
+ * the line ends at the colon. FD and IP are the first two space-separated fields: the IP is not
+ * searched for " :", because gearmand prints IPv6 peers as "::…" (1.1.20 even prints garbage starting
+ * with "::" for them), which the first " :" would mistake for the end of the client id. Function names
+ * holding spaces cannot be told apart in this format and come back split.
+ */
 export function parseAdminWorkers(reply: string): AdminWorker[] {
   return listLines(reply).map((line) => {
-    const colon = line.indexOf(' :');
-    if (colon === -1) throw new AdminReplyError(`admin workers line has no " :": ${JSON.stringify(line)}`);
-    const head = line.slice(0, colon).split(' ');
-    if (head.length < 3) throw new AdminReplyError(`admin workers line is too short: ${JSON.stringify(line)}`);
-    const functions = line.slice(colon + 2).trim();
+    const match = /^(\d+) (\S+) (.*?) ?:(?: (.*))?$/.exec(line);
+    if (match === null) throw new AdminReplyError(`admin workers line is not "FD IP CLIENT-ID : FUNCTION…": ${JSON.stringify(line)}`);
+    const functions = (match[4] ?? '').split(' ').filter((name) => name !== '');
     return {
-      fd: toCount(head[0], line),
-      ip: head[1] as string,
-      clientId: head.slice(2).join(' '),
-      functions: functions === '' ? [] : functions.split(' '),
+      fd: toCount(match[1], line),
+      ip: match[2] as string,
+      clientId: match[3] as string,
+      functions,
     };
   });
 }

@@ -11,8 +11,32 @@ import { ARITY, HEADER_SIZE, MAGIC_REQ, MAGIC_RES, Magic, PacketType, packetType
 
 export type PacketArg = Buffer | string;
 
+/** The size field is a uint32. */
+const MAX_DATA_SIZE = 0xffffffff;
+/** gearmand reads CAN_DO_TIMEOUT's timeout with atoi() into an int. */
+const MAX_TIMEOUT_MS = 0x7fffffff;
+/** gearmand 1.1.19+ raises 1–999 ms to one second; sending what it will do keeps logs honest. */
+const MIN_TIMEOUT_MS = 1000;
+
 function byteLength(arg: PacketArg): number {
   return typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
+}
+
+/**
+ * Whether an argument that the receiver splits at NUL contains one. Such an argument would shift every
+ * argument after it (a function name "a\0b" becomes function "a" and unique "b…"), so it is refused.
+ */
+function hasNul(arg: PacketArg): boolean {
+  if (typeof arg === 'string') return arg.includes('\0');
+  // A loop, not indexOf: these are short names and handles, where the native call costs more.
+  for (let i = 0; i < arg.length; i++) if (arg[i] === 0) return true;
+  return false;
+}
+
+function checkDataSize(type: number, size: number): void {
+  if (size > MAX_DATA_SIZE) {
+    throw new RangeError(`${packetTypeName(type)} data of ${size} bytes does not fit the 32-bit size field`);
+  }
 }
 
 function writeHeader(buffer: Buffer, magic: Magic, type: number, size: number): void {
@@ -25,13 +49,25 @@ function writeArg(buffer: Buffer, arg: PacketArg, offset: number): number {
   return typeof arg === 'string' ? offset + buffer.write(arg, offset) : offset + arg.copy(buffer, offset);
 }
 
-/** Any packet, from its arguments. Throws on a wrong argument count: that is a bug in the caller. */
+/**
+ * Any packet, from its arguments. Throws a TypeError on an unknown type, a wrong argument count or a
+ * NUL inside an argument other than the last: each is a bug in the caller that would corrupt framing.
+ */
 export function encodePacket(magic: Magic, type: number, args: readonly PacketArg[]): Buffer {
-  if (ARITY[type] !== args.length) {
-    throw new TypeError(`${packetTypeName(type)} takes ${ARITY[type]} arguments, got ${args.length}`);
+  const arity = ARITY[type];
+  if (arity === undefined || arity === -1) throw new TypeError(`unknown packet type ${type}`);
+  if (arity !== args.length) {
+    throw new TypeError(`${packetTypeName(type)} takes ${arity} arguments, got ${args.length}`);
   }
   let size = args.length > 0 ? args.length - 1 : 0;
-  for (const arg of args) size += byteLength(arg);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as PacketArg;
+    if (i < args.length - 1 && hasNul(arg)) {
+      throw new TypeError(`${packetTypeName(type)} argument ${i} contains a NUL byte; only the last argument may`);
+    }
+    size += byteLength(arg);
+  }
+  checkDataSize(type, size);
   const buffer = Buffer.allocUnsafe(HEADER_SIZE + size);
   writeHeader(buffer, magic, type, size);
   let offset = HEADER_SIZE;
@@ -70,9 +106,17 @@ export function encodeCantDo(functionName: string): Buffer {
   return request(PacketType.CANT_DO, functionName);
 }
 
-/** CAN_DO_TIMEOUT: function NUL timeout — ASCII decimal milliseconds since gearmand 1.1.19. */
+/**
+ * CAN_DO_TIMEOUT: function NUL timeout — ASCII decimal milliseconds since gearmand 1.1.19, which
+ * raises 1–999 to 1000. Fractions round up (a timeout is never shortened). 0 is refused rather than
+ * sent: gearmand would read it as "no timeout", which is what encodeCanDo says; NaN, Infinity and
+ * values past gearmand's int are refused because they would go out as text atoi() misreads.
+ */
 export function encodeCanDoTimeout(functionName: string, timeoutMs: number): Buffer {
-  return request(PacketType.CAN_DO_TIMEOUT, functionName, String(Math.max(1000, Math.round(timeoutMs))));
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new RangeError(`CAN_DO_TIMEOUT timeout must be above 0 and at most ${MAX_TIMEOUT_MS} ms, got ${timeoutMs}`);
+  }
+  return request(PacketType.CAN_DO_TIMEOUT, functionName, String(Math.max(MIN_TIMEOUT_MS, Math.ceil(timeoutMs))));
 }
 
 /** SET_CLIENT_ID: id (shown by gearmand's admin `workers` command) */
@@ -114,8 +158,14 @@ export function encodeWorkData(handle: PacketArg, data: PacketArg): Buffer {
   return request(PacketType.WORK_DATA, handle, data);
 }
 
-/** WORK_STATUS: handle NUL numerator NUL denominator */
+/** WORK_STATUS: handle NUL numerator NUL denominator (ASCII decimal, non-negative integers) */
 export function encodeWorkStatus(handle: PacketArg, numerator: number, denominator: number): Buffer {
+  for (const value of [numerator, denominator]) {
+    // String(NaN) or "1.5e+21" would reach clients as text gearmand's atoi() misreads.
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`WORK_STATUS numerator and denominator must be non-negative integers, got ${value}`);
+    }
+  }
   return request(PacketType.WORK_STATUS, handle, String(numerator), String(denominator));
 }
 
@@ -125,7 +175,12 @@ export function encodeOptionReq(option: string): Buffer {
 }
 
 function encodeHead(type: number, first: PacketArg, lastLength: number): Buffer {
+  if (!Number.isSafeInteger(lastLength) || lastLength < 0) {
+    throw new RangeError(`${packetTypeName(type)} body length must be a non-negative integer, got ${lastLength}`);
+  }
+  if (hasNul(first)) throw new TypeError(`${packetTypeName(type)} argument 0 contains a NUL byte; only the last argument may`);
   const firstLength = byteLength(first);
+  checkDataSize(type, firstLength + 1 + lastLength);
   const buffer = Buffer.allocUnsafe(HEADER_SIZE + firstLength + 1);
   writeHeader(buffer, Magic.REQ, type, firstLength + 1 + lastLength);
   const offset = writeArg(buffer, first, HEADER_SIZE);

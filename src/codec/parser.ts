@@ -10,6 +10,11 @@
  * A framing error (bad magic, unknown type, oversize, wrong arity, over-long job handle) is fatal for
  * the stream: it is reported once through `onError` and the parser refuses input until `reset()`,
  * because after a bad header nothing says where the next packet starts.
+ *
+ * Callbacks may call `reset()` (the rest of the current input is dropped) and `push()` (the bytes are
+ * queued behind the chunk being parsed, as a socket would deliver them). If `onPacket` throws, the
+ * exception leaves `push` and the parser turns `failed`: the bytes after that packet were never parsed,
+ * so the stream position is lost.
  */
 import { ProtocolError } from '../errors.js';
 import {
@@ -19,6 +24,7 @@ import {
   HEADER_SIZE,
   MAGIC_REQ,
   MAGIC_RES,
+  MAGIC_SIZE,
   MAX_HANDLE_SIZE,
   MAX_PACKET_TYPE,
   Magic,
@@ -39,16 +45,45 @@ export interface ParserOptions {
   maxPacketSize?: number;
 }
 
+/** The size field is a uint32: no limit above this means anything. */
+const MAX_SIZE_FIELD = 0xffffffff;
 const PREVIEW_BYTES = 32;
 const NUL = 0;
 /** Zero-length, so sharing it between packets cannot leak bytes. */
 const EMPTY = Buffer.alloc(0);
+/** The magic's bytes 0..2 are the same both ways ("\0RE"); byte 3 is 'Q' or 'S'. */
+const MAGIC_BYTE_0 = 0x00;
+const MAGIC_BYTE_1 = 0x52;
+const MAGIC_BYTE_2 = 0x45;
+const MAGIC_BYTE_3_REQ = 0x51;
+const MAGIC_BYTE_3_RES = 0x53;
+
+/**
+ * Whether bytes [from, to) of a header's first MAGIC_SIZE bytes can still be a Gearman magic. Lets a
+ * partial header fail at its first wrong byte: text sent to a binary connection ("GET / …", an admin
+ * reply) is reported at once instead of after 12 bytes that may never come.
+ */
+function magicPrefixValid(header: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to && i < MAGIC_SIZE; i++) {
+    const byte = header[i];
+    const ok =
+      i === 0 ? byte === MAGIC_BYTE_0
+      : i === 1 ? byte === MAGIC_BYTE_1
+      : i === 2 ? byte === MAGIC_BYTE_2
+      : byte === MAGIC_BYTE_3_REQ || byte === MAGIC_BYTE_3_RES;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 export class Parser {
   readonly #onPacket: (packet: Packet) => void;
   readonly #onError: (error: ProtocolError) => void;
   readonly #maxPacketSize: number;
-  /** Bytes of a header split across chunks; private and never handed out, so it is reused. */
+  /**
+   * The header of the packet being assembled across chunks (a split header, or the header of a split
+   * body, kept for error previews). Private and never handed out, so it is reused.
+   */
   readonly #header = Buffer.alloc(HEADER_SIZE);
   #headerFilled = 0;
   /** Data of a split packet whose header is known: exact size, handed out once full. */
@@ -56,21 +91,32 @@ export class Parser {
   #bodyFilled = 0;
   #magic: Magic = Magic.RES;
   #type = 0;
+  /** Data size from the last header #checkHeader accepted. */
+  #size = 0;
   /** Stream offset of the packet being read, for error reports. */
   #packetOffset = 0;
   /** Stream offset of the next byte pushed. */
   #streamOffset = 0;
   #failed = false;
-  /** Bumped by reset(): lets push() notice a reset made from inside onPacket and stop. */
+  /** Bumped by reset(): lets push() notice a reset made from inside a callback and stop. */
   #generation = 0;
+  /** True while push() runs: a push() from inside a callback is queued, not parsed in the middle. */
+  #pushing = false;
+  /** Chunks pushed from inside a callback, parsed in order once the current chunk is done. */
+  #queue: Buffer[] | null = null;
 
   constructor(options: ParserOptions) {
+    const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    // NaN would compare false with every size and silently disable the limit.
+    if (!Number.isInteger(maxPacketSize) || maxPacketSize < 0 || maxPacketSize > MAX_SIZE_FIELD) {
+      throw new RangeError(`maxPacketSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxPacketSize}`);
+    }
     this.#onPacket = options.onPacket;
     this.#onError = options.onError;
-    this.#maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
+    this.#maxPacketSize = maxPacketSize;
   }
 
-  /** True after a framing error, until reset(). */
+  /** True after a framing error (or a throwing onPacket), until reset(). */
   get failed(): boolean {
     return this.#failed;
   }
@@ -80,11 +126,9 @@ export class Parser {
     return this.#headerFilled > 0 || this.#body !== null;
   }
 
-  /** Forget any partial packet and any earlier failure: for a fresh connection. */
+  /** Forget any partial packet, queued input and earlier failure: for a fresh connection. */
   reset(): void {
-    this.#headerFilled = 0;
-    this.#body = null;
-    this.#bodyFilled = 0;
+    this.#dropBuffered();
     this.#streamOffset = 0;
     this.#failed = false;
     this.#generation++;
@@ -92,6 +136,38 @@ export class Parser {
 
   push(chunk: Buffer): void {
     if (this.#failed) return;
+    if (this.#pushing) {
+      (this.#queue ??= []).push(chunk);
+      return;
+    }
+    this.#pushing = true;
+    try {
+      this.#parse(chunk);
+      while (this.#queue !== null && !this.#failed) {
+        const queue = this.#queue;
+        const next = queue.shift() as Buffer;
+        if (queue.length === 0) this.#queue = null;
+        this.#parse(next);
+      }
+    } catch (error) {
+      // Only a callback can throw here. The bytes after the packet it was given were not parsed, so
+      // parsing on would start in the middle of a packet.
+      this.#failed = true;
+      this.#dropBuffered();
+      throw error;
+    } finally {
+      this.#pushing = false;
+    }
+  }
+
+  #dropBuffered(): void {
+    this.#headerFilled = 0;
+    this.#body = null;
+    this.#bodyFilled = 0;
+    this.#queue = null;
+  }
+
+  #parse(chunk: Buffer): void {
     const generation = this.#generation;
     const length = chunk.length;
     let pos = 0;
@@ -104,16 +180,19 @@ export class Parser {
     // Fast path: whole packets inside this chunk are emitted as views into it.
     while (length - pos >= HEADER_SIZE) {
       const start = pos;
-      if (!this.#readHeader(chunk, start)) return;
-      const size = chunk.readUInt32BE(start + 8);
+      this.#packetOffset = this.#streamOffset;
+      if (!this.#checkHeader(chunk, start)) return;
+      const size = this.#size;
       const dataStart = start + HEADER_SIZE;
       if (length - dataStart >= size) {
         pos = dataStart + size;
         this.#streamOffset += HEADER_SIZE + size;
-        if (!this.#emit(chunk, dataStart, pos)) return;
+        if (!this.#emit(chunk, dataStart, pos, false)) return;
         if (this.#generation !== generation) return;
       } else {
         // The body continues in a later chunk: copy what is here into a buffer of exactly its size.
+        // The header is kept too, only so that an error in this packet can show its first bytes.
+        chunk.copy(this.#header, 0, start, dataStart);
         this.#body = Buffer.allocUnsafe(size);
         this.#bodyFilled = chunk.copy(this.#body, 0, dataStart, length);
         this.#streamOffset += length - start;
@@ -122,9 +201,10 @@ export class Parser {
     }
 
     if (pos < length) {
-      this.#headerFilled = chunk.copy(this.#header, 0, pos, length);
       this.#packetOffset = this.#streamOffset;
+      this.#headerFilled = chunk.copy(this.#header, 0, pos, length);
       this.#streamOffset += length - pos;
+      if (!magicPrefixValid(this.#header, 0, this.#headerFilled)) this.#failBadMagic();
     }
   }
 
@@ -132,19 +212,22 @@ export class Parser {
   #continueSplit(chunk: Buffer): number {
     let pos = 0;
     if (this.#body === null) {
-      const need = HEADER_SIZE - this.#headerFilled;
-      const take = Math.min(need, chunk.length);
-      chunk.copy(this.#header, this.#headerFilled, 0, take);
-      this.#headerFilled += take;
+      const filled = this.#headerFilled;
+      const take = Math.min(HEADER_SIZE - filled, chunk.length);
+      chunk.copy(this.#header, filled, 0, take);
+      this.#headerFilled = filled + take;
       this.#streamOffset += take;
       pos = take;
+      if (!magicPrefixValid(this.#header, filled, this.#headerFilled)) {
+        this.#failBadMagic();
+        return -1;
+      }
       if (this.#headerFilled < HEADER_SIZE) return -1;
       this.#headerFilled = 0;
-      const packetOffset = this.#packetOffset;
-      if (!this.#checkHeader(this.#header, 0, packetOffset, this.#header)) return -1;
-      const size = this.#header.readUInt32BE(8);
+      if (!this.#checkHeader(this.#header, 0)) return -1;
+      const size = this.#size;
       if (size === 0) {
-        return this.#emit(EMPTY, 0, 0) ? pos : -1;
+        return this.#emit(EMPTY, 0, 0, true) ? pos : -1;
       }
       this.#body = Buffer.allocUnsafe(size);
       this.#bodyFilled = 0;
@@ -158,80 +241,115 @@ export class Parser {
     if (this.#bodyFilled < body.length) return -1;
     this.#body = null;
     this.#bodyFilled = 0;
-    return this.#emit(body, 0, body.length) ? pos : -1;
+    return this.#emit(body, 0, body.length, true) ? pos : -1;
   }
 
-  #readHeader(chunk: Buffer, start: number): boolean {
-    this.#packetOffset = this.#streamOffset;
-    return this.#checkHeader(chunk, start, this.#streamOffset, chunk);
-  }
-
-  /** Validates magic, type and size; records magic and type for #emit. */
-  #checkHeader(source: Buffer, start: number, offset: number, previewSource: Buffer): boolean {
-    const magic = source.readUInt32BE(start);
-    const type = source.readUInt32BE(start + 4);
-    const size = source.readUInt32BE(start + 8);
+  /**
+   * Validates magic, type and size of the header at `start` (the caller guarantees its 12 bytes are
+   * there); records magic, type and size for #emit.
+   */
+  #checkHeader(source: Buffer, start: number): boolean {
+    const magic = readUInt32(source, start);
+    const type = readUInt32(source, start + 4);
+    const size = readUInt32(source, start + 8);
     if (magic === MAGIC_RES) this.#magic = Magic.RES;
     else if (magic === MAGIC_REQ) this.#magic = Magic.REQ;
-    else return this.#fail('bad magic: not a Gearman binary packet', offset, -1, previewSource, start);
+    else return this.#fail('bad magic: not a Gearman binary packet', -1, headerPreview(source, start));
     if (type < 1 || type > MAX_PACKET_TYPE || ARITY[type] === -1) {
-      return this.#fail(`unknown packet type ${type}`, offset, type, previewSource, start);
+      return this.#fail(`unknown packet type ${type}`, type, headerPreview(source, start));
     }
     if (size > this.#maxPacketSize) {
       return this.#fail(
         `${packetTypeName(type)} data size ${size} exceeds the limit of ${this.#maxPacketSize} bytes`,
-        offset,
         type,
-        previewSource,
-        start,
+        headerPreview(source, start),
       );
     }
     this.#type = type;
+    this.#size = size;
     return true;
   }
 
-  /** Splits the data [start, end) of `source` into arguments and emits the packet. */
-  #emit(source: Buffer, start: number, end: number): boolean {
+  /**
+   * Splits the data [start, end) of `source` into arguments and emits the packet. `split` says the
+   * data is a body assembled across chunks (its header is in #header, not in front of it in `source`).
+   */
+  #emit(source: Buffer, start: number, end: number, split: boolean): boolean {
     const type = this.#type;
     const arity = ARITY[type] as number;
-    const args: Buffer[] = new Array<Buffer>(arity);
-    if (arity === 0) {
-      if (end !== start) {
-        return this.#fail(`${packetTypeName(type)} takes no arguments but has ${end - start} data bytes`, this.#packetOffset, type, source, start);
-      }
-    } else {
-      let argStart = start;
-      for (let i = 0; i < arity - 1; i++) {
-        // Bounded by the packet's end: never scan into the next packet.
-        let nul = argStart;
-        while (nul < end && source[nul] !== NUL) nul++;
-        if (nul === end) {
-          return this.#fail(`${packetTypeName(type)} needs ${arity} arguments but has ${i + 1}`, this.#packetOffset, type, source, start);
-        }
-        args[i] = source.subarray(argStart, nul);
-        argStart = nul + 1;
-      }
-      args[arity - 1] = source.subarray(argStart, end);
-      if (HANDLE_FIRST[type] && (args[0] as Buffer).length > MAX_HANDLE_SIZE) {
-        return this.#fail(
-          `${packetTypeName(type)} job handle is ${(args[0] as Buffer).length} bytes, over the ${MAX_HANDLE_SIZE}-byte limit`,
-          this.#packetOffset,
-          type,
-          source,
-          start,
-        );
-      }
+    // Profiling: a small packet's cost is almost all in creating the argument views (V8 typed-array
+    // construction); the array and the NUL scans are minor, so they are kept simple.
+    const args = new Array<Buffer>(arity);
+    let argStart = start;
+    for (let i = 0; i < arity - 1; i++) {
+      const nul = nulIndex(source, argStart, end);
+      if (nul === end) return this.#failData(`needs ${arity} arguments but has ${i + 1}`, source, start, end, split);
+      args[i] = source.subarray(argStart, nul);
+      argStart = nul + 1;
+    }
+    if (arity > 0) args[arity - 1] = source.subarray(argStart, end);
+    else if (end !== start) return this.#failData(`takes no arguments but has ${end - start} data bytes`, source, start, end, split);
+    if (HANDLE_FIRST[type] === true && (args[0] as Buffer).length > MAX_HANDLE_SIZE) {
+      return this.#failData(
+        `job handle is ${(args[0] as Buffer).length} bytes, over the ${MAX_HANDLE_SIZE}-byte limit`,
+        source,
+        start,
+        end,
+        split,
+      );
     }
     this.#onPacket({ magic: this.#magic, type, args });
     return true;
   }
 
-  #fail(message: string, offset: number, type: number, source: Buffer, start: number): false {
+  /** A packet whose header was fine but whose data is not; the preview starts at its header. */
+  #failData(problem: string, source: Buffer, start: number, end: number, split: boolean): false {
+    const dataPreviewBytes = Math.min(end - start, PREVIEW_BYTES - HEADER_SIZE);
+    const preview = split
+      ? Buffer.concat([this.#header, source.subarray(start, start + dataPreviewBytes)])
+      : source.subarray(start - HEADER_SIZE, start + dataPreviewBytes);
+    return this.#fail(`${packetTypeName(this.#type)} ${problem}`, this.#type, preview.toString('hex'));
+  }
+
+  #failBadMagic(): void {
+    this.#fail(
+      'bad magic: not a Gearman binary packet',
+      -1,
+      this.#header.subarray(0, this.#headerFilled).toString('hex'),
+    );
+  }
+
+  #fail(message: string, type: number, preview: string): false {
     this.#failed = true;
-    this.#headerFilled = 0;
-    this.#body = null;
-    const preview = source.subarray(start, Math.min(source.length, start + PREVIEW_BYTES)).toString('hex');
-    this.#onError(new ProtocolError(message, { offset, packetType: type, preview }));
+    this.#dropBuffered();
+    this.#onError(new ProtocolError(message, { offset: this.#packetOffset, packetType: type, preview }));
     return false;
   }
+}
+
+/**
+ * Big-endian uint32 without Buffer#readUInt32BE's argument checks: every caller has checked that the
+ * 12 header bytes are in `source`, and the header is read for every packet.
+ */
+function readUInt32(source: Buffer, offset: number): number {
+  return (
+    (source[offset] as number) * 0x1000000 +
+    (((source[offset + 1] as number) << 16) | ((source[offset + 2] as number) << 8) | (source[offset + 3] as number))
+  );
+}
+
+/**
+ * The first NUL in [from, end), or `end` if there is none. Bounded by the packet's end: a scan must
+ * never run into the next packet. A plain loop, because the arguments before the last are short
+ * (names, handles), where a native indexOf costs more to call than to scan, and cannot be bounded.
+ */
+function nulIndex(source: Buffer, from: number, end: number): number {
+  let i = from;
+  while (i < end && source[i] !== NUL) i++;
+  return i;
+}
+
+/** Up to PREVIEW_BYTES from a bad header on: its size field cannot be trusted to bound anything. */
+function headerPreview(source: Buffer, start: number): string {
+  return source.subarray(start, start + PREVIEW_BYTES).toString('hex');
 }
