@@ -134,6 +134,7 @@ function onMessage(raw: unknown): void {
 }
 
 process.on('message', onMessage);
+send({ type: 'hello' });
 
 process.on('disconnect', () => {
   // SPEC §5: a child that loses the master exits on its own. Stop grabbing at once and give running

@@ -31,6 +31,11 @@ export type MasterToChild =
   | { type: 'shutdown'; seq: number; mode: ShutdownMode; deadlineMs: number };
 
 export type ChildToMaster =
+  /**
+   * Sent once the child listens for messages. The child's ES module loads asynchronously, and a message
+   * that arrives before its listener exists is dropped, so the master sends `init` only after this.
+   */
+  | { type: 'hello' }
   | { type: 'ready'; ack: number }
   | { type: 'init-failed'; ack: number; error: SerializedError }
   | { type: 'reconfigured'; ack: number }

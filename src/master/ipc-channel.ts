@@ -43,6 +43,7 @@ export function isChildMessage(message: unknown): message is ChildToMaster {
   if (typeof message !== 'object' || message === null) return false;
   const { type, ack, record } = message as { type?: unknown; ack?: unknown; record?: unknown };
   if (type === 'log') return typeof record === 'object' && record !== null;
+  if (type === 'hello') return true;
   return typeof type === 'string' && REPLY_TYPES.has(type) && Number.isSafeInteger(ack);
 }
 
@@ -111,63 +112,6 @@ export class IpcChannel {
     });
   }
 
-  /**
-   * Like request(), but sends the request again (with a new seq) every `retryMs`, doubling up to 1 s,
-   * until one of the copies is answered or `timeoutMs` passes; the first reply wins.
-   *
-   * Needed for the first message to a cluster worker: the worker reads its IPC channel from the start
-   * (cluster's own internal messages), so a message that arrives before the child's ES module has
-   * loaded and added its 'message' listener is emitted to nobody and lost. A child that gets two copies
-   * answers them in order, so the first reply is to the first copy it saw; later replies are dropped.
-   */
-  requestUntilAnswered(request: MasterRequest, timeoutMs: number, retryMs: number): Promise<ChildReply> {
-    const deadline = Date.now() + timeoutMs;
-    return new Promise<ChildReply>((resolve, reject) => {
-      let settled = false;
-      let timer: NodeJS.Timeout | null = null;
-      let interval = retryMs;
-      let outstanding = 0;
-      const settle = (reply: ChildReply | null, error: Error | null): void => {
-        settled = true;
-        if (timer !== null) clearTimeout(timer);
-        timer = null;
-        this.#abandon(request.type);
-        if (reply !== null) resolve(reply);
-        else reject(error);
-      };
-      const attempt = (): void => {
-        timer = null;
-        if (settled) return;
-        outstanding++;
-        this.request(request, Math.max(1, deadline - Date.now())).then(
-          (reply) => {
-            if (!settled) settle(reply, null);
-          },
-          (error: Error) => {
-            outstanding--;
-            // An earlier copy timing out is not final while a later one may still be answered.
-            if (!settled && (this.closed || (timer === null && outstanding === 0))) settle(null, error);
-          },
-        );
-        if (!this.closed && deadline - Date.now() > interval) {
-          timer = setTimeout(attempt, interval);
-          interval = Math.min(interval * 2, 1000);
-        }
-      };
-      attempt();
-    });
-  }
-
-  /** Drops the other copies of a request once one of them was answered (their replies are ignored). */
-  #abandon(type: string): void {
-    for (const [seq, pending] of this.#pending) {
-      if (pending.type !== type) continue;
-      clearTimeout(pending.timer);
-      this.#pending.delete(seq);
-      pending.reject(new IpcError(`${this.#label}: ${type} (seq ${seq}) superseded by an answered copy`));
-    }
-  }
-
   /** Rejects every pending request and ignores anything that arrives later. Idempotent. */
   close(reason: string): void {
     if (this.#closedReason !== null) return;
@@ -193,7 +137,7 @@ export class IpcChannel {
       this.#onInvalid(message);
       return;
     }
-    if (message.type === 'log') {
+    if (!('ack' in message)) {
       this.#onNotice(message);
       return;
     }

@@ -14,6 +14,7 @@ import type { ChildCounters, ChildSettings, ChildStatus, ShutdownMode } from '..
 import { ShutdownMode as Mode } from '../ipc/messages.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
+import { IpcError } from '../errors.js';
 
 export const SupervisorState = {
   STARTING: 'starting',
@@ -60,9 +61,6 @@ export function supervisorTiming(loopTimeoutMs: number): SupervisorTiming {
   };
 }
 
-/** First resend of `init` to a child that has not answered (see IpcChannel.requestUntilAnswered). */
-const INIT_RETRY_MS = 100;
-
 const ZERO_COUNTERS: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
 
 export function addCounters(a: ChildCounters, b: ChildCounters): ChildCounters {
@@ -97,6 +95,8 @@ interface Incarnation {
   channel: IpcChannel;
   spawnedAt: number;
   exited: boolean;
+  /** Resolved by the child's `hello`: only then is it listening, and may be sent `init`. */
+  hello: Promise<void>;
 }
 
 export class PoolSupervisor {
@@ -298,10 +298,15 @@ export class PoolSupervisor {
       return;
     }
     const channel = new IpcChannel(child.endpoint, `child ${this.name} (pid ${child.pid})`);
-    const incarnation: Incarnation = { child, channel, spawnedAt: Date.now(), exited: false };
+    let helloReceived = (): void => {};
+    const hello = new Promise<void>((resolve) => {
+      helloReceived = resolve;
+    });
+    const incarnation: Incarnation = { child, channel, spawnedAt: Date.now(), exited: false, hello };
     this.#current = incarnation;
     channel.onNotice((notice) => {
       if (notice.type === 'log') emitForwardedRecord(this.#root, notice.record);
+      else if (notice.type === 'hello') helloReceived();
     });
     channel.onInvalid((message) => {
       this.#log.warn({ event: 'ipc-invalid', message: String(JSON.stringify(message)).slice(0, 200) }, `pool ${this.name}: ignored a malformed IPC message`);
@@ -318,7 +323,9 @@ export class PoolSupervisor {
   async #handshake(incarnation: Incarnation): Promise<void> {
     let problem: string;
     try {
-      const reply = await incarnation.channel.requestUntilAnswered({ type: 'init', settings: this.#settings }, this.#timing.readyTimeoutMs, INIT_RETRY_MS);
+      const deadline = Date.now() + this.#timing.readyTimeoutMs;
+      await withTimeout(incarnation.hello, this.#timing.readyTimeoutMs, `no hello within ${this.#timing.readyTimeoutMs} ms`);
+      const reply = await incarnation.channel.request({ type: 'init', settings: this.#settings }, Math.max(1, deadline - Date.now()));
       if (reply.type === 'ready') {
         if (this.#current === incarnation && this.#state === SupervisorState.STARTING) {
           this.#setState(SupervisorState.RUNNING);
@@ -434,4 +441,15 @@ function sanitizeCounters(counters: ChildCounters | undefined): ChildCounters {
     out[key] = typeof value === 'number' && Number.isFinite(value) ? value : 0;
   }
   return out;
+}
+
+/** Rejects with `message` if `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new IpcError(message)), ms);
+    // A child that exited before its hello must not hold the master's event loop open.
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -93,13 +93,13 @@ test('PoolSupervisor should treat init-failed as a failed start and restart', as
   await waitFor(() => supervisor.state === SupervisorState.FAILED, { timeoutMs: 5000, message: 'failed' });
 });
 
-test('PoolSupervisor should kill a child that never answers init within the ready timeout', async (t) => {
+test('PoolSupervisor should kill a child that never says hello within the ready timeout', async (t) => {
   const { supervisor, records } = supervise(t, 'silent', { readyTimeoutMs: 200, maxUnstableRestarts: 0 });
   const started = Date.now();
   await supervisor.start();
   assert.ok(Date.now() - started < 2000);
   await waitFor(() => supervisor.state === SupervisorState.FAILED, { timeoutMs: 5000, message: 'failed' });
-  assert.ok(records.some((r) => r.event === 'init-failed' && /no reply to init/.test(String(r.problem))));
+  assert.ok(records.some((r) => r.event === 'init-failed' && /no hello within 200 ms/.test(String(r.problem))));
 });
 
 test('PoolSupervisor.status should report a child that does not answer instead of waiting', async (t) => {
