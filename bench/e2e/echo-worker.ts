@@ -1,0 +1,133 @@
+/**
+ * The ceiling's workers: `node echo-worker.js --port P --functions f1,f2 --connections 10 [--expect N]`.
+ *
+ * Each connection is the cheapest correct Gearman worker: CAN_DO, then GRAB_JOB_UNIQ ⇄ PRE_SLEEP/NOOP,
+ * and every JOB_ASSIGN_UNIQ answered at once with WORK_COMPLETE "ok" plus the next GRAB_JOB_UNIQ in
+ * the same write. No HTTP, no libgearman: what is left is gearmand's own cost per job, the ceiling a
+ * worker manager is measured against. It runs in its own process so its CPU never mixes with the
+ * harness's or the daemon's.
+ *
+ * stdout, one JSON object per line:
+ *   {"event":"ready"}                                   every connection registered and asleep
+ *   {"event":"expecting","jobs":N}                      acknowledges `expect N`
+ *   {"event":"done","jobs":N,"firstMs":…,"lastMs":…}   the N-th job was answered (times: epoch ms,
+ *                                                        first JOB_ASSIGN_UNIQ seen, last WORK_COMPLETE sent)
+ * stdin: `expect N` starts a new count (the next round of the same run).
+ */
+import { connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import {
+  GRAB_JOB_UNIQ_PACKET,
+  PRE_SLEEP_PACKET,
+  PacketType,
+  Parser,
+  encodeCanDo,
+  encodeWorkComplete,
+  type Packet,
+} from '../../src/codec/index.js';
+
+const RESULT = Buffer.from('ok');
+
+const { values } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string' },
+    functions: { type: 'string' },
+    connections: { type: 'string', default: '10' },
+    expect: { type: 'string', default: '0' },
+  },
+});
+if (values.port === undefined || values.functions === undefined) {
+  process.stderr.write('usage: echo-worker.js --port P --functions f1,f2 [--connections N] [--expect JOBS]\n');
+  process.exit(2);
+}
+const port = Number(values.port);
+const functionNames = values.functions.split(',');
+const connectionCount = Number(values.connections);
+
+let expect = Number(values.expect);
+let jobs = 0;
+let firstMs = 0;
+let lastMs = 0;
+let ready = 0;
+
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function emit(event: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+function onJobDone(): void {
+  jobs++;
+  lastMs = now();
+  if (jobs === expect) emit({ event: 'done', jobs, firstMs, lastMs });
+}
+
+function startConnection(): void {
+  const socket: Socket = connect({ host: values.host, port });
+  let sleptOnce = false;
+  const parser = new Parser({
+    onPacket: (packet: Packet) => {
+      switch (packet.type) {
+        case PacketType.NO_JOB:
+          socket.write(PRE_SLEEP_PACKET);
+          if (!sleptOnce) {
+            sleptOnce = true;
+            if (++ready === connectionCount) emit({ event: 'ready' });
+          }
+          return;
+        case PacketType.NOOP:
+          socket.write(GRAB_JOB_UNIQ_PACKET);
+          return;
+        case PacketType.JOB_ASSIGN_UNIQ: {
+          if (jobs === 0 && firstMs === 0) firstMs = now();
+          // One write for the answer and the next grab: the same number of syscalls a worker that
+          // pipelines its packets makes.
+          socket.cork();
+          socket.write(encodeWorkComplete(packet.args[0] as Buffer, RESULT));
+          socket.write(GRAB_JOB_UNIQ_PACKET);
+          socket.uncork();
+          onJobDone();
+          return;
+        }
+        default:
+          return;
+      }
+    },
+    onError: (error) => {
+      process.stderr.write(`echo-worker: ${error.message}\n`);
+      process.exit(1);
+    },
+  });
+  socket.setNoDelay(true);
+  socket.on('connect', () => {
+    socket.cork();
+    for (const name of functionNames) socket.write(encodeCanDo(name));
+    socket.write(GRAB_JOB_UNIQ_PACKET);
+    socket.uncork();
+  });
+  socket.on('data', (chunk: Buffer) => parser.push(chunk));
+  socket.on('error', (error) => {
+    process.stderr.write(`echo-worker: ${error.message}\n`);
+    process.exit(1);
+  });
+  socket.on('close', () => process.exit(0));
+}
+
+for (let i = 0; i < connectionCount; i++) startConnection();
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const match = /^expect (\d+)$/.exec(line.trim());
+  if (match === null) return;
+  expect = Number(match[1]);
+  jobs = 0;
+  firstMs = 0;
+  lastMs = 0;
+  // The harness freezes this process right after the ack: the new count must be in place before
+  // any job of the next round can arrive.
+  emit({ event: 'expecting', jobs: expect });
+});
+process.stdin.on('end', () => process.exit(0));

@@ -1,0 +1,154 @@
+/**
+ * CPU time and resident memory of a process tree, read from /proc (Linux only).
+ *
+ * The daemon is a master plus one child per pool, so "the daemon's cost" is the sum over the master
+ * and all its descendants. Children are found by scanning every /proc/<pid>/stat for its parent pid:
+ * /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN, which this machine's kernel lacks.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+
+export interface ProcessSample {
+  pid: number;
+  /** The command name from /proc/<pid>/stat (at most 15 characters). */
+  name: string;
+  /** utime + stime, in microseconds. */
+  cpuUs: number;
+  /** stime alone: time in the kernel (syscalls: socket reads and writes, epoll). */
+  sysUs: number;
+  /** VmRSS, in KiB. */
+  rssKiB: number;
+}
+
+export interface TreeSample {
+  /** performance.timeOrigin + performance.now(), in milliseconds since the epoch. */
+  atMs: number;
+  processes: ProcessSample[];
+  cpuUs: number;
+  rssKiB: number;
+}
+
+/** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
+const CLOCK_TICKS = ((): number => {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    if (Number.isInteger(ticks) && ticks > 0) return ticks;
+  } catch {
+    // getconf missing: USER_HZ is 100 on every Linux architecture Node runs on.
+  }
+  return 100;
+})();
+const US_PER_TICK = 1_000_000 / CLOCK_TICKS;
+
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+interface StatFields {
+  name: string;
+  ppid: number;
+  cpuUs: number;
+  sysUs: number;
+}
+
+/**
+ * Parses /proc/<pid>/stat. The command name is in parentheses and may itself contain spaces and
+ * parentheses, so the fixed fields are counted from the LAST ')'.
+ */
+function readStat(pid: number): StatFields | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined; // exited between listing and reading
+  }
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  // After ')': state(3) ppid(4) … utime(14) stime(15), numbered as in proc(5).
+  const fields = text.slice(close + 2).split(' ');
+  const ppid = Number(fields[1]);
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return { name: text.slice(open + 1, close), ppid, cpuUs: (utime + stime) * US_PER_TICK, sysUs: stime * US_PER_TICK };
+}
+
+function readRssKiB(pid: number): number {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return match === null ? 0 : Number(match[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** `root` and every live descendant, parents before children. */
+export function processTree(root: number): number[] {
+  const childrenOf = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const stat = readStat(pid);
+    if (stat === undefined) continue;
+    let list = childrenOf.get(stat.ppid);
+    if (list === undefined) childrenOf.set(stat.ppid, (list = []));
+    list.push(pid);
+  }
+  if (readStat(root) === undefined) return [];
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) tree.push(...(childrenOf.get(tree[i] as number) ?? []));
+  return tree;
+}
+
+/** CPU and RSS of the given processes, summed. Processes that have exited count as zero. */
+export function sampleProcesses(pids: readonly number[]): TreeSample {
+  const processes: ProcessSample[] = [];
+  const atMs = nowMs();
+  for (const pid of pids) {
+    const stat = readStat(pid);
+    if (stat === undefined) continue;
+    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, rssKiB: readRssKiB(pid) });
+  }
+  return {
+    atMs,
+    processes,
+    cpuUs: processes.reduce((sum, p) => sum + p.cpuUs, 0),
+    rssKiB: processes.reduce((sum, p) => sum + p.rssKiB, 0),
+  };
+}
+
+/** CPU and RSS of `root` and all its descendants right now. */
+export function sampleTree(root: number): TreeSample {
+  return sampleProcesses(processTree(root));
+}
+
+/** CPU microseconds spent between two samples of the same processes (processes new in `after` count fully). */
+export function cpuDeltaUs(before: TreeSample, after: TreeSample): number {
+  const start = new Map(before.processes.map((p) => [p.pid, p.cpuUs]));
+  return after.processes.reduce((sum, p) => sum + p.cpuUs - (start.get(p.pid) ?? 0), 0);
+}
+
+/** Sends `signal` to each pid, ignoring processes that are already gone. */
+export function signalAll(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // ESRCH: exited meanwhile.
+    }
+  }
+}
+
+/** `uptime`'s load averages, from /proc/loadavg. */
+export function loadAverage(): [number, number, number] {
+  const [one, five, fifteen] = readFileSync('/proc/loadavg', 'latin1').split(' ').map(Number);
+  return [one ?? NaN, five ?? NaN, fifteen ?? NaN];
+}
+
+/** Busy CPU time of the whole machine (all processes, all cores) since boot, in microseconds. */
+export function machineBusyUs(): number {
+  const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0] ?? '';
+  // cpu user nice system idle iowait irq softirq steal …: steal counts as busy (the VM's host took it).
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * US_PER_TICK;
+}
