@@ -45,9 +45,10 @@ export class ConfigWatcher {
 
   start(): void {
     if (this.#timer !== null) return;
+    // Kept ref'd on purpose: with every pool at worker_count 0 and no status port this timer is all
+    // that keeps the daemon up, waiting for the edit that turns a pool on (SPEC §2). Master.stop()
+    // closes it, so it never holds a stopping process.
     this.#timer = setInterval(() => this.check(), this.#options.intervalMs);
-    // The watcher alone must not keep a stopping process alive.
-    this.#timer.unref();
   }
 
   /** One poll; public so tests need not wait for the interval. Returns whether a change was reported. */

@@ -18,10 +18,25 @@ export type PidOwner = { kind: 'live'; pid: number } | { kind: 'stale'; pid: num
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  // kill(0) succeeds on a zombie: a crashed daemon its parent has not reaped yet. In a container whose
+  // init never reaps, that stale pid file would otherwise block every restart.
+  return !isZombie(pid);
+}
+
+/** True when /proc says `pid` has exited but is not reaped (state Z). False where /proc is absent. */
+export function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  // The command name (field 2) is in parentheses and may itself hold spaces or ")": the state is the
+  // first field after the LAST ")".
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
 }
 
 /** Reads the pid in `file`; null when the file holds no pid. Throws the fs error (ENOENT…) as is. */

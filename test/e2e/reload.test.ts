@@ -148,3 +148,20 @@ test('driveshaft should reload on SIGHUP, turn a pool off and on with worker_cou
   process.kill(daemon.pid, 'SIGHUP');
   await nextReload(daemon, 2);
 });
+
+// Regression: with every pool at worker_count 0 and no status port, nothing kept the event loop alive
+// and the daemon exited (code 13) right after "started" — the seed's own example config did that.
+test('driveshaft should stay up with every pool at worker_count 0 and start a pool when an edit turns it on', async (t) => {
+  const gearmand = await startGearmand();
+  t.after(() => gearmand.stop());
+  const endpoint = await startEndpoint();
+  t.after(() => endpoint.close());
+  const file = path.join(tempDir(t), 'jobs.json');
+  const servers = [gearmand.label];
+  writeJobs(file, servers, { Dormant: { uri: endpoint.url, count: 0, jobs: ['Dormant'] } });
+  const daemon = await startServing(t, ['--jobsconfig', file, '--loop_timeout', '0.5']);
+  writeJobs(file, servers, { Dormant: { uri: endpoint.url, count: 1, jobs: ['Dormant'] } });
+  // Only a daemon that stayed alive and kept watching its config can register this worker.
+  await waitWorkers(gearmand, 'Dormant', 1);
+  assert.equal(daemon.exitInfo(), null);
+});

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
-import { isProcessAlive, PidFile } from '../../src/master/pid-file.js';
+import { isProcessAlive, isZombie, PidFile } from '../../src/master/pid-file.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 function tempDir(t: import('node:test').TestContext): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'ds-pid-'));
@@ -73,4 +75,19 @@ test('PidFile.acquire should fail clearly when the folder does not exist', (t) =
 test('isProcessAlive should tell live and dead pids apart', () => {
   assert.equal(isProcessAlive(process.pid), true);
   assert.equal(isProcessAlive(deadPid()), false);
+});
+
+test('isProcessAlive should count an unreaped (zombie) process as dead, and PidFile.acquire take its file over', async (t) => {
+  // `sh` forks `true`, then execs into `sleep`, which never reaps it: `true` stays a zombie while sleep runs.
+  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => parent.kill('SIGKILL'));
+  const [line] = (await once(parent.stdout, 'data')) as [Buffer];
+  const zombie = Number(line.toString().trim());
+  await waitFor(() => isZombie(zombie), { timeoutMs: 5000, message: `pid ${zombie} to become a zombie` });
+  assert.equal(isProcessAlive(zombie), false);
+  const file = path.join(tempDir(t), 'driveshaft.pid');
+  writeFileSync(file, `${zombie}\n`);
+  const pidFile = PidFile.acquire(file);
+  t.after(() => pidFile.release());
+  assert.equal(readFileSync(file, 'utf8').trim(), String(process.pid));
 });
