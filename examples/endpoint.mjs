@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+// A small, real job endpoint for driveshaft, in plain Node (no dependencies). It answers the contract
+// in README.md "The HTTP contract": driveshaft POSTs one job, the endpoint answers
+// {"gearman_ret": 0, "response_string": "..."} for success, any other gearman_ret for failure.
+//
+//   node examples/endpoint.mjs                 listens on 127.0.0.1:8080, path /job
+//   PORT=9000 HOST=0.0.0.0 node examples/endpoint.mjs
+//
+// Functions (the seed's Sum family plus a few to show the other outcomes):
+//   Sum        workload a JSON array of numbers   → their sum          ("[1,2]" → "3")
+//   Sum2       workload a JSON array of numbers   → sum of squares     ("[1,2]" → "5")
+//   Sum3       workload a JSON array of numbers   → sum of cubes       ("[1,2]" → "9")
+//   ShopStats  workload a shop id                 → a JSON string of made-up stats
+//   Newsfeed   workload a user name               → "newsfeed for <user>: 3 new items"
+//   Sleep      workload seconds (≤ 60)            → waits, then "slept <n> s" (to watch `threads`)
+//   Fail       anything                           → gearman_ret 1: the job fails on purpose
+// Anything else (unknown function, bad workload) fails with gearman_ret 1 and a reason.
+//
+// It reads both request formats: JSON (driveshaft's default) and multipart/form-data (pools with
+// "request_format": "multipart", i.e. endpoints written for the original C++ Driveshaft).
+import { createServer } from 'node:http';
+
+const HOST = process.env.HOST ?? '127.0.0.1';
+const PORT = Number(process.env.PORT ?? 8080);
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const MAX_SLEEP_SECONDS = 60;
+
+/** A job failure the caller should see as gearman_ret 1 with this message. */
+class JobError extends Error {}
+
+function numbers(workload) {
+  let value;
+  try {
+    value = JSON.parse(workload);
+  } catch {
+    throw new JobError(`workload is not JSON: ${JSON.stringify(workload.slice(0, 80))}`);
+  }
+  if (!Array.isArray(value) || !value.every((n) => typeof n === 'number' && Number.isFinite(n))) {
+    throw new JobError('workload must be a JSON array of numbers, e.g. [1,2]');
+  }
+  return value;
+}
+
+const sumOfPowers = (power) => (workload) => String(numbers(workload).reduce((sum, n) => sum + n ** power, 0));
+
+/** A stable made-up number, so the same shop always gets the same stats. */
+function hash(text) {
+  let h = 2166136261;
+  for (const ch of text) h = Math.imul(h ^ ch.codePointAt(0), 16777619) >>> 0;
+  return h;
+}
+
+const FUNCTIONS = {
+  Sum: sumOfPowers(1),
+  Sum2: sumOfPowers(2),
+  Sum3: sumOfPowers(3),
+  ShopStats: (workload) => {
+    const shop = workload.trim() || 'unknown';
+    return JSON.stringify({ shop, orders: hash(shop) % 1000, visits: hash(`${shop}/visits`) % 100000 });
+  },
+  Newsfeed: (workload) => `newsfeed for ${workload.trim() || 'nobody'}: ${hash(workload) % 10} new items`,
+  Sleep: async (workload) => {
+    const seconds = Number(workload);
+    if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_SLEEP_SECONDS) {
+      throw new JobError(`workload must be a number of seconds from 0 to ${MAX_SLEEP_SECONDS}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    return `slept ${seconds} s`;
+  },
+  Fail: () => {
+    throw new JobError('failed on purpose');
+  },
+};
+
+/** The job fields from either request format; `workload` as a string (this demo's jobs are text). */
+async function readJob(req, body) {
+  const type = req.headers['content-type'] ?? '';
+  if (/^multipart\/form-data/i.test(type)) {
+    // Node's fetch Response parses multipart/form-data, so no dependency is needed for the old format.
+    const form = await new Response(body, { headers: { 'content-type': type } }).formData();
+    const field = (name) => {
+      const value = form.get(name);
+      return value === null ? '' : typeof value === 'string' ? value : '';
+    };
+    return { function_name: field('function_name'), job_handle: field('job_handle'), unique: field('unique'), workload: field('workload') };
+  }
+  const job = JSON.parse(body.toString('utf8'));
+  // A workload that is not valid UTF-8 arrives base64-encoded (README, "The HTTP contract").
+  const workload = job.workload_encoding === 'base64' ? Buffer.from(job.workload, 'base64').toString('utf8') : job.workload;
+  return { ...job, workload };
+}
+
+function answer(res, gearmanRet, responseString) {
+  const body = JSON.stringify({ gearman_ret: gearmanRet, response_string: responseString });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function handle(req, res) {
+  if (req.method !== 'POST') {
+    res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' });
+    res.end('POST a job here\n');
+    return;
+  }
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      res.writeHead(413, { connection: 'close' });
+      res.end();
+      return;
+    }
+    chunks.push(chunk);
+  }
+  let job;
+  try {
+    job = await readJob(req, Buffer.concat(chunks));
+  } catch (error) {
+    // A non-200 answer makes driveshaft fail the job and log this status.
+    res.writeHead(400, { 'content-type': 'text/plain' });
+    res.end(`cannot read the job: ${error.message}\n`);
+    return;
+  }
+  const run = FUNCTIONS[job.function_name];
+  const started = Date.now();
+  let gearmanRet = 0;
+  let result;
+  try {
+    if (run === undefined) throw new JobError(`unknown function ${JSON.stringify(job.function_name)}`);
+    result = await run(String(job.workload ?? ''));
+  } catch (error) {
+    if (!(error instanceof JobError)) console.error(error);
+    gearmanRet = 1;
+    result = error.message;
+  }
+  console.log(
+    `${new Date().toISOString()} ${job.function_name} ${job.job_handle} ${JSON.stringify(String(job.workload).slice(0, 60))}` +
+      ` → gearman_ret ${gearmanRet} ${JSON.stringify(result)} (${Date.now() - started} ms)`,
+  );
+  answer(res, gearmanRet, result);
+}
+
+const server = createServer((req, res) => {
+  handle(req, res).catch((error) => {
+    console.error(error);
+    if (!res.headersSent) res.writeHead(500);
+    res.end();
+  });
+});
+// driveshaft keeps connections alive between jobs; keep them open longer than Node's 5 s default so an
+// idle pool does not reconnect after every pause.
+server.keepAliveTimeout = 60_000;
+server.listen(PORT, HOST, () => {
+  const { address, port } = server.address();
+  const host = address.includes(':') ? `[${address}]` : address;
+  console.log(`job endpoint listening on http://${host}:${port}/job (functions: ${Object.keys(FUNCTIONS).join(', ')})`);
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    server.close();
+    server.closeAllConnections();
+  });
+}

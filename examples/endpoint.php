@@ -1,0 +1,64 @@
+<?php
+// A job endpoint for driveshaft in plain PHP (7.0 or newer), behind any web server, or for a try:
+//
+//   php -S 127.0.0.1:8080 examples/endpoint.php
+//
+// driveshaft POSTs one job per request and reads the JSON answer (README.md, "The HTTP contract"):
+//   {"gearman_ret": 0, "response_string": "..."}   success: the client gets response_string
+//   {"gearman_ret": 1, "response_string": "..."}   failure (any integer other than 0 and 14)
+//
+// Both request formats are read: JSON, driveshaft's default, and multipart/form-data (a pool with
+// "request_format": "multipart", which is what the original C++ Driveshaft sent: the fields are in $_POST).
+
+function answer($gearmanRet, $responseString)
+{
+    header('Content-Type: application/json');
+    echo json_encode(['gearman_ret' => $gearmanRet, 'response_string' => (string) $responseString]);
+    exit;
+}
+
+/** The workload as a JSON array of numbers, or a failed job. */
+function numbers($workload)
+{
+    $numbers = json_decode($workload, true);
+    if (!is_array($numbers) || array_filter($numbers, 'is_numeric') !== $numbers) {
+        answer(1, 'workload must be a JSON array of numbers, e.g. [1,2]');
+    }
+    return $numbers;
+}
+
+if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
+    http_response_code(405);
+    exit("POST a job here\n");
+}
+
+if (strpos($_SERVER['CONTENT_TYPE'] ?? '', 'multipart/form-data') === 0) {
+    $job = $_POST;
+} else {
+    $job = json_decode(file_get_contents('php://input'), true);
+    if (!is_array($job)) {
+        // Any status but 200 makes driveshaft fail the job and log the status.
+        http_response_code(400);
+        exit("not a JSON job\n");
+    }
+    // A workload that is not valid UTF-8 arrives base64-encoded.
+    if (($job['workload_encoding'] ?? '') === 'base64') {
+        $job['workload'] = base64_decode($job['workload']);
+    }
+}
+$function = $job['function_name'] ?? '';
+$workload = $job['workload'] ?? '';
+// Also available: $job['job_handle'] ("H:host:42") and $job['unique'] (the client's unique id).
+
+switch ($function) {
+    case 'Sum':
+        answer(0, array_sum(numbers($workload)));
+    case 'Sum2':
+        answer(0, array_sum(array_map(function ($n) { return $n * $n; }, numbers($workload))));
+    case 'Sum3':
+        answer(0, array_sum(array_map(function ($n) { return $n * $n * $n; }, numbers($workload))));
+    case 'Fail':
+        answer(1, 'failed on purpose');
+    default:
+        answer(1, 'unknown function ' . $function);
+}

@@ -1,0 +1,55 @@
+/**
+ * The operator documentation against the option parser: an option added, renamed or removed in
+ * src/config/options.ts must show up in the man page, the README and the service files, or this fails.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { helpText } from '../../src/config/options.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8');
+
+/** Option names as --help lists them. */
+function optionNames(): string[] {
+  const names = [...helpText().matchAll(/^ {2}--([a-z_]+)/gm)].map((m) => m[1] as string);
+  assert.ok(names.length >= 13, `expected the SPEC §1 options in --help, found ${names.join(', ')}`);
+  return names;
+}
+
+/** Environment variable names as --help lists them. */
+function envNames(): string[] {
+  return [...helpText().matchAll(/env (DRIVESHAFT_[A-Z_]+)/g)].map((m) => m[1] as string);
+}
+
+test('man/driveshaft.1 should document every option and environment variable of --help', () => {
+  const man = read('man/driveshaft.1');
+  for (const name of optionNames()) {
+    // roff writes a literal "-" as "\-".
+    assert.ok(man.includes(`\\-\\-${name}`), `man page lacks --${name}`);
+  }
+  for (const variable of envNames()) assert.ok(man.includes(variable), `man page lacks ${variable}`);
+});
+
+test('README.md should list every option of --help in its options table', () => {
+  const readme = read('README.md');
+  for (const name of optionNames()) {
+    assert.match(readme, new RegExp(`^\\| \`--${name}[ \`]`, 'm'), `README options table lacks --${name}`);
+  }
+});
+
+test('the systemd unit and the init script defaults should only use options that exist', () => {
+  const variables = new Set(envNames());
+  const unit = read('contrib/systemd/driveshaft.service');
+  const used = [...unit.matchAll(/(DRIVESHAFT_[A-Z_]+)=/g)].map((m) => m[1] as string);
+  assert.ok(used.length > 0);
+  for (const variable of used) assert.ok(variables.has(variable), `driveshaft.service sets unknown ${variable}`);
+
+  const options = new Set(optionNames());
+  const defaults = read('contrib/default/driveshaft');
+  for (const [, name] of defaults.matchAll(/--([a-z_]+)/g)) {
+    assert.ok(options.has(name as string), `contrib/default/driveshaft uses unknown --${name}`);
+  }
+});
