@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh            install what is missing
 #   scripts/install-deps.sh --npm-ci   also run `npm ci` when node_modules looks current (CI: clean tree)
 #   scripts/install-deps.sh --no-npm   system packages only
+#   scripts/install-deps.sh --browser  also Debian's chromium, for the status-page browser test (CI);
+#                                      without it that one test is reported as skipped
 #
 # Exit status: 0 ready; 2 something is missing that this script may not install (not root, no
 # password-less sudo and no terminal to ask on, or no apt-get): the exact command to run is printed.
@@ -14,12 +16,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm_mode=auto
+browser=no
 for arg in "$@"; do
   case "$arg" in
     --npm-ci) npm_mode=always ;;
     --no-npm) npm_mode=never ;;
+    --browser) browser=yes ;;
     -h | --help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -58,6 +62,9 @@ missing=()
 command -v gearmand >/dev/null 2>&1 || missing+=(gearman-job-server)
 command -v gearman >/dev/null 2>&1 || missing+=(gearman-tools)
 command -v make >/dev/null 2>&1 || missing+=(make)
+if [[ "$browser" == yes ]]; then
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+fi
 
 if ((${#missing[@]} > 0)); then
   if ! command -v apt-get >/dev/null 2>&1; then
