@@ -324,6 +324,11 @@ export class JobRequest {
     return this.#done;
   }
 
+  /** The endpoint's status code once its headers arrived, else 0 (metrics: a response vs none). */
+  get httpStatus(): number {
+    return this.#status;
+  }
+
   /** @internal */
   armTimer(remainingMs: number): void {
     // One timer per job, sub-millisecond precision: a 1 s limit fails at ~1.0 s (original fault 10).

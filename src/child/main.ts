@@ -74,7 +74,8 @@ function stop(mode: 'graceful' | 'hard', graceMs: number, ack: number | null): v
     }, Math.min(0x7fffffff, Math.max(0, graceMs) + 2 * loopTimeoutMs + EXIT_WATCHDOG_SLACK_MS)).unref();
   }
   void done.then(() => {
-    if (ack !== null) send({ type: 'stopped', ack }, () => exit(0));
+    // The final totals ride along: jobs finished since the master's last status poll still count.
+    if (ack !== null) send({ type: 'stopped', ack, ...current.totals() }, () => exit(0));
     else exit(0);
   });
 }

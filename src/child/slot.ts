@@ -35,8 +35,11 @@ export interface SlotContext {
   allowRequeue(server: string, handle: string): boolean;
   /** Forget a handle's re-queue count once it has a final outcome. */
   settleHandle(server: string, handle: string): void;
-  /** Every finished job, exactly once, with what gearmand was told. */
-  record(outcome: JobOutcome): void;
+  /**
+   * Every finished job, exactly once, with what gearmand was told, its function, its duration from
+   * assignment in milliseconds and the endpoint's HTTP status (0 when no response headers arrived).
+   */
+  record(outcome: JobOutcome, functionName: string, durationMs: number, httpStatus: number): void;
 }
 
 export interface SlotOptions {
@@ -153,6 +156,7 @@ export class Slot implements ConnectionOwner {
               startedAt: running.startedAt,
             },
       connectedServers: this.connectedServers,
+      connections: this.#connections.map((c) => ({ server: c.server.label, state: c.state, connected: c.connected })),
     };
   }
 
@@ -243,12 +247,14 @@ export class Slot implements ConnectionOwner {
     if (this.#job !== running) return;
     this.#job = null;
     const { job, connection, epoch } = running;
+    const durationMs = performance.now() - running.assignedAt;
+    const httpStatus = running.request?.httpStatus ?? 0;
     let final = outcome;
     if (outcome.kind === 'requeue') {
       if (this.#context.allowRequeue(job.server, job.handleText)) {
         connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
-        this.#context.record(outcome);
-        this.#logJob(running, outcome, 'requeued');
+        this.#context.record(outcome, job.functionName, durationMs, httpStatus);
+        this.#logJob(running, outcome, durationMs, 'requeued');
         this.#afterJob();
         return;
       }
@@ -275,8 +281,8 @@ export class Slot implements ConnectionOwner {
       this.#grabbing = next;
       if (next !== connection) next.grab();
     }
-    this.#context.record(final);
-    this.#logJob(running, final, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
+    this.#context.record(final, job.functionName, durationMs, httpStatus);
+    this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
     this.#afterJob();
   }
 
@@ -293,7 +299,7 @@ export class Slot implements ConnectionOwner {
     this.#job?.request?.abort(new ShuttingDownError(reason));
   }
 
-  #logJob(running: RunningJob, outcome: JobOutcome, note: string | undefined): void {
+  #logJob(running: RunningJob, outcome: JobOutcome, durationMs: number, note: string | undefined): void {
     const log = this.#log;
     if (outcome.kind === 'fail') {
       log.warn(
@@ -302,7 +308,7 @@ export class Slot implements ConnectionOwner {
           handle: running.job.handleText,
           unique: running.job.uniqueText,
           server: running.job.server,
-          durationMs: round(performance.now() - running.assignedAt),
+          durationMs: round(durationMs),
           cause: outcome.cause,
           reason: outcome.reason,
           note,
@@ -316,7 +322,7 @@ export class Slot implements ConnectionOwner {
           handle: running.job.handleText,
           unique: running.job.uniqueText,
           server: running.job.server,
-          durationMs: round(performance.now() - running.assignedAt),
+          durationMs: round(durationMs),
           outcome: outcome.kind,
           resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined,
           note,

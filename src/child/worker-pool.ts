@@ -10,13 +10,14 @@
  *   a new JobRunner, running jobs finish on the old one, and no Gearman connection drops. (Replacing
  *   slots would buy nothing and re-register every worker.)
  *
- * Counters are updated in one place (#record), from the outcome every job reports exactly once.
+ * Counters and metrics are updated in one place (#record), from the outcome every job reports exactly once.
  */
 import { ConfigError } from '../errors.js';
 import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
-import { JobRunner } from './job-runner.js';
+import { FailureCause, JobRunner } from './job-runner.js';
 import type { JobOutcome } from './job-runner.js';
+import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 import { Slot } from './slot.js';
 import type { SlotContext } from './slot.js';
 
@@ -140,6 +141,7 @@ export class WorkerPool {
   #ticker: NodeJS.Timeout | null = null;
   readonly #requeues = new Map<string, number>();
   readonly #counters: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
+  readonly #metrics = new JobMetrics();
   readonly #context: SlotContext;
   #drained: Promise<void> | null = null;
 
@@ -156,7 +158,7 @@ export class WorkerPool {
       settleHandle: (server, handle) => {
         if (this.#requeues.size > 0) this.#requeues.delete(`${server}\0${handle}`);
       },
-      record: (outcome) => this.#record(outcome),
+      record: (outcome, functionName, durationMs, httpStatus) => this.#record(outcome, functionName, durationMs, httpStatus),
     };
   }
 
@@ -221,7 +223,12 @@ export class WorkerPool {
     for (const slot of this.#slots) slots.push(slot.status());
     for (const slot of this.#stopping) slots.push(slot.status());
     slots.sort((a, b) => slotNumber(a.id) - slotNumber(b.id));
-    return { pool: this.#settings?.pool.name ?? '', pid: this.#pid, slots, counters: { ...this.#counters } };
+    return { pool: this.#settings?.pool.name ?? '', pid: this.#pid, slots, counters: { ...this.#counters }, metrics: this.#metrics.snapshot() };
+  }
+
+  /** Counters and metrics only (the `stopped` reply): no slot list. */
+  totals(): Pick<ChildStatus, 'counters' | 'metrics'> {
+    return { counters: { ...this.#counters }, metrics: this.#metrics.snapshot() };
   }
 
   /**
@@ -366,20 +373,37 @@ export class WorkerPool {
     return true;
   }
 
-  #record(outcome: JobOutcome): void {
+  #record(outcome: JobOutcome, functionName: string, durationMs: number, httpStatus: number): void {
     const counters = this.#counters;
+    let result: JobResult;
+    // The HTTP code label: a status once headers arrived, unless max_running_time cut the exchange short;
+    // a request we aborted ourselves (shutdown) never produced an HTTP outcome and is left out.
+    let http = httpStatus;
     switch (outcome.kind) {
       case 'complete':
         counters.jobs_completed++;
-        return;
+        result = JobResult.COMPLETED;
+        break;
       case 'requeue':
         counters.jobs_requeued++;
-        return;
+        result = JobResult.REQUEUED;
+        break;
       case 'fail':
         counters.jobs_failed++;
-        if (outcome.cause === 'timeout') counters.jobs_timed_out++;
-        else if (outcome.cause === 'http') counters.http_errors++;
+        result = JobResult.FAILED;
+        if (outcome.cause === FailureCause.TIMEOUT) {
+          counters.jobs_timed_out++;
+          result = JobResult.TIMED_OUT;
+          http = HTTP_TIMEOUT;
+        } else if (outcome.cause === FailureCause.HTTP) {
+          counters.http_errors++;
+          if (http === 0) http = HTTP_ERROR;
+        } else if (outcome.cause === FailureCause.SHUTDOWN && http === 0) {
+          http = HTTP_NONE;
+        }
+        break;
     }
+    this.#metrics.record(functionName, result, durationMs / 1000, http);
   }
 }
 

@@ -24,6 +24,7 @@ import path from 'node:path';
 import convict from 'convict';
 import { OptionsError } from '../errors.js';
 import { suggestKey } from './jobs-config.js';
+import { parseListenAddress } from './listen-address.js';
 import { MAX_LOOP_TIMEOUT_SECONDS, MAX_TIMER_SECONDS, secondsProblem } from './seconds.js';
 import { RequestFormat } from './types.js';
 import type { DaemonOptions } from './types.js';
@@ -74,6 +75,13 @@ convict.addFormats({
       }
     },
   },
+  'driveshaft-listen-address': {
+    validate(value: unknown) {
+      if (value === null) return;
+      const parsed = typeof value === 'string' ? parseListenAddress(value) : 'expected HOST:PORT';
+      if (typeof parsed === 'string') throw new FormatProblem(parsed);
+    },
+  },
   'driveshaft-request-format': {
     validate(value: unknown) {
       if (value !== RequestFormat.JSON && value !== RequestFormat.MULTIPART) throw new FormatProblem('expected "json" or "multipart"');
@@ -81,9 +89,11 @@ convict.addFormats({
   },
 });
 
-interface OptionValues extends DaemonOptions {
+/** What convict holds: DaemonOptions with --exporter_addr still as typed (parsed in toDaemonOptions). */
+interface OptionValues extends Omit<DaemonOptions, 'exporter_addr'> {
   help: boolean;
   version: boolean;
+  exporter_addr: string | null;
 }
 
 /** `placeholder` is the value's name in --help; options without one are flags. */
@@ -174,6 +184,14 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     format: 'driveshaft-flag',
     default: false,
     env: 'DRIVESHAFT_CHECK',
+  },
+  exporter_addr: {
+    doc: 'HOST:PORT for /metrics (Prometheus), /status, /healthz, /readyz and a status page; a port alone binds 127.0.0.1; off when not given',
+    placeholder: 'ADDR',
+    format: 'driveshaft-listen-address',
+    default: null,
+    nullable: true,
+    env: 'DRIVESHAFT_EXPORTER_ADDR',
   },
 };
 
@@ -287,7 +305,10 @@ function validated(given: Map<OptionName, RawValue>, env: Map<OptionName, RawVal
 }
 
 function toDaemonOptions(values: OptionValues): DaemonOptions {
-  const { help: _help, version: _version, ...options } = values;
+  const { help: _help, version: _version, exporter_addr: exporterText, ...rest } = values;
+  const exporter = exporterText === null ? null : parseListenAddress(exporterText);
+  // Validation already refused anything that does not parse.
+  const options: DaemonOptions = { ...rest, exporter_addr: typeof exporter === 'string' ? null : exporter };
   // --daemonize changes the working directory later, so relative paths are fixed now.
   for (const name of PATH_OPTIONS) {
     const value = options[name];

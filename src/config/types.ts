@@ -43,6 +43,13 @@ export interface JobsConfig {
   pools: Record<string, PoolConfig>;
 }
 
+/** Where a listener binds (--exporter_addr). */
+export interface ListenAddress {
+  /** Host name or IP address, without brackets for IPv6. */
+  host: string;
+  port: number;
+}
+
 /** Daemon options after convict validation (SPEC §1). Times are kept in the units the CLI uses. */
 export interface DaemonOptions {
   jobsconfig: string;
@@ -58,4 +65,6 @@ export interface DaemonOptions {
   daemonize: boolean;
   request_format: RequestFormat;
   check: boolean;
+  /** The observability listener (Prometheus /metrics, /status, health checks, status page); null = off. */
+  exporter_addr: ListenAddress | null;
 }

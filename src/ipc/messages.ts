@@ -41,8 +41,11 @@ export type ChildToMaster =
   | { type: 'reconfigured'; ack: number }
   | { type: 'reconfigure-failed'; ack: number; error: SerializedError }
   | { type: 'status-reply'; ack: number; status: ChildStatus }
-  /** Sent once every slot has closed after a shutdown request; the child exits right after. */
-  | { type: 'stopped'; ack: number }
+  /**
+   * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
+   * the final counters and metrics, so jobs finished since the master's last status poll still count.
+   */
+  | { type: 'stopped'; ack: number; counters?: ChildCounters; metrics?: ChildMetrics }
   /** A bunyan record from the child; the master writes it to its own streams. */
   | { type: 'log'; record: Record<string, unknown> };
 
@@ -55,6 +58,11 @@ export interface SlotStatus {
   job: { handle: string; unique: string; functionName: string; server: string; startedAt: number } | null;
   /** Servers this slot is currently registered with. */
   connectedServers: number;
+  /**
+   * Each connection, in gearman_servers_list order: the server's label, its state (the child's
+   * ConnectionState) and whether that state means registered. Absent from older children.
+   */
+  connections?: Array<{ server: string; state: string; connected: boolean }>;
 }
 
 export interface ChildCounters {
@@ -67,9 +75,42 @@ export interface ChildCounters {
   http_errors: number;
 }
 
+/**
+ * Upper bounds, in seconds, of the job duration histogram's buckets (+Inf is implicit). Part of the IPC
+ * contract: a child's bucket counts mean nothing without these bounds, and the master sums counts
+ * index by index.
+ */
+export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** One function's job metrics in one child, cumulative since the child started. */
+export interface FunctionMetrics {
+  completed: number;
+  /** Failed for any reason but max_running_time (those are timedOut). */
+  failed: number;
+  timedOut: number;
+  /** gearman_ret 14 answered by dropping the connection. */
+  requeued: number;
+  /**
+   * Jobs per duration bucket, NOT cumulative: index i counts durations in (DURATION_BUCKETS[i-1],
+   * DURATION_BUCKETS[i]]; the last index (DURATION_BUCKETS.length) counts those above the last bound.
+   */
+  buckets: number[];
+  /** Sum of every job's duration, in seconds. */
+  durationSum: number;
+}
+
+export interface ChildMetrics {
+  /** By function name. */
+  functions: Record<string, FunctionMetrics>;
+  /** HTTP outcomes by code: the status ("200", "500"…), "error" (no response) or "timeout". */
+  http: Record<string, number>;
+}
+
 export interface ChildStatus {
   pool: string;
   pid: number;
   slots: SlotStatus[];
   counters: ChildCounters;
+  /** Per-function and per-HTTP-code metrics (absent from older children). */
+  metrics?: ChildMetrics;
 }

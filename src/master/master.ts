@@ -18,6 +18,10 @@
  *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
  * - Status clients idle for loop_timeout (at least 1 s, at most 5 s) are closed without a reply.
+ * - With --exporter_addr, the exporter is bound next to the status port (before privileges drop) and
+ *   closed with it; gearmand's queues are polled every loop_timeout (each poll bounded by loop_timeout,
+ *   0.5–5 s) only while the exporter is on. Prometheus counters are the same cumulative sums as
+ *   `counters`, kept across child restarts and pool removal.
  * - Shutdown budget: graceful = children get 4×loop_timeout for running jobs, then SIGTERM and SIGKILL
  *   one kill-grace (loop_timeout/2, 0.25–5 s) apart; the master's own deadline timer sits one second past
  *   that. Hard = children fail running jobs at once, the same escalation from 0, and the master's
@@ -27,12 +31,20 @@ import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
 import type { ConfigDiff } from '../config/diff.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
 import { serializeError } from '../errors.js';
-import type { ChildCounters, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
+import { formatListenAddress } from '../config/listen-address.js';
+import { versionText } from '../config/options.js';
+import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
 import { ShutdownMode as Mode } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
 import { effectiveLevel } from '../log.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
+import { Exporter } from './exporter.js';
+import type { ExporterSource } from './exporter.js';
+import { GearmandPoller } from './gearmand-poller.js';
+import type { GearmandScrape } from './gearmand-poller.js';
+import { addMetrics, emptyMetrics } from './job-metrics.js';
+import type { Observation, PoolTotals } from './observation.js';
 import { reopenLogFiles } from './reopen-logs.js';
 import { SignalRouter } from './signals.js';
 import type { SignalSource } from './signals.js';
@@ -82,13 +94,15 @@ function printable(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+const VERSION = versionText();
+
 function problemsOf(error: unknown): string[] {
   const problems = (error as { problems?: unknown }).problems;
   if (Array.isArray(problems) && problems.every((p) => typeof p === 'string')) return problems as string[];
   return [serializeError(error).message];
 }
 
-export class Master implements StatusSource {
+export class Master implements StatusSource, ExporterSource {
   readonly #opts: MasterOptions;
   readonly #log: Logger;
   readonly #loopMs: number;
@@ -98,8 +112,14 @@ export class Master implements StatusSource {
   /** Supervisors draining a pool that was removed or scaled to zero. */
   readonly #retiring = new Set<PoolSupervisor>();
   readonly #retiredCounters = new Map<string, ChildCounters>();
+  /** Metrics and restart counts of supervisors that drained away, by pool (the Prometheus counters never go back). */
+  readonly #retiredTotals = new Map<string, { metrics: ChildMetrics; restarts: number }>();
   readonly #startedAt = Date.now();
   #config: JobsConfig;
+  #configLoadedAt = Date.now();
+  #exporter: Exporter | null = null;
+  #exporterAddress: { host: string; port: number } | null = null;
+  #poller: GearmandPoller | null = null;
   #state: MasterState = MasterState.STARTING;
   #statusServer: StatusServer | null = null;
   #statusAddress: { host: string; port: number } | null = null;
@@ -150,6 +170,11 @@ export class Master implements StatusSource {
     return this.#statusAddress;
   }
 
+  /** Where the exporter listens, once started (null when --exporter_addr is not set). */
+  get exporterAddress(): { host: string; port: number } | null {
+    return this.#exporterAddress;
+  }
+
   /** Resolves with the process exit code once the master has stopped. */
   get done(): Promise<number> {
     return this.#done;
@@ -175,11 +200,19 @@ export class Master implements StatusSource {
           throw Object.assign(new Error(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`), { code: error.code });
         });
       }
+      if (options.exporter_addr !== null) {
+        const where = formatListenAddress(options.exporter_addr);
+        this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
+        this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
+          throw Object.assign(new Error(`--exporter_addr ${where}: cannot listen: ${error.message}`), { code: error.code });
+        });
+      }
       if (this.#state !== MasterState.STARTING) return; // stopped while binding
       this.#opts.afterBind?.();
     } catch (error) {
       this.#signals?.uninstall();
       await this.#statusServer?.close();
+      await this.#exporter?.close();
       this.#state = MasterState.STOPPED;
       this.#resolveDone(2);
       throw error;
@@ -200,6 +233,15 @@ export class Master implements StatusSource {
       },
     });
     this.#watcher.start();
+    if (this.#exporter !== null) {
+      this.#poller = new GearmandPoller({
+        servers: this.#config.servers,
+        intervalMs: this.#loopMs,
+        timeoutMs: Math.min(5000, Math.max(500, this.#loopMs)),
+        logger: this.#opts.logger,
+      });
+      this.#poller.start();
+    }
     this.#state = MasterState.RUNNING;
     this.#log.info(
       {
@@ -207,8 +249,9 @@ export class Master implements StatusSource {
         pools: Object.keys(this.#config.pools),
         children: [...this.#supervisors.values()].map((s) => ({ pool: s.name, pid: s.pid, state: s.state })),
         statusAddress: this.#statusAddress,
+        exporterAddress: this.#exporterAddress,
       },
-      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}`,
+      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}${this.#exporterAddress === null ? '' : `, exporter http://${formatListenAddress(this.#exporterAddress)}/`}`,
     );
   }
 
@@ -269,10 +312,11 @@ export class Master implements StatusSource {
       graceful ? `${reason}: stopping gracefully (running jobs get ${childDeadlineMs} ms)` : `${reason}: hard stop, failing running jobs now`,
     );
     this.#watcher?.close();
+    this.#poller?.stop();
     void (async () => {
       await Promise.all([...this.#allSupervisors()].map((supervisor) => supervisor.stop(mode, childDeadlineMs)));
-      // The status port stays open while children drain, so an operator can watch them finish.
-      await this.#statusServer?.close();
+      // The status port and the exporter stay open while children drain, so an operator can watch them finish.
+      await Promise.all([this.#statusServer?.close(), this.#exporter?.close()]);
       this.#finish(0);
     })();
     return this.#done;
@@ -352,6 +396,62 @@ export class Master implements StatusSource {
   }
 
   // ---------------------------------------------------------------------------------------------------
+  // ExporterSource (issue #7)
+
+  /** Polls every child once and returns everything the exporter's views need, as plain data. */
+  async observe(): Promise<Observation> {
+    const results = await this.#pollAll();
+    const takenAt = Date.now();
+    const totals = new Map<string, PoolTotals>();
+    // Pools removed from the config keep their totals: their counters must not vanish mid-rate().
+    for (const pool of new Set([...this.#poolNames(), ...this.#retiredTotals.keys()])) {
+      const retired = this.#retiredTotals.get(pool);
+      totals.set(pool, {
+        counters: this.#retiredCounters.get(pool) ?? zeroCounters(),
+        metrics: retired?.metrics ?? emptyMetrics(),
+        restarts: retired?.restarts ?? 0,
+      });
+    }
+    for (const supervisor of this.#allSupervisors()) {
+      const sum = totals.get(supervisor.name);
+      if (sum === undefined) continue;
+      sum.counters = addCounters(sum.counters, supervisor.counters);
+      sum.metrics = addMetrics(sum.metrics, supervisor.metrics);
+      sum.restarts += supervisor.restarts;
+    }
+    return {
+      takenAt,
+      version: VERSION,
+      pid: process.pid,
+      state: this.#state,
+      startedAt: this.#startedAt,
+      configFile: this.#config.path,
+      configLoadedAt: this.#configLoadedAt,
+      servers: this.#config.servers,
+      pools: this.#config.pools,
+      poolNames: this.#poolNames(),
+      children: results.map(({ supervisor, result, retiring }) => ({
+        pool: supervisor.name,
+        state: supervisor.state,
+        pid: supervisor.pid,
+        restarts: supervisor.restarts,
+        failReason: supervisor.failReason,
+        retiring,
+        status: result.ok ? result.status : null,
+        statusError: result.ok ? null : result.reason,
+      })),
+      totals,
+      reloads: { ok: this.#stats.reloads, failed: this.#stats.reload_failures },
+      childRestarts: this.#stats.child_restarts,
+    };
+  }
+
+  /** The gearmand poller's cache (empty while the exporter is off or before the first poll). */
+  gearmandScrapes(): GearmandScrape[] {
+    return this.#poller?.scrapes ?? [];
+  }
+
+  // ---------------------------------------------------------------------------------------------------
 
   #settingsFor(pool: PoolConfig, config: JobsConfig = this.#config): ChildSettings {
     return { pool, servers: config.servers, loopTimeoutMs: this.#loopMs, logLevel: effectiveLevel(this.#opts.logger) };
@@ -379,6 +479,11 @@ export class Master implements StatusSource {
       this.#retiring.delete(supervisor);
       const sum = addCounters(this.#retiredCounters.get(supervisor.name) ?? zeroCounters(), supervisor.counters);
       this.#retiredCounters.set(supervisor.name, sum);
+      const totals = this.#retiredTotals.get(supervisor.name);
+      this.#retiredTotals.set(supervisor.name, {
+        metrics: addMetrics(totals?.metrics ?? emptyMetrics(), supervisor.metrics),
+        restarts: (totals?.restarts ?? 0) + supervisor.restarts,
+      });
     });
   }
 
@@ -428,7 +533,9 @@ export class Master implements StatusSource {
     const previous = this.#config;
     const diff = diffJobsConfig(previous, next);
     this.#config = next;
+    this.#configLoadedAt = Date.now();
     this.#stats.reloads++;
+    this.#poller?.setServers(next.servers);
     const work: Array<Promise<void>> = [];
     if (trigger === ReloadTrigger.SIGNAL) {
       for (const supervisor of this.#supervisors.values()) work.push(supervisor.retry());
@@ -497,6 +604,7 @@ export class Master implements StatusSource {
         }
       }
       void this.#statusServer?.close();
+      void this.#exporter?.close();
       this.#finish(1);
     }, ms);
     this.#deadline = { timer, at };
@@ -504,6 +612,7 @@ export class Master implements StatusSource {
 
   #finish(code: number): void {
     if (this.#state === MasterState.STOPPED) return;
+    this.#poller?.stop();
     if (this.#deadline !== null) clearTimeout(this.#deadline.timer);
     this.#deadline = null;
     this.#watcher?.close();

@@ -10,11 +10,12 @@
  */
 import type { Logger } from '../log.js';
 import { emitForwardedRecord } from '../log.js';
-import type { ChildCounters, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
+import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
 import { ShutdownMode as Mode } from '../ipc/messages.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
+import { addMetrics, emptyMetrics, sanitizeMetrics } from './job-metrics.js';
 
 export const SupervisorState = {
   STARTING: 'starting',
@@ -116,6 +117,9 @@ export class PoolSupervisor {
   /** Counters of children that have exited, plus the last ones seen from the current child. */
   #pastCounters: ChildCounters = zeroCounters();
   #lastCounters: ChildCounters = zeroCounters();
+  /** The same for the per-function and per-HTTP-code metrics. */
+  #pastMetrics: ChildMetrics = emptyMetrics();
+  #lastMetrics: ChildMetrics = emptyMetrics();
   #stopMode: ShutdownMode | null = null;
   #stopDeadlineAt = Infinity;
   #recycleAfterStop = false;
@@ -160,6 +164,11 @@ export class PoolSupervisor {
   /** Jobs counters over every child this supervisor ran (the last poll's values for the live one). */
   get counters(): ChildCounters {
     return addCounters(this.#pastCounters, this.#lastCounters);
+  }
+
+  /** Job metrics over every child this supervisor ran, like `counters`. */
+  get metrics(): ChildMetrics {
+    return addMetrics(this.#pastMetrics, this.#lastMetrics);
   }
 
   /** Forks the child; resolves once it is ready, or has failed to start (the restart is then scheduled). */
@@ -218,7 +227,10 @@ export class PoolSupervisor {
     try {
       const reply = await current.channel.request({ type: 'status' }, this.#timing.statusTimeoutMs);
       if (reply.type !== 'status-reply') return { ok: false, reason: `unexpected reply ${reply.type}` };
-      if (this.#current === current) this.#lastCounters = sanitizeCounters(reply.status.counters);
+      if (this.#current === current) {
+        this.#lastCounters = sanitizeCounters(reply.status.counters);
+        this.#lastMetrics = sanitizeMetrics(reply.status.metrics);
+      }
       return { ok: true, status: reply.status };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
@@ -255,9 +267,12 @@ export class PoolSupervisor {
     this.#stopMode = mode;
     this.#stopDeadlineAt = Date.now() + deadlineMs;
     this.#log.info({ event: 'stop', mode, deadlineMs, childPid: current.child.pid }, `pool ${this.name}: stopping child (${mode})`);
-    current.channel.request({ type: 'shutdown', mode, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).catch(() => {
-      // No answer is fine: the escalation below stops the child either way.
-    });
+    current.channel.request({ type: 'shutdown', mode, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).then(
+      (reply) => this.#takeFinalTotals(current, reply),
+      () => {
+        // No answer is fine: the escalation below stops the child either way.
+      },
+    );
     this.#armEscalation(current, deadlineMs);
     return done;
   }
@@ -287,6 +302,7 @@ export class PoolSupervisor {
     this.#stopMode = null;
     this.#stopDeadlineAt = Infinity;
     this.#lastCounters = zeroCounters();
+    this.#lastMetrics = emptyMetrics();
     let child: ForkedChild;
     try {
       child = this.#fork(this.name);
@@ -374,8 +390,19 @@ export class PoolSupervisor {
     this.#stopMode = Mode.GRACEFUL;
     this.#stopDeadlineAt = Date.now() + deadlineMs;
     this.#recycleAfterStop = true;
-    current.channel.request({ type: 'shutdown', mode: Mode.GRACEFUL, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).catch(() => {});
+    current.channel.request({ type: 'shutdown', mode: Mode.GRACEFUL, deadlineMs }, deadlineMs + 2 * this.#timing.killGraceMs).then(
+      (reply) => this.#takeFinalTotals(current, reply),
+      () => {},
+    );
     this.#armEscalation(current, deadlineMs);
+  }
+
+  /** A `stopped` reply's counters and metrics are the child's last word: they replace the last poll's. */
+  #takeFinalTotals(incarnation: Incarnation, reply: ChildToMaster): void {
+    // After the exit the last poll's values have already moved into the past sums: too late to replace.
+    if (reply.type !== 'stopped' || this.#current !== incarnation || incarnation.exited) return;
+    if (reply.counters !== undefined) this.#lastCounters = sanitizeCounters(reply.counters);
+    if (reply.metrics !== undefined) this.#lastMetrics = sanitizeMetrics(reply.metrics);
   }
 
   #onExit(incarnation: Incarnation, code: number | null, signal: NodeJS.Signals | null): void {
@@ -386,6 +413,8 @@ export class PoolSupervisor {
     this.#clearEscalation();
     this.#pastCounters = addCounters(this.#pastCounters, this.#lastCounters);
     this.#lastCounters = zeroCounters();
+    this.#pastMetrics = addMetrics(this.#pastMetrics, this.#lastMetrics);
+    this.#lastMetrics = emptyMetrics();
     const uptimeMs = Date.now() - incarnation.spawnedAt;
     const childPid = incarnation.child.pid;
     if (this.#state === SupervisorState.STOPPING) {

@@ -18,6 +18,7 @@ function options(extra: Partial<DaemonOptions>): DaemonOptions {
     daemonize: false,
     request_format: 'json',
     check: true,
+    exporter_addr: null,
     ...extra,
   };
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, OptionsError } from '../../src/errors.js';
+import { formatListenAddress } from '../../src/config/listen-address.js';
 import { helpText, parseCommandLine, versionText } from '../../src/config/options.js';
 import type { DaemonOptions } from '../../src/config/types.js';
 
@@ -41,6 +42,7 @@ test('parseCommandLine should apply every default when only --jobsconfig is give
     daemonize: false,
     request_format: 'json',
     check: false,
+    exporter_addr: null,
   });
 });
 
@@ -57,6 +59,7 @@ test('parseCommandLine should read every option in --name value form', () => {
     '--daemonize',
     '--request_format', 'multipart',
     '--check',
+    '--exporter_addr', '0.0.0.0:8888',
   ]);
   assert.deepEqual(options, {
     jobsconfig: '/etc/driveshaft/jobs.json',
@@ -70,6 +73,7 @@ test('parseCommandLine should read every option in --name value form', () => {
     daemonize: true,
     request_format: 'multipart',
     check: true,
+    exporter_addr: { host: '0.0.0.0', port: 8888 },
   });
 });
 
@@ -102,6 +106,7 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     DRIVESHAFT_DAEMONIZE: 'yes',
     DRIVESHAFT_REQUEST_FORMAT: 'multipart',
     DRIVESHAFT_CHECK: 'true',
+    DRIVESHAFT_EXPORTER_ADDR: '[::1]:9100',
   });
   assert.deepEqual(options, {
     jobsconfig: '/env/jobs.json',
@@ -115,6 +120,7 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     daemonize: true,
     request_format: 'multipart',
     check: true,
+    exporter_addr: { host: '::1', port: 9100 },
   });
 });
 
@@ -161,10 +167,10 @@ test('parseCommandLine should return the version for --version and -v', () => {
 
 test('helpText should list every option with its default and environment variable', () => {
   const text = helpText();
-  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check']) {
+  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
     assert.match(text, new RegExp(`--${name}\\b`), name);
   }
-  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK']) {
+  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
     assert.match(text, new RegExp(`env DRIVESHAFT_${env}\\b`), env);
   }
   assert.match(text, /--max_running_time S .*\n.*default 300; env DRIVESHAFT_MAX_RUNNING_TIME/);
@@ -251,4 +257,31 @@ test('parseCommandLine should report several bad values together on one line', (
     [...JOBS, '--loop_timeout', '0', '--status_port', '99999'],
     '--loop_timeout: expected a positive number of seconds, got "0"; --status_port: expected a TCP port number from 1 to 65535, got "99999"',
   );
+});
+
+test('parseCommandLine should read --exporter_addr as host:port, [IPv6]:port or a port alone on 127.0.0.1', () => {
+  assert.deepEqual(run([...JOBS, '--exporter_addr', '9100']).exporter_addr, { host: '127.0.0.1', port: 9100 });
+  assert.deepEqual(run([...JOBS, '--exporter_addr=:9100']).exporter_addr, { host: '127.0.0.1', port: 9100 });
+  assert.deepEqual(run([...JOBS, '--exporter_addr', '0.0.0.0:8888']).exporter_addr, { host: '0.0.0.0', port: 8888 });
+  assert.deepEqual(run([...JOBS, '--exporter_addr', 'localhost:1']).exporter_addr, { host: 'localhost', port: 1 });
+  assert.deepEqual(run([...JOBS, '--exporter_addr', '[::]:65535']).exporter_addr, { host: '::', port: 65535 });
+  assert.deepEqual(run(JOBS, { DRIVESHAFT_EXPORTER_ADDR: '10.0.0.1:9100' }).exporter_addr, { host: '10.0.0.1', port: 9100 });
+  assert.equal(run(JOBS, { DRIVESHAFT_EXPORTER_ADDR: '' }).exporter_addr, null);
+  assert.deepEqual(run([...JOBS, '--exporter_addr', '9101'], { DRIVESHAFT_EXPORTER_ADDR: '9100' }).exporter_addr, { host: '127.0.0.1', port: 9101 });
+});
+
+test('parseCommandLine should reject a malformed --exporter_addr with one line naming the option', () => {
+  const expected = 'expected HOST:PORT, [IPv6]:PORT or a port alone (binds 127.0.0.1), with a port from 1 to 65535';
+  for (const bad of ['0', '65536', 'localhost', 'localhost:', 'host:port', ':', '[::1]', '[nothost]:9100', 'a b:9100', '1.2.3.4:99999']) {
+    rejects([...JOBS, '--exporter_addr', bad], `--exporter_addr: ${expected}, got ${JSON.stringify(bad)}`);
+  }
+  rejects([...JOBS, '--exporter_addr', '::1:9100'], `--exporter_addr: ${expected} (put an IPv6 address in brackets: [::1]:9100), got "::1:9100"`);
+  rejects(JOBS, `DRIVESHAFT_EXPORTER_ADDR: ${expected}, got "nope"`, { DRIVESHAFT_EXPORTER_ADDR: 'nope' });
+  rejects([...JOBS, '--exporter_addr'], '--exporter_addr: expected a value (--exporter_addr ADDR)');
+});
+
+test('formatListenAddress should put IPv6 hosts in brackets for messages', () => {
+  assert.equal(formatListenAddress({ host: '127.0.0.1', port: 9100 }), '127.0.0.1:9100');
+  assert.equal(formatListenAddress({ host: '::1', port: 9100 }), '[::1]:9100');
+  assert.equal(formatListenAddress({ host: 'metrics.local', port: 80 }), 'metrics.local:80');
 });

@@ -34,6 +34,7 @@ function options(file: string, statusPort: number | null = 0): DaemonOptions {
     daemonize: false,
     request_format: 'json',
     check: false,
+    exporter_addr: null,
   };
 }
 
@@ -46,12 +47,16 @@ interface Harness {
   ask(command: string): Promise<string>;
 }
 
-async function startMaster(t: import('node:test').TestContext, pools: Pools, extra: { budget?: (c: import('../../src/config/types.js').JobsConfig) => void } = {}): Promise<Harness> {
+async function startMaster(
+  t: import('node:test').TestContext,
+  pools: Pools,
+  extra: { budget?: (c: import('../../src/config/types.js').JobsConfig) => void; exporter?: boolean } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ds-master-'));
   const file = path.join(dir, 'jobs.json');
   const write = (next: Pools, servers = SERVERS): void => writeFileSync(file, jobsFile(servers, next));
   write(pools);
-  const opts = options(file);
+  const opts = { ...options(file), exporter_addr: extra.exporter === true ? { host: '127.0.0.1', port: 0 } : null };
   const load = (f: string) => loadJobsConfig(f, { maxRunningTimeMs: 1000, requestFormat: 'json' });
   const { logger, records } = memoryLogger();
   const signals = new EventEmitter();
@@ -299,4 +304,28 @@ test('Master.stop should let a graceful drain run out its deadline when nothing 
   const took = Date.now() - started;
   // loop_timeout 0.2 s: the fixture waits the whole 4 × 0.2 s drain deadline.
   assert.ok(took >= 750 && took < 2500, `took ${took} ms`);
+});
+
+test('Master.observe should keep a removed pool in the totals with its child\'s final report, and the exporter should serve it', async (t) => {
+  const h = await startMaster(t, { okStay: { uri: URI, count: 1, jobs: ['Sum'] }, okGone: { uri: URI, count: 2, jobs: ['Sum'] } }, { exporter: true });
+  const address = h.master.exporterAddress;
+  assert.ok(address !== null && address.port > 0);
+  const first = await h.master.observe();
+  assert.equal(first.totals.get('okGone')?.counters.jobs_completed, 10);
+  assert.equal(first.totals.get('okGone')?.metrics.functions.Sum?.completed, 10);
+  const gone = pidOf(h.master, 'okGone') as number;
+  h.write({ okStay: { uri: URI, count: 1, jobs: ['Sum'] } });
+  await waitFor(() => h.records.some((r) => r.event === 'reloaded'), { timeoutMs: 5000, message: 'the reload' });
+  await waitFor(() => !alive(gone), { timeoutMs: 5000, message: 'the removed pool\'s child to exit' });
+  const after = await h.master.observe();
+  assert.deepEqual(after.poolNames, ['okStay']);
+  // 10 at the last poll + 5 reported with `stopped` (the fixture's FINAL_EXTRA).
+  assert.equal(after.totals.get('okGone')?.counters.jobs_completed, 15);
+  assert.equal(after.totals.get('okGone')?.metrics.functions.Sum?.completed, 15);
+  assert.deepEqual(after.reloads, { ok: 1, failed: 0 });
+  const metrics = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+  assert.match(metrics, /^driveshaft_jobs_total\{pool="okGone",function="Sum",outcome="completed"\} 15$/m);
+  assert.match(metrics, /^driveshaft_reloads_total\{result="ok"\} 1$/m);
+  const status = (await (await fetch(`http://127.0.0.1:${address.port}/status`)).json()) as { pools: Array<{ name: string }> };
+  assert.deepEqual(status.pools.map((p) => p.name), ['okStay']);
 });

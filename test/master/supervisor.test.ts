@@ -68,6 +68,32 @@ test('PoolSupervisor should restart a child killed with SIGKILL and count the re
   assert.equal(supervisor.counters.jobs_completed, 20);
 });
 
+test('PoolSupervisor.metrics should survive a restart the way the counters do', async (t) => {
+  const { supervisor } = supervise(t, 'okmetrics');
+  await supervisor.start();
+  const first = supervisor.pid as number;
+  await supervisor.status(); // 10 Sum jobs, HTTP 200
+  assert.equal(supervisor.metrics.functions.Sum?.completed, 10);
+  process.kill(first, 'SIGKILL');
+  await waitFor(() => supervisor.state === SupervisorState.RUNNING && supervisor.pid !== first, { timeoutMs: 5000, message: 'a new child' });
+  assert.equal(supervisor.metrics.functions.Sum?.completed, 10, 'the dead child is remembered');
+  await supervisor.status();
+  const metrics = supervisor.metrics;
+  assert.equal(metrics.functions.Sum?.completed, 20);
+  assert.equal(metrics.functions.Sum?.buckets[0], 20);
+  assert.equal(metrics.http['200'], 20);
+});
+
+test('PoolSupervisor.stop should keep the final counters and metrics the child sends with stopped', async (t) => {
+  const { supervisor } = supervise(t, 'okfinal');
+  await supervisor.start();
+  await supervisor.status(); // 10
+  await supervisor.stop('graceful', 1000);
+  // 5 more jobs finished after the last poll: only the stopped reply knows them.
+  assert.equal(supervisor.counters.jobs_completed, 15);
+  assert.equal(supervisor.metrics.functions.Sum?.completed, 15);
+});
+
 test('PoolSupervisor should back off ×1.5 and mark a crash-looping pool failed, then retry on request', async (t) => {
   const { supervisor, records } = supervise(t, 'crashloop', { restartDelayMs: 20, restartDelayMaxMs: 40, maxUnstableRestarts: 3 });
   await supervisor.start();

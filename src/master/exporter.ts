@@ -1,0 +1,231 @@
+/**
+ * The observability listener (`--exporter_addr`, issue #7): one node:http server in the master.
+ *
+ *   GET /metrics   Prometheus text format 0.0.4, summed over every pool child
+ *   GET /status    JSON: config, pools, slots with their running jobs, connections, counters, queues
+ *   GET /healthz   200 "ok": the master's event loop answers
+ *   GET /readyz    200 when every pool with workers has a slot registered with a gearmand, else 503
+ *   GET /          the live status page (polls /status every second)
+ *
+ * Decisions:
+ * - The children are asked only when a request needs them, and at most once per `cacheMs` (1 s):
+ *   concurrent requests share one poll, and a dashboard refreshing every second plus a scraper cost
+ *   the children one status round-trip per second at most. /healthz never asks them.
+ * - gearmand's queues come from the poller's cache: a scrape never waits on a gearmand.
+ * - The rendered /metrics and /status bodies are kept with their snapshot: a scraper every 100 ms
+ *   costs one render per snapshot, not one per request (bench/scrape-overhead.ts).
+ * - HEAD is answered like GET without a body; any other method gets 405 with `Allow`; unknown paths
+ *   404. The query string is ignored.
+ * - Slow or idle clients are cut off: the request head must arrive within headersTimeoutMs (5 s), the
+ *   whole request within requestTimeoutMs, and a socket idle for idleTimeoutMs is closed (a client
+ *   that stops reading a response included). At most MAX_CONNECTIONS at once.
+ * - Malformed requests get a 400 (431 for oversized headers) and the connection is closed; an error
+ *   while answering is a 500 and a log line, never an exception out of the server.
+ * - Bound before privileges are dropped, like the status port; 127.0.0.1 unless told otherwise.
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import type { GearmandScrape } from './gearmand-poller.js';
+import { metricFamilies, readiness, statusDocument } from './observation.js';
+import type { Observation } from './observation.js';
+import { EXPOSITION_CONTENT_TYPE, formatExposition } from './prometheus.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+
+export const MAX_CONNECTIONS = 64;
+
+/** What the exporter reads: a (fresh) snapshot of the master and the gearmand poller's cache. */
+export interface ExporterSource {
+  observe(): Promise<Observation>;
+  gearmandScrapes(): GearmandScrape[];
+}
+
+export interface ExporterOptions {
+  host: string;
+  port: number;
+  source: ExporterSource;
+  logger: Logger;
+  /** Reuse a snapshot of the children this long (default 1000 ms). */
+  cacheMs?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+const ROUTES = new Set(['/', '/metrics', '/status', '/healthz', '/readyz']);
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+
+export class Exporter {
+  readonly #options: ExporterOptions;
+  readonly #log: Logger;
+  readonly #server: http.Server;
+  readonly #cacheMs: number;
+  readonly #sockets = new Set<Socket>();
+  #snapshot: { at: number; observation: Promise<Observation> } | null = null;
+  /** Bodies rendered from one snapshot and one state of the gearmand cache. */
+  #rendered: { observation: Observation; gearmand: string; bodies: Map<string, Buffer> } | null = null;
+  #closing: Promise<void> | null = null;
+  #requests = 0;
+
+  constructor(options: ExporterOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: 'exporter' });
+    this.#cacheMs = options.cacheMs ?? 1000;
+    const headersTimeout = options.headersTimeoutMs ?? 5000;
+    this.#server = http.createServer(
+      {
+        headersTimeout,
+        requestTimeout: Math.max(headersTimeout, options.requestTimeoutMs ?? 10_000),
+        keepAliveTimeout: 5000,
+        // Node checks the two timeouts above only this often (30 s by default): a slow client would
+        // hold its connection far past them.
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
+        maxHeaderSize: 16 * 1024,
+      },
+      (req, res) => void this.#handle(req, res),
+    );
+    this.#server.maxConnections = MAX_CONNECTIONS;
+    // A socket with no traffic for this long is destroyed, including one that stopped reading.
+    this.#server.timeout = options.idleTimeoutMs ?? 10_000;
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.#clientError(error, socket));
+  }
+
+  /** Requests answered since start (for tests and the curious). */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /** Binds host:port; rejects with the listen error (EADDRINUSE, EACCES…). */
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.#options.host, port: this.#options.port, exclusive: true }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (error) => this.#log.error({ err: error }, `exporter error: ${error.message}`));
+        const address = this.#server.address() as AddressInfo;
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /** Stops accepting and drops every connection. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    this.#closing = new Promise((resolve) => {
+      if (!this.#server.listening) {
+        for (const socket of this.#sockets) socket.destroy();
+        resolve();
+        return;
+      }
+      this.#server.close(() => resolve());
+      for (const socket of this.#sockets) socket.destroy();
+    });
+    return this.#closing;
+  }
+
+  /** One poll of the children shared by every request within cacheMs (and by concurrent ones). */
+  #observe(): Promise<Observation> {
+    const now = Date.now();
+    const cached = this.#snapshot;
+    if (cached !== null && now - cached.at < this.#cacheMs) return cached.observation;
+    const observation = this.#options.source.observe();
+    const entry = { at: now, observation };
+    this.#snapshot = entry;
+    // A failed poll must not be served from the cache to the next request.
+    observation.catch(() => {
+      if (this.#snapshot === entry) this.#snapshot = null;
+    });
+    return observation;
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.#requests++;
+    res.on('error', () => res.destroy());
+    try {
+      const method = req.method ?? '';
+      const path = (req.url ?? '/').split('?', 1)[0] as string;
+      if (!ROUTES.has(path)) {
+        this.#send(res, 404, 'text/plain; charset=utf-8', `not found: ${path.slice(0, 200)}\ntry /, /metrics, /status, /healthz or /readyz\n`);
+        return;
+      }
+      if (method !== 'GET' && method !== 'HEAD') {
+        // The request body (if any) is not read: close the connection instead of draining it.
+        res.setHeader('allow', 'GET, HEAD');
+        res.setHeader('connection', 'close');
+        this.#send(res, 405, 'text/plain; charset=utf-8', `method ${method.slice(0, 20)} not allowed; use GET\n`);
+        return;
+      }
+      switch (path) {
+        case '/healthz':
+          this.#send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+          return;
+        case '/':
+          res.setHeader('content-security-policy', STATUS_PAGE_CSP);
+          res.setHeader('referrer-policy', 'no-referrer');
+          this.#send(res, 200, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
+          return;
+        case '/metrics':
+        case '/status': {
+          const body = this.#render(path, await this.#observe());
+          this.#send(res, 200, path === '/metrics' ? EXPOSITION_CONTENT_TYPE : 'application/json; charset=utf-8', body);
+          return;
+        }
+        case '/readyz': {
+          const verdict = readiness(await this.#observe());
+          const body = verdict.ready ? 'ready\n' : `not ready\n${verdict.problems.map((p) => `${p.pool}: ${p.reason}`).join('\n')}\n`;
+          this.#send(res, verdict.ready ? 200 : 503, 'text/plain; charset=utf-8', body);
+          return;
+        }
+      }
+    } catch (error) {
+      this.#log.error({ err: error, url: String(req.url).slice(0, 200) }, `exporter request failed: ${(error as Error).message}`);
+      if (!res.headersSent) this.#send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
+      else res.destroy();
+    }
+  }
+
+  #render(path: '/metrics' | '/status', observation: Observation): Buffer {
+    const scrapes = this.#options.source.gearmandScrapes();
+    // The poll times identify the gearmand cache's state: a new poll means a new body.
+    const gearmand = scrapes.map((scrape) => `${scrape.server}@${scrape.at}`).join(' ');
+    let cache = this.#rendered;
+    if (cache === null || cache.observation !== observation || cache.gearmand !== gearmand) {
+      cache = { observation, gearmand, bodies: new Map() };
+      this.#rendered = cache;
+    }
+    let body = cache.bodies.get(path);
+    if (body === undefined) {
+      const text =
+        path === '/metrics'
+          ? formatExposition(metricFamilies(observation, scrapes))
+          : `${JSON.stringify(statusDocument(observation, scrapes), null, 2)}\n`;
+      body = Buffer.from(text, 'utf8');
+      cache.bodies.set(path, body);
+    }
+    return body;
+  }
+
+  #send(res: http.ServerResponse, status: number, contentType: string, body: string | Buffer): void {
+    if (res.destroyed || res.writableEnded) return;
+    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    res.writeHead(status, { ...COMMON_HEADERS, 'content-type': contentType, 'content-length': payload.length });
+    res.end(payload);
+  }
+
+  /** What node:http could not parse: answer if the socket still takes it, then close. */
+  #clientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    if (error.code !== 'ECONNRESET' && socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+      // A client that never reads the answer does not keep the socket either.
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    socket.destroy();
+  }
+}

@@ -1,0 +1,416 @@
+/**
+ * What the exporter shows (issue #7), computed from one snapshot of the master: the Prometheus metric
+ * families, the /status document and the /readyz verdict. Pure functions of plain data, so each view
+ * is tested without processes, and all three agree on what a slot's state is.
+ */
+import type { AdminFunctionStatus } from '../codec/admin.js';
+import type { PoolConfig, ServerAddress } from '../config/types.js';
+import { DURATION_BUCKETS } from '../ipc/messages.js';
+import type { ChildCounters, ChildMetrics, ChildStatus, FunctionMetrics, SlotStatus } from '../ipc/messages.js';
+import type { GearmandScrape } from './gearmand-poller.js';
+import { emptyFunctionMetrics } from './job-metrics.js';
+import { MetricType } from './prometheus.js';
+import type { HistogramSample, MetricFamily, Sample } from './prometheus.js';
+
+/** One pool child as the master sees it at snapshot time. */
+export interface ChildObservation {
+  pool: string;
+  /** The supervisor's state (starting, running, backoff, stopping, stopped, failed). */
+  state: string;
+  pid: number | null;
+  restarts: number;
+  failReason: string | null;
+  /** Draining after its pool was removed or scaled to zero. */
+  retiring: boolean;
+  /** The child's answer to the status poll, or null with the reason in statusError. */
+  status: ChildStatus | null;
+  statusError: string | null;
+}
+
+/** Cumulative over every child a pool ever had (restarts, reloads and removal included). */
+export interface PoolTotals {
+  counters: ChildCounters;
+  metrics: ChildMetrics;
+  restarts: number;
+}
+
+export interface Observation {
+  /** Date.now() when the children were polled. */
+  takenAt: number;
+  version: string;
+  pid: number;
+  /** The master's state. */
+  state: string;
+  startedAt: number;
+  configFile: string;
+  configLoadedAt: number;
+  servers: readonly ServerAddress[];
+  /** Configured pools by name, in file order. */
+  pools: Readonly<Record<string, PoolConfig>>;
+  /** Configured pools first, then pools removed but still draining. */
+  poolNames: readonly string[];
+  children: readonly ChildObservation[];
+  /** Per pool name, including pools removed from the config long ago (their counters stay exported). */
+  totals: ReadonlyMap<string, PoolTotals>;
+  reloads: { ok: number; failed: number };
+  childRestarts: number;
+}
+
+export const SlotState = {
+  IDLE: 'idle',
+  BUSY: 'busy',
+  STOPPING: 'stopping',
+} as const;
+export type SlotState = (typeof SlotState)[keyof typeof SlotState];
+
+const SLOT_STATES: readonly SlotState[] = [SlotState.IDLE, SlotState.BUSY, SlotState.STOPPING];
+
+/** A slot's state; also the `threads` shutdown flag (stopping ⇔ flag 1), so both views agree. */
+export function slotState(slot: SlotStatus, child: ChildObservation): SlotState {
+  if (slot.stopping || child.retiring || child.state === 'stopping') return SlotState.STOPPING;
+  return slot.job === null ? SlotState.IDLE : SlotState.BUSY;
+}
+
+function childrenOf(observation: Observation, pool: string): ChildObservation[] {
+  return observation.children.filter((child) => child.pool === pool);
+}
+
+function slotsOf(observation: Observation, pool: string): Array<{ slot: SlotStatus; child: ChildObservation }> {
+  const out: Array<{ slot: SlotStatus; child: ChildObservation }> = [];
+  for (const child of childrenOf(observation, pool)) for (const slot of child.status?.slots ?? []) out.push({ slot, child });
+  return out;
+}
+
+/** The pool's functions: configured ones first (so their series exist at zero), then any others seen. */
+function functionsOf(observation: Observation, pool: string, totals: PoolTotals | undefined): string[] {
+  const names = [...(observation.pools[pool]?.jobsList ?? [])];
+  for (const name of Object.keys(totals?.metrics.functions ?? {})) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
+// ─────────────────────────────────────────────────────────────────────────────────────────────────
+// Prometheus
+
+const OUTCOMES: ReadonlyArray<readonly [string, keyof FunctionMetrics]> = [
+  ['completed', 'completed'],
+  ['failed', 'failed'],
+  ['timed_out', 'timedOut'],
+  ['requeued', 'requeued'],
+];
+
+/** Numeric codes in order, then "error" and "timeout". */
+function compareCodes(a: string, b: string): number {
+  const na = Number(a);
+  const nb = Number(b);
+  if (Number.isFinite(na) && Number.isFinite(nb)) return na - nb;
+  if (Number.isFinite(na)) return -1;
+  if (Number.isFinite(nb)) return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function metricFamilies(observation: Observation, scrapes: readonly GearmandScrape[]): MetricFamily[] {
+  const jobs: Sample[] = [];
+  const durations: HistogramSample[] = [];
+  const http: Sample[] = [];
+  const slots: Sample[] = [];
+  const restarts: Sample[] = [];
+  const pools = [...observation.poolNames];
+  for (const name of observation.totals.keys()) if (!pools.includes(name)) pools.push(name);
+  for (const pool of pools) {
+    const totals = observation.totals.get(pool);
+    for (const fn of functionsOf(observation, pool, totals)) {
+      const f = totals?.metrics.functions[fn] ?? emptyFunctionMetrics();
+      for (const [outcome, key] of OUTCOMES) jobs.push({ labels: { pool, function: fn, outcome }, value: f[key] as number });
+      durations.push({ labels: { pool, function: fn }, bounds: DURATION_BUCKETS, counts: f.buckets, sum: f.durationSum });
+    }
+    const codes = Object.keys(totals?.metrics.http ?? {}).sort(compareCodes);
+    for (const code of codes) http.push({ labels: { pool, code }, value: totals?.metrics.http[code] ?? 0 });
+    const byState = new Map<SlotState, number>(SLOT_STATES.map((s) => [s, 0]));
+    for (const { slot, child } of slotsOf(observation, pool)) {
+      const state = slotState(slot, child);
+      byState.set(state, (byState.get(state) ?? 0) + 1);
+    }
+    for (const [state, count] of byState) slots.push({ labels: { pool, state }, value: count });
+    restarts.push({ labels: { pool }, value: totals?.restarts ?? 0 });
+  }
+
+  const up: Sample[] = observation.servers.map((server) => ({ labels: { server: server.label }, value: serverConnected(observation, server.label) ? 1 : 0 }));
+  const scrapeOk: Sample[] = [];
+  const queued: Sample[] = [];
+  const running: Sample[] = [];
+  const workers: Sample[] = [];
+  for (const scrape of scrapes) {
+    scrapeOk.push({ labels: { server: scrape.server }, value: scrape.ok ? 1 : 0 });
+    for (const f of scrape.functions) {
+      const labels = { server: scrape.server, function: f.function };
+      queued.push({ labels, value: f.total });
+      running.push({ labels, value: f.running });
+      workers.push({ labels, value: f.availableWorkers });
+    }
+  }
+
+  return [
+    {
+      name: 'driveshaft_jobs_total',
+      help: 'Jobs finished by the slots, by outcome: completed (WORK_COMPLETE), failed (WORK_FAIL for any reason but max_running_time), timed_out (WORK_FAIL after max_running_time), requeued (gearman_ret 14: connection dropped so gearmand re-queues the job).',
+      type: MetricType.COUNTER,
+      samples: jobs,
+    },
+    {
+      name: 'driveshaft_job_duration_seconds',
+      help: "Seconds from gearmand's assignment of a job to its outcome, every outcome included.",
+      type: MetricType.HISTOGRAM,
+      samples: durations,
+    },
+    {
+      name: 'driveshaft_http_responses_total',
+      help: 'Job requests to the endpoint by result: the HTTP status code, error (no response: refused, reset, DNS or TLS failure) or timeout (no answer within max_running_time).',
+      type: MetricType.COUNTER,
+      samples: http,
+    },
+    {
+      name: 'driveshaft_slots',
+      help: 'Worker slots by state: idle (waiting for a job), busy (running one), stopping (told to stop by a reload, a scale-down or the shutdown).',
+      type: MetricType.GAUGE,
+      samples: slots,
+    },
+    {
+      name: 'driveshaft_gearmand_up',
+      help: 'Whether at least one slot of any pool is registered with this gearmand (1) or none is (0).',
+      type: MetricType.GAUGE,
+      samples: up,
+    },
+    {
+      name: 'driveshaft_gearmand_scrape_ok',
+      help: "Whether the last poll of this gearmand's admin status (every loop_timeout) worked.",
+      type: MetricType.GAUGE,
+      samples: scrapeOk,
+    },
+    {
+      name: 'driveshaft_gearmand_queue_jobs',
+      help: "Jobs queued or running for the function on this gearmand (admin status TOTAL), as of the last poll.",
+      type: MetricType.GAUGE,
+      samples: queued,
+    },
+    {
+      name: 'driveshaft_gearmand_queue_running_jobs',
+      help: "Jobs of the function running on this gearmand's workers (admin status RUNNING), as of the last poll.",
+      type: MetricType.GAUGE,
+      samples: running,
+    },
+    {
+      name: 'driveshaft_gearmand_queue_workers',
+      help: 'Workers of any client registered for the function on this gearmand (admin status AVAILABLE_WORKERS), as of the last poll.',
+      type: MetricType.GAUGE,
+      samples: workers,
+    },
+    {
+      name: 'driveshaft_reloads_total',
+      help: 'Jobs config reloads: ok (applied) or failed (invalid, unreadable or over the fd budget; the running config was kept).',
+      type: MetricType.COUNTER,
+      samples: [
+        { labels: { result: 'ok' }, value: observation.reloads.ok },
+        { labels: { result: 'failed' }, value: observation.reloads.failed },
+      ],
+    },
+    {
+      name: 'driveshaft_child_restarts_total',
+      help: 'Pool child processes forked again after an unexpected exit.',
+      type: MetricType.COUNTER,
+      samples: restarts,
+    },
+  ];
+}
+
+function serverConnected(observation: Observation, label: string): boolean {
+  for (const child of observation.children) {
+    for (const slot of child.status?.slots ?? []) {
+      if (slot.connections?.some((c) => c.server === label && c.connected) === true) return true;
+    }
+  }
+  return false;
+}
+
+// ─────────────────────────────────────────────────────────────────────────────────────────────────
+// /readyz
+
+export interface Readiness {
+  ready: boolean;
+  /** Why each pool that should serve does not, by pool name. */
+  problems: Array<{ pool: string; reason: string }>;
+}
+
+/**
+ * Ready when every configured pool with worker_count > 0 has at least one slot registered with at least
+ * one gearmand. A daemon that is starting or stopping is not ready whatever its pools say.
+ */
+export function readiness(observation: Observation): Readiness {
+  const problems: Array<{ pool: string; reason: string }> = [];
+  if (observation.state === 'starting' || observation.state === 'stopping' || observation.state === 'stopped') {
+    problems.push({ pool: '*', reason: `the daemon is ${observation.state}` });
+  }
+  for (const pool of Object.values(observation.pools)) {
+    if (pool.workerCount === 0) continue;
+    const live = childrenOf(observation, pool.name).filter((child) => !child.retiring);
+    const child = live[0];
+    let reason: string | null = null;
+    if (child === undefined) {
+      reason = 'no child process';
+    } else if (child.state === 'failed') {
+      reason = `marked failed (${child.failReason ?? 'crash loop'}); send SIGHUP to retry`;
+    } else if (child.status === null) {
+      reason = child.pid === null ? `child not running (${child.state})` : `child not answering (${child.statusError ?? 'no status'})`;
+    } else {
+      const slots = child.status.slots.filter((slot) => !slot.stopping);
+      if (!slots.some((slot) => slot.connectedServers > 0)) {
+        reason = `no slot is registered with any gearmand (${slots.length} slots, ${observation.servers.length} servers: ${observation.servers.map((s) => s.label).join(', ')})`;
+      }
+    }
+    if (reason !== null) problems.push({ pool: pool.name, reason });
+  }
+  return { ready: problems.length === 0, problems };
+}
+
+// ─────────────────────────────────────────────────────────────────────────────────────────────────
+// /status
+
+export interface StatusSlot {
+  id: string;
+  state: SlotState;
+  /** The `threads` shutdown flag. */
+  stopping: boolean;
+  job: { handle: string; unique: string; function: string; server: string; startedAt: string; ageMs: number } | null;
+  connectedServers: number;
+}
+
+export interface StatusPool {
+  name: string;
+  configured: boolean;
+  workerCount: number;
+  functions: string[];
+  /** The endpoint without any user:password part. */
+  uri: string | null;
+  children: Array<{ pid: number | null; state: string; responding: boolean; restarts: number; retiring: boolean; failReason: string | null; error: string | null }>;
+  slots: StatusSlot[];
+  slotCounts: Record<SlotState, number>;
+  /** Per configured server: slots registered with it and every connection state seen. */
+  servers: Array<{ server: string; connectedSlots: number; slots: number; states: Record<string, number> }>;
+  counters: ChildCounters;
+  jobs: Record<string, { completed: number; failed: number; timedOut: number; requeued: number; count: number; durationSumSeconds: number }>;
+  http: Record<string, number>;
+  childRestarts: number;
+}
+
+export interface StatusDocument {
+  version: string;
+  pid: number;
+  state: string;
+  generatedAt: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  config: { file: string; loadedAt: string; servers: string[] };
+  reloads: { ok: number; failed: number };
+  childRestarts: number;
+  ready: Readiness;
+  pools: StatusPool[];
+  gearmand: Array<{ server: string; up: boolean; scrapeOk: boolean; scrapedAt: string | null; scrapeMs: number; error: string | null; functions: AdminFunctionStatus[] }>;
+}
+
+function withoutCredentials(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.username === '' && url.password === '') return uri;
+    url.username = '';
+    url.password = '';
+    return url.toString();
+  } catch {
+    return uri;
+  }
+}
+
+const ZERO: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
+
+export function statusDocument(observation: Observation, scrapes: readonly GearmandScrape[]): StatusDocument {
+  const now = observation.takenAt;
+  const pools: StatusPool[] = observation.poolNames.map((name) => {
+    const config = observation.pools[name];
+    const totals = observation.totals.get(name);
+    const children = childrenOf(observation, name);
+    const slots: StatusSlot[] = [];
+    const slotCounts: Record<SlotState, number> = { idle: 0, busy: 0, stopping: 0 };
+    const servers = new Map(observation.servers.map((s) => [s.label, { server: s.label, connectedSlots: 0, slots: 0, states: {} as Record<string, number> }]));
+    for (const { slot, child } of slotsOf(observation, name)) {
+      const state = slotState(slot, child);
+      slotCounts[state]++;
+      const job = slot.job;
+      slots.push({
+        id: slot.id,
+        state,
+        stopping: state === SlotState.STOPPING,
+        job:
+          job === null
+            ? null
+            : { handle: job.handle, unique: job.unique, function: job.functionName, server: job.server, startedAt: new Date(job.startedAt).toISOString(), ageMs: Math.max(0, now - job.startedAt) },
+        connectedServers: slot.connectedServers,
+      });
+      for (const connection of slot.connections ?? []) {
+        const entry = servers.get(connection.server);
+        if (entry === undefined) continue;
+        entry.slots++;
+        if (connection.connected) entry.connectedSlots++;
+        entry.states[connection.state] = (entry.states[connection.state] ?? 0) + 1;
+      }
+    }
+    const jobs: StatusPool['jobs'] = {};
+    for (const fn of functionsOf(observation, name, totals)) {
+      const f = totals?.metrics.functions[fn] ?? emptyFunctionMetrics();
+      const count = f.buckets.reduce((sum, n) => sum + n, 0);
+      jobs[fn] = { completed: f.completed, failed: f.failed, timedOut: f.timedOut, requeued: f.requeued, count, durationSumSeconds: f.durationSum };
+    }
+    return {
+      name,
+      configured: config !== undefined,
+      workerCount: config?.workerCount ?? 0,
+      functions: config?.jobsList ?? [],
+      uri: config === undefined ? null : withoutCredentials(config.jobProcessingUri),
+      children: children.map((child) => ({
+        pid: child.pid,
+        state: child.state,
+        responding: child.status !== null,
+        restarts: child.restarts,
+        retiring: child.retiring,
+        failReason: child.failReason,
+        error: child.status === null && child.pid !== null ? child.statusError : null,
+      })),
+      slots,
+      slotCounts,
+      servers: [...servers.values()],
+      counters: totals?.counters ?? { ...ZERO },
+      jobs,
+      http: totals?.metrics.http ?? {},
+      childRestarts: totals?.restarts ?? 0,
+    };
+  });
+  return {
+    version: observation.version,
+    pid: observation.pid,
+    state: observation.state,
+    generatedAt: new Date(now).toISOString(),
+    startedAt: new Date(observation.startedAt).toISOString(),
+    uptimeSeconds: Math.floor((now - observation.startedAt) / 1000),
+    config: { file: observation.configFile, loadedAt: new Date(observation.configLoadedAt).toISOString(), servers: observation.servers.map((s) => s.label) },
+    reloads: observation.reloads,
+    childRestarts: observation.childRestarts,
+    ready: readiness(observation),
+    pools,
+    gearmand: scrapes.map((scrape) => ({
+      server: scrape.server,
+      up: serverConnected(observation, scrape.server),
+      scrapeOk: scrape.ok,
+      scrapedAt: scrape.at === 0 ? null : new Date(scrape.at).toISOString(),
+      scrapeMs: scrape.durationMs,
+      error: scrape.error,
+      functions: scrape.functions,
+    })),
+  };
+}

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { Exporter } from '../../src/master/exporter.js';
+import type { ExporterSource, ExporterOptions } from '../../src/master/exporter.js';
+import type { Observation } from '../../src/master/observation.js';
+import { EXPOSITION_CONTENT_TYPE } from '../../src/master/prometheus.js';
+import { memoryLogger, pool, server } from './support.js';
+
+function observation(connected: boolean): Observation {
+  return {
+    takenAt: Date.now(),
+    version: 'driveshaft test',
+    pid: process.pid,
+    state: 'running',
+    startedAt: Date.now() - 5000,
+    configFile: '/tmp/jobs.json',
+    configLoadedAt: Date.now() - 5000,
+    servers: [server()],
+    pools: { Regular: pool('Regular') },
+    poolNames: ['Regular'],
+    children: [
+      {
+        pool: 'Regular',
+        state: 'running',
+        pid: 42,
+        restarts: 0,
+        failReason: null,
+        retiring: false,
+        status: {
+          pool: 'Regular',
+          pid: 42,
+          slots: [{ id: '42-1', stopping: false, job: null, connectedServers: connected ? 1 : 0 }],
+          counters: { jobs_completed: 5, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 },
+        },
+        statusError: null,
+      },
+    ],
+    totals: new Map(),
+    reloads: { ok: 0, failed: 0 },
+    childRestarts: 0,
+  };
+}
+
+interface FakeSource extends ExporterSource {
+  calls: number;
+  connected: boolean;
+  fail: boolean;
+}
+
+async function start(t: TestContext, extra: Partial<ExporterOptions> = {}): Promise<{ exporter: Exporter; source: FakeSource; url: string; port: number; records: ReturnType<typeof memoryLogger>['records'] }> {
+  const source: FakeSource = {
+    calls: 0,
+    connected: true,
+    fail: false,
+    async observe() {
+      this.calls++;
+      if (this.fail) throw new Error('the children are on fire');
+      return observation(this.connected);
+    },
+    gearmandScrapes: () => [],
+  };
+  const { logger, records } = memoryLogger();
+  const exporter = new Exporter({ host: '127.0.0.1', port: 0, source, logger, ...extra });
+  t.after(() => exporter.close());
+  const address = await exporter.listen();
+  return { exporter, source, url: `http://127.0.0.1:${address.port}`, port: address.port, records };
+}
+
+/** Sends raw bytes, returns whatever comes back until the server closes (or the timeout). */
+function raw(port: number, bytes: string, timeoutMs = 5000): Promise<{ text: string; closedAfterMs: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve({ text, closedAfterMs: Date.now() - started }));
+    socket.on('connect', () => {
+      if (bytes !== '') socket.write(bytes);
+    });
+    setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server kept the connection open for ${timeoutMs} ms`));
+    }, timeoutMs).unref();
+  });
+}
+
+test('Exporter should serve /healthz without asking the children, and /metrics, /status and / with their content types', async (t) => {
+  const { source, url } = await start(t);
+  const health = await fetch(`${url}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(await health.text(), 'ok\n');
+  assert.equal(source.calls, 0);
+
+  const metrics = await fetch(`${url}/metrics`);
+  assert.equal(metrics.status, 200);
+  assert.equal(metrics.headers.get('content-type'), EXPOSITION_CONTENT_TYPE);
+  assert.equal(metrics.headers.get('cache-control'), 'no-store');
+  assert.match(await metrics.text(), /^driveshaft_slots\{pool="Regular",state="idle"\} 1$/m);
+
+  const status = await fetch(`${url}/status?pretty=1`);
+  assert.equal(status.status, 200);
+  assert.equal(status.headers.get('content-type'), 'application/json; charset=utf-8');
+  const doc = (await status.json()) as { pools: Array<{ name: string; slots: Array<{ id: string }> }> };
+  assert.deepEqual(doc.pools.map((p) => [p.name, p.slots.map((s) => s.id)]), [['Regular', ['42-1']]]);
+
+  const page = await fetch(`${url}/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'sha256-[A-Za-z0-9+/=]+'/);
+  const html = await page.text();
+  assert.match(html, /<title>driveshaft status<\/title>/);
+  assert.ok(!/(src|href)=["'](?!data:)/.test(html), 'no external resources');
+});
+
+test('Exporter should answer /readyz 200 or 503 with the reason naming the pool', async (t) => {
+  const { source, url } = await start(t, { cacheMs: 0 });
+  const ready = await fetch(`${url}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.equal(await ready.text(), 'ready\n');
+  source.connected = false;
+  const notReady = await fetch(`${url}/readyz`);
+  assert.equal(notReady.status, 503);
+  assert.match(await notReady.text(), /^not ready\nRegular: no slot is registered with any gearmand/);
+});
+
+test('Exporter should answer unknown paths 404, methods other than GET and HEAD 405, and HEAD without a body', async (t) => {
+  const { url } = await start(t);
+  const missing = await fetch(`${url}/nope`);
+  assert.equal(missing.status, 404);
+  assert.match(await missing.text(), /not found: \/nope/);
+  for (const method of ['POST', 'PUT', 'DELETE', 'OPTIONS']) {
+    const response = await fetch(`${url}/metrics`, { method, body: method === 'POST' || method === 'PUT' ? 'x'.repeat(100_000) : undefined });
+    assert.equal(response.status, 405, method);
+    assert.equal(response.headers.get('allow'), 'GET, HEAD');
+    await response.arrayBuffer();
+  }
+  const head = await fetch(`${url}/healthz`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), '');
+});
+
+test('Exporter should share one poll of the children between requests within cacheMs', async (t) => {
+  const { source, url } = await start(t, { cacheMs: 60_000 });
+  await Promise.all([fetch(`${url}/metrics`), fetch(`${url}/status`), fetch(`${url}/readyz`)].map((p) => p.then((r) => r.arrayBuffer())));
+  await (await fetch(`${url}/metrics`)).arrayBuffer();
+  assert.equal(source.calls, 1);
+});
+
+test('Exporter should answer 500 when the snapshot fails, log it, and serve the next request', async (t) => {
+  const { source, url, records } = await start(t, { cacheMs: 60_000 });
+  source.fail = true;
+  const failed = await fetch(`${url}/metrics`);
+  assert.equal(failed.status, 500);
+  assert.equal(await failed.text(), 'internal error\n');
+  assert.ok(records.some((r) => r.component === 'exporter' && /the children are on fire/.test(r.msg)));
+  source.fail = false;
+  // A failed snapshot is not cached.
+  assert.equal((await fetch(`${url}/metrics`)).status, 200);
+});
+
+test('Exporter should answer garbage with 400 and oversized headers with 431, and keep serving', async (t) => {
+  const { port, url } = await start(t);
+  const garbage = await raw(port, 'THIS IS NOT HTTP\r\n\r\n');
+  assert.match(garbage.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  const binary = await raw(port, '\x00\x01\x02\xff\r\n\r\n');
+  assert.match(binary.text, /^HTTP\/1\.1 400 /);
+  const huge = await raw(port, `GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  assert.match(huge.text, /^HTTP\/1\.1 431 /);
+  assert.equal((await fetch(`${url}/healthz`)).status, 200);
+});
+
+test('Exporter should close a client that never finishes its request head, and one that sends nothing', async (t) => {
+  const { port, url } = await start(t, { headersTimeoutMs: 300, requestTimeoutMs: 300, idleTimeoutMs: 600 });
+  const slow = await raw(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n', 5000);
+  assert.ok(slow.closedAfterMs < 3000, `closed after ${slow.closedAfterMs} ms`);
+  const silent = await raw(port, '', 5000);
+  assert.ok(silent.closedAfterMs < 3000, `closed after ${silent.closedAfterMs} ms`);
+  assert.equal((await fetch(`${url}/healthz`)).status, 200);
+});
+
+test('Exporter.listen should reject when the port is taken, and close should be idempotent', async (t) => {
+  const { port } = await start(t);
+  const { logger } = memoryLogger();
+  const second = new Exporter({ host: '127.0.0.1', port, source: { observe: () => Promise.reject(new Error('unused')), gearmandScrapes: () => [] }, logger });
+  await assert.rejects(second.listen(), (error: NodeJS.ErrnoException) => error.code === 'EADDRINUSE');
+  await second.close();
+  await second.close();
+});

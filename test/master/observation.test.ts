@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DURATION_BUCKETS } from '../../src/ipc/messages.js';
+import type { ChildStatus, SlotStatus } from '../../src/ipc/messages.js';
+import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/master/job-metrics.js';
+import { metricFamilies, readiness, slotState, statusDocument } from '../../src/master/observation.js';
+import type { ChildObservation, Observation, PoolTotals } from '../../src/master/observation.js';
+import type { GearmandScrape } from '../../src/master/gearmand-poller.js';
+import { formatExposition } from '../../src/master/prometheus.js';
+import { pool, server } from './support.js';
+
+const A = server(4730);
+const B = server(4731);
+
+function slot(id: string, overrides: Partial<SlotStatus> = {}): SlotStatus {
+  return {
+    id,
+    stopping: false,
+    job: null,
+    connectedServers: 1,
+    connections: [
+      { server: A.label, state: 'sleeping', connected: true },
+      { server: B.label, state: 'backoff', connected: false },
+    ],
+    ...overrides,
+  };
+}
+
+function child(poolName: string, slots: SlotStatus[], overrides: Partial<ChildObservation> = {}): ChildObservation {
+  const status: ChildStatus = { pool: poolName, pid: 100, slots, counters: { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 } };
+  return { pool: poolName, state: 'running', pid: 100, restarts: 0, failReason: null, retiring: false, status, statusError: null, ...overrides };
+}
+
+function totals(): PoolTotals {
+  const sum = emptyFunctionMetrics();
+  sum.completed = 3;
+  sum.failed = 1;
+  sum.buckets[0] = 1;
+  sum.buckets[3] = 3;
+  sum.durationSum = 0.061;
+  return {
+    counters: { jobs_completed: 3, jobs_failed: 1, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 1 },
+    metrics: { functions: { Sum: sum }, http: { '200': 3, '500': 1 } },
+    restarts: 2,
+  };
+}
+
+function observation(overrides: Partial<Observation> = {}): Observation {
+  const regular = pool('Regular', { workerCount: 3, jobsList: ['Sum', 'Sum2'] });
+  const off = pool('Off', { workerCount: 0, jobsList: ['X'] });
+  return {
+    takenAt: 1_700_000_010_000,
+    version: 'driveshaft 0.0.0',
+    pid: 1,
+    state: 'running',
+    startedAt: 1_700_000_000_000,
+    configFile: '/etc/driveshaft/jobs.json',
+    configLoadedAt: 1_700_000_000_000,
+    servers: [A, B],
+    pools: { Regular: regular, Off: off },
+    poolNames: ['Regular', 'Off'],
+    children: [
+      child('Regular', [
+        slot('100-1'),
+        slot('100-2', { job: { handle: 'H:x:1', unique: 'u-1', functionName: 'Sum', server: A.label, startedAt: 1_700_000_008_500 }, connections: [{ server: A.label, state: 'running', connected: true }, { server: B.label, state: 'backoff', connected: false }] }),
+        slot('100-3', { stopping: true }),
+      ]),
+    ],
+    totals: new Map([['Regular', totals()]]),
+    reloads: { ok: 2, failed: 1 },
+    childRestarts: 2,
+    ...overrides,
+  };
+}
+
+const SCRAPES: GearmandScrape[] = [
+  { server: A.label, ok: true, at: 1, durationMs: 1, functions: [{ function: 'Sum', total: 7, running: 1, availableWorkers: 3 }], error: null },
+  { server: B.label, ok: false, at: 1, durationMs: 1, functions: [], error: 'ECONNREFUSED' },
+];
+
+test('metricFamilies should sum a pool, pre-create configured functions at zero and label every series', () => {
+  const text = formatExposition(metricFamilies(observation(), SCRAPES));
+  const lines = new Set(text.split('\n'));
+  for (const line of [
+    'driveshaft_jobs_total{pool="Regular",function="Sum",outcome="completed"} 3',
+    'driveshaft_jobs_total{pool="Regular",function="Sum",outcome="failed"} 1',
+    'driveshaft_jobs_total{pool="Regular",function="Sum",outcome="timed_out"} 0',
+    'driveshaft_jobs_total{pool="Regular",function="Sum2",outcome="completed"} 0',
+    'driveshaft_jobs_total{pool="Off",function="X",outcome="requeued"} 0',
+    'driveshaft_job_duration_seconds_bucket{pool="Regular",function="Sum",le="0.001"} 1',
+    'driveshaft_job_duration_seconds_bucket{pool="Regular",function="Sum",le="0.025"} 4',
+    'driveshaft_job_duration_seconds_bucket{pool="Regular",function="Sum",le="+Inf"} 4',
+    'driveshaft_job_duration_seconds_sum{pool="Regular",function="Sum"} 0.061',
+    'driveshaft_job_duration_seconds_count{pool="Regular",function="Sum"} 4',
+    'driveshaft_http_responses_total{pool="Regular",code="200"} 3',
+    'driveshaft_http_responses_total{pool="Regular",code="500"} 1',
+    'driveshaft_slots{pool="Regular",state="idle"} 1',
+    'driveshaft_slots{pool="Regular",state="busy"} 1',
+    'driveshaft_slots{pool="Regular",state="stopping"} 1',
+    'driveshaft_slots{pool="Off",state="idle"} 0',
+    `driveshaft_gearmand_up{server="${A.label}"} 1`,
+    `driveshaft_gearmand_up{server="${B.label}"} 0`,
+    `driveshaft_gearmand_scrape_ok{server="${A.label}"} 1`,
+    `driveshaft_gearmand_scrape_ok{server="${B.label}"} 0`,
+    `driveshaft_gearmand_queue_jobs{server="${A.label}",function="Sum"} 7`,
+    `driveshaft_gearmand_queue_running_jobs{server="${A.label}",function="Sum"} 1`,
+    `driveshaft_gearmand_queue_workers{server="${A.label}",function="Sum"} 3`,
+    'driveshaft_reloads_total{result="ok"} 2',
+    'driveshaft_reloads_total{result="failed"} 1',
+    'driveshaft_child_restarts_total{pool="Regular"} 2',
+    'driveshaft_child_restarts_total{pool="Off"} 0',
+  ]) {
+    assert.ok(lines.has(line), `missing: ${line}\n${text}`);
+  }
+  // The failed gearmand has no queue series: no stale numbers.
+  assert.ok(!text.includes(`driveshaft_gearmand_queue_jobs{server="${B.label}"`));
+});
+
+test('metricFamilies should keep exporting the counters of a pool removed from the config', () => {
+  const obs = observation();
+  const text = formatExposition(metricFamilies({ ...obs, totals: new Map([...obs.totals, ['Gone', totals()]]) }, []));
+  assert.match(text, /^driveshaft_jobs_total\{pool="Gone",function="Sum",outcome="completed"\} 3$/m);
+  assert.match(text, /^driveshaft_slots\{pool="Gone",state="idle"\} 0$/m);
+  // …but the status page lists only configured and draining pools.
+  assert.deepEqual(statusDocument({ ...obs, totals: new Map([...obs.totals, ['Gone', totals()]]) }, []).pools.map((p) => p.name), ['Regular', 'Off']);
+});
+
+test('metricFamilies should count every slot of a draining child as stopping', () => {
+  const obs = observation({ children: [child('Regular', [slot('1-1'), slot('1-2', { job: { handle: 'H', unique: 'u', functionName: 'Sum', server: A.label, startedAt: 0 } })], { retiring: true })] });
+  const text = formatExposition(metricFamilies(obs, []));
+  assert.match(text, /^driveshaft_slots\{pool="Regular",state="stopping"\} 2$/m);
+  assert.match(text, /^driveshaft_slots\{pool="Regular",state="busy"\} 0$/m);
+});
+
+test('slotState and the status document should agree with the threads shutdown flag', () => {
+  const obs = observation();
+  const doc = statusDocument(obs, SCRAPES);
+  const regular = doc.pools[0];
+  assert.ok(regular !== undefined);
+  assert.deepEqual(regular.slots.map((s) => [s.id, s.state, s.stopping]), [
+    ['100-1', 'idle', false],
+    ['100-2', 'busy', false],
+    ['100-3', 'stopping', true],
+  ]);
+  assert.deepEqual(regular.slots[1]?.job, { handle: 'H:x:1', unique: 'u-1', function: 'Sum', server: A.label, startedAt: new Date(1_700_000_008_500).toISOString(), ageMs: 1500 });
+  assert.deepEqual(regular.slotCounts, { idle: 1, busy: 1, stopping: 1 });
+  assert.deepEqual(regular.servers, [
+    { server: A.label, connectedSlots: 3, slots: 3, states: { sleeping: 2, running: 1 } },
+    { server: B.label, connectedSlots: 0, slots: 3, states: { backoff: 3 } },
+  ]);
+  assert.equal(regular.counters.jobs_completed, 3);
+  assert.deepEqual(regular.jobs.Sum, { completed: 3, failed: 1, timedOut: 0, requeued: 0, count: 4, durationSumSeconds: 0.061 });
+  assert.equal(doc.config.file, '/etc/driveshaft/jobs.json');
+  assert.equal(doc.uptimeSeconds, 10);
+  assert.deepEqual(doc.gearmand.map((g) => [g.server, g.up, g.scrapeOk]), [[A.label, true, true], [B.label, false, false]]);
+  const firstChild = obs.children[0] as ChildObservation;
+  assert.equal(slotState(firstChild.status?.slots[2] as SlotStatus, firstChild), 'stopping');
+});
+
+test('statusDocument should hide the user and password of the endpoint URI', () => {
+  const obs = observation();
+  const pools = { ...obs.pools, Regular: { ...(obs.pools.Regular as ReturnType<typeof pool>), jobProcessingUri: 'https://user:secret@example.com/job.php' } };
+  const doc = statusDocument({ ...obs, pools }, []);
+  assert.equal(doc.pools[0]?.uri, 'https://example.com/job.php');
+});
+
+test('readiness should want a registered slot in every pool with workers, and name the pools that have none', () => {
+  assert.deepEqual(readiness(observation()), { ready: true, problems: [] });
+  const disconnected = observation({ children: [child('Regular', [slot('1-1', { connectedServers: 0 }), slot('1-2', { connectedServers: 0 })])] });
+  const verdict = readiness(disconnected);
+  assert.equal(verdict.ready, false);
+  assert.equal(verdict.problems.length, 1);
+  assert.equal(verdict.problems[0]?.pool, 'Regular');
+  assert.match(verdict.problems[0]?.reason ?? '', /no slot is registered with any gearmand \(2 slots, 2 servers/);
+  // A pool with worker_count 0 never blocks readiness; a missing, failed or silent child does.
+  assert.equal(readiness(observation({ children: [] })).problems[0]?.reason, 'no child process');
+  assert.match(readiness(observation({ children: [child('Regular', [], { state: 'failed', status: null, pid: null, failReason: 'crash loop: 11 exits' })] })).problems[0]?.reason ?? '', /marked failed \(crash loop: 11 exits\)/);
+  assert.match(readiness(observation({ children: [child('Regular', [], { status: null, statusError: 'timed out' })] })).problems[0]?.reason ?? '', /child not answering \(timed out\)/);
+  assert.match(readiness(observation({ state: 'stopping' })).problems[0]?.reason ?? '', /the daemon is stopping/);
+});
+
+test('addMetrics should sum functions, buckets and codes; sanitizeMetrics should zero what is malformed', () => {
+  const a = sanitizeMetrics({ functions: { F: { completed: 1, failed: 0, timedOut: 0, requeued: 0, buckets: [1, ...new Array(DURATION_BUCKETS.length).fill(0)], durationSum: 0.5 } }, http: { '200': 1 } });
+  const b = sanitizeMetrics({ functions: { F: { completed: 2, failed: 'x', timedOut: -1, requeued: Number.NaN, buckets: [1, 2], durationSum: 1 }, G: null }, http: { '200': 2, error: 1, bad: 'no' } });
+  assert.deepEqual(b.functions.F?.buckets, new Array(DURATION_BUCKETS.length + 1).fill(0), 'wrong-length buckets are dropped');
+  assert.equal(b.functions.G, undefined);
+  const sum = addMetrics(a, b);
+  assert.equal(sum.functions.F?.completed, 3);
+  assert.equal(sum.functions.F?.failed, 0);
+  assert.equal(sum.functions.F?.timedOut, 0);
+  assert.equal(sum.functions.F?.durationSum, 1.5);
+  assert.equal(sum.functions.F?.buckets[0], 1);
+  assert.deepEqual(sum.http, { '200': 3, error: 1, bad: 0 });
+  assert.deepEqual(sanitizeMetrics(undefined), { functions: {}, http: {} });
+  // Neither argument changes.
+  assert.equal(a.functions.F?.completed, 1);
+});
