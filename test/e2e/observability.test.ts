@@ -296,6 +296,9 @@ test(
       await page.waitForTimeout(100);
     }
 
+    // The page renders a poll taken at most a second ago, which may still show the last Sum running:
+    // wait for the settled state (only the held Resize job busy), then read one rendering of it.
+    await regular.getByText(/Slots: 1 busy, 5 idle/i).waitFor({ timeout: 10_000 });
     const regularText = await regular.innerText();
     assert.match(regularText, /Slots: 1 busy, 5 idle/i);
     assert.match(regularText, /img-0042/);
