@@ -78,8 +78,10 @@ test('isProcessAlive should tell live and dead pids apart', () => {
 });
 
 test('isProcessAlive should count an unreaped (zombie) process as dead, and PidFile.acquire take its file over', async (t) => {
-  // `sh` forks `true`, then execs into `sleep`, which never reaps it: `true` stays a zombie while sleep runs.
-  const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // `sh` forks a subshell, then execs into `sleep`, which never reaps it. The subshell exits only once
+  // its parent has become `sleep`: exiting earlier would let the shell itself reap it (a flaky test).
+  const script = 'p=$$; (while [ "$(cat /proc/$p/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 30';
+  const parent = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.after(() => parent.kill('SIGKILL'));
   const [line] = (await once(parent.stdout, 'data')) as [Buffer];
   const zombie = Number(line.toString().trim());
