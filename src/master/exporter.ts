@@ -24,13 +24,14 @@
  * - Bound before privileges are dropped, like the status port; 127.0.0.1 unless told otherwise.
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { metricFamilies, readiness, statusDocument } from './observation.js';
 import type { Observation } from './observation.js';
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from './prometheus.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+import { listenOn } from './listen.js';
 
 export const MAX_CONNECTIONS = 64;
 
@@ -101,17 +102,9 @@ export class Exporter {
 
   /** Binds host:port; rejects with the listen error (EADDRINUSE, EACCES…). */
   listen(): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      this.#server.once('error', onError);
-      this.#server.listen({ host: this.#options.host, port: this.#options.port, exclusive: true }, () => {
-        this.#server.off('error', onError);
-        this.#server.on('error', (error) => this.#log.error({ err: error }, `exporter error: ${error.message}`));
-        const address = this.#server.address() as AddressInfo;
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.#server, this.#options.host, this.#options.port, this.#log, 'exporter');
   }
+
 
   /** Stops accepting and drops every connection. Idempotent. */
   close(): Promise<void> {

@@ -13,6 +13,7 @@
  */
 import net from 'node:net';
 import type { Logger } from '../log.js';
+import { listenOn } from './listen.js';
 
 export const MAX_LINE_BYTES = 1024;
 export const MAX_CONNECTIONS = 64;
@@ -59,17 +60,9 @@ export class StatusServer {
 
   /** Binds host:port; rejects with the listen error (EADDRINUSE, EACCES…). */
   listen(): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      this.#server.once('error', onError);
-      this.#server.listen({ host: this.#options.host, port: this.#options.port, exclusive: true }, () => {
-        this.#server.off('error', onError);
-        this.#server.on('error', (error) => this.#log.error({ err: error }, `status server error: ${error.message}`));
-        const address = this.#server.address() as net.AddressInfo;
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenOn(this.#server, this.#options.host, this.#options.port, this.#log, 'status server');
   }
+
 
   /** Stops accepting and drops every client. Idempotent. */
   close(): Promise<void> {
