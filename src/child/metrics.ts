@@ -35,15 +35,6 @@ export const OVERFLOW_FUNCTION = '(other)';
 /** Same guard for status codes (three digits: at most 900 anyway). */
 const MAX_CODES = 1024;
 
-interface FunctionCounts {
-  completed: number;
-  failed: number;
-  timedOut: number;
-  requeued: number;
-  /** Length DURATION_BUCKETS.length + 1; not cumulative. */
-  buckets: number[];
-  durationSum: number;
-}
 
 const BOUNDS = DURATION_BUCKETS;
 const BUCKET_COUNT = BOUNDS.length + 1;
@@ -56,7 +47,7 @@ export function bucketIndex(seconds: number): number {
 }
 
 export class JobMetrics {
-  readonly #functions = new Map<string, FunctionCounts>();
+  readonly #functions = new Map<string, FunctionMetrics>();
   /** Status code (or HTTP_ERROR / HTTP_TIMEOUT) → count. */
   readonly #http = new Map<number, number>();
 
@@ -103,7 +94,7 @@ export class JobMetrics {
     return { functions, http };
   }
 
-  #add(functionName: string): FunctionCounts {
+  #add(functionName: string): FunctionMetrics {
     const name = this.#functions.size < MAX_FUNCTIONS ? functionName : OVERFLOW_FUNCTION;
     let counts = this.#functions.get(name);
     if (counts === undefined) {
