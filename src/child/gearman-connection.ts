@@ -2,9 +2,12 @@
  * One TCP connection of one slot to one gearmand (SPEC §3).
  *
  * Lifecycle: connecting → ready (registered: RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… written on
- * connect; gearmand answers none of them) → grabbing → running | sleeping → ready (NOOP) …;
- * any loss → backoff → connecting; close() → closing → closed. All state changes go through
- * #transition, which refuses transitions the table does not list.
+ * connect; gearmand answers none of them) → grabbing → running | sleeping | parked → ready (NOOP, or
+ * unparked by its WakeGroup) …; any loss → backoff → connecting; close() → closing → closed. All
+ * state changes go through #transition, which refuses transitions the table does not list.
+ *
+ * After NO_JOB the connection's WakeGroup (one per server for the slots of a pool) decides whether
+ * it sleeps at gearmand (PRE_SLEEP) or parks locally: see wake-group.ts for why only one sleeps.
  *
  * The connection never decides on its own to grab: the slot owns that decision, because a slot may
  * hold only one job across all its connections (an assigned job cannot be refused). The connection
@@ -33,6 +36,7 @@ import { GearmanConnectionError, GearmanServerError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Job } from './job-runner.js';
+import type { WakeGroup, WakeMember } from './wake-group.js';
 
 export const ConnectionState = {
   CONNECTING: 'connecting',
@@ -41,6 +45,8 @@ export const ConnectionState = {
   GRABBING: 'grabbing',
   /** PRE_SLEEP sent: gearmand will NOOP when work arrives. */
   SLEEPING: 'sleeping',
+  /** NO_JOB answered, no PRE_SLEEP: another connection of its WakeGroup sleeps and wakes this one. */
+  PARKED: 'parked',
   /** Holds the slot's job. */
   RUNNING: 'running',
   BACKOFF: 'backoff',
@@ -54,8 +60,9 @@ const S = ConnectionState;
 const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
   [S.CONNECTING]: [S.READY, S.BACKOFF, S.CLOSED],
   [S.READY]: [S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.BACKOFF, S.CLOSING, S.CLOSED],
+  [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.PARKED, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.SLEEPING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
+  [S.PARKED]: [S.READY, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.RUNNING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.BACKOFF]: [S.CONNECTING, S.CLOSED],
   [S.CLOSING]: [S.CLOSED],
@@ -81,10 +88,12 @@ export interface ConnectionOwner {
   onConnectionDown(connection: GearmanConnection, error: Error): void;
   /** JOB_ASSIGN_UNIQ answered our grab; the connection is RUNNING. */
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void;
-  /** NO_JOB answered our grab; PRE_SLEEP is sent and the connection is SLEEPING. */
+  /** NO_JOB answered our grab; the connection is SLEEPING (PRE_SLEEP sent) or PARKED. */
   onNoJob(connection: GearmanConnection): void;
-  /** NOOP woke a sleeping connection; it is READY. */
+  /** NOOP woke a sleeping connection, or its WakeGroup unparked it; it is READY. */
   onWake(connection: GearmanConnection): void;
+  /** Whether the owner would grab on a READY connection right now (no job, no other grab, not stopping). */
+  canGrab(): boolean;
   /** Quiet for loopTimeoutMs: send a probe now — `grab()` if it may, else `echo()`. */
   onProbe(connection: GearmanConnection): void;
 }
@@ -97,13 +106,16 @@ export interface GearmanConnectionOptions {
   loopTimeoutMs: number;
   owner: ConnectionOwner;
   log: Logger;
+  /** Shared by the pool's connections to this server; without one the connection always sleeps. */
+  wakeGroup?: WakeGroup;
 }
 
 const ECHO_PAYLOAD = Buffer.from('driveshaft-liveness');
 
-export class GearmanConnection {
+export class GearmanConnection implements WakeMember {
   readonly server: ServerAddress;
   readonly #owner: ConnectionOwner;
+  readonly #wakeGroup: WakeGroup | null;
   readonly #log: Logger;
   readonly #loopTimeoutMs: number;
   readonly #backoffCapMs: number;
@@ -131,6 +143,7 @@ export class GearmanConnection {
   constructor(options: GearmanConnectionOptions) {
     this.server = options.server;
     this.#owner = options.owner;
+    this.#wakeGroup = options.wakeGroup ?? null;
     this.#log = options.log;
     this.#loopTimeoutMs = options.loopTimeoutMs;
     this.#backoffCapMs = Math.max(BACKOFF_BASE_MS, Math.min(options.loopTimeoutMs, BACKOFF_MAX_MS));
@@ -156,7 +169,7 @@ export class GearmanConnection {
   /** Registered with gearmand (the status' connectedServers counts these). */
   get connected(): boolean {
     const state = this.#state;
-    return state === S.READY || state === S.GRABBING || state === S.SLEEPING || state === S.RUNNING;
+    return state === S.READY || state === S.GRABBING || state === S.SLEEPING || state === S.PARKED || state === S.RUNNING;
   }
 
   start(): void {
@@ -169,6 +182,18 @@ export class GearmanConnection {
   grab(): void {
     this.#transition(S.GRABBING);
     (this.#socket as net.Socket).write(GRAB_JOB_UNIQ_PACKET);
+  }
+
+  /** WakeMember: whether the slot would grab here now. */
+  get slotCanGrab(): boolean {
+    return this.#owner.canGrab();
+  }
+
+  /** WakeMember: the group hands this parked connection the news that work may be queued. */
+  unpark(): void {
+    if (this.#state !== S.PARKED) return;
+    this.#transition(S.READY);
+    this.#owner.onWake(this);
   }
 
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */
@@ -285,10 +310,16 @@ export class GearmanConnection {
 
   /** The one place the state changes. An unlisted transition is a bug in this module or the slot. */
   #transition(next: ConnectionState): void {
-    if (!TRANSITIONS[this.#state].includes(next)) {
-      throw new Error(`GearmanConnection ${this.server.label}: illegal transition ${this.#state} → ${next}`);
+    const previous = this.#state;
+    if (!TRANSITIONS[previous].includes(next)) {
+      throw new Error(`GearmanConnection ${this.server.label}: illegal transition ${previous} → ${next}`);
     }
     this.#state = next;
+    // Leaving the group's view. A NOOP (sleeping → ready) reports after the slot had its chance to
+    // grab (see #onPacket), because whether the group must wake a stand-in depends on that.
+    if ((previous === S.SLEEPING && next !== S.READY) || previous === S.PARKED) {
+      this.#wakeGroup?.leave(this, next === S.GRABBING);
+    }
   }
 
   #connect(): void {
@@ -343,8 +374,12 @@ export class GearmanConnection {
     switch (packet.type) {
       case PacketType.NO_JOB:
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
-        (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
-        this.#transition(S.SLEEPING);
+        if (this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
+          (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
+          this.#transition(S.SLEEPING);
+        } else {
+          this.#transition(S.PARKED);
+        }
         this.#owner.onNoJob(this);
         return;
       case PacketType.NOOP:
@@ -353,6 +388,8 @@ export class GearmanConnection {
         if (this.#state !== S.SLEEPING) return;
         this.#transition(S.READY);
         this.#owner.onWake(this);
+        // (the owner may have grabbed here: #state changed behind TypeScript's narrowing)
+        this.#wakeGroup?.leave(this, (this.#state as ConnectionState) === S.GRABBING);
         return;
       case PacketType.JOB_ASSIGN_UNIQ:
       case PacketType.JOB_ASSIGN: {
@@ -376,6 +413,8 @@ export class GearmanConnection {
           server: this.server.label,
         };
         this.#transition(S.RUNNING);
+        // Before the job starts: a parked connection should already be grabbing the next one.
+        this.#wakeGroup?.assigned();
         this.#owner.onJobAssigned(this, job, this.#epoch);
         return;
       }

@@ -8,8 +8,9 @@
  * the slot grabs on them one at a time, round-robin starting after the connection that served last.
  * With one server that is always the same connection, and its WORK_COMPLETE and next GRAB leave in one
  * write. With several, a busy server cannot starve another that has sent NOOP: the woken one is next.
- * NO_JOB puts a connection to sleep (PRE_SLEEP) and the slot moves on to the next READY one; a
- * sleeping connection costs nothing until gearmand NOOPs it.
+ * NO_JOB puts a connection to sleep (PRE_SLEEP) or parks it (its WakeGroup decides: one connection per
+ * server sleeps for the whole pool, see wake-group.ts) and the slot moves on to the next READY one; a
+ * sleeping or parked connection costs nothing until gearmand NOOPs it or its group unparks it.
  *
  * The job is answered on the connection (and the very socket) that assigned it; if that socket died
  * meanwhile gearmand has re-queued the job and the outcome is dropped.
@@ -23,6 +24,7 @@ import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';
 import { FailureCause, MAX_TIMER_MS } from './job-runner.js';
 import type { Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
+import type { WakeGroup } from './wake-group.js';
 
 /** What a slot needs from its pool: the current runner, the re-queue ledger, the counters. */
 export interface SlotContext {
@@ -45,6 +47,8 @@ export interface SlotContext {
 export interface SlotOptions {
   id: string;
   servers: readonly ServerAddress[];
+  /** One per server, same order, shared by the slots of one generation (same functions). */
+  wakeGroups?: readonly WakeGroup[];
   functions: readonly string[];
   loopTimeoutMs: number;
   context: SlotContext;
@@ -100,17 +104,18 @@ export class Slot implements ConnectionOwner {
     this.id = options.id;
     this.#context = options.context;
     this.#log = options.log;
-    this.#connections = options.servers.map(
-      (server) =>
-        new GearmanConnection({
-          server,
-          clientId: options.id,
-          functions: options.functions,
-          loopTimeoutMs: options.loopTimeoutMs,
-          owner: this,
-          log: options.log,
-        }),
-    );
+    this.#connections = options.servers.map((server, index) => {
+      const wakeGroup = options.wakeGroups?.[index];
+      return new GearmanConnection({
+        server,
+        clientId: options.id,
+        functions: options.functions,
+        loopTimeoutMs: options.loopTimeoutMs,
+        owner: this,
+        log: options.log,
+        ...(wakeGroup === undefined ? {} : { wakeGroup }),
+      });
+    });
     this.#stopped = new Promise<void>((resolve) => {
       this.#resolveStopped = resolve;
     });
@@ -333,6 +338,10 @@ export class Slot implements ConnectionOwner {
   }
 
   // ── grabbing ───────────────────────────────────────────────────────────────────────────────────
+
+  canGrab(): boolean {
+    return this.#canGrab();
+  }
 
   #canGrab(): boolean {
     return !this.#stopping && this.#job === null && this.#grabbing === null;

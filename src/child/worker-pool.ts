@@ -20,6 +20,7 @@ import type { JobOutcome } from './job-runner.js';
 import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 import { Slot } from './slot.js';
 import type { SlotContext } from './slot.js';
+import { WakeGroup } from './wake-group.js';
 
 /** gearman_ret 14 re-queues per handle before the job is failed instead (SPEC §3). */
 export const MAX_REQUEUES = 5;
@@ -129,6 +130,8 @@ export class WorkerPool {
   #runner: JobRunner | null = null;
   /** The current generation's slots. */
   #slots: Slot[] = [];
+  /** The current generation's wake groups, one per server (older generations keep theirs). */
+  #wakeGroups: WakeGroup[] = [];
   /** Older generations' slots, still serving until the current ones are registered. */
   #outgoing: Slot[] = [];
   #retireTimer: NodeJS.Timeout | null = null;
@@ -177,6 +180,7 @@ export class WorkerPool {
     this.#runner = this.#newRunner(settings);
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
+    this.#wakeGroups = settings.servers.map(() => new WakeGroup());
     this.#slots = this.#newSlots(settings, settings.pool.workerCount);
     this.#log.info(
       { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri },
@@ -197,6 +201,7 @@ export class WorkerPool {
     const grace = settings.pool.maxRunningTimeMs;
     if (!sameGearmanSide(old, settings)) {
       this.#outgoing.push(...this.#slots);
+      this.#wakeGroups = settings.servers.map(() => new WakeGroup());
       this.#slots = this.#newSlots(settings, settings.pool.workerCount);
       this.#retireDeadline = Date.now() + settings.loopTimeoutMs;
       this.#watchRetire();
@@ -224,6 +229,11 @@ export class WorkerPool {
     for (const slot of this.#stopping) slots.push(slot.status());
     slots.sort((a, b) => slotNumber(a.id) - slotNumber(b.id));
     return { pool: this.#settings?.pool.name ?? '', pid: this.#pid, slots, counters: { ...this.#counters }, metrics: this.#metrics.snapshot() };
+  }
+
+  /** @internal For tests: the current generation's wake groups. */
+  get wakeGroups(): readonly WakeGroup[] {
+    return this.#wakeGroups;
   }
 
   /** Counters and metrics only (the `stopped` reply): no slot list. */
@@ -272,6 +282,7 @@ export class WorkerPool {
       const slot = new Slot({
         id,
         servers: settings.servers,
+        wakeGroups: this.#wakeGroups,
         functions: settings.pool.jobsList,
         loopTimeoutMs: settings.loopTimeoutMs,
         context: this.#context,
