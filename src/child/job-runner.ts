@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { RequestFormat } from '../config/types.js';
-import { HttpRequestError, HttpResponseError, JobTimeoutError, ShuttingDownError } from '../errors.js';
+import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
 
 /** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -91,11 +91,38 @@ function errorReason(error: unknown): string {
   return reason;
 }
 
+/** The answer almost every endpoint gives, byte for byte, around the result string. */
+const SUCCESS_HEAD = Buffer.from('{"gearman_ret":0,"response_string":"', 'latin1');
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const CLOSE_BRACE = 0x7d;
+
+/**
+ * The result bytes of a body that is exactly `{"gearman_ret":0,"response_string":"…"}` with a string
+ * JSON.parse would return unchanged (no escapes, no control characters, valid UTF-8), else null.
+ * Those bytes are what the parse-then-encode path would produce, without the parse, the string or
+ * the copy (the hot path of every job).
+ */
+function plainSuccessResult(body: Buffer): Buffer | null {
+  const end = body.length - 2;
+  const start = SUCCESS_HEAD.length;
+  if (end < start || body[end] !== QUOTE || body[end + 1] !== CLOSE_BRACE) return null;
+  if (body.compare(SUCCESS_HEAD, 0, start, 0, start) !== 0) return null;
+  for (let i = start; i < end; i++) {
+    const byte = body[i] as number;
+    if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) return null;
+  }
+  const result = body.subarray(start, end);
+  return isUtf8(result) ? result : null;
+}
+
 /**
  * The SPEC §3 table, for an HTTP 200 body. Success needs a JSON object with gearman_ret the integer 0
  * and response_string a string; 14 re-queues; any other integer fails; everything else is invalid.
  */
 export function interpretBody(body: Buffer): JobOutcome {
+  const plain = plainSuccessResult(body);
+  if (plain !== null) return { kind: 'complete', result: plain };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -191,10 +218,11 @@ export class JobRunner {
   }
 
   /**
-   * Starts the POST for `job`. `assignedAt` (performance.now()) is when gearmand assigned it:
-   * max_running_time counts from there. The outcome is delivered once to `listener`.
+   * Starts the POST for `job`; the outcome is delivered once to `listener`. max_running_time is the
+   * caller's to enforce (the slot keeps one lazily re-armed timer instead of one per job), by
+   * `abort()`ing the returned request with a JobTimeoutError.
    */
-  start(job: Job, assignedAt: number, listener: JobListener): JobRequest {
+  start(job: Job, listener: JobListener): JobRequest {
     const request = new JobRequest(this, listener, this.#template.maxResponseBytes);
     this.#inFlight++;
     if (this.#closed !== null) {
@@ -210,7 +238,6 @@ export class JobRunner {
     } else {
       body = this.#jsonBody(job);
     }
-    request.armTimer(this.#template.maxRunningTimeMs - (performance.now() - assignedAt));
     try {
       this.#pool.dispatch(
         { origin: this.#template.origin, path: this.#template.path, method: 'POST', headers, body: body as Dispatcher.DispatchOptions['body'] },
@@ -298,15 +325,14 @@ function containsBoundary(job: Job, boundary: string): boolean {
 }
 
 /**
- * One job's HTTP exchange: the undici (legacy) dispatch handler plus the max_running_time timer.
- * `#done` guarantees exactly one outcome whatever order undici's callbacks and our aborts come in.
+ * One job's HTTP exchange: the undici (legacy) dispatch handler. `#done` guarantees exactly one
+ * outcome whatever order undici's callbacks and our aborts (timeout, shutdown) come in.
  */
 export class JobRequest {
   readonly #runner: JobRunner;
   readonly #listener: JobListener;
   readonly #maxResponseBytes: number;
   #abortRequest: ((error?: Error) => void) | null = null;
-  #timer: NodeJS.Timeout | null = null;
   #status = 0;
   #chunks: Buffer[] = [];
   #bytes = 0;
@@ -327,15 +353,6 @@ export class JobRequest {
   /** The endpoint's status code once its headers arrived, else 0 (metrics: a response vs none). */
   get httpStatus(): number {
     return this.#status;
-  }
-
-  /** @internal */
-  armTimer(remainingMs: number): void {
-    // One timer per job, sub-millisecond precision: a 1 s limit fails at ~1.0 s (original fault 10).
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${this.#runner.maxRunningTimeMs} ms)`));
-    }, Math.min(MAX_TIMER_MS, Math.max(0, remainingMs)));
   }
 
   /**
@@ -399,10 +416,6 @@ export class JobRequest {
   #settle(outcome: JobOutcome): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== null) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
     this.#chunks = [];
     this.#runner.settled();
     this.#listener.onJobOutcome(outcome);

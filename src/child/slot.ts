@@ -17,7 +17,7 @@
  */
 import type { ServerAddress } from '../config/types.js';
 import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkFail } from '../codec/index.js';
-import { ShuttingDownError } from '../errors.js';
+import { JobTimeoutError, ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
 import { ConnectionState, GearmanConnection } from './gearman-connection.js';
@@ -65,6 +65,9 @@ class RunningJob implements JobListener {
   readonly job: Job;
   /** performance.now() at assignment: duration and max_running_time count from here. */
   readonly assignedAt: number;
+  /** performance.now() by which the endpoint must have answered (max_running_time of the runner that started it). */
+  deadline = Infinity;
+  maxRunningTimeMs = 0;
   /** Date.now() at assignment, for the status. */
   readonly startedAt: number;
   request: JobRequest | null = null;
@@ -94,6 +97,13 @@ export class Slot implements ConnectionOwner {
   #job: RunningJob | null = null;
   #stopping = false;
   #stopTimer: NodeJS.Timeout | null = null;
+  /**
+   * max_running_time, lazily: armed for the deadline of the job that found it disarmed and, when it
+   * fires, re-armed for the deadline of whatever job runs then (or left off when none does). Jobs
+   * that finish in time cost no timer operation at all, yet a late one fails within a millisecond of
+   * its own deadline (original fault 10: the original's limit was loop_timeout-coarse).
+   */
+  #deadlineTimer: NodeJS.Timeout | null = null;
   /** performance.now() by which a running job must be done once stopping; a later stop() can only shorten it. */
   #stopDeadline = Infinity;
   #closed: Promise<void> | null = null;
@@ -221,8 +231,12 @@ export class Slot implements ConnectionOwner {
     this.#cursor = this.#connections.indexOf(connection);
     const running = new RunningJob(this, connection, epoch, job);
     this.#job = running;
+    const runner = this.#context.runner;
+    running.maxRunningTimeMs = runner.maxRunningTimeMs;
+    running.deadline = running.assignedAt + runner.maxRunningTimeMs;
     // The record is stored before start(): undici may report a failure synchronously.
-    running.request = this.#context.runner.start(job, running.assignedAt, running);
+    running.request = runner.start(job, running);
+    if (this.#deadlineTimer === null && this.#job === running) this.#armDeadline(running.deadline - performance.now());
   }
 
   onNoJob(connection: GearmanConnection): void {
@@ -289,6 +303,22 @@ export class Slot implements ConnectionOwner {
     this.#context.record(final, job.functionName, durationMs, httpStatus);
     this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
     this.#afterJob();
+  }
+
+  #armDeadline(ms: number): void {
+    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+  }
+
+  #onDeadline(): void {
+    this.#deadlineTimer = null;
+    const running = this.#job;
+    if (running === null) return;
+    const left = running.deadline - performance.now();
+    if (left > 0) {
+      this.#armDeadline(left);
+      return;
+    }
+    running.request?.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${running.maxRunningTimeMs} ms)`));
   }
 
   #afterJob(): void {
@@ -379,6 +409,10 @@ export class Slot implements ConnectionOwner {
     if (this.#stopTimer !== null) {
       clearTimeout(this.#stopTimer);
       this.#stopTimer = null;
+    }
+    if (this.#deadlineTimer !== null) {
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = null;
     }
     this.#closed = Promise.all(this.#connections.map((c) => c.close())).then(() => {
       this.#resolveStopped?.();

@@ -164,6 +164,20 @@ test('WorkerPool should WORK_FAIL a job once max_running_time passes (within 10%
   assert.ok(r.logger.find('job failed').some((rec) => rec.cause === 'timeout' && /max_running_time/.test(String(rec.reason))));
 });
 
+test('WorkerPool should time a slow job from its own assignment, not from an earlier job of the slot', async (t) => {
+  // The slot's deadline timer is re-armed lazily: the one armed for the fast job fires 1 s after it,
+  // which is 0.4 s into the slow job, and must re-arm instead of failing the slow job early.
+  const r = await rig(t, { pool: { maxRunningTimeMs: 1000 }, handler: (req) => (req.body.includes('slow') ? { delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } } : { body: { gearman_ret: 0, response_string: 'fast' } }) });
+  assert.equal((await r.client.submit(r.fn, 'quick')).outcome, 'complete');
+  await new Promise((resolve) => setTimeout(resolve, 600)); // the gap between the two jobs is the scenario
+  const result = await r.client.submit(r.fn, 'slow');
+  assert.equal(result.outcome, 'fail');
+  const took = result.settledAt - result.submittedAt;
+  assert.ok(took >= 1000 - 5, `the slow job failed after ${took} ms, before its own 1 s limit`);
+  assert.ok(took <= 1100, `the slow job failed after ${took} ms (limit 1000 ms + 10%)`);
+  assert.equal(r.pool.status().counters.jobs_timed_out, 1);
+});
+
 test('WorkerPool should WORK_FAIL when the endpoint refuses connections, fails DNS or TLS', async (t) => {
   const port = await freePort();
   const r = await rig(t, { pool: { jobProcessingUri: `http://127.0.0.1:${port}/job`, maxRunningTimeMs: 5000 } });

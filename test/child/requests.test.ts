@@ -35,6 +35,45 @@ test('interpretBody should classify bodies exactly as the SPEC §3 table', () =>
   assert.equal(interpretBody(body('{"gearman_ret":-2147483648}')).kind, 'fail');
 });
 
+test('interpretBody should give the bytes JSON.parse would for any success body (its no-parse fast path included)', () => {
+  // Reference: the SPEC §3 rule spelled out, parse then encode.
+  const reference = (body: Buffer): string => {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { gearman_ret?: unknown; response_string?: unknown };
+      return parsed.gearman_ret === 0 && typeof parsed.response_string === 'string' ? `complete:${Buffer.from(parsed.response_string, 'utf8').toString('hex')}` : 'other';
+    } catch {
+      return 'other';
+    }
+  };
+  const actual = (body: Buffer): string => {
+    const outcome = interpretBody(body);
+    return outcome.kind === 'complete' ? `complete:${outcome.result.toString('hex')}` : 'other';
+  };
+  // Bytes that matter to a JSON string: quote, backslash, control characters, ASCII, UTF-8 lead and
+  // continuation bytes, bytes never valid in UTF-8, and whole multi-byte characters.
+  const alphabet = [0x22, 0x5c, 0x00, 0x0a, 0x1f, 0x20, 0x41, 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xed, 0xf0, 0xff];
+  const pieces = [...alphabet.map((b) => Buffer.from([b])), Buffer.from('é☃😀'), Buffer.from('\\u0041'), Buffer.from('\\"'), Buffer.from('\\n')];
+  let seed = 12345;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const head = Buffer.from('{"gearman_ret":0,"response_string":"');
+  let fast = 0;
+  for (let i = 0; i < 5000; i++) {
+    const parts: Buffer[] = [];
+    for (let n = random(8); n > 0; n--) parts.push(pieces[random(pieces.length)] as Buffer);
+    const body = Buffer.concat([head, ...parts, Buffer.from('"}')]);
+    assert.equal(actual(body), reference(body), body.toString('hex'));
+    if (!parts.some((p) => p.includes(0x5c) || p.includes(0x22) || p.some((b) => b < 0x20 || b >= 0x80))) fast++;
+  }
+  assert.ok(fast > 100, `the plain (fast-path) shape was generated ${fast} times`);
+  // Near misses of the exact shape go through the parser and still agree.
+  for (const text of ['{"gearman_ret":0,"response_string":"x"} ', '{"gearman_ret":0, "response_string":"x"}', '{"gearman_ret":0,"response_string":"x"', '{"gearman_ret":0,"response_string":""}', '{"gearman_ret":0,"response_string":"x","extra":1}']) {
+    assert.equal(actual(Buffer.from(text)), reference(Buffer.from(text)), text);
+  }
+});
+
 for (const format of ['json', 'multipart'] as const) {
   test(`WorkerPool (${format}) should deliver binary workloads to the endpoint intact`, async (t) => {
     const r = await rig(t, {
