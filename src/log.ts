@@ -1,14 +1,81 @@
 /**
  * Logging (SPEC §7). The master owns every log stream; children forward their records over IPC so
  * that one process writes each file (rotating-file streams break when two processes rotate one file)
- * and USR2 reopens everything in one place.
+ * and USR2 reopens everything in one place. The children's logger is src/forwarding-logger.ts, which
+ * does not load bunyan; this module is the master's (children import only its types).
  */
 import { readFileSync } from 'node:fs';
+import { createRequire, Module } from 'node:module';
 import path from 'node:path';
-import bunyan from 'bunyan';
+import type Bunyan from 'bunyan';
 import { ConfigError } from './errors.js';
 
-export type Logger = bunyan;
+export { createForwardingLogger } from './forwarding-logger.js';
+
+/** One call form of a log method, as bunyan has them: `()` tells whether the level is enabled. */
+export interface LogMethod {
+  (): boolean;
+  (error: Error, ...params: unknown[]): void;
+  (fields: object, ...params: unknown[]): void;
+  (message: string, ...params: unknown[]): void;
+}
+
+/**
+ * What the daemon's code may call on a logger: the level methods, child() and level(). A bunyan
+ * Logger is one (the master's); so is a child's forwarding logger, which is not bunyan.
+ */
+export interface Logger {
+  trace: LogMethod;
+  debug: LogMethod;
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
+  fatal: LogMethod;
+  child(fields: Record<string, unknown>): Logger;
+  /** The lowest level (a bunyan number) this logger writes. */
+  level(): number;
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * bunyan requires its optional `mv` dependency as it loads, only to rename files when a rotating-file
+ * stream rotates; with it come glob, rimraf, ncp, mkdirp and minimatch: ~5 MiB of the master's RSS
+ * that most configs never use. A stand-in is put in the CommonJS module cache (require.cache, which
+ * Node documents as replaceable) before bunyan loads; the real `mv` is loaded by createLogger when a
+ * rotating-file stream is configured (before privileges are dropped), or else on its first call.
+ * Returns the function that loads the real module now (a no-op when `mv` is not installed).
+ */
+function deferMv(): () => void {
+  let mvPath: string;
+  let requireFromBunyan: NodeJS.Require;
+  try {
+    requireFromBunyan = createRequire(require.resolve('bunyan'));
+    mvPath = requireFromBunyan.resolve('mv');
+  } catch {
+    return () => undefined; // no mv: bunyan refuses rotating-file streams itself, with its own message
+  }
+  if (require.cache[mvPath] !== undefined) return () => undefined; // already loaded for real
+  let real: ((...args: unknown[]) => unknown) | undefined;
+  const load = (): ((...args: unknown[]) => unknown) => {
+    if (real === undefined) {
+      delete require.cache[mvPath];
+      real = requireFromBunyan('mv') as (...args: unknown[]) => unknown;
+    }
+    return real;
+  };
+  const standIn = new Module(mvPath);
+  standIn.filename = mvPath;
+  standIn.loaded = true;
+  standIn.exports = function mv(...args: unknown[]): unknown {
+    return load()(...args);
+  };
+  require.cache[mvPath] = standIn;
+  return () => void load();
+}
+
+const loadMv = deferMv();
+const bunyan = require('bunyan') as typeof Bunyan;
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 type LevelName = (typeof LEVELS)[number];
@@ -118,7 +185,7 @@ export function validateLogConfig(raw: unknown, file: string): LogConfig {
   return { name: name as string, level: level as LevelName, streams };
 }
 
-function toBunyanStream(stream: LogStreamConfig, level: LevelName): bunyan.Stream {
+function toBunyanStream(stream: LogStreamConfig, level: LevelName): Bunyan.Stream {
   const streamLevel = stream.level ?? level;
   switch (stream.type) {
     case 'stdout':
@@ -140,28 +207,11 @@ function toBunyanStream(stream: LogStreamConfig, level: LevelName): bunyan.Strea
 
 /** The master's logger. File streams are opened here, before any privilege drop. */
 export function createLogger(config: LogConfig = DEFAULT_LOG_CONFIG): Logger {
+  if (config.streams.some((s) => s.type === 'rotating-file')) loadMv();
   return bunyan.createLogger({
     name: config.name,
     level: config.level,
     streams: config.streams.map((s) => toBunyanStream(s, config.level)),
-    serializers: { err: bunyan.stdSerializers.err },
-  });
-}
-
-/**
- * A child's logger: records at or above `level` go to `send` (the IPC channel) instead of a file. The
- * master re-emits them with emitForwardedRecord.
- */
-export function createForwardingLogger(name: string, level: string, send: (record: Record<string, unknown>) => void): Logger {
-  const forward = {
-    write(record: Record<string, unknown>): void {
-      send(record);
-    },
-  };
-  return bunyan.createLogger({
-    name,
-    level: isLevel(level) ? level : 'info',
-    streams: [{ type: 'raw', stream: forward as unknown as NodeJS.WritableStream, level: isLevel(level) ? level : 'info' }],
     serializers: { err: bunyan.stdSerializers.err },
   });
 }

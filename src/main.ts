@@ -4,7 +4,6 @@
  * launcher under --daemonize) and exit status 2 (SPEC §1, §8).
  */
 import { checkFdBudget } from './config/fd-budget.js';
-import { runCheck } from './config/check.js';
 import { loadJobsConfig } from './config/jobs-config.js';
 import { parseCommandLine, versionText } from './config/options.js';
 import { secondsToMs } from './config/seconds.js';
@@ -12,7 +11,7 @@ import type { DaemonOptions, JobsConfig } from './config/types.js';
 import { serializeError } from './errors.js';
 import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
 import type { LogConfig, Logger } from './log.js';
-import { clusterForker } from './master/child-process.js';
+import { clusterForker, poolNodeFlags } from './master/child-process.js';
 import { DaemonHandshake, launchDaemon } from './master/daemonize.js';
 import { dropPrivileges, lookupUser } from './master/drop-privileges.js';
 import { Master } from './master/master.js';
@@ -81,6 +80,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2), env:
   }
 
   if (options.check) {
+    // Loaded only here: a running daemon never needs the --check report code.
+    const { runCheck } = await import('./config/check.js');
     const result = runCheck(options);
     (result.ok ? process.stdout : process.stderr).write(`${result.lines.join('\n')}\n`);
     return result.ok ? EXIT_OK : EXIT_USAGE;
@@ -158,11 +159,13 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
   });
 
   const user = options.user;
-  const master = new Master({
+  const master: Master = new Master({
     options,
     config,
     logger,
-    fork: clusterForker(),
+    // A pool's child gets V8 flags sized to its worker_count as the master currently knows it (a
+    // restart after a reload uses the new count).
+    fork: clusterForker(undefined, (pool): readonly string[] => poolNodeFlags(master.supervisor(pool)?.settings.pool.workerCount)),
     loadConfig,
     checkBudget: (next) => checkFdBudget(next),
     afterBind:

@@ -15,7 +15,7 @@
  */
 import { serializeError } from '../errors.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
-import { createForwardingLogger } from '../log.js';
+import { createForwardingLogger } from '../forwarding-logger.js';
 import type { Logger } from '../log.js';
 import { WorkerPool, validateSettings } from './worker-pool.js';
 

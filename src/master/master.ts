@@ -39,8 +39,8 @@ import type { Logger } from '../log.js';
 import { effectiveLevel } from '../log.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
-import { Exporter } from './exporter.js';
-import type { ExporterSource } from './exporter.js';
+// The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.
+import type { Exporter, ExporterSource } from './exporter.js';
 import { GearmandPoller } from './gearmand-poller.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { addMetrics, emptyMetrics } from './job-metrics.js';
@@ -202,6 +202,7 @@ export class Master implements StatusSource, ExporterSource {
       }
       if (options.exporter_addr !== null) {
         const where = formatListenAddress(options.exporter_addr);
+        const { Exporter } = await import('./exporter.js');
         this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
         this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
           throw Object.assign(new Error(`--exporter_addr ${where}: cannot listen: ${error.message}`), { code: error.code });

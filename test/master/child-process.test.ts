@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
+
+const REPORTER = fileURLToPath(new URL('./fixtures/report-exec-argv.js', import.meta.url));
+
+test('small pools should get a 1 MiB young generation, larger ones V8\'s default', () => {
+  assert.deepEqual(poolNodeFlags(1), ['--max-semi-space-size=1']);
+  assert.deepEqual(poolNodeFlags(SMALL_POOL_MAX_SLOTS), ['--max-semi-space-size=1']);
+  assert.deepEqual(poolNodeFlags(SMALL_POOL_MAX_SLOTS + 1), []);
+  assert.deepEqual(poolNodeFlags(1000), []);
+  assert.deepEqual(poolNodeFlags(undefined), [], 'a pool the master cannot find keeps the defaults');
+});
+
+test('childExecArgv should keep the master\'s flags and add ours after them', () => {
+  assert.deepEqual(childExecArgv(['--max-semi-space-size=1'], ['--cpu-prof', '--cpu-prof-dir=/tmp/p'], ''), ['--cpu-prof', '--cpu-prof-dir=/tmp/p', '--max-semi-space-size=1']);
+  assert.deepEqual(childExecArgv([], ['--inspect'], ''), ['--inspect']);
+});
+
+test('a flag the operator gave the master should win over ours', () => {
+  assert.deepEqual(childExecArgv(['--max-semi-space-size=1'], ['--max-semi-space-size=8'], ''), ['--max-semi-space-size=8']);
+  assert.deepEqual(childExecArgv(['--max-semi-space-size=1'], ['--max_semi_space_size=8'], ''), ['--max_semi_space_size=8'], 'V8 spells flags with _ or -');
+  assert.deepEqual(childExecArgv(['--max-semi-space-size=1'], [], '--max-old-space-size=512  --max-semi-space-size=16'), [], 'NODE_OPTIONS');
+  assert.deepEqual(childExecArgv(['--max-semi-space-size=1'], [], '--max-old-space-size=512'), ['--max-semi-space-size=1'], 'another flag does not count');
+});
+
+test('clusterForker should start the child with the pool\'s flags', async (t) => {
+  const pools: string[] = [];
+  const fork = clusterForker(REPORTER, (pool) => {
+    pools.push(pool);
+    return pool === 'Small' ? poolNodeFlags(10) : poolNodeFlags(1000);
+  });
+  const report = (pool: string): Promise<{ execArgv: string[] }> => {
+    const child = fork(pool);
+    t.after(() => child.kill('SIGKILL'));
+    return new Promise((resolve) => {
+      child.endpoint.on('message', (message) => resolve(message as { execArgv: string[] }));
+    });
+  };
+  const small = await report('Small');
+  const large = await report('Large');
+  assert.deepEqual(pools, ['Small', 'Large']);
+  assert.ok(small.execArgv.includes('--max-semi-space-size=1'), `small pool: ${small.execArgv.join(' ')}`);
+  assert.ok(!large.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')), `large pool: ${large.execArgv.join(' ')}`);
+});

@@ -1,0 +1,86 @@
+/**
+ * What each process loads (README "Memory"): every module costs resident memory in every process that
+ * loads it, so the pool child must not load the master's dependencies and the master must not load
+ * the child's, nor what only optional features need. Each check runs in a fresh Node process.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
+
+interface Loaded {
+  /** npm packages in the CommonJS module cache (ESM imports of CommonJS packages land there too). */
+  packages: string[];
+  /** Public built-in modules loaded (node:http, node:cluster, …). */
+  builtins: string[];
+  /** Whatever the script put in `globalThis.result`. */
+  result?: unknown;
+}
+
+/** Runs `body` (an ES module; DIST is dist/src/) in a fresh process and reports what it loaded. */
+function loadedBy(body: string): Loaded {
+  const script = `
+    import { createRequire } from 'node:module';
+    const DIST = ${JSON.stringify(DIST_SRC)};
+    ${body}
+    const cache = createRequire(import.meta.url).cache;
+    const packages = new Set(Object.keys(cache).map((file) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(file)?.[1]).filter(Boolean));
+    const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ') && !m.startsWith('NativeModule internal/')).map((m) => m.slice(13));
+    process.stdout.write(JSON.stringify({ packages: [...packages].sort(), builtins, result: globalThis.result }));
+    process.exit(0);
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, cwd: DIST_SRC });
+  return JSON.parse(out) as Loaded;
+}
+
+test('the pool child should not load bunyan, convict or the config machinery', () => {
+  const loaded = loadedBy(`await import(DIST + 'child/main.js');`);
+  assert.ok(loaded.packages.includes('undici'), `the child does load undici: ${loaded.packages.join(' ')}`);
+  for (const name of ['bunyan', 'convict', 'mv', 'glob', 'yargs-parser', 'lodash.clonedeep']) {
+    assert.ok(!loaded.packages.includes(name), `the child loads ${name}: ${loaded.packages.join(' ')}`);
+  }
+  assert.ok(!loaded.builtins.includes('cluster'), 'the child does not need node:cluster');
+});
+
+test('the master should not load undici, the exporter or rotating-file support unless asked', () => {
+  const loaded = loadedBy(`await import(DIST + 'main.js');`);
+  assert.ok(loaded.packages.includes('bunyan') && loaded.packages.includes('convict'), `the master loads its own: ${loaded.packages.join(' ')}`);
+  for (const name of ['undici', 'glob', 'rimraf', 'ncp', 'mkdirp']) {
+    assert.ok(!loaded.packages.includes(name), `the master loads ${name}: ${loaded.packages.join(' ')}`);
+  }
+  for (const name of ['http', 'https', 'http2', 'tls']) {
+    assert.ok(!loaded.builtins.includes(name), `the master loads node:${name} without --exporter_addr`);
+  }
+});
+
+test('a rotating-file stream should load the real mv when the logger is created', () => {
+  const loaded = loadedBy(`
+    const { createLogger } = await import(DIST + 'log.js');
+    createLogger({ name: 'd', level: 'info', streams: [{ type: 'rotating-file', path: ${JSON.stringify(path.join(tmpdir(), 'ds-footprint-rotating.log'))}, period: '1d', count: 1 }] });
+  `);
+  rmSync(path.join(tmpdir(), 'ds-footprint-rotating.log'), { force: true });
+  assert.ok(loaded.packages.includes('ncp') && loaded.packages.includes('rimraf'), `real mv and its dependencies: ${loaded.packages.join(' ')}`);
+});
+
+test('the deferred mv should still move files when bunyan calls it', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-footprint-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const from = path.join(dir, 'a.log');
+  const to = path.join(dir, 'a.log.0');
+  writeFileSync(from, 'rotated\n');
+  const loaded = loadedBy(`
+    await import(DIST + 'log.js');
+    // The module bunyan got when it required 'mv': the stand-in until first use.
+    const fromBunyan = createRequire(createRequire(import.meta.url).resolve('bunyan'));
+    const mv = fromBunyan('mv');
+    globalThis.result = await new Promise((resolve) => mv(${JSON.stringify(from)}, ${JSON.stringify(to)}, (error) => resolve(error ? String(error) : 'moved')));
+  `);
+  assert.equal(loaded.result, 'moved');
+  assert.equal(readFileSync(to, 'utf8'), 'rotated\n');
+  assert.ok(loaded.packages.includes('ncp'), 'the real mv was loaded on first use');
+});
