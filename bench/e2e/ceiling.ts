@@ -43,11 +43,12 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number): EchoWorkers {
+/** `httpUrl`: the Node floor (each job POSTed to the endpoint first), see echo-worker.ts. */
+export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number, httpUrl?: string): EchoWorkers {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'echo-worker.js');
   const child = spawn(
     process.execPath,
-    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections)],
+    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections), ...(httpUrl === undefined ? [] : ['--http', httpUrl])],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -7,6 +7,12 @@
  * worker manager is measured against. It runs in its own process so its CPU never mixes with the
  * harness's or the daemon's.
  *
+ * With `--http URL` it is the **Node floor** instead: each job is first POSTed to URL (the JSON body
+ * SPEC §3 describes, on one raw keep-alive socket per connection, request written in one piece,
+ * response framed by Content-Length and JSON.parse'd) and WORK_COMPLETE follows the answer. No HTTP
+ * library, no timers, no metrics, no logging: the least any Node worker manager must do per job, so
+ * the daemon's 1-slot rate can be read against what Node itself allows on this machine.
+ *
  * stdout, one JSON object per line:
  *   {"event":"ready"}                                   every connection registered and asleep
  *   {"event":"expecting","jobs":N}                      acknowledges `expect N`
@@ -36,6 +42,7 @@ const { values } = parseArgs({
     functions: { type: 'string' },
     connections: { type: 'string', default: '10' },
     expect: { type: 'string', default: '0' },
+    http: { type: 'string' },
   },
 });
 if (values.port === undefined || values.functions === undefined) {
@@ -66,8 +73,47 @@ function onJobDone(): void {
   if (jobs === expect) emit({ event: 'done', jobs, firstMs, lastMs });
 }
 
+/** One keep-alive HTTP/1.1 connection of the floor: POST, then the callback once the full answer is in. */
+function floorHttp(url: URL): (body: string, done: () => void) => void {
+  const socket = connect({ host: url.hostname, port: Number(url.port || 80) });
+  socket.setNoDelay(true);
+  const head = `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: `;
+  let pending: Buffer = Buffer.alloc(0);
+  let waiting: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    const headEnd = pending.indexOf('\r\n\r\n');
+    if (headEnd === -1) return;
+    const length = /content-length: *(\d+)/i.exec(pending.toString('latin1', 0, headEnd));
+    if (length === null) {
+      process.stderr.write('echo-worker: floor endpoint answered without Content-Length\n');
+      process.exit(1);
+    }
+    const end = headEnd + 4 + Number(length[1]);
+    if (pending.length < end) return;
+    const answer = JSON.parse(pending.toString('utf8', headEnd + 4, end)) as { gearman_ret?: unknown };
+    if (answer.gearman_ret !== 0) {
+      process.stderr.write(`echo-worker: floor endpoint answered gearman_ret ${String(answer.gearman_ret)}\n`);
+      process.exit(1);
+    }
+    pending = pending.subarray(end);
+    const callback = waiting;
+    waiting = null;
+    callback?.();
+  });
+  socket.on('error', (error) => {
+    process.stderr.write(`echo-worker: floor endpoint: ${error.message}\n`);
+    process.exit(1);
+  });
+  return (body, done) => {
+    waiting = done;
+    socket.write(`${head}${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  };
+}
+
 function startConnection(): void {
   const socket: Socket = connect({ host: values.host, port });
+  const post = values.http === undefined ? null : floorHttp(new URL(values.http));
   let sleptOnce = false;
   const parser = new Parser({
     onPacket: (packet: Packet) => {
@@ -84,13 +130,30 @@ function startConnection(): void {
           return;
         case PacketType.JOB_ASSIGN_UNIQ: {
           if (jobs === 0 && firstMs === 0) firstMs = now();
+          const [handle, functionName, unique, workload] = packet.args as Buffer[];
           // One write for the answer and the next grab: the same number of syscalls a worker that
           // pipelines its packets makes.
-          socket.cork();
-          socket.write(encodeWorkComplete(packet.args[0] as Buffer, RESULT));
-          socket.write(GRAB_JOB_UNIQ_PACKET);
-          socket.uncork();
-          onJobDone();
+          const complete = (): void => {
+            socket.cork();
+            socket.write(encodeWorkComplete(handle as Buffer, RESULT));
+            socket.write(GRAB_JOB_UNIQ_PACKET);
+            socket.uncork();
+            onJobDone();
+          };
+          if (post === null) {
+            complete();
+          } else {
+            // The handle stays valid until the answer: the codec never rewrites memory it handed out.
+            post(
+              JSON.stringify({
+                function_name: (functionName as Buffer).toString('utf8'),
+                job_handle: (handle as Buffer).toString('latin1'),
+                unique: (unique as Buffer).toString('utf8'),
+                workload: (workload as Buffer).toString('utf8'),
+              }),
+              complete,
+            );
+          }
           return;
         }
         default:

@@ -16,8 +16,18 @@ export interface ProcessSample {
   cpuUs: number;
   /** stime alone: time in the kernel (syscalls: socket reads and writes, epoll). */
   sysUs: number;
-  /** VmRSS, in KiB. */
+  /** VmRSS, in KiB: every resident page the process maps, shared ones included. */
   rssKiB: number;
+  /** RssAnon: the process's own memory (JS heap, malloc, stacks), in KiB. */
+  rssAnonKiB: number;
+  /** RssFile: resident pages of mapped files (mostly the node binary itself), in KiB. */
+  rssFileKiB: number;
+  /**
+   * Pss from /proc/<pid>/smaps_rollup, in KiB: each resident page divided by the number of processes
+   * mapping it. Summed over the daemon's processes it counts the node binary's pages once instead of
+   * once per process. NaN when not read (see sampleProcesses) or unreadable.
+   */
+  pssKiB: number;
 }
 
 export interface TreeSample {
@@ -26,6 +36,8 @@ export interface TreeSample {
   processes: ProcessSample[];
   cpuUs: number;
   rssKiB: number;
+  /** NaN unless PSS was read for every process. */
+  pssKiB: number;
 }
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
@@ -73,12 +85,29 @@ function readStat(pid: number): StatFields | undefined {
   return { name: text.slice(open + 1, close), ppid, cpuUs: (utime + stime) * US_PER_TICK, sysUs: stime * US_PER_TICK };
 }
 
-function readRssKiB(pid: number): number {
+function statusField(text: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+  return match === null ? 0 : Number(match[1]);
+}
+
+/** VmRSS and its split (RssAnon, RssFile; RssShmem is counted in VmRSS only) from /proc/<pid>/status. */
+function readRss(pid: number): { rssKiB: number; rssAnonKiB: number; rssFileKiB: number } {
+  let text: string;
   try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return match === null ? 0 : Number(match[1]);
+    text = readFileSync(`/proc/${pid}/status`, 'latin1');
   } catch {
-    return 0;
+    return { rssKiB: 0, rssAnonKiB: 0, rssFileKiB: 0 };
+  }
+  return { rssKiB: statusField(text, 'VmRSS'), rssAnonKiB: statusField(text, 'RssAnon'), rssFileKiB: statusField(text, 'RssFile') };
+}
+
+/** Pss from /proc/<pid>/smaps_rollup (Linux ≥ 4.14); NaN when unavailable. */
+function readPssKiB(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+    return match === null ? NaN : Number(match[1]);
+  } catch {
+    return NaN;
   }
 }
 
@@ -100,26 +129,32 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
-/** CPU and RSS of the given processes, summed. Processes that have exited count as zero. */
-export function sampleProcesses(pids: readonly number[]): TreeSample {
+/**
+ * CPU and RSS of the given processes, summed. Processes that have exited count as zero. `pss` also
+ * reads smaps_rollup (the kernel walks the page tables: a few ms for a large process, so only for the
+ * daemon, and after its CPU time was read).
+ */
+export function sampleProcesses(pids: readonly number[], { pss = false }: { pss?: boolean } = {}): TreeSample {
   const processes: ProcessSample[] = [];
   const atMs = nowMs();
   for (const pid of pids) {
     const stat = readStat(pid);
     if (stat === undefined) continue;
-    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, rssKiB: readRssKiB(pid) });
+    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, ...readRss(pid), pssKiB: NaN });
   }
+  if (pss) for (const p of processes) p.pssKiB = readPssKiB(p.pid);
   return {
     atMs,
     processes,
     cpuUs: processes.reduce((sum, p) => sum + p.cpuUs, 0),
     rssKiB: processes.reduce((sum, p) => sum + p.rssKiB, 0),
+    pssKiB: processes.reduce((sum, p) => sum + p.pssKiB, 0),
   };
 }
 
 /** CPU and RSS of `root` and all its descendants right now. */
-export function sampleTree(root: number): TreeSample {
-  return sampleProcesses(processTree(root));
+export function sampleTree(root: number, options: { pss?: boolean } = {}): TreeSample {
+  return sampleProcesses(processTree(root), options);
 }
 
 /** CPU microseconds spent between two samples of the same processes (processes new in `after` count fully). */

@@ -105,7 +105,8 @@ const USAGE = `npm run bench:e2e -- [options]
   --out PATH             JSON result path (default bench/results/e2e-<date>.json)
   --keep-tmp             keep the temporary directory (configs, logs, access logs)
 Environment: DRIVESHAFT_COMPARE_BIN=/path/to/driveshaft runs another compatible binary through the
-same scenarios (queue mode) and reports ours / theirs. NGINX_BIN, GEARMAN_BIN, GEARMAND_BIN override paths.`;
+same scenarios (queue mode) and reports ours / theirs. A .js binary is taken to be another build of
+this daemon (an A/B of a change: JSON log config, every mode). NGINX_BIN, GEARMAN_BIN, GEARMAND_BIN override paths.`;
 
 function fail(message: string): never {
   throw new Error(message);
@@ -232,9 +233,25 @@ interface ThroughputResult {
    */
   otherCores: number;
   /** CPU µs per job per process of the daemon tree (master first). */
-  perProcess?: Array<{ pid: number; name: string; cpuUsPerJob: number; sysUsPerJob: number; rssBeforeKiB: number; rssAfterKiB: number }>;
+  perProcess?: Array<{
+    pid: number;
+    name: string;
+    cpuUsPerJob: number;
+    sysUsPerJob: number;
+    rssBeforeKiB: number;
+    rssAfterKiB: number;
+    /** The after-run RSS split: anonymous (heap, malloc) and file-backed (the node binary). */
+    rssAnonAfterKiB: number;
+    rssFileAfterKiB: number;
+    /** null when smaps_rollup could not be read. */
+    pssBeforeKiB: number | null;
+    pssAfterKiB: number | null;
+  }>;
   rssBeforeKiB?: number;
   rssAfterKiB?: number;
+  /** PSS of the daemon's processes, summed: extra information beside RSS (shared pages counted once). */
+  pssBeforeKiB?: number | null;
+  pssAfterKiB?: number | null;
   /** Distinct keep-alive connections the endpoint saw. */
   httpConnections?: number;
   integrity?: Integrity;
@@ -259,6 +276,10 @@ interface ScenarioResult {
   slots: number;
   pools: number;
   idleRssKiB?: number;
+  /** The idle sample's PSS sum (null when smaps_rollup was unreadable). */
+  idlePssKiB?: number | null;
+  /** The idle sample per process, master first. */
+  idleByProcess?: MemoryByProcess[];
   idleProcesses?: number;
   registerMs?: number;
   runs: Partial<Record<Mode, RunResult>>;
@@ -269,6 +290,25 @@ interface ScenarioResult {
   ceiling?: CeilingResult;
   /** Every queue-mode run when --repeat > 1 (runs.queue is their median by rate). */
   queueRuns?: ThroughputResult[];
+  /**
+   * 1 slot only: the Node floor (echo-worker.ts --http) draining the same N jobs through the same
+   * endpoint and gearmand — what a Node worker with no HTTP library, timers or bookkeeping reaches.
+   */
+  floor?: ThroughputResult;
+  floorError?: string;
+}
+
+interface MemoryByProcess {
+  pid: number;
+  rssKiB: number;
+  rssAnonKiB: number;
+  rssFileKiB: number;
+  pssKiB: number | null;
+}
+
+/** NaN (not read) becomes null, which JSON can hold. */
+function orNull(kib: number): number | null {
+  return Number.isFinite(kib) ? kib : null;
 }
 
 interface CeilingResult {
@@ -358,7 +398,7 @@ interface Snapshot {
 function snapshot(groups: Groups): Snapshot {
   const usage = process.cpuUsage();
   return {
-    workers: sampleProcesses(groups.workers()),
+    workers: sampleProcesses(groups.workers(), { pss: true }),
     gearmand: sampleProcesses([groups.gearmand.pid]),
     endpoint: groups.endpointPid === undefined ? undefined : sampleProcesses([groups.endpointPid]),
     harnessUs: usage.user + usage.system,
@@ -619,7 +659,9 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const pools = poolsFor(spec);
   const functions = pools.map((p) => p.functionName);
   const registerTimeoutMs = 30_000 + spec.slots * spec.pools * 20;
-  const modes = ctx.binary === 'compare' ? options.modes.filter((m) => m === 'queue' || m === 'cold') : options.modes;
+  // Another build of ours (a .js file) speaks our log config and runs every mode; the original only queue/cold.
+  const oursFlavour = ctx.binary === 'ours' || ctx.bin.endsWith('.js');
+  const modes = oursFlavour ? options.modes : options.modes.filter((m) => m === 'queue' || m === 'cold');
 
   const gearmand = await startGearmand();
   livePids.add(gearmand.pid);
@@ -629,7 +671,7 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const launch = async (): Promise<Daemon> => {
     const started = await startDaemon({
       bin: ctx.bin,
-      flavour: ctx.binary === 'ours' ? 'ours' : 'compare',
+      flavour: oursFlavour ? 'ours' : 'compare',
       dir: ctx.dir,
       gearmand,
       endpointUrl: endpoint!.url,
@@ -666,11 +708,13 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
       const idle: TreeSample[] = [];
       for (let i = 0; i < IDLE_SAMPLES; i++) {
         if (i > 0) await delay(IDLE_SAMPLE_INTERVAL_MS);
-        idle.push(sampleProcesses(daemon.pids()));
+        idle.push(sampleProcesses(daemon.pids(), { pss: true }));
       }
       idle.sort((a, b) => a.rssKiB - b.rssKiB);
       const median = idle[Math.floor(idle.length / 2)] as TreeSample;
       result.idleRssKiB = median.rssKiB;
+      result.idlePssKiB = orNull(median.pssKiB);
+      result.idleByProcess = median.processes.map((p) => ({ pid: p.pid, rssKiB: p.rssKiB, rssAnonKiB: p.rssAnonKiB, rssFileKiB: p.rssFileKiB, pssKiB: orNull(p.pssKiB) }));
       result.idleProcesses = median.processes.length;
 
       for (const mode of warmModes) {
@@ -694,6 +738,14 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
       await stopDaemon();
     }
 
+    if (ctx.binary === 'ours' && spec.slots === 1 && spec.pools === 1 && modes.includes('queue')) {
+      try {
+        result.floor = await measureNodeFloor(options, gearmand, endpoint, functions[0] as string, `${spec.label}-floor`);
+      } catch (error) {
+        result.floorError = errorText(error);
+      }
+    }
+
     if (modes.includes('cold')) {
       result.runs.cold = await throughputRun('cold', ctx, gearmand, endpoint, undefined, functions, `${spec.label}-cold`, async () => {
         daemon = await launch();
@@ -715,6 +767,46 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   }
   if (options.profile && ctx.binary === 'ours') result.profile = summariseProfileDir(profileDir, REPO_ROOT);
   return result;
+}
+
+/**
+ * The Node floor for one slot, measured like the echo ceiling (frozen while N jobs are queued, then
+ * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
+ */
+async function measureNodeFloor(options: Options, gearmand: Gearmand, endpoint: Endpoint, fn: string, prefix: string): Promise<ThroughputResult> {
+  const n = options.jobs;
+  const floor = startEchoWorkers(gearmand.port, [fn], 1, endpoint.url);
+  livePids.add(floor.pid);
+  try {
+    await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');
+    const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
+    const logged = endpoint.count();
+    await floor.arm(n);
+    signalAll([floor.pid], 'SIGSTOP');
+    await queueBackground(gearmand.port, makeJobs(n, [fn], prefix), options.submitConnections);
+    const before = snapshot(groups);
+    signalAll([floor.pid], 'SIGCONT');
+    const done = await withDeadline(floor.done(), options.drainTimeoutS * 1000, 'the Node floor worker to answer every job');
+    const after = snapshot(groups);
+    const run = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+    const requests = await waitCount(endpoint, logged + n, 5_000);
+    if (requests !== logged + n) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n} jobs`);
+    return run;
+  } finally {
+    await floor.stop();
+    livePids.delete(floor.pid);
+  }
+}
+
+/** The endpoint's log count once it reached `want` (nginx writes its log line after answering), or at the deadline. */
+async function waitCount(endpoint: Endpoint, want: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = endpoint.count();
+  while (count < want && Date.now() < deadline) {
+    await delay(10);
+    count = endpoint.count();
+  }
+  return count;
 }
 
 async function throughputRun(
@@ -781,6 +873,8 @@ async function throughputRun(
   // Per process of the daemon tree: master first (processTree order).
   result.rssBeforeKiB = mode === 'cold' ? undefined : before.workers.rssKiB;
   result.rssAfterKiB = after.workers.rssKiB;
+  result.pssBeforeKiB = mode === 'cold' ? undefined : orNull(before.workers.pssKiB);
+  result.pssAfterKiB = orNull(after.workers.pssKiB);
   const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
   result.perProcess = after.workers.processes.map((p) => ({
     pid: p.pid,
@@ -789,6 +883,10 @@ async function throughputRun(
     sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
     rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
     rssAfterKiB: p.rssKiB,
+    rssAnonAfterKiB: p.rssAnonKiB,
+    rssFileAfterKiB: p.rssFileKiB,
+    pssBeforeKiB: orNull(start.get(p.pid)?.pssKiB ?? NaN),
+    pssAfterKiB: orNull(p.pssKiB),
   }));
   result.httpConnections = new Set(lines.map((l) => l.connection)).size;
 
@@ -961,9 +1059,15 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
         integ === undefined ? '—' : integ.ok ? `ok ${integ.answered}/${run.jobs}` : integ.problems.join('; '),
       ]);
     }
+    if (s.floor !== undefined) {
+      const f = s.floor;
+      rows.push([name, 'Node floor', fmt.int(f.rate), ceiling.reported === undefined ? '—' : fmt.f3(f.rate / ceiling.reported), fmt.f1(f.cpuUsPerJob.workers), fmt.f1(f.cpuUsPerJob.gearmand), fmt.f1(f.cpuUsPerJob.endpoint), `${fmt.f1(f.coresBusy)} / ${fmt.f1(f.otherCores)}`, '', '1', `ok ${f.jobs}/${f.jobs}`]);
+    }
+    if (s.floorError !== undefined) rows.push([name, 'Node floor', 'ERROR', s.floorError.split('\n')[0]!.slice(0, 100)]);
     if (s.idleRssKiB !== undefined) rows.push([name, 'idle', '', '', '', '', '', '', `${fmt.mib(s.idleRssKiB)} (${s.idleProcesses} procs)`, '', `registered in ${s.registerMs} ms, load ${s.load[0]}`]);
   }
-  out.push('Scenarios (× ceiling: queue/cold ÷ the reported ceiling, concurrent ÷ the echo workers\' concurrent run, latency p50 − the echo ×1 p50):');
+  out.push('Scenarios (× ceiling: queue/cold ÷ the reported ceiling, concurrent ÷ the echo workers\' concurrent run, latency p50 − the echo ×1 p50;');
+  out.push('"Node floor" at 1 slot: one raw-socket Node worker POSTing each job to the same endpoint, no HTTP library — the 1-slot rate Node allows here):');
   out.push(table(['slots', 'mode', 'jobs/s', '× ceiling', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'cores ours/other', 'RSS MiB', 'http conns', 'integrity'], rows));
   out.push('');
 
@@ -974,6 +1078,9 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
     const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
     out.push(`  ${s.binary === 'compare' ? 'compare ' : ''}${s.label}: ${parts.join(', ')}`);
   }
+  out.push('');
+
+  out.push(memoryLines(scenarios).join('\n'));
   out.push('');
 
   const compares = scenarios.filter((s) => s.binary === 'compare');
@@ -1009,6 +1116,30 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
   return { text: out.join('\n'), targets };
 }
 
+/**
+ * RSS per process, split into anonymous (the process's own heap and malloc) and file-backed (mostly
+ * the node binary's pages, shared by every node process but counted by RSS in each), with PSS beside
+ * it. The targets are RSS; PSS says how much of the sum is the same node binary counted twice.
+ */
+function memoryLines(scenarios: readonly ScenarioResult[]): string[] {
+  const out = ['Daemon memory, MiB (RSS = anon + file; PSS counts pages shared between processes once; targets use RSS):'];
+  const who = (i: number): string => (i === 0 ? 'master' : `child ${i}`);
+  const pss = (kib: number | null | undefined): string => (kib === null || kib === undefined ? '—' : fmt.mib(kib));
+  for (const s of scenarios) {
+    const name = `${s.binary === 'compare' ? 'compare ' : ''}${s.label}`;
+    if (s.idleByProcess !== undefined) {
+      const parts = s.idleByProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssKiB)} (${fmt.mib(p.rssAnonKiB)}+${fmt.mib(p.rssFileKiB)}, PSS ${pss(p.pssKiB)})`);
+      out.push(`  ${name} idle: RSS ${fmt.mib(s.idleRssKiB)}, PSS ${pss(s.idlePssKiB)}; ${parts.join(', ')}`);
+    }
+    const q = s.queueRuns?.[0] ?? s.runs.queue ?? s.runs.cold;
+    if (q?.kind === 'throughput' && q.perProcess !== undefined) {
+      const parts = q.perProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssAfterKiB)} (${fmt.mib(p.rssAnonAfterKiB)}+${fmt.mib(p.rssFileAfterKiB)}, PSS ${pss(p.pssAfterKiB)})`);
+      out.push(`  ${name} after ${q.mode}: RSS ${fmt.mib(q.rssAfterKiB)}, PSS ${pss(q.pssAfterKiB)}; ${parts.join(', ')}`);
+    }
+  }
+  return out;
+}
+
 function mergeIntegrity(runs: readonly ThroughputResult[]): Integrity | undefined {
   const all = runs.map((r) => r.integrity).filter((i): i is Integrity => i !== undefined);
   if (all.length === 0) return undefined;
@@ -1041,6 +1172,19 @@ function evaluateTargets(scenarios: ScenarioResult[]): Target[] {
   };
   rateTarget('10', TARGET_RATIO_10, ORIGINAL.slots10JobsPerS);
   rateTarget('1', TARGET_RATIO_1, ORIGINAL.slots1JobsPerS);
+  // What Node itself allows at one slot on this machine: if the floor misses the goal, so must any Node daemon.
+  const floor = ours('1')?.floor;
+  const floorCeiling = ceilingFigures([ours('1')?.ceiling]).reported;
+  if (floor !== undefined && floorCeiling !== undefined) {
+    const ourRate = queue('1')?.rate;
+    targets.push({
+      name: '1 slot: Node floor ÷ ceiling',
+      value: `${fmt.f3(floor.rate / floorCeiling)} (${fmt.int(floor.rate)} jobs/s, ${fmt.f1(floor.cpuUsPerJob.workers)} µs CPU/job)${ourRate === undefined ? '' : `; ours ÷ floor ${fmt.f3(ourRate / floor.rate)}`}`,
+      goal: `context for the 1-slot goal ${fmt.f3(TARGET_RATIO_1)}`,
+      pass: undefined,
+      note: 'not a target',
+    });
+  }
 
   for (const label of ['1', '10']) {
     const latency = ours(label)?.runs.latency;
@@ -1064,10 +1208,13 @@ function evaluateTargets(scenarios: ScenarioResult[]): Target[] {
   });
 
   // After one N-job run (the first, when --repeat ran several).
-  const rss1000 = (ours('1000')?.queueRuns?.[0] ?? queue('1000'))?.rssAfterKiB;
+  const run1000 = ours('1000')?.queueRuns?.[0] ?? queue('1000');
+  const rss1000 = run1000?.rssAfterKiB;
+  // PSS beside it for information only: the verdict is on RSS, as the issue states the target.
+  const pss1000 = run1000?.pssAfterKiB;
   targets.push({
     name: '1000 slots: RSS after the run',
-    value: rss1000 === undefined ? '—' : `${fmt.mib(rss1000)} MiB`,
+    value: rss1000 === undefined ? '—' : `${fmt.mib(rss1000)} MiB${pss1000 === undefined || pss1000 === null ? '' : ` (PSS ${fmt.mib(pss1000)})`}`,
     goal: `≤ ${TARGET_RSS_1000_MIB} MiB`,
     pass: rss1000 === undefined ? undefined : rss1000 / 1024 <= TARGET_RSS_1000_MIB,
   });
