@@ -45,6 +45,8 @@ test('the pool child should not load bunyan, convict or the config machinery', (
     assert.ok(!loaded.packages.includes(name), `the child loads ${name}: ${loaded.packages.join(' ')}`);
   }
   assert.ok(!loaded.builtins.includes('cluster'), 'the child does not need node:cluster');
+  // Only undici's Pool, not its index (fetch, WebSocket, web streams, zlib…): 7-11 MiB per child.
+  for (const name of ['zlib', 'worker_threads']) assert.ok(!loaded.builtins.includes(name), `the child loads node:${name} (all of undici?)`);
 });
 
 test('the master should not load undici, the exporter or rotating-file support unless asked', () => {
