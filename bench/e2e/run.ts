@@ -295,6 +295,8 @@ interface ScenarioResult {
    * endpoint and gearmand — what a Node worker with no HTTP library, timers or bookkeeping reaches.
    */
   floor?: ThroughputResult;
+  /** The Node floor's foreground latency (latency mode), the 1-slot p50 any Node daemon starts from. */
+  floorLatency?: LatencyResult;
   floorError?: string;
 }
 
@@ -740,7 +742,9 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
 
     if (ctx.binary === 'ours' && spec.slots === 1 && spec.pools === 1 && modes.includes('queue')) {
       try {
-        result.floor = await measureNodeFloor(options, gearmand, endpoint, functions[0] as string, `${spec.label}-floor`);
+        const floor = await measureNodeFloor(options, gearmand, endpoint, functions[0] as string, `${spec.label}-floor`);
+        result.floor = floor.queue;
+        if (floor.latency !== undefined) result.floorLatency = floor.latency;
       } catch (error) {
         result.floorError = errorText(error);
       }
@@ -773,7 +777,13 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
  * The Node floor for one slot, measured like the echo ceiling (frozen while N jobs are queued, then
  * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
  */
-async function measureNodeFloor(options: Options, gearmand: Gearmand, endpoint: Endpoint, fn: string, prefix: string): Promise<ThroughputResult> {
+async function measureNodeFloor(
+  options: Options,
+  gearmand: Gearmand,
+  endpoint: Endpoint,
+  fn: string,
+  prefix: string,
+): Promise<{ queue: ThroughputResult; latency?: LatencyResult }> {
   const n = options.jobs;
   const floor = startEchoWorkers(gearmand.port, [fn], 1, endpoint.url);
   livePids.add(floor.pid);
@@ -791,7 +801,8 @@ async function measureNodeFloor(options: Options, gearmand: Gearmand, endpoint: 
     const run = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
     const requests = await waitCount(endpoint, logged + n, 5_000);
     if (requests !== logged + n) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n} jobs`);
-    return run;
+    if (!options.modes.includes('latency')) return { queue: run };
+    return { queue: run, latency: await measureLatency(gearmand.port, fn, options, `${prefix}-fg`) };
   } finally {
     await floor.stop();
     livePids.delete(floor.pid);
@@ -1063,6 +1074,11 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
       const f = s.floor;
       rows.push([name, 'Node floor', fmt.int(f.rate), ceiling.reported === undefined ? '—' : fmt.f3(f.rate / ceiling.reported), fmt.f1(f.cpuUsPerJob.workers), fmt.f1(f.cpuUsPerJob.gearmand), fmt.f1(f.cpuUsPerJob.endpoint), `${fmt.f1(f.coresBusy)} / ${fmt.f1(f.otherCores)}`, '', '1', `ok ${f.jobs}/${f.jobs}`]);
     }
+    if (s.floorLatency !== undefined) {
+      const l = s.floorLatency;
+      const base = ceiling.latencyP50;
+      rows.push([name, 'Node floor latency', `p50 ${fmt.int(l.p50Us)} µs`, base === undefined ? '—' : `+${fmt.int(l.p50Us - base)} µs`, `p99 ${fmt.int(l.p99Us)}`, '', '', '', '', '', l.failed === 0 ? `ok (${l.jobs} jobs)` : `${l.failed} failed`]);
+    }
     if (s.floorError !== undefined) rows.push([name, 'Node floor', 'ERROR', s.floorError.split('\n')[0]!.slice(0, 100)]);
     if (s.idleRssKiB !== undefined) rows.push([name, 'idle', '', '', '', '', '', '', `${fmt.mib(s.idleRssKiB)} (${s.idleProcesses} procs)`, '', `registered in ${s.registerMs} ms, load ${s.load[0]}`]);
   }
@@ -1186,11 +1202,14 @@ function evaluateTargets(scenarios: ScenarioResult[]): Target[] {
     });
   }
 
+  const floorP50 = ours('1')?.floorLatency?.p50Us;
   for (const label of ['1', '10']) {
     const latency = ours(label)?.runs.latency;
     const p50 = latency?.kind === 'latency' ? latency.p50Us : undefined;
     const base = ceilingFigures([ours(label)?.ceiling]);
-    const herd = base.herdP50 === undefined ? '' : `; echo ×${label} floor ${fmt.int(base.herdP50)}`;
+    const herd =
+      (base.herdP50 === undefined ? '' : `; echo ×${label} floor ${fmt.int(base.herdP50)}`) +
+      (floorP50 === undefined || base.latencyP50 === undefined ? '' : `; Node floor +${fmt.int(floorP50 - base.latencyP50)}`);
     targets.push({
       name: `${label} slot${label === '1' ? '' : 's'}: foreground p50`,
       value: p50 === undefined || base.latencyP50 === undefined ? '—' : `${fmt.int(p50)} µs (ceiling ${fmt.int(base.latencyP50)}, +${fmt.int(p50 - base.latencyP50)}${herd})`,
