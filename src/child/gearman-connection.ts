@@ -62,7 +62,7 @@ const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>>
   [S.READY]: [S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.PARKED, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.SLEEPING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.PARKED]: [S.READY, S.BACKOFF, S.CLOSING, S.CLOSED],
+  [S.PARKED]: [S.READY, S.SLEEPING, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.RUNNING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.BACKOFF]: [S.CONNECTING, S.CLOSED],
   [S.CLOSING]: [S.CLOSED],
@@ -194,6 +194,14 @@ export class GearmanConnection implements WakeMember {
     if (this.#state !== S.PARKED) return;
     this.#transition(S.READY);
     this.#owner.onWake(this);
+  }
+
+  /** WakeMember: the group makes this parked connection its sleeper. */
+  sleep(): boolean {
+    if (this.#state !== S.PARKED) return false;
+    (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
+    this.#transition(S.SLEEPING);
+    return true;
   }
 
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */

@@ -11,15 +11,18 @@
  *
  * The rule that keeps every job heard (the invariant): while any connection of the group is parked,
  * another one is asleep at gearmand or has a GRAB outstanding (a GRAB ends in NO_JOB → it sleeps,
- * because nobody else does; or in JOB_ASSIGN → a parked one is woken to take over).
+ * because nobody else does; or in JOB_ASSIGN → a parked one takes over).
  * - NO_JOB: sleep if nobody in the group sleeps, else park.
  * - A sleeper leaves SLEEPING (NOOP, lost socket, close): if it is not grabbing right away and nobody
- *   else sleeps, wake a parked one, which grabs and so takes over.
- * - JOB_ASSIGN: wake one parked connection. Work may be queued behind this job, and the assigned
- *   connection no longer listens; the woken one grabs, so bursts ramp up one slot per assignment
- *   (doubling, since every new assignment wakes another) and a lone job costs one extra GRAB/NO_JOB.
+ *   else sleeps, a parked one is promoted: it sends PRE_SLEEP and becomes the sleeper.
+ * - JOB_ASSIGN with nobody asleep (the sleeper was woken for this job): promote a parked one. One
+ *   PRE_SLEEP, and gearmand NOOPs it at once if more work is queued, so a lone job costs exactly the
+ *   packets a single worker would exchange.
+ * - JOB_ASSIGN while another connection sleeps: this connection grabbed right after finishing a job
+ *   and found more, so work is backed up: unpark one to GRAB as well. Bursts ramp up by doubling,
+ *   since every assignment brings in one more slot.
  * gearmand answers PRE_SLEEP with an immediate NOOP when work is already queued, so a job queued
- * between a NO_JOB and the PRE_SLEEP that follows it is not missed either.
+ * between a NO_JOB (or a promotion) and the PRE_SLEEP that follows it is not missed either.
  *
  * All slots of a generation register the same functions, so any of them can stand in for the others;
  * slots of a replaced generation (other functions) keep their own groups.
@@ -30,6 +33,8 @@ export interface WakeMember {
   readonly slotCanGrab: boolean;
   /** PARKED → READY, and tell the slot (which grabs if it can). */
   unpark(): void;
+  /** PARKED → SLEEPING: send PRE_SLEEP. False if the connection was not parked. */
+  sleep(): boolean;
 }
 
 export class WakeGroup {
@@ -37,7 +42,7 @@ export class WakeGroup {
   readonly #sleepers = new Set<WakeMember>();
   /** Parked connections, most recently parked last: waking from the top keeps the same few connections warm. */
   readonly #parked: WakeMember[] = [];
-  /** How many times a parked connection was woken (tests and the bench read it). */
+  /** How many times a parked connection was unparked or promoted (tests read it). */
   #wakes = 0;
 
   /** NO_JOB on `member`: true → it sends PRE_SLEEP and sleeps; false → it parks. */
@@ -56,16 +61,18 @@ export class WakeGroup {
    */
   leave(member: WakeMember, listening: boolean): void {
     if (this.#sleepers.delete(member)) {
-      if (!listening && this.#sleepers.size === 0) this.#wakeOne();
+      if (!listening && this.#sleepers.size === 0) this.#promote();
       return;
     }
     const index = this.#parked.lastIndexOf(member);
     if (index !== -1) this.#parked.splice(index, 1);
   }
 
-  /** JOB_ASSIGN on a member: someone else should look for the next job. */
+  /** JOB_ASSIGN on a member: someone else should listen for (or look for) the next job. */
   assigned(): void {
-    if (this.#parked.length > 0) this.#wakeOne();
+    if (this.#parked.length === 0) return;
+    if (this.#sleepers.size === 0) this.#promote();
+    else this.#wakeOne();
   }
 
   get sleeping(): number {
@@ -81,21 +88,41 @@ export class WakeGroup {
   }
 
   /**
-   * Unparks the most recently parked connection whose slot can grab now. If no parked slot can (with
+   * Unparks the most recently parked connection whose slot can grab now, to GRAB. If no parked slot can (with
    * several servers a slot may be busy with another server's job), all of them become READY instead:
    * each grabs as soon as its slot is free, which is what an unparked world would do.
    */
   #wakeOne(): void {
+    const member = this.#takeGrabCapable();
+    if (member === null) return this.#unparkAll();
+    this.#wakes++;
+    member.unpark();
+  }
+
+  /** Makes a parked connection whose slot can grab the sleeper (PRE_SLEEP); see #wakeOne for the fallback. */
+  #promote(): void {
+    const member = this.#takeGrabCapable();
+    if (member === null) return this.#unparkAll();
+    this.#wakes++;
+    // Added only after sleep(): its transition out of PARKED reports a leave() that must not find it.
+    if (member.sleep()) this.#sleepers.add(member);
+  }
+
+  /** The most recently parked connection whose slot can grab now, taken off the list; null if none. */
+  #takeGrabCapable(): WakeMember | null {
     const parked = this.#parked;
     for (let i = parked.length - 1; i >= 0; i--) {
       const member = parked[i] as WakeMember;
-      if (!member.slotCanGrab) continue;
-      parked.splice(i, 1);
-      this.#wakes++;
-      member.unpark();
-      return;
+      if (member.slotCanGrab) {
+        parked.splice(i, 1);
+        return member;
+      }
     }
-    const all = parked.splice(0, parked.length);
+    return null;
+  }
+
+  #unparkAll(): void {
+    const all = this.#parked.splice(0, this.#parked.length);
     this.#wakes += all.length;
     for (const member of all) member.unpark();
   }
