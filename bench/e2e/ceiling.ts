@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from './proc-stats.js';
 
 export interface EchoDone {
   jobs: number;
@@ -31,16 +32,7 @@ export interface EchoWorkers {
 const STOP_TIMEOUT_MS = 3_000;
 
 function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGCONT');
-    child.kill('SIGTERM');
-  });
+  return stopChild(child, 'SIGTERM', STOP_TIMEOUT_MS);
 }
 
 /** `httpUrl`: the Node floor (each job POSTed to the endpoint first), see echo-worker.ts. */

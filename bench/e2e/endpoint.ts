@@ -16,6 +16,7 @@ import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/helpers/free-port.js';
+import { stopChild } from './proc-stats.js';
 
 export const SUCCESS_BODY = '{"gearman_ret":0,"response_string":"ok"}';
 
@@ -215,17 +216,6 @@ function collectOutput(child: ChildProcess): () => string {
   return () => Buffer.concat(chunks).toString('utf8').trim().slice(-4000);
 }
 
-function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill(signal);
-  });
-}
 
 function makeEndpoint(
   kind: EndpointKind,
@@ -243,7 +233,7 @@ function makeEndpoint(
     count: () => reader.count(),
     lines: (fromLine = 0) => reader.lines(fromLine),
     // nginx: SIGQUIT is its graceful stop, which also flushes the buffered access log.
-    stop: () => stopChild(child, kind === 'nginx' ? 'SIGQUIT' : 'SIGTERM'),
+    stop: () => stopChild(child, kind === 'nginx' ? 'SIGQUIT' : 'SIGTERM', STOP_TIMEOUT_MS),
   };
 }
 
@@ -265,7 +255,7 @@ async function startNginx(binary: string, dir: string, verifyBodies: boolean): P
       return makeEndpoint('nginx', child, port, logPath, undefined);
     } catch (error) {
       lastError = error;
-      await stopChild(child, 'SIGKILL');
+      await stopChild(child, 'SIGKILL', STOP_TIMEOUT_MS);
     }
   }
   throw lastError;
@@ -286,7 +276,7 @@ async function startNodeEndpoint(dir: string, verifyBodies: boolean, reason: str
       return makeEndpoint('node', child, port, logPath, reason);
     } catch (error) {
       lastError = error;
-      await stopChild(child, 'SIGKILL');
+      await stopChild(child, 'SIGKILL', STOP_TIMEOUT_MS);
     }
   }
   throw lastError;

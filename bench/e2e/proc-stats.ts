@@ -5,7 +5,7 @@
  * and all its descendants. Children are found by scanning every /proc/<pid>/stat for its parent pid:
  * /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN, which this machine's kernel lacks.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 export interface ProcessSample {
@@ -186,4 +186,21 @@ export function machineBusyUs(): number {
   // cpu user nice system idle iowait irq softirq steal …: steal counts as busy (the VM's host took it).
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
   return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * US_PER_TICK;
+}
+
+/**
+ * Stops a process the harness spawned: SIGCONT first (a run may have left it frozen), then `signal`,
+ * then SIGKILL if it is still there after `timeoutMs`. Resolves once it exited.
+ */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGCONT');
+    child.kill(signal);
+  });
 }
