@@ -199,9 +199,14 @@ export class GearmanConnection implements WakeMember {
   /** WakeMember: the group makes this parked connection its sleeper. */
   sleep(): boolean {
     if (this.#state !== S.PARKED) return false;
+    this.#preSleep();
+    return true;
+  }
+
+  /** PRE_SLEEP: gearmand NOOPs this connection when work for it is (or already was) queued. */
+  #preSleep(): void {
     (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
     this.#transition(S.SLEEPING);
-    return true;
   }
 
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */
@@ -383,8 +388,7 @@ export class GearmanConnection implements WakeMember {
       case PacketType.NO_JOB:
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
         if (this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
-          (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
-          this.#transition(S.SLEEPING);
+          this.#preSleep();
         } else {
           this.#transition(S.PARKED);
         }

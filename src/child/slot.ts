@@ -65,20 +65,25 @@ class RunningJob implements JobListener {
   readonly job: Job;
   /** performance.now() at assignment: duration and max_running_time count from here. */
   readonly assignedAt: number;
-  /** performance.now() by which the endpoint must have answered (max_running_time of the runner that started it). */
-  deadline = Infinity;
-  maxRunningTimeMs = 0;
+  /** max_running_time of the runner that started the job. */
+  readonly maxRunningTimeMs: number;
   /** Date.now() at assignment, for the status. */
   readonly startedAt: number;
   request: JobRequest | null = null;
 
-  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job) {
+  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job, maxRunningTimeMs: number) {
     this.slot = slot;
     this.connection = connection;
     this.epoch = epoch;
     this.job = job;
+    this.maxRunningTimeMs = maxRunningTimeMs;
     this.assignedAt = performance.now();
     this.startedAt = Date.now();
+  }
+
+  /** performance.now() by which the endpoint must have answered. */
+  get deadline(): number {
+    return this.assignedAt + this.maxRunningTimeMs;
   }
 
   onJobOutcome(outcome: JobOutcome): void {
@@ -229,11 +234,9 @@ export class Slot implements ConnectionOwner {
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void {
     this.#grabbing = null;
     this.#cursor = this.#connections.indexOf(connection);
-    const running = new RunningJob(this, connection, epoch, job);
-    this.#job = running;
     const runner = this.#context.runner;
-    running.maxRunningTimeMs = runner.maxRunningTimeMs;
-    running.deadline = running.assignedAt + runner.maxRunningTimeMs;
+    const running = new RunningJob(this, connection, epoch, job, runner.maxRunningTimeMs);
+    this.#job = running;
     // The record is stored before start(): undici may report a failure synchronously.
     running.request = runner.start(job, running);
     if (this.#deadlineTimer === null && this.#job === running) this.#armDeadline(running.deadline - performance.now());
@@ -251,7 +254,7 @@ export class Slot implements ConnectionOwner {
   onProbe(connection: GearmanConnection): void {
     // A re-grab also catches a lost wake-up (gearmand sends one NOOP and suppresses repeats, #343);
     // it is only allowed when the slot could take a job. Otherwise ECHO_REQ proves the socket.
-    if (connection.state === ConnectionState.SLEEPING && this.#canGrab()) {
+    if (connection.state === ConnectionState.SLEEPING && this.canGrab()) {
       this.#grabbing = connection;
       connection.grab();
     } else {
@@ -369,17 +372,14 @@ export class Slot implements ConnectionOwner {
 
   // ── grabbing ───────────────────────────────────────────────────────────────────────────────────
 
+  /** ConnectionOwner: no job, no grab outstanding, not stopping. */
   canGrab(): boolean {
-    return this.#canGrab();
-  }
-
-  #canGrab(): boolean {
     return !this.#stopping && this.#job === null && this.#grabbing === null;
   }
 
   /** Grabs on the next READY connection if the slot may take a job. */
   #schedule(): void {
-    if (!this.#canGrab()) return;
+    if (!this.canGrab()) return;
     const next = this.#pickNext(null);
     if (next === null) return;
     this.#grabbing = next;

@@ -38,8 +38,8 @@ export interface WakeMember {
 }
 
 export class WakeGroup {
-  /** The connection that sent PRE_SLEEP (admit lets only one sleep; a Set keeps leave() simple). */
-  readonly #sleepers = new Set<WakeMember>();
+  /** The one connection that sent PRE_SLEEP, if any. */
+  #sleeper: WakeMember | null = null;
   /** Parked connections, most recently parked last: waking from the top keeps the same few connections warm. */
   readonly #parked: WakeMember[] = [];
   /** How many times a parked connection was unparked or promoted (tests read it). */
@@ -47,8 +47,8 @@ export class WakeGroup {
 
   /** NO_JOB on `member`: true → it sends PRE_SLEEP and sleeps; false → it parks. */
   admit(member: WakeMember): boolean {
-    if (this.#sleepers.size === 0) {
-      this.#sleepers.add(member);
+    if (this.#sleeper === null) {
+      this.#sleeper = member;
       return true;
     }
     this.#parked.push(member);
@@ -60,8 +60,9 @@ export class WakeGroup {
    * outstanding now, so it will hear of queued work itself.
    */
   leave(member: WakeMember, listening: boolean): void {
-    if (this.#sleepers.delete(member)) {
-      if (!listening && this.#sleepers.size === 0) this.#promote();
+    if (member === this.#sleeper) {
+      this.#sleeper = null;
+      if (!listening) this.#promote();
       return;
     }
     const index = this.#parked.lastIndexOf(member);
@@ -71,12 +72,12 @@ export class WakeGroup {
   /** JOB_ASSIGN on a member: someone else should listen for (or look for) the next job. */
   assigned(): void {
     if (this.#parked.length === 0) return;
-    if (this.#sleepers.size === 0) this.#promote();
+    if (this.#sleeper === null) this.#promote();
     else this.#wakeOne();
   }
 
   get sleeping(): number {
-    return this.#sleepers.size;
+    return this.#sleeper === null ? 0 : 1;
   }
 
   get parked(): number {
@@ -104,8 +105,8 @@ export class WakeGroup {
     const member = this.#takeGrabCapable();
     if (member === null) return this.#unparkAll();
     this.#wakes++;
-    // Added only after sleep(): its transition out of PARKED reports a leave() that must not find it.
-    if (member.sleep()) this.#sleepers.add(member);
+    // Set only after sleep(): its transition out of PARKED reports a leave() that must not find it.
+    if (member.sleep()) this.#sleeper = member;
   }
 
   /** The most recently parked connection whose slot can grab now, taken off the list; null if none. */

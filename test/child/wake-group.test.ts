@@ -35,6 +35,14 @@ class Member implements WakeMember {
   }
 }
 
+/** A group whose members all got NO_JOB in order: the first sleeps, the rest are parked. */
+function idleGroup(count: number): { group: WakeGroup; members: Member[] } {
+  const group = new WakeGroup();
+  const members = Array.from({ length: count }, (_, i) => new Member(String.fromCharCode(97 + i)));
+  for (const member of members) group.admit(member);
+  return { group, members };
+}
+
 test('WakeGroup should let the first idle connection sleep and park the rest', () => {
   const group = new WakeGroup();
   const [a, b, c] = [new Member('a'), new Member('b'), new Member('c')];
@@ -45,11 +53,8 @@ test('WakeGroup should let the first idle connection sleep and park the rest', (
 });
 
 test('WakeGroup should hand the watch to the most recently parked connection when the sleeper stops listening', () => {
-  const group = new WakeGroup();
-  const [a, b, c] = [new Member('a'), new Member('b'), new Member('c')];
-  group.admit(a);
-  group.admit(b);
-  group.admit(c);
+  const { group, members } = idleGroup(3);
+  const [a, b, c] = members as [Member, Member, Member];
   // Woken and grabbing: it still hears about work itself, nobody else is needed.
   group.leave(a, true);
   assert.deepEqual([b.unparked, c.unparked, group.wakes], [0, 0, 0]);
@@ -61,11 +66,8 @@ test('WakeGroup should hand the watch to the most recently parked connection whe
 });
 
 test('WakeGroup should promote a parked connection to sleeper when the sleeper itself got the job', () => {
-  const group = new WakeGroup();
-  const [a, b, c] = [new Member('a'), new Member('b'), new Member('c')];
-  group.admit(a);
-  group.admit(b);
-  group.admit(c);
+  const { group, members } = idleGroup(3);
+  const [a, b, c] = members as [Member, Member, Member];
   // a was NOOPed and grabbed: nobody sleeps while it runs the job.
   group.leave(a, true);
   group.assigned();
@@ -76,11 +78,8 @@ test('WakeGroup should promote a parked connection to sleeper when the sleeper i
 });
 
 test('WakeGroup should wake one parked connection per assignment, skipping slots that cannot grab', () => {
-  const group = new WakeGroup();
-  const [a, b, c] = [new Member('a'), new Member('b'), new Member('c')];
-  group.admit(a);
-  group.admit(b);
-  group.admit(c);
+  const { group, members } = idleGroup(3);
+  const [, b, c] = members as [Member, Member, Member];
   c.slotCanGrab = false;
   group.assigned();
   assert.deepEqual([b.unparked, c.unparked, group.parked], [1, 0, 1]);
@@ -92,10 +91,8 @@ test('WakeGroup should wake one parked connection per assignment, skipping slots
 });
 
 test('WakeGroup should forget a parked connection that closed', () => {
-  const group = new WakeGroup();
-  const [a, b] = [new Member('a'), new Member('b')];
-  group.admit(a);
-  group.admit(b);
+  const { group, members } = idleGroup(2);
+  const [a, b] = members as [Member, Member];
   group.leave(b, false);
   group.leave(a, false);
   assert.deepEqual([b.unparked, group.parked, group.sleeping], [0, 0, 0]);
