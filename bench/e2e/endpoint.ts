@@ -237,22 +237,25 @@ function makeEndpoint(
   };
 }
 
-async function startNginx(binary: string, dir: string, verifyBodies: boolean): Promise<Endpoint> {
-  mkdirSync(join(dir, 'www'), { recursive: true });
+/**
+ * Spawns an endpoint on a free port and waits until it answers; another process can take the port in
+ * between, so a failed start is retried on a new one.
+ */
+async function startOnFreePort(
+  kind: EndpointKind,
+  dir: string,
+  spawnOn: (port: number, logPath: string) => ChildProcess,
+  fallbackReason: string | undefined,
+): Promise<Endpoint> {
   let lastError: unknown;
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
     const port = await freePort();
     const logPath = join(dir, `access-${port}.log`);
-    const confPath = join(dir, 'nginx.conf');
-    writeFileSync(confPath, nginxConf(dir, port, logPath, verifyBodies));
-    // -e: nginx opens its error log before reading the config; the default path is not writable here.
-    const child = spawn(binary, ['-c', confPath, '-p', dir, '-e', join(dir, 'nginx-error.log')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnOn(port, logPath);
     const output = collectOutput(child);
     try {
       await waitReady(port, child, output);
-      return makeEndpoint('nginx', child, port, logPath, undefined);
+      return makeEndpoint(kind, child, port, logPath, fallbackReason);
     } catch (error) {
       lastError = error;
       await stopChild(child, 'SIGKILL', STOP_TIMEOUT_MS);
@@ -261,25 +264,29 @@ async function startNginx(binary: string, dir: string, verifyBodies: boolean): P
   throw lastError;
 }
 
-async function startNodeEndpoint(dir: string, verifyBodies: boolean, reason: string): Promise<Endpoint> {
+function startNginx(binary: string, dir: string, verifyBodies: boolean): Promise<Endpoint> {
+  mkdirSync(join(dir, 'www'), { recursive: true });
+  const confPath = join(dir, 'nginx.conf');
+  return startOnFreePort(
+    'nginx',
+    dir,
+    (port, logPath) => {
+      writeFileSync(confPath, nginxConf(dir, port, logPath, verifyBodies));
+      // -e: nginx opens its error log before reading the config; the default path is not writable here.
+      return spawn(binary, ['-c', confPath, '-p', dir, '-e', join(dir, 'nginx-error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    },
+    undefined,
+  );
+}
+
+function startNodeEndpoint(dir: string, verifyBodies: boolean, reason: string): Promise<Endpoint> {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'node-endpoint.js');
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    const port = await freePort();
-    const logPath = join(dir, `access-${port}.log`);
-    const child = spawn(process.execPath, [script, String(port), logPath, verifyBodies ? 'bodies' : 'no-bodies'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output = collectOutput(child);
-    try {
-      await waitReady(port, child, output);
-      return makeEndpoint('node', child, port, logPath, reason);
-    } catch (error) {
-      lastError = error;
-      await stopChild(child, 'SIGKILL', STOP_TIMEOUT_MS);
-    }
-  }
-  throw lastError;
+  return startOnFreePort(
+    'node',
+    dir,
+    (port, logPath) => spawn(process.execPath, [script, String(port), logPath, verifyBodies ? 'bodies' : 'no-bodies'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    reason,
+  );
 }
 
 /** Starts nginx, or the Node stand-in when nginx is missing (the endpoint's `fallbackReason` says why). */

@@ -11,7 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
-import { gearmanCliBinary, startEchoWorkers, startLibgearmanWorkers } from './ceiling.js';
+import { gearmanCliBinary, startEchoWorkers, startLibgearmanWorkers, type EchoWorkers } from './ceiling.js';
 import { OUR_BIN, REPO_ROOT, startDaemon, sumCounters, waitRegistered, type Daemon, type PoolSpec } from './daemon.js';
 import { startEndpoint, type Endpoint, type EndpointKind } from './endpoint.js';
 import { GearmanClient, makeJobs, queueBackground, type BenchJob } from './gearman-client.js';
@@ -497,14 +497,7 @@ async function measureCeiling(options: Options, at: string, herdSlots: number): 
       await withDeadline(echo.ready, 10_000, 'echo workers to register');
       const groups: Groups = { workers: () => [echo.pid], gearmand };
 
-      await echo.arm(n);
-      signalAll([echo.pid], 'SIGSTOP');
-      await queueBackground(gearmand.port, makeJobs(n, [fn], `ceil-${at}-q`), options.submitConnections);
-      const before = snapshot(groups);
-      signalAll([echo.pid], 'SIGCONT');
-      const done = await withDeadline(echo.done(), drainMs, 'echo workers to answer every job');
-      const after = snapshot(groups);
-      result.node = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+      result.node = await echoQueueRun(echo, groups, options, fn, `ceil-${at}-q`, 'echo workers to answer every job');
       if (!(await queueEmpty(gearmand, [fn], 5_000))) result.errors.push('node echo: gearmand queue not empty after the run');
 
       if (options.modes.includes('concurrent')) {
@@ -774,6 +767,22 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
 }
 
 /**
+ * Queue mode for echo-worker.ts processes (the ceiling's and the Node floor's): frozen while N jobs are
+ * queued, released, timed by their own first-assign/last-complete stamps.
+ */
+async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: Options, fn: string, prefix: string, what: string): Promise<ThroughputResult> {
+  const n = options.jobs;
+  await echo.arm(n);
+  signalAll([echo.pid], 'SIGSTOP');
+  await queueBackground(groups.gearmand.port, makeJobs(n, [fn], prefix), options.submitConnections);
+  const before = snapshot(groups);
+  signalAll([echo.pid], 'SIGCONT');
+  const done = await withDeadline(echo.done(), options.drainTimeoutS * 1000, what);
+  const after = snapshot(groups);
+  return throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+}
+
+/**
  * The Node floor for one slot, measured like the echo ceiling (frozen while N jobs are queued, then
  * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
  */
@@ -791,14 +800,7 @@ async function measureNodeFloor(
     await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');
     const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
     const logged = endpoint.count();
-    await floor.arm(n);
-    signalAll([floor.pid], 'SIGSTOP');
-    await queueBackground(gearmand.port, makeJobs(n, [fn], prefix), options.submitConnections);
-    const before = snapshot(groups);
-    signalAll([floor.pid], 'SIGCONT');
-    const done = await withDeadline(floor.done(), options.drainTimeoutS * 1000, 'the Node floor worker to answer every job');
-    const after = snapshot(groups);
-    const run = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+    const run = await echoQueueRun(floor, groups, options, fn, prefix, 'the Node floor worker to answer every job');
     const requests = await waitCount(endpoint, logged + n, 5_000);
     if (requests !== logged + n) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n} jobs`);
     if (!options.modes.includes('latency')) return { queue: run };
