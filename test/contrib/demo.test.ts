@@ -8,19 +8,11 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DEMO = path.join(ROOT, 'scripts', 'demo.sh');
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('scripts/demo.sh should run the example jobs, show the status port and stop what it started', async () => {
   const { code, output } = await new Promise<{ code: number; output: string }>((resolve, reject) => {

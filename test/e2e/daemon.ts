@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { waitFor } from '../helpers/wait-for.js';
 
+export { isAlive } from '../helpers/process.js';
+
 /** dist/test/e2e/daemon.js → bin/driveshaft.js */
 export const BIN = fileURLToPath(new URL('../../../bin/driveshaft.js', import.meta.url));
 
@@ -166,11 +168,3 @@ export function parseThreads(text: string): ThreadLine[] {
     });
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

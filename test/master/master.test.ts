@@ -13,6 +13,7 @@ import { clusterForker } from '../../src/master/child-process.js';
 import { Master, MasterState } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
+import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FAKE_CHILD, fastTiming, jobsFile, memoryLogger } from './support.js';
 import type { LogRecord } from './support.js';
@@ -195,7 +196,7 @@ test('Master should reload on a file change: add, remove, resize, and leave unch
   assert.equal(growStatus?.ok && growStatus.status.slots.length, 4);
   assert.ok(pidOf(h.master, 'okNew') !== null);
   assert.ok(pidOf(h.master, 'okWake') !== null);
-  await waitFor(() => !alive(gone) && !alive(zero), { timeoutMs: 5000, message: 'removed and zeroed children to exit' });
+  await waitFor(() => !isAlive(gone) && !isAlive(zero), { timeoutMs: 5000, message: 'removed and zeroed children to exit' });
   const gauges = parseNameValues(await h.ask('gauges'));
   assert.equal(gauges.get('okZero.slots'), 0);
   // The fixture counts reconfigure messages as jobs_requeued: the unchanged pool got none at all.
@@ -205,15 +206,6 @@ test('Master should reload on a file change: add, remove, resize, and leave unch
   assert.equal(gauges.has('okGone.slots'), false);
   assert.equal(perPool.get('reloads'), 1);
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('Master should keep the running config when an edit is invalid, and log every problem', async (t) => {
   const h = await startMaster(t, { okA: { uri: URI, count: 1, jobs: ['Sum'] } });
@@ -285,12 +277,12 @@ test('Master.stop should drain every child on TERM, upgrade on a second TERM, an
   const started = Date.now();
   h.signals.emit('SIGTERM', 'SIGTERM');
   assert.equal(h.master.state, MasterState.STOPPING);
-  await waitFor(() => !alive(pids[1] as number), { timeoutMs: 3000, message: 'okB to stop' });
-  assert.ok(alive(pids[0] as number), 'slowstop waits for its deadline (4 × loop_timeout)');
+  await waitFor(() => !isAlive(pids[1] as number), { timeoutMs: 3000, message: 'okB to stop' });
+  assert.ok(isAlive(pids[0] as number), 'slowstop waits for its deadline (4 × loop_timeout)');
   h.signals.emit('SIGTERM', 'SIGTERM');
   assert.equal(await h.master.done, 0);
   assert.ok(Date.now() - started < 800, `took ${Date.now() - started} ms`);
-  assert.ok(!alive(pids[0] as number));
+  assert.ok(!isAlive(pids[0] as number));
   assert.equal(h.master.state, MasterState.STOPPED);
   const shutdowns = h.records.filter((r) => r.event === 'shutdown').map((r) => r.mode);
   assert.deepEqual(shutdowns, ['graceful', 'hard']);
@@ -316,7 +308,7 @@ test('Master.observe should keep a removed pool in the totals with its child\'s 
   const gone = pidOf(h.master, 'okGone') as number;
   h.write({ okStay: { uri: URI, count: 1, jobs: ['Sum'] } });
   await waitFor(() => h.records.some((r) => r.event === 'reloaded'), { timeoutMs: 5000, message: 'the reload' });
-  await waitFor(() => !alive(gone), { timeoutMs: 5000, message: 'the removed pool\'s child to exit' });
+  await waitFor(() => !isAlive(gone), { timeoutMs: 5000, message: 'the removed pool\'s child to exit' });
   const after = await h.master.observe();
   assert.deepEqual(after.poolNames, ['okStay']);
   // 10 at the last poll + 5 reported with `stopped` (the fixture's FINAL_EXTRA).

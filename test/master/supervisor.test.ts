@@ -4,6 +4,7 @@ import type { ChildSettings } from '../../src/ipc/messages.js';
 import { clusterForker } from '../../src/master/child-process.js';
 import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/master/supervisor.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
+import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FAKE_CHILD, fastTiming, memoryLogger, pool, server } from './support.js';
 
@@ -23,15 +24,6 @@ function supervise(t: import('node:test').TestContext, name: string, timing: Par
   return { supervisor, records, restarts: () => restarts };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('supervisorTiming should derive shutdown grace from loop_timeout within bounds', () => {
   assert.equal(supervisorTiming(10_000).killGraceMs, 5000);
   assert.equal(supervisorTiming(1000).killGraceMs, 500);
@@ -44,7 +36,7 @@ test('PoolSupervisor.start should fork the child, complete the ready handshake a
   const { supervisor, records } = supervise(t, 'okstart');
   await supervisor.start();
   assert.equal(supervisor.state, SupervisorState.RUNNING);
-  assert.ok(supervisor.pid !== null && alive(supervisor.pid));
+  assert.ok(supervisor.pid !== null && isAlive(supervisor.pid));
   assert.ok(records.some((r) => r.event === 'fixture-ready' && r.pool === 'okstart'), 'forwarded record');
   assert.ok(records.some((r) => r.event === 'ready' && r.pool === 'okstart'));
   const status = await supervisor.status();
@@ -144,7 +136,7 @@ test('PoolSupervisor.stop should end a cooperative child over IPC without signal
   const pid = supervisor.pid as number;
   await supervisor.stop('graceful', 1000);
   assert.equal(supervisor.state, SupervisorState.STOPPED);
-  assert.equal(alive(pid), false);
+  assert.equal(isAlive(pid), false);
   assert.ok(records.some((r) => r.event === 'stopped' && r.code === 0));
   assert.ok(!records.some((r) => r.event === 'sigterm' || r.event === 'sigkill'));
   assert.ok(!records.some((r) => r.event === 'child-exit'), 'a requested stop is not a crash');
