@@ -9,8 +9,7 @@ import { createRequire, Module } from 'node:module';
 import path from 'node:path';
 import type Bunyan from 'bunyan';
 import { ConfigError } from './errors.js';
-
-export { createForwardingLogger } from './forwarding-logger.js';
+import { LogLevel, type LevelName } from './forwarding-logger.js';
 
 /** One call form of a log method, as bunyan has them: `()` tells whether the level is enabled. */
 export interface LogMethod {
@@ -77,8 +76,8 @@ function deferMv(): () => void {
 const loadMv = deferMv();
 const bunyan = require('bunyan') as typeof Bunyan;
 
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-type LevelName = (typeof LEVELS)[number];
+/** The level names, from the one table of levels (shared with the children's logger). */
+const LEVELS = Object.keys(LogLevel) as LevelName[];
 
 export interface LogStreamConfig {
   type: 'stdout' | 'stderr' | 'file' | 'rotating-file';
