@@ -14,6 +14,7 @@
  * jobs of its dropped connections.
  */
 import { serializeError } from '../errors.js';
+import { zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { createForwardingLogger } from '../forwarding-logger.js';
 import type { Logger } from '../log.js';
@@ -47,7 +48,7 @@ function emptyStatus(): ChildStatus {
     pool: '',
     pid: process.pid,
     slots: [],
-    counters: { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 },
+    counters: zeroCounters(),
   };
 }
 

@@ -13,6 +13,7 @@
  * Counters and metrics are updated in one place (#record), from the outcome every job reports exactly once.
  */
 import { ConfigError } from '../errors.js';
+import { zeroCounters } from '../ipc/messages.js';
 import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
 import { FailureCause, JobRunner } from './job-runner.js';
@@ -143,7 +144,7 @@ export class WorkerPool {
   #nextSlot = 1;
   #ticker: NodeJS.Timeout | null = null;
   readonly #requeues = new Map<string, number>();
-  readonly #counters: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
+  readonly #counters: ChildCounters = zeroCounters();
   readonly #metrics = new JobMetrics();
   readonly #context: SlotContext;
   #drained: Promise<void> | null = null;

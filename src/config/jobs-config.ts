@@ -23,7 +23,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { childPath, displayPath, readJsonDocument } from './json-source.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
-import { DEFAULT_GEARMAN_PORT, RequestFormat } from './types.js';
+import { DEFAULT_GEARMAN_PORT, RequestFormat, defaultPoolExtensions } from './types.js';
 import type { JobsConfig, PoolConfig, ServerAddress } from './types.js';
 
 export interface JobsConfigDefaults {
@@ -382,7 +382,7 @@ function readPool(name: string, value: unknown, at: string, defaults: JobsConfig
     headers.authorization = uriAuthorization;
   }
   if (problems.lines.length > before || uri === null) return null;
-  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers };
+  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...defaultPoolExtensions() };
 }
 
 function readPools(value: unknown, defaults: JobsConfigDefaults, problems: Problems): Record<string, PoolConfig> {

@@ -32,7 +32,64 @@ export interface PoolConfig {
   maxRunningTimeMs: number;
   /** Extra request headers, lower-cased names. */
   headers: Record<string, string>;
+  /** `keep_alive` (default true): false opens a new endpoint connection per job, as the original did. */
+  keepAlive: boolean;
+  /** `max_workload_bytes`: a job whose workload is larger fails with a clear reason; 0 = no limit. */
+  maxWorkloadBytes: number;
+  /** `delivery`: what happens when the endpoint cannot be reached or answers with a transient error. */
+  delivery: DeliveryPolicy;
 }
+
+export const DeliveryMode = {
+  /** Transient outcomes are retried in place, a circuit breaker hands jobs back to gearmand unfailed. */
+  RETRY: 'retry',
+  /** The original's behaviour: every failure, transient or not, is a WORK_FAIL at once. */
+  FAIL_FAST: 'fail_fast',
+} as const;
+export type DeliveryMode = (typeof DeliveryMode)[keyof typeof DeliveryMode];
+
+/**
+ * A pool's delivery policy (the jobs config's `delivery` object, times in milliseconds here, seconds
+ * in the file). Backoff has the Cloud Tasks shape: min_backoff doubling max_doublings times, then
+ * growing linearly by that last step, capped at max_backoff, with jitter.
+ */
+export interface DeliveryPolicy {
+  mode: DeliveryMode;
+  /** POSTs of one job within one assignment before it is dead-lettered and failed (>= 1). */
+  maxAttempts: number;
+  /** From the first attempt of an assignment; 0 = only maxAttempts bounds the retries. */
+  maxRetryDurationMs: number;
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  maxDoublings: number;
+  /** HTTP statuses that are transient (retried); every other non-200 status is a permanent failure. */
+  retryOnStatus: number[];
+  /** Consecutive transient outcomes that open the pool's circuit breaker; 0 = never opens. */
+  breakerThreshold: number;
+  /** First cool-off of an open breaker before a probe; doubles after each failed probe. */
+  breakerCooloffMs: number;
+  breakerMaxCooloffMs: number;
+  /** Half-open probe: GET this URL (2xx = healthy) instead of letting one real job through; null = a real job. */
+  healthUrl: string | null;
+  /** Absolute path of the pool's dead-letter file (JSON lines); null = none. */
+  deadLetterFile: string | null;
+}
+
+/** The policy of a pool that sets no `delivery` object: safe for a 5-second deploy of the endpoint. */
+export const DEFAULT_DELIVERY: Readonly<DeliveryPolicy> = Object.freeze({
+  mode: DeliveryMode.RETRY,
+  maxAttempts: 5,
+  maxRetryDurationMs: 60_000,
+  minBackoffMs: 100,
+  maxBackoffMs: 5_000,
+  maxDoublings: 4,
+  retryOnStatus: [408, 425, 429, 502, 503, 504],
+  breakerThreshold: 5,
+  breakerCooloffMs: 1_000,
+  breakerMaxCooloffMs: 30_000,
+  healthUrl: null,
+  deadLetterFile: null,
+});
 
 /** The whole jobs config file, validated. */
 export interface JobsConfig {
@@ -67,4 +124,9 @@ export interface DaemonOptions {
   check: boolean;
   /** The observability listener (Prometheus /metrics, /status, health checks, status page); null = off. */
   exporter_addr: ListenAddress | null;
+}
+
+/** The per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery'> {
+  return { keepAlive: true, maxWorkloadBytes: 0, delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] } };
 }

@@ -73,6 +73,59 @@ export interface ChildCounters {
   jobs_requeued: number;
   /** Transport failures and non-200 / invalid responses. */
   http_errors: number;
+  /** Transient outcomes answered by POSTing the same job again after a backoff. */
+  jobs_retried: number;
+  /** Jobs given back to gearmand unfailed (breaker open, stop while waiting to retry). */
+  jobs_handed_back: number;
+  /** Jobs written to the pool's dead-letter file before their WORK_FAIL. */
+  jobs_dead_lettered: number;
+}
+
+/** Every ChildCounters key, in the order the status port prints them: the one list of the counters. */
+export const COUNTER_NAMES = [
+  'jobs_completed',
+  'jobs_failed',
+  'jobs_timed_out',
+  'jobs_requeued',
+  'http_errors',
+  'jobs_retried',
+  'jobs_handed_back',
+  'jobs_dead_lettered',
+] as const satisfies ReadonlyArray<keyof ChildCounters>;
+
+export function zeroCounters(): ChildCounters {
+  return { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0, jobs_retried: 0, jobs_handed_back: 0, jobs_dead_lettered: 0 };
+}
+
+export function addCounters(a: ChildCounters, b: ChildCounters): ChildCounters {
+  const sum = zeroCounters();
+  for (const name of COUNTER_NAMES) sum[name] = a[name] + b[name];
+  return sum;
+}
+
+export const BreakerState = {
+  /** Jobs flow; after a re-close, `admitted` slots may hold a job while the pool ramps back up. */
+  CLOSED: 'closed',
+  /** The pool grabs nothing; jobs wait in gearmand until the cool-off ends. */
+  OPEN: 'open',
+  /** One probe (a real job, or a GET of health_url) decides whether to close or re-open. */
+  HALF_OPEN: 'half-open',
+} as const;
+export type BreakerState = (typeof BreakerState)[keyof typeof BreakerState];
+
+/** A pool's delivery state, for /status, the status page, `gauges`, /metrics and /readyz. */
+export interface DeliveryStatus {
+  breaker: BreakerState;
+  /** Date.now() of the last breaker state change. */
+  since: number;
+  /** The transient failure that opened the breaker (or the last one seen), else null. */
+  lastReason: string | null;
+  /** Slots allowed to hold a job right now (worker_count when fully closed). */
+  admitted: number;
+  /** Jobs held by a slot waiting for their next attempt. */
+  retrying: number;
+  /** Times the breaker opened since the child started. */
+  opened: number;
 }
 
 /**
@@ -113,4 +166,6 @@ export interface ChildStatus {
   counters: ChildCounters;
   /** Per-function and per-HTTP-code metrics (absent from older children). */
   metrics?: ChildMetrics;
+  /** Retries, breaker and dead letters (absent from older children). */
+  delivery?: DeliveryStatus;
 }

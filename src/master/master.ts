@@ -34,7 +34,7 @@ import { serializeError } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
 import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
-import { ShutdownMode as Mode } from '../ipc/messages.js';
+import { COUNTER_NAMES, ShutdownMode as Mode } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
 import { effectiveLevel } from '../log.js';
 import type { ForkChild } from './child-process.js';
@@ -86,8 +86,6 @@ export interface MasterOptions {
   signals?: SignalSource | null;
   timing?: Partial<SupervisorTiming>;
 }
-
-const COUNTER_NAMES = ['jobs_completed', 'jobs_failed', 'jobs_timed_out', 'jobs_requeued', 'http_errors'] as const satisfies ReadonlyArray<keyof ChildCounters>;
 
 /** Control characters in a handle or unique would break the one-line-per-slot format. */
 function printable(text: string): string {

@@ -5,7 +5,7 @@
  */
 import type { AdminFunctionStatus } from '../codec/admin.js';
 import type { PoolConfig, ServerAddress } from '../config/types.js';
-import { DURATION_BUCKETS } from '../ipc/messages.js';
+import { DURATION_BUCKETS, zeroCounters } from '../ipc/messages.js';
 import type { ChildCounters, ChildMetrics, ChildStatus, FunctionMetrics, SlotStatus } from '../ipc/messages.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { emptyFunctionMetrics } from './job-metrics.js';
@@ -328,8 +328,6 @@ function withoutCredentials(uri: string): string {
   }
 }
 
-const ZERO: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
-
 export function statusDocument(observation: Observation, scrapes: readonly GearmandScrape[]): StatusDocument {
   const now = observation.takenAt;
   const pools: StatusPool[] = observation.poolNames.map((name) => {
@@ -385,7 +383,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       slots,
       slotCounts,
       servers: [...servers.values()],
-      counters: totals?.counters ?? { ...ZERO },
+      counters: totals?.counters ?? zeroCounters(),
       jobs,
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,

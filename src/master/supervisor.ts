@@ -62,21 +62,8 @@ export function supervisorTiming(loopTimeoutMs: number): SupervisorTiming {
   };
 }
 
-const ZERO_COUNTERS: ChildCounters = { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 };
-
-export function addCounters(a: ChildCounters, b: ChildCounters): ChildCounters {
-  return {
-    jobs_completed: a.jobs_completed + b.jobs_completed,
-    jobs_failed: a.jobs_failed + b.jobs_failed,
-    jobs_timed_out: a.jobs_timed_out + b.jobs_timed_out,
-    jobs_requeued: a.jobs_requeued + b.jobs_requeued,
-    http_errors: a.http_errors + b.http_errors,
-  };
-}
-
-export function zeroCounters(): ChildCounters {
-  return { ...ZERO_COUNTERS };
-}
+import { addCounters, zeroCounters } from '../ipc/messages.js';
+export { addCounters, zeroCounters };
 
 export type StatusResult = { ok: true; status: ChildStatus } | { ok: false; reason: string };
 

@@ -4,6 +4,7 @@
  */
 import type { TestContext } from 'node:test';
 import bunyan from 'bunyan';
+import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { ChildSettings } from '../../src/ipc/messages.js';
 import type { Logger } from '../../src/log.js';
@@ -49,6 +50,7 @@ export function makeSettings(servers: ServerAddress[], uri: string, pool: Partia
       requestFormat: 'json',
       maxRunningTimeMs: 10_000,
       headers: {},
+      ...defaultPoolExtensions(),
       ...pool,
     },
     servers,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diffJobsConfig, isEmptyDiff } from '../../src/config/diff.js';
+import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 
 function server(host: string, port = 4730): ServerAddress {
@@ -16,6 +17,7 @@ function pool(name: string, extra: Partial<PoolConfig> = {}): PoolConfig {
     requestFormat: 'json',
     maxRunningTimeMs: 300_000,
     headers: {},
+    ...defaultPoolExtensions(),
     ...extra,
   };
 }

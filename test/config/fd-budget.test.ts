@@ -2,10 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, FdBudgetError } from '../../src/errors.js';
 import { checkFdBudget, fdsNeeded, largestFdNeed, masterFdsNeeded, openFileLimit, RESERVED_FDS } from '../../src/config/fd-budget.js';
+import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { JobsConfig, PoolConfig } from '../../src/config/types.js';
 
 function pool(name: string, workerCount: number): PoolConfig {
-  return { name, jobProcessingUri: 'http://x/', workerCount, jobsList: ['F'], requestFormat: 'json', maxRunningTimeMs: 1000, headers: {} };
+  return { name, jobProcessingUri: 'http://x/', workerCount, jobsList: ['F'], requestFormat: 'json', maxRunningTimeMs: 1000, headers: {}, ...defaultPoolExtensions() };
 }
 
 function jobs(pools: PoolConfig[], serverCount: number): JobsConfig {

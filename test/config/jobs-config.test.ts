@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, ErrorCode } from '../../src/errors.js';
 import { editDistance, loadJobsConfig, parseJobsConfig, suggestKey } from '../../src/config/jobs-config.js';
+import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { JobsConfig } from '../../src/config/types.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
@@ -86,6 +87,9 @@ test('parseJobsConfig should accept the seed README example', () => {
     requestFormat: 'json',
     maxRunningTimeMs: 300_000,
     headers: {},
+    keepAlive: true,
+    maxWorkloadBytes: 0,
+    delivery: DEFAULT_DELIVERY,
   });
 });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import { zeroCounters } from '../../src/ipc/messages.js';
 import { Exporter } from '../../src/master/exporter.js';
 import type { ExporterSource, ExporterOptions } from '../../src/master/exporter.js';
 import type { Observation } from '../../src/master/observation.js';
@@ -32,7 +33,7 @@ function observation(connected: boolean): Observation {
           pool: 'Regular',
           pid: 42,
           slots: [{ id: '42-1', stopping: false, job: null, connectedServers: connected ? 1 : 0 }],
-          counters: { jobs_completed: 5, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 },
+          counters: { ...zeroCounters(), jobs_completed: 5 },
         },
         statusError: null,
       },

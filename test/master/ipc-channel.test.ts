@@ -3,6 +3,7 @@ import { fork } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
+import { defaultPoolExtensions } from '../../src/config/types.js';
 import { IpcChannel, isChildMessage } from '../../src/master/ipc-channel.js';
 import { FAKE_CHILD } from './support.js';
 
@@ -105,7 +106,7 @@ test('IpcChannel should talk to a real forked process', async (t) => {
   const channel = new IpcChannel(child, 'child okipc');
   const notices: unknown[] = [];
   channel.onNotice((n) => notices.push(n));
-  const settings = { pool: { name: 'okipc', jobProcessingUri: 'http://x/', workerCount: 3, jobsList: ['A'], requestFormat: 'json' as const, maxRunningTimeMs: 1000, headers: {} }, servers: [], loopTimeoutMs: 500, logLevel: 'info' };
+  const settings = { pool: { name: 'okipc', jobProcessingUri: 'http://x/', workerCount: 3, jobsList: ['A'], requestFormat: 'json' as const, maxRunningTimeMs: 1000, headers: {}, ...defaultPoolExtensions() }, servers: [], loopTimeoutMs: 500, logLevel: 'info' };
   const ready = await channel.request({ type: 'init', settings }, 5000);
   assert.equal(ready.type, 'ready');
   const status = await channel.request({ type: 'status' }, 5000);

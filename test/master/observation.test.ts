@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DURATION_BUCKETS } from '../../src/ipc/messages.js';
+import { DURATION_BUCKETS, zeroCounters } from '../../src/ipc/messages.js';
 import type { ChildStatus, SlotStatus } from '../../src/ipc/messages.js';
 import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/master/job-metrics.js';
 import { metricFamilies, readiness, slotState, statusDocument } from '../../src/master/observation.js';
@@ -27,7 +27,7 @@ function slot(id: string, overrides: Partial<SlotStatus> = {}): SlotStatus {
 }
 
 function child(poolName: string, slots: SlotStatus[], overrides: Partial<ChildObservation> = {}): ChildObservation {
-  const status: ChildStatus = { pool: poolName, pid: 100, slots, counters: { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0 } };
+  const status: ChildStatus = { pool: poolName, pid: 100, slots, counters: zeroCounters() };
   return { pool: poolName, state: 'running', pid: 100, restarts: 0, failReason: null, retiring: false, status, statusError: null, ...overrides };
 }
 
@@ -39,7 +39,7 @@ function totals(): PoolTotals {
   sum.buckets[3] = 3;
   sum.durationSum = 0.061;
   return {
-    counters: { jobs_completed: 3, jobs_failed: 1, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 1 },
+    counters: { ...zeroCounters(), jobs_completed: 3, jobs_failed: 1, http_errors: 1 },
     metrics: { functions: { Sum: sum }, http: { '200': 3, '500': 1 } },
     restarts: 2,
   };

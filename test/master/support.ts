@@ -3,6 +3,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import bunyan from 'bunyan';
+import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
@@ -33,6 +34,7 @@ export function pool(name: string, overrides: Partial<PoolConfig> = {}): PoolCon
     requestFormat: 'json',
     maxRunningTimeMs: 1000,
     headers: {},
+    ...defaultPoolExtensions(),
     ...overrides,
   };
 }
