@@ -64,10 +64,31 @@ export const FailureCause = {
 } as const;
 export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
 
+/** Why an attempt's outcome is worth another attempt. */
+export const TransientCause = {
+  /** Refused, reset, DNS, TLS handshake: no answer at all. */
+  CONNECT: 'connect',
+  /** No answer within max_running_time of the attempt's start. */
+  TIMEOUT: 'timeout',
+  /** A status of the pool's retry_on_status list (408, 429, 503…). */
+  STATUS: 'status',
+  /** The endpoint answered `{"gearman_ret": …, "retry_after": S}`: it asked for a later retry. */
+  ENDPOINT: 'endpoint',
+} as const;
+export type TransientCause = (typeof TransientCause)[keyof typeof TransientCause];
+
 export type JobOutcome =
   | { kind: 'complete'; result: Buffer }
   | { kind: 'fail'; cause: FailureCause; reason: string }
-  | { kind: 'requeue' };
+  | { kind: 'requeue' }
+  /**
+   * Worth another attempt; the slot decides (retry after a backoff, hand back to gearmand, or fail in
+   * fail_fast mode). `retryAfterMs` is what the endpoint asked for (Retry-After, retry_after), else null.
+   */
+  | { kind: 'transient'; cause: TransientCause; reason: string; retryAfterMs: number | null };
+
+/** What gearmand is finally told (or not, for a re-queue): every outcome but a transient one. */
+export type FinalOutcome = Exclude<JobOutcome, { kind: 'transient' }>;
 
 export interface JobListener {
   onJobOutcome(outcome: JobOutcome): void;
@@ -82,7 +103,34 @@ export interface JobRunnerOptions {
   /** undici Pool connections: the pool's worker_count (at least 1). */
   connections: number;
   maxResponseBytes?: number;
+  /** false: `connection: close` on every request, a new TCP connection per job (the original's way). */
+  keepAlive?: boolean;
+  /** Statuses that are transient outcomes instead of permanent failures. */
+  retryOnStatus?: readonly number[];
+  /** Told once when responses look stalled by Nagle + delayed ACK on reused connections (see #noteBodyGap). */
+  onStalledBodies?: (gapMs: number) => void;
 }
+
+/** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
+export const ATTEMPT_HEADER = 'driveshaft-attempt';
+export const FIRST_ATTEMPT_HEADER = 'driveshaft-first-attempt';
+
+/** Which attempt of a job a POST is. */
+export interface AttemptInfo {
+  /** 1 for the first POST of a job; counts across hand-backs to gearmand this child saw. */
+  attempt: number;
+  /** Date.now() of the job's first attempt. */
+  firstAttemptAt: number;
+}
+
+/**
+ * An endpoint without TCP_NODELAY that writes headers and body separately stalls each response on a
+ * reused connection until the client's delayed ACK (40 ms on Linux). A body this long after its headers,
+ * this many times in a row, is reported once.
+ */
+const STALL_MIN_MS = 35;
+const STALL_MAX_MS = 60;
+const STALLS_TO_REPORT = 8;
 
 /** Headers the runner sets itself (or undici refuses): a per-pool header must not override them. */
 const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
@@ -160,6 +208,10 @@ export function interpretBody(body: Buffer): JobOutcome {
     return { kind: 'complete', result: Buffer.from(text, 'utf8') };
   }
   if (ret === GEARMAN_RET_LOST_CONNECTION) return { kind: 'requeue' };
+  const retryAfter = response.retry_after;
+  if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) {
+    return { kind: 'transient', cause: TransientCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret} and asked for a retry after ${retryAfter} s`, retryAfterMs: Math.round(retryAfter * 1000) };
+  }
   return { kind: 'fail', cause: FailureCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret}` };
 }
 
@@ -173,6 +225,8 @@ interface RequestTemplate {
   boundary: string;
   maxRunningTimeMs: number;
   maxResponseBytes: number;
+  keepAlive: boolean;
+  retryOnStatus: ReadonlySet<number>;
 }
 
 export class JobRunner {
@@ -181,6 +235,9 @@ export class JobRunner {
   /** `"Sum"` → `"\"Sum\""`: function names repeat on every job; escape each once. */
   readonly #functionJson = new Map<string, string>();
   readonly #connections: number;
+  readonly #onStalledBodies: ((gapMs: number) => void) | null;
+  #stallRun = 0;
+  #stallReported = false;
   #inFlight = 0;
   #closed: Promise<void> | null = null;
 
@@ -200,7 +257,10 @@ export class JobRunner {
       boundary,
       maxRunningTimeMs: options.maxRunningTimeMs,
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      keepAlive: options.keepAlive ?? true,
+      retryOnStatus: new Set(options.retryOnStatus ?? []),
     };
+    this.#onStalledBodies = options.onStalledBodies ?? null;
     this.#connections = Math.max(1, options.connections);
     this.#pool = new Pool(url.origin, {
       connections: this.#connections,
@@ -231,8 +291,8 @@ export class JobRunner {
    * caller's to enforce (the slot keeps one lazily re-armed timer instead of one per job), by
    * `abort()`ing the returned request with a JobTimeoutError.
    */
-  start(job: Job, listener: JobListener): JobRequest {
-    const request = new JobRequest(this, listener, this.#template.maxResponseBytes);
+  start(job: Job, listener: JobListener, attempt: AttemptInfo): JobRequest {
+    const request = new JobRequest(this, listener, this.#template);
     this.#inFlight++;
     if (this.#closed !== null) {
       request.abort(new ShuttingDownError('the job runner is closed'));
@@ -247,9 +307,18 @@ export class JobRunner {
     } else {
       body = this.#jsonBody(job);
     }
+    headers = [...headers, ATTEMPT_HEADER, String(attempt.attempt), FIRST_ATTEMPT_HEADER, new Date(attempt.firstAttemptAt).toISOString()];
     try {
       this.#pool.dispatch(
-        { origin: this.#template.origin, path: this.#template.path, method: 'POST', headers, body: body as Dispatcher.DispatchOptions['body'] },
+        {
+          origin: this.#template.origin,
+          path: this.#template.path,
+          method: 'POST',
+          headers,
+          body: body as Dispatcher.DispatchOptions['body'],
+          // keep_alive false: `connection: close`, and undici closes the socket after the response.
+          ...(this.#template.keepAlive ? {} : { reset: true }),
+        },
         request as unknown as Dispatcher.DispatchHandler,
       );
     } catch (error) {
@@ -261,6 +330,22 @@ export class JobRunner {
   /** @internal Called once per request when its outcome is settled. */
   settled(): void {
     this.#inFlight--;
+  }
+
+  /**
+   * @internal How long a 200 answer's body came after its headers. A run of ~40 ms gaps on kept-alive
+   * connections is the Nagle + delayed-ACK stall: reported once per runner, with its cure.
+   */
+  noteBodyGap(gapMs: number): void {
+    if (this.#stallReported || !this.#template.keepAlive) return;
+    if (gapMs >= STALL_MIN_MS && gapMs < STALL_MAX_MS) {
+      if (++this.#stallRun >= STALLS_TO_REPORT) {
+        this.#stallReported = true;
+        this.#onStalledBodies?.(gapMs);
+      }
+    } else {
+      this.#stallRun = 0;
+    }
   }
 
   /** Graceful: requests in flight finish, then the keep-alive connections close. Idempotent. */
@@ -340,19 +425,23 @@ function containsBoundary(job: Job, boundary: string): boolean {
 export class JobRequest {
   readonly #runner: JobRunner;
   readonly #listener: JobListener;
-  readonly #maxResponseBytes: number;
+  readonly #template: RequestTemplate;
   #abortRequest: ((error?: Error) => void) | null = null;
   #status = 0;
+  /** performance.now() when a 200's headers arrived (the stall detector's start). */
+  #headersAt = 0;
+  /** Retry-After of a 429/503, in milliseconds, else null. */
+  #retryAfterMs: number | null = null;
   #chunks: Buffer[] = [];
   #bytes = 0;
   #done = false;
   /** Set when we aborted: the outcome is already settled; undici's onError then only cleans up. */
   #abortReason: Error | null = null;
 
-  constructor(runner: JobRunner, listener: JobListener, maxResponseBytes: number) {
+  constructor(runner: JobRunner, listener: JobListener, template: RequestTemplate) {
     this.#runner = runner;
     this.#listener = listener;
-    this.#maxResponseBytes = maxResponseBytes;
+    this.#template = template;
   }
 
   get done(): boolean {
@@ -372,8 +461,11 @@ export class JobRequest {
     if (this.#done) return;
     this.#abortReason = reason;
     const code = (reason as { code?: unknown }).code;
-    const cause = code === 'DS_JOB_TIMEOUT' ? FailureCause.TIMEOUT : code === 'DS_SHUTTING_DOWN' ? FailureCause.SHUTDOWN : FailureCause.HTTP;
-    this.#settle({ kind: 'fail', cause, reason: reason.message });
+    if (code === 'DS_JOB_TIMEOUT') {
+      this.#settle({ kind: 'transient', cause: TransientCause.TIMEOUT, reason: reason.message, retryAfterMs: null });
+    } else {
+      this.#settle({ kind: 'fail', cause: code === 'DS_SHUTTING_DOWN' ? FailureCause.SHUTDOWN : FailureCause.HTTP, reason: reason.message });
+    }
     this.#abortRequest?.(reason);
   }
 
@@ -385,15 +477,17 @@ export class JobRequest {
     if (this.#abortReason !== null) abort(this.#abortReason);
   }
 
-  onHeaders(statusCode: number): boolean {
+  onHeaders(statusCode: number, rawHeaders?: Buffer[]): boolean {
     this.#status = statusCode;
+    if (statusCode === 200) this.#headersAt = performance.now();
+    else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.#bytes += chunk.length;
-    if (this.#bytes > this.#maxResponseBytes) {
-      this.abort(new HttpResponseError(`response body is over the ${this.#maxResponseBytes}-byte limit`));
+    if (this.#bytes > this.#template.maxResponseBytes) {
+      this.abort(new HttpResponseError(`response body is over the ${this.#template.maxResponseBytes}-byte limit`));
       return false;
     }
     // Bodies of non-200 answers are read (so the connection stays reusable) but not kept.
@@ -403,10 +497,16 @@ export class JobRequest {
 
   onComplete(): void {
     if (this.#done) return;
-    if (this.#status !== 200) {
-      this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `endpoint answered HTTP ${this.#status}` });
+    const status = this.#status;
+    if (status !== 200) {
+      if (this.#template.retryOnStatus.has(status)) {
+        this.#settle({ kind: 'transient', cause: TransientCause.STATUS, reason: `endpoint answered HTTP ${status}`, retryAfterMs: this.#retryAfterMs });
+      } else {
+        this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `endpoint answered HTTP ${status}` });
+      }
       return;
     }
+    this.#runner.noteBodyGap(performance.now() - this.#headersAt);
     const chunks = this.#chunks;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#bytes);
     this.#settle(interpretBody(body));
@@ -414,12 +514,15 @@ export class JobRequest {
 
   onError(error: Error): void {
     if (this.#done) return;
-    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `request failed: ${errorReason(error)}` });
+    // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
+    // endpoint meant to fail the job, so another attempt may well succeed.
+    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error)}`, retryAfterMs: null });
   }
 
   onUpgrade(): void {
-    // Only reachable if the endpoint answers 101 to a POST; treated as a failed request.
-    this.onError(new HttpResponseError('endpoint tried to upgrade the connection'));
+    // Only reachable if the endpoint answers 101 to a POST: it answered, wrongly, so it is permanent.
+    if (this.#done) return;
+    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: 'endpoint tried to upgrade the connection' });
   }
 
   #settle(outcome: JobOutcome): void {
@@ -429,4 +532,17 @@ export class JobRequest {
     this.#runner.settled();
     this.#listener.onJobOutcome(outcome);
   }
+}
+
+/** Retry-After in milliseconds: delta-seconds or an HTTP date (RFC 9110); null when absent or unreadable. */
+export function retryAfterMs(rawHeaders: readonly Buffer[], now = Date.now()): number | null {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as Buffer;
+    if (name.length !== 11 || name.toString('latin1').toLowerCase() !== 'retry-after') continue;
+    const value = (rawHeaders[i + 1] as Buffer).toString('latin1').trim();
+    if (/^[0-9]+$/.test(value)) return Math.min(Number(value), MAX_TIMER_MS / 1000) * 1000;
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? null : Math.max(0, date - now);
+  }
+  return null;
 }

@@ -76,11 +76,15 @@ export class JobMetrics {
     const duration = seconds > 0 ? seconds : 0;
     (counts.buckets[bucketIndex(duration)] as number)++;
     counts.durationSum += duration;
-    if (http !== HTTP_NONE) {
-      const seen = this.#http.get(http);
-      if (seen !== undefined) this.#http.set(http, seen + 1);
-      else if (this.#http.size < MAX_CODES) this.#http.set(http, 1);
-    }
+    this.recordHttp(http);
+  }
+
+  /** One attempt's HTTP outcome that did not end its job (a transient outcome before a retry or hand-back). */
+  recordHttp(http: number): void {
+    if (http === HTTP_NONE) return;
+    const seen = this.#http.get(http);
+    if (seen !== undefined) this.#http.set(http, seen + 1);
+    else if (this.#http.size < MAX_CODES) this.#http.set(http, 1);
   }
 
   /** Plain data for the status reply (copied: the live arrays keep changing). */

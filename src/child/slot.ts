@@ -15,21 +15,42 @@
  * The job is answered on the connection (and the very socket) that assigned it; if that socket died
  * meanwhile gearmand has re-queued the job and the outcome is dropped.
  */
-import type { ServerAddress } from '../config/types.js';
+import { DeliveryMode } from '../config/types.js';
+import type { DeliveryPolicy, ServerAddress } from '../config/types.js';
 import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkFail } from '../codec/index.js';
 import { JobTimeoutError, ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';
-import { FailureCause, MAX_TIMER_MS } from './job-runner.js';
-import type { Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
+import { FailureCause, MAX_TIMER_MS, TransientCause } from './job-runner.js';
+import type { AttemptInfo, FinalOutcome, Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
 import type { WakeGroup } from './wake-group.js';
 
 /** What a slot needs from its pool: the current runner, the re-queue ledger, the counters. */
 export interface SlotContext {
-  /** The runner for new jobs (replaced when the pool's HTTP settings change). */
+  /** The runner for new attempts (replaced when the pool's HTTP settings change). */
   readonly runner: JobRunner;
+  /** The pool's current delivery policy (a reload may change it between two attempts). */
+  readonly delivery: DeliveryPolicy;
+  /** The pool's admission gate and circuit breaker. */
+  readonly breaker: CircuitBreaker;
+  /** The slot wanted to grab but the breaker had no permit: kick it when one frees up. */
+  blocked(slot: Slot): void;
+  /** Attempts this child already made for a job it handed back earlier (redelivery headers). */
+  recall(job: Job): AttemptInfo | undefined;
+  /** Remember a handed-back job's attempts, in case gearmand assigns it to this child again. */
+  remember(job: Job, attempt: AttemptInfo): void;
+  /**
+   * Writes a job that is about to be failed to the pool's dead-letter file; resolves once it is on
+   * disk, rejects if it could not be written. Null when the pool has no dead-letter file.
+   */
+  deadLetter(job: Job, attempts: number, reason: string): Promise<void> | null;
+  /** One attempt ended in a transient outcome (before the slot decided what to do with the job). */
+  attemptFailed(outcome: JobOutcome & { kind: 'transient' }, httpStatus: number): void;
+  /** A retry was scheduled; the job was handed back to gearmand; it was written as a dead letter. */
+  count(event: 'retried' | 'handed_back' | 'dead_lettered'): void;
   /**
    * gearman_ret 14 for `handle` from `server`: true if it may be re-queued once more, false when the
    * limit is reached and the job must fail instead.
@@ -41,7 +62,7 @@ export interface SlotContext {
    * Every finished job, exactly once, with what gearmand was told, its function, its duration from
    * assignment in milliseconds and the endpoint's HTTP status (0 when no response headers arrived).
    */
-  record(outcome: JobOutcome, functionName: string, durationMs: number, httpStatus: number): void;
+  record(outcome: FinalOutcome, functionName: string, durationMs: number, httpStatus: number, httpCounted: boolean): void;
 }
 
 export interface SlotOptions {
@@ -58,32 +79,67 @@ export interface SlotOptions {
 /** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
 const COPY_RESULT_LIMIT = 16 * 1024;
 
+/** Where a held job is: an attempt in flight, a backoff before the next, or its dead letter being written. */
+const JobPhase = {
+  POSTING: 'posting',
+  WAITING: 'waiting',
+  DEAD_LETTERING: 'dead-lettering',
+} as const;
+type JobPhase = (typeof JobPhase)[keyof typeof JobPhase];
+
+/**
+ * Delay before retry number `retry` (1 for the first retry): the Cloud Tasks shape. min_backoff doubles
+ * max_doublings times, then grows linearly by that last step, capped at max_backoff; ±25 % jitter so a
+ * pool's retries do not arrive in lockstep. An endpoint's Retry-After / retry_after is a floor.
+ */
+export function retryDelayMs(policy: DeliveryPolicy, retry: number, askedMs: number | null, random: () => number = Math.random): number {
+  const doublings = Math.min(retry - 1, policy.maxDoublings);
+  const lastDoubled = policy.minBackoffMs * 2 ** doublings;
+  const linearSteps = Math.max(0, retry - 1 - policy.maxDoublings);
+  const base = Math.min(policy.maxBackoffMs, lastDoubled * (1 + linearSteps));
+  const jittered = Math.min(policy.maxBackoffMs, base * (0.75 + 0.5 * random()));
+  return Math.round(askedMs === null ? jittered : Math.max(jittered, askedMs));
+}
+
 class RunningJob implements JobListener {
   readonly slot: Slot;
   readonly connection: GearmanConnection;
   readonly epoch: number;
   readonly job: Job;
-  /** performance.now() at assignment: duration and max_running_time count from here. */
+  /** performance.now() at assignment: the job's duration and max_retry_duration count from here. */
   readonly assignedAt: number;
-  /** max_running_time of the runner that started the job. */
-  readonly maxRunningTimeMs: number;
   /** Date.now() at assignment, for the status. */
   readonly startedAt: number;
+  /** Attempt number of the current POST, counting attempts before earlier hand-backs. */
+  attempt: number;
+  /** Date.now() of the job's first attempt (this assignment's, or one before a hand-back). */
+  readonly firstAttemptAt: number;
+  /** POSTs in this assignment: max_attempts bounds these. */
+  attemptsHere = 0;
+  /** performance.now() when the current attempt started: max_running_time counts from here. */
+  attemptStartedAt = 0;
+  /** max_running_time of the runner that started the current attempt. */
+  maxRunningTimeMs = 0;
+  phase: JobPhase = JobPhase.POSTING;
   request: JobRequest | null = null;
+  /** The current attempt's HTTP outcome was already counted (it was transient, then the job gave up). */
+  httpCounted = false;
+  retryTimer: NodeJS.Timeout | null = null;
 
-  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job, maxRunningTimeMs: number) {
+  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job, earlier: AttemptInfo | undefined) {
     this.slot = slot;
     this.connection = connection;
     this.epoch = epoch;
     this.job = job;
-    this.maxRunningTimeMs = maxRunningTimeMs;
     this.assignedAt = performance.now();
     this.startedAt = Date.now();
+    this.attempt = earlier === undefined ? 1 : earlier.attempt + 1;
+    this.firstAttemptAt = earlier === undefined ? this.startedAt : earlier.firstAttemptAt;
   }
 
-  /** performance.now() by which the endpoint must have answered. */
+  /** performance.now() by which the endpoint must have answered the current attempt. */
   get deadline(): number {
-    return this.assignedAt + this.maxRunningTimeMs;
+    return this.attemptStartedAt + this.maxRunningTimeMs;
   }
 
   onJobOutcome(outcome: JobOutcome): void {
@@ -100,6 +156,8 @@ export class Slot implements ConnectionOwner {
   #cursor = 0;
   #grabbing: GearmanConnection | null = null;
   #job: RunningJob | null = null;
+  /** Holds one of the breaker's permits: from a grab until NO_JOB or the job's end. */
+  #permit = false;
   #stopping = false;
   #stopTimer: NodeJS.Timeout | null = null;
   /**
@@ -174,6 +232,8 @@ export class Slot implements ConnectionOwner {
               functionName: running.job.functionName,
               server: running.job.server,
               startedAt: running.startedAt,
+              attempt: running.attempt,
+              waitingToRetry: running.phase === JobPhase.WAITING,
             },
       connectedServers: this.connectedServers,
       connections: this.#connections.map((c) => ({ server: c.server.label, state: c.state, connected: c.connected })),
@@ -191,6 +251,10 @@ export class Slot implements ConnectionOwner {
   stop(graceMs: number): Promise<void> {
     const first = !this.#stopping;
     this.#stopping = true;
+    if (this.#job?.phase === JobPhase.WAITING) {
+      // Nothing is in flight: gearmand gets the job back unfailed and gives it to another worker.
+      this.#handBack(this.#job, 'the slot is stopping');
+    }
     if (this.#job === null) {
       this.#closeAll();
     } else if (graceMs <= 0) {
@@ -227,23 +291,45 @@ export class Slot implements ConnectionOwner {
   }
 
   onConnectionDown(connection: GearmanConnection): void {
-    if (this.#grabbing === connection) this.#grabbing = null;
+    if (this.#grabbing === connection) {
+      this.#grabbing = null;
+      this.#releasePermit();
+    }
+    const running = this.#job;
+    if (running !== null && running.connection === connection && running.phase === JobPhase.WAITING) {
+      // The socket that holds the job is gone, so gearmand has re-queued it: nothing left to retry.
+      this.#clearRetry(running);
+      this.#job = null;
+      if (this.#log.debug()) this.#log.debug({ handle: running.job.handleText }, 'gearmand connection lost while waiting to retry; gearmand re-queued the job');
+      this.#afterJob();
+      return;
+    }
     this.#schedule();
   }
 
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void {
     this.#grabbing = null;
     this.#cursor = this.#connections.indexOf(connection);
-    const runner = this.#context.runner;
-    const running = new RunningJob(this, connection, epoch, job, runner.maxRunningTimeMs);
+    const running = new RunningJob(this, connection, epoch, job, this.#context.recall(job));
     this.#job = running;
-    // The record is stored before start(): undici may report a failure synchronously.
-    running.request = runner.start(job, running);
-    if (this.#deadlineTimer === null && this.#job === running) this.#armDeadline(running.deadline - performance.now());
+    this.#startAttempt(running);
   }
 
   onNoJob(connection: GearmanConnection): void {
-    if (this.#grabbing === connection) this.#grabbing = null;
+    if (this.#grabbing === connection) {
+      this.#grabbing = null;
+      this.#releasePermit();
+    }
+    this.#schedule();
+  }
+
+  /** The breaker opened: a job waiting for its next attempt goes back to gearmand now. */
+  onBreakerOpen(): void {
+    if (this.#job?.phase === JobPhase.WAITING) this.#handBack(this.#job, 'the circuit breaker opened');
+  }
+
+  /** A permit may be free again: grab if there is a connection to grab on. */
+  kick(): void {
     this.#schedule();
   }
 
@@ -254,7 +340,7 @@ export class Slot implements ConnectionOwner {
   onProbe(connection: GearmanConnection): void {
     // A re-grab also catches a lost wake-up (gearmand sends one NOOP and suppresses repeats, #343);
     // it is only allowed when the slot could take a job. Otherwise ECHO_REQ proves the socket.
-    if (connection.state === ConnectionState.SLEEPING && this.canGrab()) {
+    if (connection.state === ConnectionState.SLEEPING && this.canGrab() && this.#takePermit()) {
       this.#grabbing = connection;
       connection.grab();
     } else {
@@ -264,8 +350,44 @@ export class Slot implements ConnectionOwner {
 
   // ── jobs ───────────────────────────────────────────────────────────────────────────────────────
 
-  /** @internal Called by RunningJob, exactly once per job. */
+  /** @internal Called by RunningJob, exactly once per attempt. */
   jobFinished(running: RunningJob, outcome: JobOutcome): void {
+    if (this.#job !== running || running.phase !== JobPhase.POSTING) return;
+    if (outcome.kind === 'transient') {
+      this.#onTransient(running, outcome);
+      return;
+    }
+    // The endpoint answered (a shutdown abort says nothing about it): a run of transient outcomes ends.
+    if (outcome.kind !== 'fail' || outcome.cause !== FailureCause.SHUTDOWN) this.#context.breaker.reachable();
+    this.#conclude(running, outcome);
+  }
+
+  /** The job's final outcome: WORK_COMPLETE, a re-queue, or (after its dead letter) WORK_FAIL. */
+  #conclude(running: RunningJob, outcome: FinalOutcome): void {
+    if (outcome.kind === 'fail') {
+      const written = this.#context.deadLetter(running.job, running.attempt, outcome.reason);
+      if (written !== null) {
+        running.phase = JobPhase.DEAD_LETTERING;
+        written.then(
+          () => {
+            this.#context.count('dead_lettered');
+            this.#log.warn({ function: running.job.functionName, handle: running.job.handleText, unique: running.job.uniqueText, attempts: running.attempt, reason: outcome.reason }, 'job written to the dead-letter file');
+            this.#answer(running, outcome);
+          },
+          (error: unknown) => {
+            // Failing the job now would lose it: gearmand keeps it instead.
+            this.#log.error({ err: error, function: running.job.functionName, handle: running.job.handleText }, 'cannot write the dead letter; handing the job back to gearmand instead of failing it');
+            this.#handBack(running, 'the dead letter could not be written');
+          },
+        );
+        return;
+      }
+    }
+    this.#answer(running, outcome);
+  }
+
+  /** Sends the outcome to gearmand on the assigning socket and moves on (next grab, or close if stopping). */
+  #answer(running: RunningJob, outcome: FinalOutcome): void {
     if (this.#job !== running) return;
     this.#job = null;
     const { job, connection, epoch } = running;
@@ -275,8 +397,9 @@ export class Slot implements ConnectionOwner {
     if (outcome.kind === 'requeue') {
       if (this.#context.allowRequeue(job.server, job.handleText)) {
         connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
-        this.#context.record(outcome, job.functionName, durationMs, httpStatus);
+        this.#context.record(outcome, job.functionName, durationMs, httpStatus, running.httpCounted);
         this.#logJob(running, outcome, durationMs, 'requeued');
+        this.#releasePermit();
         this.#afterJob();
         return;
       }
@@ -297,15 +420,131 @@ export class Slot implements ConnectionOwner {
       packet = encodeWorkFail(job.handle);
     }
     const live = connection.holdsJob(epoch);
-    const next = this.#stopping ? null : this.#pickNext(live ? connection : null);
+    // The permit goes back and is taken again for the next grab: a ramping breaker may want it elsewhere.
+    this.#releasePermit();
+    let next = this.#stopping ? null : this.#pickNext(live ? connection : null);
+    if (next !== null && !this.#takePermit()) {
+      this.#context.blocked(this);
+      next = null;
+    }
     const sent = live && connection.finishJob(epoch, packet, body, next === connection);
     if (next !== null) {
       this.#grabbing = next;
       if (next !== connection) next.grab();
     }
-    this.#context.record(final, job.functionName, durationMs, httpStatus);
+    this.#context.record(final, job.functionName, durationMs, httpStatus, running.httpCounted);
     this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
     this.#afterJob();
+  }
+
+  /** POSTs the job (again). The current runner: a reload between attempts takes effect at once. */
+  #startAttempt(running: RunningJob): void {
+    const runner = this.#context.runner;
+    running.phase = JobPhase.POSTING;
+    running.attemptsHere++;
+    running.attemptStartedAt = performance.now();
+    running.maxRunningTimeMs = runner.maxRunningTimeMs;
+    running.request = null;
+    running.httpCounted = false;
+    // The record is stored before start(): undici may report a failure synchronously.
+    const request = runner.start(running.job, running, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt });
+    if (running.phase === JobPhase.POSTING && this.#job === running) {
+      running.request = request;
+      if (this.#deadlineTimer === null) this.#armDeadline(running.deadline - performance.now());
+    }
+  }
+
+  /**
+   * An attempt ended without an answer the endpoint meant (or with a request to retry): retry in
+   * place after a backoff, hand the job back to gearmand (breaker tripped, slot stopping), or give up
+   * (fail_fast mode, or max_attempts / max_retry_duration spent in this assignment).
+   */
+  #onTransient(running: RunningJob, outcome: JobOutcome & { kind: 'transient' }): void {
+    const policy = this.#context.delivery;
+    const breaker = this.#context.breaker;
+    this.#context.attemptFailed(outcome, running.request?.httpStatus ?? 0);
+    running.httpCounted = true;
+    const failCause = outcome.cause === TransientCause.TIMEOUT ? FailureCause.TIMEOUT : outcome.cause === TransientCause.ENDPOINT ? FailureCause.ENDPOINT : FailureCause.HTTP;
+    if (policy.mode === DeliveryMode.FAIL_FAST) {
+      this.#conclude(running, { kind: 'fail', cause: failCause, reason: outcome.reason });
+      return;
+    }
+    // An endpoint that asks for a retry is reachable; anything else counts toward opening the breaker
+    // (which hands back every job waiting to retry, this one included below).
+    if (outcome.cause === TransientCause.ENDPOINT) breaker.reachable();
+    else breaker.transient(outcome.reason);
+    if (this.#stopping) return this.#handBack(running, outcome.reason);
+    if (breaker.tripped) return this.#handBack(running, outcome.reason);
+    const delayMs = retryDelayMs(policy, running.attemptsHere, outcome.retryAfterMs);
+    const elapsedMs = performance.now() - running.assignedAt;
+    if (running.attemptsHere >= policy.maxAttempts || (policy.maxRetryDurationMs > 0 && elapsedMs + delayMs > policy.maxRetryDurationMs)) {
+      const spent = running.attemptsHere >= policy.maxAttempts ? `${running.attemptsHere} attempts` : `max_retry_duration (${policy.maxRetryDurationMs} ms)`;
+      this.#conclude(running, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}` });
+      return;
+    }
+    running.phase = JobPhase.WAITING;
+    running.request = null;
+    this.#context.count('retried');
+    if (this.#log.debug()) {
+      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, attempt: running.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
+    }
+    running.retryTimer = setTimeout(() => this.#retry(running), delayMs);
+  }
+
+  #retry(running: RunningJob): void {
+    running.retryTimer = null;
+    if (this.#job !== running || running.phase !== JobPhase.WAITING) return;
+    if (!running.connection.holdsJob(running.epoch)) {
+      // Lost with its socket: gearmand has re-queued it (onConnectionDown normally gets here first).
+      this.#job = null;
+      this.#afterJob();
+      return;
+    }
+    if (this.#stopping || this.#context.breaker.tripped) {
+      this.#handBack(running, this.#stopping ? 'the slot is stopping' : 'the circuit breaker is open');
+      return;
+    }
+    running.attempt++;
+    this.#startAttempt(running);
+  }
+
+  /**
+   * Gives the job back to gearmand unfailed: drops the socket that holds it (gearmand re-queues what a
+   * lost worker held, as for gearman_ret 14) and reconnects at once. gearmand's --job-retries, if set,
+   * counts these.
+   */
+  #handBack(running: RunningJob, reason: string): void {
+    if (this.#job !== running) return;
+    this.#clearRetry(running);
+    this.#job = null;
+    this.#context.remember(running.job, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt });
+    running.connection.drop(running.epoch, `handing the job back to gearmand: ${reason}`);
+    this.#context.count('handed_back');
+    this.#context.breaker.handedBack();
+    if (this.#log.debug()) {
+      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, attempt: running.attempt, reason }, 'job handed back to gearmand');
+    }
+    this.#afterJob();
+  }
+
+  #clearRetry(running: RunningJob): void {
+    if (running.retryTimer !== null) {
+      clearTimeout(running.retryTimer);
+      running.retryTimer = null;
+    }
+  }
+
+  #takePermit(): boolean {
+    if (this.#permit) return true;
+    if (!this.#context.breaker.acquire()) return false;
+    this.#permit = true;
+    return true;
+  }
+
+  #releasePermit(): void {
+    if (!this.#permit) return;
+    this.#permit = false;
+    this.#context.breaker.release();
   }
 
   #armDeadline(ms: number): void {
@@ -325,6 +564,7 @@ export class Slot implements ConnectionOwner {
   }
 
   #afterJob(): void {
+    if (!this.#grabbing) this.#releasePermit();
     if (this.#stopTimer !== null) {
       clearTimeout(this.#stopTimer);
       this.#stopTimer = null;
@@ -372,16 +612,20 @@ export class Slot implements ConnectionOwner {
 
   // ── grabbing ───────────────────────────────────────────────────────────────────────────────────
 
-  /** ConnectionOwner: no job, no grab outstanding, not stopping. */
+  /** ConnectionOwner: no job, no grab outstanding, not stopping, and the breaker would admit one. */
   canGrab(): boolean {
-    return !this.#stopping && this.#job === null && this.#grabbing === null;
+    return !this.#stopping && this.#job === null && this.#grabbing === null && (this.#permit || this.#context.breaker.admits);
   }
 
   /** Grabs on the next READY connection if the slot may take a job. */
   #schedule(): void {
-    if (!this.canGrab()) return;
+    if (this.#stopping || this.#job !== null || this.#grabbing !== null) return;
     const next = this.#pickNext(null);
     if (next === null) return;
+    if (!this.#takePermit()) {
+      this.#context.blocked(this);
+      return;
+    }
     this.#grabbing = next;
     next.grab();
   }
@@ -406,6 +650,7 @@ export class Slot implements ConnectionOwner {
 
   #closeAll(): void {
     if (this.#closed !== null) return;
+    this.#releasePermit();
     if (this.#stopTimer !== null) {
       clearTimeout(this.#stopTimer);
       this.#stopTimer = null;

@@ -16,8 +16,11 @@ import { ConfigError } from '../errors.js';
 import { zeroCounters } from '../ipc/messages.js';
 import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
+import { queryStatus } from '../admin-query.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { checkHealth } from './health-check.js';
 import { FailureCause, JobRunner } from './job-runner.js';
-import type { JobOutcome } from './job-runner.js';
+import type { AttemptInfo, FinalOutcome, Job, JobOutcome } from './job-runner.js';
 import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 import { Slot } from './slot.js';
 import type { SlotContext } from './slot.js';
@@ -25,8 +28,10 @@ import { WakeGroup } from './wake-group.js';
 
 /** gearman_ret 14 re-queues per handle before the job is failed instead (SPEC §3). */
 export const MAX_REQUEUES = 5;
-/** Bound on the re-queue ledger: handles seen once and never again must not grow it forever. */
-const REQUEUE_LEDGER_SIZE = 10_000;
+/** Bound on the re-queue and redelivery ledgers: handles seen once and never again must not grow them forever. */
+const LEDGER_SIZE = 10_000;
+/** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
+const QUEUE_QUERY_TIMEOUT_MS = 2000;
 /** How often a pending slot replacement checks whether the new slots are registered. */
 const RETIRE_POLL_MS = 20;
 
@@ -71,6 +76,21 @@ export function validateSettings(settings: unknown): ChildSettings {
     }
     if (pool.requestFormat !== 'json' && pool.requestFormat !== 'multipart') bad('pool.requestFormat', '"json" or "multipart"');
     if (typeof pool.maxRunningTimeMs !== 'number' || !(pool.maxRunningTimeMs > 0)) bad('pool.maxRunningTimeMs', 'a number > 0');
+    if (typeof pool.keepAlive !== 'boolean') bad('pool.keepAlive', 'a boolean');
+    if (!Number.isSafeInteger(pool.maxWorkloadBytes) || (pool.maxWorkloadBytes as number) < 0) bad('pool.maxWorkloadBytes', 'an integer >= 0');
+    const delivery = pool.delivery as Record<string, unknown> | undefined;
+    if (typeof delivery !== 'object' || delivery === null) {
+      bad('pool.delivery', 'an object');
+    } else {
+      if (delivery.mode !== 'retry' && delivery.mode !== 'fail_fast') bad('pool.delivery.mode', '"retry" or "fail_fast"');
+      for (const key of ['maxAttempts', 'maxRetryDurationMs', 'minBackoffMs', 'maxBackoffMs', 'maxDoublings', 'breakerThreshold', 'breakerCooloffMs', 'breakerMaxCooloffMs'] as const) {
+        if (typeof delivery[key] !== 'number' || !((delivery[key] as number) >= 0)) bad(`pool.delivery.${key}`, 'a number >= 0');
+      }
+      if (!((delivery.maxAttempts as number) >= 1)) bad('pool.delivery.maxAttempts', 'a number >= 1');
+      if (!Array.isArray(delivery.retryOnStatus) || !delivery.retryOnStatus.every((code) => Number.isInteger(code))) bad('pool.delivery.retryOnStatus', 'an array of HTTP status codes');
+      if (delivery.healthUrl !== null && typeof delivery.healthUrl !== 'string') bad('pool.delivery.healthUrl', 'a URL or null');
+      if (delivery.deadLetterFile !== null && typeof delivery.deadLetterFile !== 'string') bad('pool.delivery.deadLetterFile', 'a path or null');
+    }
     if (
       typeof pool.headers !== 'object' ||
       pool.headers === null ||
@@ -117,6 +137,8 @@ function sameHttpSide(a: ChildSettings, b: ChildSettings): boolean {
     a.pool.jobProcessingUri === b.pool.jobProcessingUri &&
     a.pool.requestFormat === b.pool.requestFormat &&
     a.pool.maxRunningTimeMs === b.pool.maxRunningTimeMs &&
+    a.pool.keepAlive === b.pool.keepAlive &&
+    a.pool.delivery.retryOnStatus.join() === b.pool.delivery.retryOnStatus.join() &&
     ha.length === Object.keys(hb).length &&
     ha.every(([name, value]) => hb[name] === value)
   );
@@ -144,6 +166,11 @@ export class WorkerPool {
   #nextSlot = 1;
   #ticker: NodeJS.Timeout | null = null;
   readonly #requeues = new Map<string, number>();
+  /** Attempts of jobs this child handed back to gearmand, by server, handle and unique. */
+  readonly #redeliveries = new Map<string, AttemptInfo>();
+  #breaker: CircuitBreaker | null = null;
+  /** Slots refused a permit by the breaker, kicked in order when permits free up. */
+  readonly #blocked = new Set<Slot>();
   readonly #counters: ChildCounters = zeroCounters();
   readonly #metrics = new JobMetrics();
   readonly #context: SlotContext;
@@ -162,7 +189,30 @@ export class WorkerPool {
       settleHandle: (server, handle) => {
         if (this.#requeues.size > 0) this.#requeues.delete(`${server}\0${handle}`);
       },
-      record: (outcome, functionName, durationMs, httpStatus) => this.#record(outcome, functionName, durationMs, httpStatus),
+      get delivery() {
+        return (pool.#settings as ChildSettings).pool.delivery;
+      },
+      get breaker(): CircuitBreaker {
+        return pool.#breaker as CircuitBreaker;
+      },
+      blocked: (slot) => {
+        this.#blocked.add(slot);
+      },
+      recall: (job) => {
+        if (this.#redeliveries.size === 0) return undefined;
+        const key = ledgerKey(job);
+        const earlier = this.#redeliveries.get(key);
+        if (earlier !== undefined) this.#redeliveries.delete(key);
+        return earlier;
+      },
+      remember: (job, attempt) => boundedSet(this.#redeliveries, ledgerKey(job), attempt),
+      // Wired to the pool's dead-letter file (delivery.dead_letter_file) when one is configured.
+      deadLetter: () => null,
+      attemptFailed: (outcome, httpStatus) => this.#attemptFailed(outcome, httpStatus),
+      count: (event) => {
+        this.#counters[`jobs_${event}`]++;
+      },
+      record: (outcome, functionName, durationMs, httpStatus, httpCounted) => this.#record(outcome, functionName, durationMs, httpStatus, httpCounted),
     };
   }
 
@@ -179,6 +229,7 @@ export class WorkerPool {
     validateSettings(settings);
     this.#settings = settings;
     this.#runner = this.#newRunner(settings);
+    this.#breaker = this.#newBreaker(settings);
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#wakeGroups = settings.servers.map(() => new WakeGroup());
@@ -198,6 +249,9 @@ export class WorkerPool {
     if (!sameHttpSide(old, settings) || settings.pool.workerCount > runner.connections) {
       this.#replaceRunner(settings);
     }
+    const breaker = this.#breaker as CircuitBreaker;
+    breaker.update(settings.pool.delivery);
+    if (old.pool.workerCount !== settings.pool.workerCount) breaker.resize(settings.pool.workerCount);
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
     if (!sameGearmanSide(old, settings)) {
@@ -229,7 +283,15 @@ export class WorkerPool {
     for (const slot of this.#slots) slots.push(slot.status());
     for (const slot of this.#stopping) slots.push(slot.status());
     slots.sort((a, b) => slotNumber(a.id) - slotNumber(b.id));
-    return { pool: this.#settings?.pool.name ?? '', pid: this.#pid, slots, counters: { ...this.#counters }, metrics: this.#metrics.snapshot() };
+    const retrying = slots.filter((slot) => slot.job?.waitingToRetry === true).length;
+    return {
+      pool: this.#settings?.pool.name ?? '',
+      pid: this.#pid,
+      slots,
+      counters: { ...this.#counters },
+      metrics: this.#metrics.snapshot(),
+      ...(this.#breaker === null ? {} : { delivery: this.#breaker.status(retrying) }),
+    };
   }
 
   /** @internal For tests: the current generation's wake groups. */
@@ -257,6 +319,8 @@ export class WorkerPool {
     for (const slot of [...this.#outgoing, ...this.#slots]) this.#retire(slot, graceMs);
     this.#outgoing = [];
     this.#slots = [];
+    this.#breaker?.close();
+    this.#blocked.clear();
     this.#drained = this.#whenStopped().then(async () => {
       await Promise.all([this.#runner?.close(), ...[...this.#oldRunners].map((r) => r.close())]);
       this.#stopTicker();
@@ -338,8 +402,57 @@ export class WorkerPool {
       headers: settings.pool.headers,
       maxRunningTimeMs: settings.pool.maxRunningTimeMs,
       connections: settings.pool.workerCount,
+      keepAlive: settings.pool.keepAlive,
+      retryOnStatus: settings.pool.delivery.retryOnStatus,
+      onStalledBodies: (gapMs) =>
+        this.#log.warn(
+          { uri: settings.pool.jobProcessingUri, gapMs: Math.round(gapMs) },
+          'endpoint responses arrive ~40 ms after their headers on reused connections: the endpoint likely writes headers and body separately without TCP_NODELAY (Nagle + delayed ACK). Fix the endpoint, or set "keep_alive": false for this pool',
+        ),
       ...(this.#maxResponseBytes === undefined ? {} : { maxResponseBytes: this.#maxResponseBytes }),
     });
+  }
+
+  #newBreaker(settings: ChildSettings): CircuitBreaker {
+    return new CircuitBreaker(
+      settings.pool.delivery,
+      settings.pool.workerCount,
+      {
+        onAdmit: () => this.#admitBlocked(),
+        onOpen: () => {
+          for (const slot of this.#slots) slot.onBreakerOpen();
+          for (const slot of this.#outgoing) slot.onBreakerOpen();
+        },
+        checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000)),
+        queuedJobs: () => this.#queuedJobs(),
+      },
+      this.#log,
+    );
+  }
+
+  /** Kicks refused slots, oldest first, while the breaker has permits. */
+  #admitBlocked(): void {
+    const breaker = this.#breaker;
+    if (breaker === null) return;
+    for (const slot of this.#blocked) {
+      if (!breaker.admits) return;
+      this.#blocked.delete(slot);
+      slot.kick();
+    }
+  }
+
+  /** Jobs queued (not running) in gearmand for this pool's functions, summed over servers; null if none answered. */
+  async #queuedJobs(): Promise<number | null> {
+    const settings = this.#settings;
+    if (settings === null) return null;
+    const functions = new Set(settings.pool.jobsList);
+    const replies = await Promise.allSettled(settings.servers.map((server) => queryStatus(server, QUEUE_QUERY_TIMEOUT_MS)));
+    let queued: number | null = null;
+    for (const reply of replies) {
+      if (reply.status !== 'fulfilled') continue;
+      for (const fn of reply.value) if (functions.has(fn.function)) queued = (queued ?? 0) + Math.max(0, fn.total - fn.running);
+    }
+    return queued;
   }
 
   /** New jobs go to the new runner at once; the old one closes after its requests settle. */
@@ -377,15 +490,18 @@ export class WorkerPool {
     const count = (this.#requeues.get(key) ?? 0) + 1;
     this.#requeues.delete(key);
     if (count > MAX_REQUEUES) return false;
-    if (this.#requeues.size >= REQUEUE_LEDGER_SIZE) {
-      const oldest = this.#requeues.keys().next();
-      if (oldest.done !== true) this.#requeues.delete(oldest.value);
-    }
-    this.#requeues.set(key, count);
+    boundedSet(this.#requeues, key, count);
     return true;
   }
 
-  #record(outcome: JobOutcome, functionName: string, durationMs: number, httpStatus: number): void {
+
+  /** A transient attempt: its HTTP outcome counts now, whatever becomes of the job. */
+  #attemptFailed(outcome: JobOutcome & { kind: 'transient' }, httpStatus: number): void {
+    this.#counters.http_errors++;
+    this.#metrics.recordHttp(outcome.cause === 'timeout' ? HTTP_TIMEOUT : httpStatus === 0 ? HTTP_ERROR : httpStatus);
+  }
+
+  #record(outcome: FinalOutcome, functionName: string, durationMs: number, httpStatus: number, httpCounted: boolean): void {
     const counters = this.#counters;
     let result: JobResult;
     // The HTTP code label: a status once headers arrived, unless max_running_time cut the exchange short;
@@ -408,17 +524,31 @@ export class WorkerPool {
           result = JobResult.TIMED_OUT;
           http = HTTP_TIMEOUT;
         } else if (outcome.cause === FailureCause.HTTP) {
-          counters.http_errors++;
+          if (!httpCounted) counters.http_errors++;
           if (http === 0) http = HTTP_ERROR;
         } else if (outcome.cause === FailureCause.SHUTDOWN && http === 0) {
           http = HTTP_NONE;
         }
         break;
     }
-    this.#metrics.record(functionName, result, durationMs / 1000, http);
+    this.#metrics.record(functionName, result, durationMs / 1000, httpCounted ? HTTP_NONE : http);
   }
 }
 
 function slotNumber(id: string): number {
   return Number(id.slice(id.lastIndexOf('-') + 1));
+}
+
+function ledgerKey(job: Job): string {
+  return `${job.server}\0${job.handleText}\0${job.uniqueText}`;
+}
+
+/** Map.set with the oldest entry evicted at LEDGER_SIZE. */
+function boundedSet<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  if (map.size >= LEDGER_SIZE) {
+    const oldest = map.keys().next();
+    if (oldest.done !== true) map.delete(oldest.value);
+  }
+  map.set(key, value);
 }

@@ -55,7 +55,17 @@ export interface SlotStatus {
   /** True once the slot has been told to stop (scale-down, reconfigure, shutdown). */
   stopping: boolean;
   /** Present while a job runs. */
-  job: { handle: string; unique: string; functionName: string; server: string; startedAt: number } | null;
+  job: {
+    handle: string;
+    unique: string;
+    functionName: string;
+    server: string;
+    startedAt: number;
+    /** The current attempt's number (1 unless retried or redelivered); absent from older children. */
+    attempt?: number;
+    /** Between two attempts, waiting for the backoff to pass. */
+    waitingToRetry?: boolean;
+  } | null;
   /** Servers this slot is currently registered with. */
   connectedServers: number;
   /**

@@ -8,7 +8,11 @@ import { test } from 'node:test';
 import { freePort } from '../helpers/free-port.js';
 import { parseJsonJob } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { DEFAULT_DELIVERY, DeliveryMode } from '../../src/config/types.js';
 import { rig } from './fixtures.js';
+
+/** The original's behaviour, where every failure is a WORK_FAIL at once: the timing tests below need it. */
+const FAIL_FAST = { ...DEFAULT_DELIVERY, mode: DeliveryMode.FAIL_FAST };
 
 test('WorkerPool outcomes should follow the SPEC §3 table', async (t) => {
   const r = await rig(t, { maxResponseBytes: 4096 });
@@ -106,9 +110,14 @@ test('WorkerPool outcomes should follow the SPEC §3 table', async (t) => {
     await fail(/over the 4096-byte limit/);
   });
 
-  await t.test('a connection reset by the endpoint should send WORK_FAIL', async () => {
-    endpoint.setHandler(() => ({ destroy: true }));
-    await fail(/request failed/);
+  await t.test('a connection reset by the endpoint is transient: the job is posted again and completes', async () => {
+    let resets = 0;
+    endpoint.setHandler(() => (resets++ === 0 ? { destroy: true } : { body: { gearman_ret: 0, response_string: 'second try' } }));
+    const before = endpoint.requests.length;
+    const result = await client.submit(fn, 'reset once');
+    assert.equal(result.outcome, 'complete');
+    assert.equal(result.result?.toString(), 'second try');
+    assert.equal(endpoint.requests.length - before, 2);
   });
 
   await t.test('the pool should still serve after all of that', async () => {
@@ -141,8 +150,8 @@ test('WorkerPool should drop the connection on gearman_ret 14 and WORK_FAIL the 
   assert.equal((await r.client.submit(r.fn, 'next')).result?.toString(), 'fine');
 });
 
-test('WorkerPool should WORK_FAIL a job once max_running_time passes (within 10%)', async (t) => {
-  const r = await rig(t, { pool: { maxRunningTimeMs: 1000 }, handler: () => ({ delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } }) });
+test('WorkerPool in fail_fast mode should WORK_FAIL a job once max_running_time passes (within 10%)', async (t) => {
+  const r = await rig(t, { pool: { maxRunningTimeMs: 1000, delivery: FAIL_FAST }, handler: () => ({ delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } }) });
   for (let i = 0; i < 2; i++) {
     const submittedWall = Date.now();
     const result = await r.client.submit(r.fn, `slow ${i}`);
@@ -167,7 +176,7 @@ test('WorkerPool should WORK_FAIL a job once max_running_time passes (within 10%
 test('WorkerPool should time a slow job from its own assignment, not from an earlier job of the slot', async (t) => {
   // The slot's deadline timer is re-armed lazily: the one armed for the fast job fires 1 s after it,
   // which is 0.4 s into the slow job, and must re-arm instead of failing the slow job early.
-  const r = await rig(t, { pool: { maxRunningTimeMs: 1000 }, handler: (req) => (req.body.includes('slow') ? { delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } } : { body: { gearman_ret: 0, response_string: 'fast' } }) });
+  const r = await rig(t, { pool: { maxRunningTimeMs: 1000, delivery: FAIL_FAST }, handler: (req) => (req.body.includes('slow') ? { delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } } : { body: { gearman_ret: 0, response_string: 'fast' } }) });
   assert.equal((await r.client.submit(r.fn, 'quick')).outcome, 'complete');
   await new Promise((resolve) => setTimeout(resolve, 600)); // the gap between the two jobs is the scenario
   const result = await r.client.submit(r.fn, 'slow');
@@ -178,9 +187,9 @@ test('WorkerPool should time a slow job from its own assignment, not from an ear
   assert.equal(r.pool.status().counters.jobs_timed_out, 1);
 });
 
-test('WorkerPool should WORK_FAIL when the endpoint refuses connections, fails DNS or TLS', async (t) => {
+test('WorkerPool in fail_fast mode should WORK_FAIL when the endpoint refuses connections, fails DNS or TLS', async (t) => {
   const port = await freePort();
-  const r = await rig(t, { pool: { jobProcessingUri: `http://127.0.0.1:${port}/job`, maxRunningTimeMs: 5000 } });
+  const r = await rig(t, { pool: { jobProcessingUri: `http://127.0.0.1:${port}/job`, maxRunningTimeMs: 5000, delivery: FAIL_FAST } });
   const refused = await r.client.submit(r.fn, 'x');
   assert.equal(refused.outcome, 'fail');
   assert.ok(r.logger.find('job failed').some((rec) => /ECONNREFUSED/.test(String(rec.reason))));

@@ -37,7 +37,10 @@ export interface Endpoint {
   setHandler(handler: EndpointHandler): void;
   /** Total TCP connections accepted since start. */
   connections(): number;
-  /** Stops listening, resets every open connection, cancels pending delayed answers. Idempotent. */
+  /**
+   * Stops listening, resets every open connection, cancels pending delayed answers. Idempotent. A
+   * later startEndpoint(handler, { port }) brings the endpoint back on the same address.
+   */
   close(): Promise<void>;
 }
 
@@ -69,7 +72,7 @@ const defaultHandler: EndpointHandler = () => DEFAULT_ANSWER;
  * A real HTTP server on 127.0.0.1 with a free port that records every request and answers as the
  * handler scripts. Always pair with `t.after(() => endpoint.close())`.
  */
-export function startEndpoint(handler: EndpointHandler = defaultHandler): Promise<Endpoint> {
+export function startEndpoint(handler: EndpointHandler = defaultHandler, options: { port?: number } = {}): Promise<Endpoint> {
   let current = handler;
   let accepted = 0;
   const requests: RecordedRequest[] = [];
@@ -132,7 +135,8 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler): Promis
 
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    // A given port restarts a stopped endpoint on the address the daemon already posts to.
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
       server.off('error', reject);
       const address = server.address();
       if (address === null || typeof address === 'string') {

@@ -1,0 +1,38 @@
+/**
+ * The half-open probe of a pool whose delivery policy names a health_url: one GET, healthy on any 2xx
+ * within the timeout. node:http rather than undici: it runs once per cool-off, and the child loads
+ * only undici's Pool (see job-runner.ts), not its request API.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+export interface HealthResult {
+  healthy: boolean;
+  /** Why it is not healthy ("HTTP 503", "ECONNREFUSED …", "no answer within 5000 ms"), or "HTTP 200". */
+  reason: string;
+}
+
+export function checkHealth(url: string, timeoutMs: number): Promise<HealthResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (result: HealthResult): void => {
+      if (settled) return;
+      settled = true;
+      resolve(result);
+    };
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const request = get(url, { timeout: timeoutMs, headers: { 'user-agent': 'driveshaft-health-check' } }, (response) => {
+      const status = response.statusCode ?? 0;
+      // The body is not needed, but it must be drained for the socket to close cleanly.
+      response.resume();
+      finish({ healthy: status >= 200 && status < 300, reason: `HTTP ${status}` });
+    });
+    request.on('timeout', () => {
+      request.destroy();
+      finish({ healthy: false, reason: `no answer within ${timeoutMs} ms` });
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      finish({ healthy: false, reason: error.code === undefined ? error.message : `${error.code} ${error.message}` });
+    });
+  });
+}
