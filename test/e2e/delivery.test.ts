@@ -1,0 +1,114 @@
+/**
+ * The delivery promise end to end, with the real daemon and its default policy: an endpoint that is
+ * down for 5 seconds (really stopped, answering 503, or hanging past max_running_time) while 1,000
+ * background jobs are queued at 10 slots loses none of them and fails none of them.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { freePort } from '../helpers/free-port.js';
+import { GearmanClient } from '../helpers/gearman-client.js';
+import { startGearmand } from '../helpers/gearmand.js';
+import type { Gearmand } from '../helpers/gearmand.js';
+import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
+import type { Endpoint, EndpointAnswer } from '../helpers/http-endpoint.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { nameValues, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+
+const JOBS = 1000;
+const OUTAGE_MS = 5000;
+const OK: EndpointAnswer = { body: { gearman_ret: 0, response_string: 'ok' } };
+
+interface Scenario {
+  gearmand: Gearmand;
+  endpoint: Endpoint;
+  statusPort: number;
+  /** Uniques the endpoint answered 200 for, with how often. */
+  completed: Map<string, number>;
+}
+
+/** gearmand, an endpoint that records every unique it answers 200 for, and the daemon at 10 slots. */
+async function scenario(t: TestContext, down: () => boolean, whileDown: EndpointAnswer, maxRunningTime = '5'): Promise<Scenario> {
+  const gearmand = await startGearmand();
+  t.after(() => gearmand.stop());
+  const completed = new Map<string, number>();
+  const endpoint = await startEndpoint((req) => {
+    if (down()) return whileDown;
+    const unique = parseJsonJob(req.body).unique;
+    completed.set(unique, (completed.get(unique) ?? 0) + 1);
+    return OK;
+  });
+  t.after(() => endpoint.close());
+  const file = path.join(tempDir(t), 'jobs.json');
+  writeJobs(file, [gearmand.label], { Delivery: { uri: endpoint.url, count: 10, jobs: ['Deliver'] } });
+  const statusPort = await freePort();
+  await startServing(t, ['--jobsconfig', file, '--status_port', String(statusPort), '--loop_timeout', '1', '--max_running_time', maxRunningTime]);
+  await waitFor(async () => (await gearmand.workers()).filter((w) => w.functions.includes('Deliver')).length === 10 || undefined, { timeoutMs: 10_000, message: '10 Deliver workers' });
+  return { gearmand, endpoint, statusPort, completed };
+}
+
+async function queueJobs(gearmand: Gearmand): Promise<void> {
+  const client = await GearmanClient.connect(gearmand.port);
+  try {
+    await Promise.all(Array.from({ length: JOBS }, (_, i) => client.submit('Deliver', `job ${i}`, { unique: `job-${i}`, background: true })));
+  } finally {
+    client.close();
+  }
+}
+
+async function assertAllDelivered(s: Scenario): Promise<void> {
+  await waitFor(() => (s.completed.size === JOBS ? true : undefined), { timeoutMs: 60_000, message: `all ${JOBS} jobs answered 200 (so far ${s.completed.size})` });
+  await waitFor(async () => ((await s.gearmand.status()).find((f) => f.function === 'Deliver')?.total === 0 ? true : undefined), {
+    timeoutMs: 10_000,
+    message: 'gearmand to hold no job',
+  });
+  const counters = nameValues(await statusExchange(s.statusPort, 'counters\n'));
+  assert.equal(counters.get('Delivery.jobs_failed'), 0, 'no WORK_FAIL');
+  assert.equal(counters.get('Delivery.jobs_completed'), JOBS);
+  assert.ok((counters.get('Delivery.jobs_handed_back') ?? 0) > 0, 'the breaker handed jobs back to gearmand');
+}
+
+test('an endpoint stopped for 5 s with 1,000 jobs queued at 10 slots: every job completes, none fails', async (t) => {
+  let stopped = false;
+  const s = await scenario(t, () => false, OK);
+  const port = s.endpoint.port;
+  await s.endpoint.close();
+  stopped = true;
+  await queueJobs(s.gearmand);
+  await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS)); // the outage's length is the scenario
+  const back = await startEndpoint((req) => {
+    const unique = parseJsonJob(req.body).unique;
+    s.completed.set(unique, (s.completed.get(unique) ?? 0) + 1);
+    return OK;
+  }, { port });
+  t.after(() => back.close());
+  assert.ok(stopped);
+  await assertAllDelivered(s);
+});
+
+test('an endpoint answering 503 for 5 s: every job completes, none fails, and the open breaker sends only probes', async (t) => {
+  let down = true;
+  const s = await scenario(t, () => down, { status: 503 });
+  await queueJobs(s.gearmand);
+  await waitFor(async () => (/Delivery\.breaker: open/.test(await statusExchange(s.statusPort, 'gauges\n')) ? true : undefined), {
+    timeoutMs: 5000,
+    message: 'the breaker to open',
+  }).catch(() => undefined); // the gauge line arrives with the status-port work; the request count below is the assertion
+  const before = s.endpoint.requests.length;
+  await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS)); // the outage's length is the scenario
+  const duringOutage = s.endpoint.requests.length - before;
+  down = false;
+  // Default cool-off 1 s doubling to 30 s: at most a handful of probes in 5 s, never one per job.
+  assert.ok(duringOutage <= 8, `${duringOutage} requests reached the endpoint while it answered 503 with the breaker open`);
+  await assertAllDelivered(s);
+});
+
+test('an endpoint hanging past max_running_time for 5 s: every job completes, none fails', async (t) => {
+  let down = true;
+  const s = await scenario(t, () => down, { delayMs: 60_000, ...OK }, '1');
+  await queueJobs(s.gearmand);
+  await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS)); // the outage's length is the scenario
+  down = false;
+  await assertAllDelivered(s);
+});
