@@ -53,6 +53,8 @@ export class CircuitBreaker {
   #cooloffMs: number;
   #timer: NodeJS.Timeout | null = null;
   #opened = 0;
+  /** Date.now() when the breaker last left CLOSED (half-open probes do not reset it). */
+  #trippedAt = 0;
   /** Counted while open, reported by the summary line. */
   #handedBackWhileOpen = 0;
   #failedProbes = 0;
@@ -191,6 +193,7 @@ export class CircuitBreaker {
     }
     if (!reopening) {
       this.#opened++;
+      this.#trippedAt = this.#since;
       this.#handedBackWhileOpen = 0;
       this.#failedProbes = 0;
       const at = { reason: this.#lastReason, consecutiveFailures: this.#consecutive, cooloffMs };
@@ -229,7 +232,6 @@ export class CircuitBreaker {
   }
 
   #close(why: string): void {
-    const wasOpenFor = Date.now() - this.#since;
     this.#state = BreakerState.CLOSED;
     this.#since = Date.now();
     this.#probing = false;
@@ -238,7 +240,7 @@ export class CircuitBreaker {
     this.#clearTimers();
     // Ramp: the probe's slot plus one, then one more per success.
     this.#limit = this.#slots <= 2 ? Infinity : 2;
-    this.#log.info({ why, handedBack: this.#handedBackWhileOpen, failedProbes: this.#failedProbes, trippedForMs: wasOpenFor }, 'circuit breaker closed: the pool takes jobs again, ramping up');
+    this.#log.info({ why, handedBack: this.#handedBackWhileOpen, failedProbes: this.#failedProbes, trippedForMs: Date.now() - this.#trippedAt }, 'circuit breaker closed: the pool takes jobs again, ramping up');
     this.#hooks.onAdmit();
   }
 
@@ -251,7 +253,7 @@ export class CircuitBreaker {
         return;
       }
       this.#log.warn(
-        { state: this.#state, reason: this.#lastReason, trippedForMs: Date.now() - this.#since, handedBack: this.#handedBackWhileOpen, failedProbes: this.#failedProbes, nextProbeInMs: this.#cooloffMs },
+        { state: this.#state, reason: this.#lastReason, trippedForMs: Date.now() - this.#trippedAt, handedBack: this.#handedBackWhileOpen, failedProbes: this.#failedProbes, nextProbeInMs: this.#cooloffMs },
         'circuit breaker still open',
       );
     }, OPEN_SUMMARY_INTERVAL_MS);

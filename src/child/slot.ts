@@ -399,7 +399,6 @@ export class Slot implements ConnectionOwner {
         connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
         this.#context.record(outcome, job.functionName, durationMs, httpStatus, running.httpCounted);
         this.#logJob(running, outcome, durationMs, 'requeued');
-        this.#releasePermit();
         this.#afterJob();
         return;
       }
