@@ -307,7 +307,8 @@ export class JobRunner {
     } else {
       body = this.#jsonBody(job);
     }
-    headers = [...headers, ATTEMPT_HEADER, String(attempt.attempt), FIRST_ATTEMPT_HEADER, new Date(attempt.firstAttemptAt).toISOString()];
+    // A fresh array per request: undici keeps the options of a request it has to queue.
+    headers = [...headers, ATTEMPT_HEADER, String(attempt.attempt), FIRST_ATTEMPT_HEADER, isoTime(attempt.firstAttemptAt)];
     try {
       this.#pool.dispatch(
         {
@@ -545,4 +546,16 @@ export function retryAfterMs(rawHeaders: readonly Buffer[], now = Date.now()): n
     return Number.isNaN(date) ? null : Math.max(0, date - now);
   }
   return null;
+}
+
+let isoMs = -1;
+let isoText = '';
+
+/** Date.toISOString, computed once per millisecond: thousands of jobs a second share a few hundred stamps. */
+function isoTime(ms: number): string {
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
 }
