@@ -5,12 +5,16 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { freePort } from '../helpers/free-port.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { isAlive, startServing, tempDir, writeJobs, type Daemon, type LogRecord } from './daemon.js';
+import { isAlive, nameValues, startServing, statusExchange, tempDir, writeJobs, type Daemon, type LogRecord } from './daemon.js';
 
+
+/** dist/test/e2e/process-faults.test.js → dist/test/e2e/fixtures/busy-loop-preload.js */
+const BUSY_LOOP_PRELOAD = new URL('./fixtures/busy-loop-preload.js', import.meta.url).href;
 
 async function setup(t: TestContext, delayMs: number, count: number): Promise<{ gearmand: Gearmand; endpoint: Endpoint; file: string; client: GearmanClient }> {
   const gearmand = await startGearmand();
@@ -98,4 +102,132 @@ test('a child whose master is SIGKILLed should finish its running jobs once, log
   assert.equal(exit.runningJobs, 0);
   assert.equal((exit.counters as { jobs_completed: number }).jobs_completed, slots);
   assert.ok((exit.drainMs as number) < 4000, `drained in ${String(exit.drainMs)} ms`);
+});
+
+/** The daemon with the status port, the exporter and heartbeat limits short enough for a test. */
+async function watchedDaemon(t: TestContext, file: string, killAfter: number, env: NodeJS.ProcessEnv = {}): Promise<{ daemon: Daemon; statusPort: number; base: string }> {
+  const statusPort = await freePort();
+  const exporterPort = await freePort();
+  const daemon = await startServing(
+    t,
+    ['--jobsconfig', file, '--loop_timeout', '0.5', '--child_unresponsive_after', '1', '--child_kill_after', String(killAfter), '--status_port', String(statusPort), '--exporter_addr', String(exporterPort)],
+    env,
+  );
+  return { daemon, statusPort, base: `http://127.0.0.1:${exporterPort}` };
+}
+
+interface Views {
+  gauge: number | undefined;
+  metric: string | undefined;
+  pool: { childResponding: boolean; children: Array<{ pid: number; responding: boolean; unresponsiveSince: string | null }> } | undefined;
+  readyz: { status: number; body: string };
+}
+
+/** What every view says about the pool's child right now. */
+async function views(statusPort: number, base: string): Promise<Views> {
+  // At once: each view polls the children, and a stopped child makes each poll wait its 1 s timeout.
+  const [gauges, metrics, status, readyz] = await Promise.all([
+    statusExchange(statusPort, 'gauges\n').then(nameValues),
+    fetch(`${base}/metrics`).then((res) => res.text()),
+    fetch(`${base}/status`).then((res) => res.json() as Promise<{ pools: Array<{ name: string } & NonNullable<Views['pool']>> }>),
+    fetch(`${base}/readyz`).then(async (res) => ({ status: res.status, body: await res.text() })),
+  ]);
+  return {
+    gauge: gauges.get('Regular.child_responding'),
+    metric: /^driveshaft_child_responding\{pool="Regular"\} (\d+)$/m.exec(metrics)?.[1],
+    pool: status.pools.find((p) => p.name === 'Regular'),
+    readyz,
+  };
+}
+
+/** Waits until every view shows the child as unresponsive (the exporter caches its snapshot for 1 s). */
+async function waitUnresponsive(statusPort: number, base: string, childPid: number): Promise<Views> {
+  return waitFor(
+    async () => {
+      const seen = await views(statusPort, base);
+      return seen.gauge === 0 && seen.metric === '0' && seen.pool?.childResponding === false && seen.readyz.status === 503 ? seen : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 200, message: `every view to show child ${childPid} unresponsive` },
+  ).then((seen) => {
+    const child = seen.pool?.children.find((c) => c.pid === childPid);
+    assert.equal(child?.responding, false);
+    assert.ok(child?.unresponsiveSince !== null && !Number.isNaN(Date.parse(child?.unresponsiveSince ?? '')), 'unresponsiveSince is a time');
+    assert.match(seen.readyz.body, new RegExp(`Regular: child ${childPid} unresponsive: no heartbeat for \\d+ ms`));
+    return seen;
+  });
+}
+
+async function waitResponding(statusPort: number, base: string, message: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const seen = await views(statusPort, base);
+      return seen.gauge === 1 && seen.metric === '1' && seen.pool?.childResponding === true && seen.readyz.status === 200;
+    },
+    { timeoutMs: 10_000, intervalMs: 200, message },
+  );
+}
+
+test('a stopped child should be shown unresponsive, recover when continued, and be killed and replaced when it stays stopped', async (t) => {
+  const { gearmand, endpoint, file, client } = await setup(t, 1500, 2);
+  // Killed after 6 s of silence: room to look at every view and continue the child before that.
+  const { daemon, statusPort, base } = await watchedDaemon(t, file, 6);
+  const childPid = readyChildPid(daemon) as number;
+  t.after(() => {
+    if (isAlive(childPid)) process.kill(childPid, 'SIGCONT');
+  });
+  await waitFor(async () => (await gearmand.workers()).filter((w) => w.functions.includes('Slow')).length === 2, { timeoutMs: 10_000, message: '2 Slow workers' });
+  await waitResponding(statusPort, base, 'the child to be responding and ready');
+
+  // Stopped for a while (a debugger, a `kill -STOP`): reported, not killed.
+  process.kill(childPid, 'SIGSTOP');
+  const unresponsive = await daemon.waitForLog((r) => r.event === 'child-unresponsive' && r.childPid === childPid, 'the unresponsive warning');
+  assert.ok((unresponsive.silentMs as number) >= 1000);
+  await waitUnresponsive(statusPort, base, childPid);
+  process.kill(childPid, 'SIGCONT');
+  await daemon.waitForLog((r) => r.event === 'child-responding' && r.childPid === childPid, 'the child to respond again');
+  await waitResponding(statusPort, base, 'every view to show the child responding again');
+  assert.equal(readyChildPid(daemon), childPid, 'not restarted');
+
+  // Stopped for good while it runs a job: killed after --child_kill_after, restarted, the job runs again.
+  const job = client.submit('Slow', 'payload');
+  await waitFor(() => endpoint.requests.length === 1, { timeoutMs: 10_000, message: 'the job at the endpoint' });
+  process.kill(childPid, 'SIGSTOP');
+  const seen = daemon.logs.length;
+  const kill = await daemon.waitForLog((r) => r.event === 'child-unresponsive-kill' && r.childPid === childPid, 'the kill', 15_000);
+  assert.ok((kill.silentMs as number) >= 6000);
+  const exit = await daemon.waitForLog((r) => r.event === 'child-exit' && r.childPid === childPid, 'the exit of the killed child');
+  assert.equal(exit.signal, 'SIGKILL');
+  const replacement = await waitFor(() => {
+    const pid = readyChildPid(daemon, seen);
+    return pid !== undefined && pid !== childPid ? pid : undefined;
+  }, { timeoutMs: 10_000, message: 'a new child' });
+  assert.equal(isAlive(childPid), false);
+  const result = await job;
+  assert.equal(result.outcome, 'complete');
+  assert.equal(endpoint.requests.length, 2, 'gearmand re-queued the job of the killed child, the new one ran it');
+  await waitResponding(statusPort, base, `the new child ${replacement} to be responding`);
+  const counters = nameValues(await statusExchange(statusPort, 'counters\n'));
+  assert.equal(counters.get('Regular.child_restarts'), 1);
+});
+
+test('a child whose event loop is blocked should be shown unresponsive, then killed and replaced', async (t) => {
+  const { gearmand, file } = await setup(t, 10, 1);
+  const { daemon, statusPort, base } = await watchedDaemon(t, file, 4, { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${BUSY_LOOP_PRELOAD}`.trim() });
+  const childPid = readyChildPid(daemon) as number;
+  t.after(() => killIfAlive(childPid));
+  await waitFor(async () => (await gearmand.workers()).some((w) => w.functions.includes('Slow')), { timeoutMs: 10_000, message: 'the Slow worker' });
+  await waitResponding(statusPort, base, 'the child to be responding and ready');
+  const seen = daemon.logs.length;
+  process.kill(childPid, 'SIGUSR2');
+  await daemon.waitForLog((r) => r.event === 'child-unresponsive' && r.childPid === childPid, 'the unresponsive warning');
+  await waitUnresponsive(statusPort, base, childPid);
+  await daemon.waitForLog((r) => r.event === 'child-unresponsive-kill' && r.childPid === childPid, 'the kill', 15_000);
+  const replacement = await waitFor(() => {
+    const pid = readyChildPid(daemon, seen);
+    return pid !== undefined && pid !== childPid ? pid : undefined;
+  }, { timeoutMs: 10_000, message: 'a new child' });
+  assert.equal(isAlive(childPid), false);
+  await waitResponding(statusPort, base, `the new child ${replacement} to be responding`);
+  // The master itself ignored the preload's signal: it is still the same daemon.
+  assert.equal(daemon.exitInfo(), null);
 });
