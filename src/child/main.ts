@@ -9,19 +9,22 @@
  * - `status` → `status-reply` (before init: an empty pool).
  * - `shutdown` → graceful drain (deadlineMs = how long running jobs may still take, from receipt) or
  *   hard destroy → `stopped`, exit 0. A later hard `shutdown` cuts a graceful drain short.
- * - IPC `disconnect` (the master is gone, SPEC §5): drain with a short deadline, exit.
+ * - `heartbeat` every heartbeatIntervalMs from `ready` on, so the master notices a child that is stopped
+ *   or whose event loop is blocked without having to ask.
+ * - IPC `disconnect` (the master is gone: killed, OOM): stop grabbing, let running jobs finish for the
+ *   daemon's graceful deadline (4×loop_timeout), answer gearmand, exit. Nothing is forwarded any more:
+ *   this child writes its own log records to stderr as JSON lines.
  * Uncaught errors are logged and the child exits 1: the master restarts it, and gearmand re-queues the
  * jobs of its dropped connections.
  */
+import cluster from 'node:cluster';
 import { serializeError } from '../errors.js';
-import { zeroCounters } from '../ipc/messages.js';
+import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { createForwardingLogger } from '../forwarding-logger.js';
 import type { Logger } from '../log.js';
 import { WorkerPool, validateSettings } from './worker-pool.js';
 
-/** After losing the master: running jobs get this long at most (bounded by 2×loop_timeout). */
-const ORPHAN_DRAIN_MAX_MS = 5000;
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */
 const EXIT_WATCHDOG_SLACK_MS = 5000;
 
@@ -29,6 +32,39 @@ let pool: WorkerPool | null = null;
 let log: Logger | null = null;
 let loopTimeoutMs = 10_000;
 let exiting = false;
+let heartbeat: NodeJS.Timeout | null = null;
+/** Set once the IPC channel to the master is gone: from then on log records go to stderr. */
+let orphanedAt: number | null = null;
+
+/** One bunyan-shaped record as one JSON line on stderr (what the master would have written for us). */
+function writeStderr(record: Record<string, unknown>): void {
+  try {
+    process.stderr.write(`${JSON.stringify(record)}\n`);
+  } catch {
+    // stderr closed with the master's pipe: nobody can read this child's records any more.
+  }
+}
+
+function forward(record: Record<string, unknown>): void {
+  if (orphanedAt !== null) writeStderr(record);
+  else send({ type: 'log', record });
+}
+
+/** The child's logger, or (before `init`) one that writes to stderr: only an orphan logs that early. */
+function logger(): Logger {
+  return log ?? createForwardingLogger('driveshaft', 'info', writeStderr).child({ component: 'child' });
+}
+
+function startHeartbeat(intervalMs: number): void {
+  if (heartbeat !== null) clearInterval(heartbeat);
+  heartbeat = setInterval(() => send({ type: 'heartbeat' }), intervalMs);
+  // Beats are not work: they must not keep a finished child alive.
+  heartbeat.unref();
+}
+
+function runningJobs(): number {
+  return pool === null ? 0 : pool.status().slots.filter((slot) => slot.job !== null).length;
+}
 
 function send(message: ChildToMaster, callback?: () => void): void {
   if (process.connected && process.send !== undefined) {
@@ -53,6 +89,9 @@ function emptyStatus(): ChildStatus {
 }
 
 function exit(code: number): void {
+  if (orphanedAt !== null) {
+    logger().warn({ event: 'orphan-exit', code, drainMs: Date.now() - orphanedAt, runningJobs: runningJobs(), ...(pool === null ? {} : { counters: pool.totals().counters }) }, `exiting (code ${code}) after losing the master`);
+  }
   // Let the IPC channel flush what was queued ("stopped"), then go.
   setImmediate(() => process.exit(code));
 }
@@ -70,7 +109,7 @@ function stop(mode: 'graceful' | 'hard', graceMs: number, ack: number | null): v
   if (first) {
     // The drain deadline plus slack: never outlive what the master expects by much.
     setTimeout(() => {
-      log?.error('drain did not finish in time; exiting');
+      logger().error({ event: 'drain-timeout' }, 'drain did not finish in time; exiting');
       process.exit(1);
     }, Math.min(0x7fffffff, Math.max(0, graceMs) + 2 * loopTimeoutMs + EXIT_WATCHDOG_SLACK_MS)).unref();
   }
@@ -93,7 +132,7 @@ function onMessage(raw: unknown): void {
       let settings: ChildSettings;
       try {
         settings = validateSettings(message.settings);
-        log = createForwardingLogger('driveshaft', settings.logLevel, (record) => send({ type: 'log', record })).child({ pool: settings.pool.name });
+        log = createForwardingLogger('driveshaft', settings.logLevel, forward).child({ pool: settings.pool.name });
         loopTimeoutMs = settings.loopTimeoutMs;
         const created = new WorkerPool({ log });
         created.start(settings);
@@ -103,6 +142,7 @@ function onMessage(raw: unknown): void {
         return;
       }
       send({ type: 'ready', ack: message.seq });
+      startHeartbeat(settings.heartbeatIntervalMs ?? heartbeatIntervalMs(settings.loopTimeoutMs));
       return;
     }
     case 'reconfigure': {
@@ -114,6 +154,7 @@ function onMessage(raw: unknown): void {
         const settings = validateSettings(message.settings);
         pool.reconfigure(settings);
         loopTimeoutMs = settings.loopTimeoutMs;
+        startHeartbeat(settings.heartbeatIntervalMs ?? heartbeatIntervalMs(settings.loopTimeoutMs));
       } catch (error) {
         log?.error({ err: error }, 'reconfigure failed; the previous settings stay in force');
         send({ type: 'reconfigure-failed', ack: message.seq, error: serializeError(error) });
@@ -138,17 +179,35 @@ function onMessage(raw: unknown): void {
 process.on('message', onMessage);
 send({ type: 'hello' });
 
+// node:cluster's worker side listens for 'disconnect' before this module runs and calls process.exit(0)
+// unless the disconnect was asked for (worker.exitedAfterDisconnect): a child whose master was killed
+// would vanish mid-job, and gearmand would hand its running jobs out a second time. Marking the
+// disconnect as expected, from a listener that runs before cluster's, keeps the process for the drain.
+process.prependListener('disconnect', () => {
+  if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+});
+
 process.on('disconnect', () => {
-  // SPEC §5: a child that loses the master exits on its own. Stop grabbing at once and give running
-  // jobs a short while: nobody is left to report to, and a new master may already be starting.
-  stop('graceful', Math.min(ORPHAN_DRAIN_MAX_MS, 2 * loopTimeoutMs), null);
+  // A child that loses the master exits on its own, but its running jobs are finished first and
+  // answered to gearmand: dropping them would make gearmand run them again.
+  orphanedAt = Date.now();
+  if (heartbeat !== null) clearInterval(heartbeat);
+  // With the master gone, its end of our stderr pipe may be gone too: a write error must not crash us.
+  process.stderr.on('error', () => undefined);
+  const deadlineMs = 4 * loopTimeoutMs;
+  logger().warn(
+    { event: 'master-lost', runningJobs: runningJobs(), deadlineMs, alreadyStopping: exiting },
+    exiting ? 'lost the master while stopping; finishing the stop' : `lost the master; stopped grabbing jobs, running jobs get ${deadlineMs} ms, then the child exits`,
+  );
+  // A stop already under way keeps its own (master-given) deadline.
+  if (!exiting) stop('graceful', deadlineMs, null);
 });
 
 process.on('uncaughtException', (error) => {
   try {
     log?.fatal({ err: error }, 'uncaught exception; the child exits');
   } finally {
-    if (log === null) process.stderr.write(`driveshaft child: uncaught exception: ${error.stack ?? String(error)}\n`);
+    if (log === null && orphanedAt === null) process.stderr.write(`driveshaft child: uncaught exception: ${error.stack ?? String(error)}\n`);
     // Give the log record a moment to cross the IPC channel.
     setTimeout(() => process.exit(1), 50).unref();
   }

@@ -49,8 +49,13 @@ convict.addFormats({
   },
   'driveshaft-seconds': {
     validate(value: unknown, schema: convict.SchemaObj) {
+      // `zeroMeans` names what 0 stands for where it is allowed ("never").
+      const zero = typeof schema.zeroMeans === 'string' ? ` or 0 (${schema.zeroMeans})` : '';
+      if (value === 0 && zero !== '') return;
       const problem = secondsProblem(value, schema.maxSeconds as number);
-      if (problem !== null) throw new FormatProblem(`expected ${problem}`);
+      if (problem !== null) throw new FormatProblem(`expected ${problem}${zero}`);
+      const min = schema.minSeconds as number | undefined;
+      if (min !== undefined && (value as number) < min) throw new FormatProblem(`expected at least ${min} seconds${zero} (${schema.minReason as string})`);
     },
     coerce: (value: string) => (DECIMAL.test(value) ? Number(value) : value),
   },
@@ -132,6 +137,25 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     maxSeconds: MAX_LOOP_TIMEOUT_SECONDS,
     default: 10,
     env: 'DRIVESHAFT_LOOP_TIMEOUT',
+  },
+  child_unresponsive_after: {
+    doc: 'seconds without a heartbeat before a pool child is logged and shown as unresponsive (stopped, or its event loop blocked)',
+    placeholder: 'S',
+    format: 'driveshaft-seconds',
+    maxSeconds: MAX_TIMER_SECONDS,
+    minSeconds: 1,
+    minReason: 'four heartbeats at the shortest heartbeat interval, 250 ms',
+    default: 10,
+    env: 'DRIVESHAFT_CHILD_UNRESPONSIVE_AFTER',
+  },
+  child_kill_after: {
+    doc: 'seconds without a heartbeat before a pool child is killed (SIGKILL) and restarted; 0 never kills',
+    placeholder: 'S',
+    format: 'driveshaft-seconds',
+    maxSeconds: MAX_TIMER_SECONDS,
+    zeroMeans: 'never',
+    default: 60,
+    env: 'DRIVESHAFT_CHILD_KILL_AFTER',
   },
   status_port: {
     doc: 'TCP port of the status protocol (threads, counters, gauges); off when not given',
@@ -301,7 +325,15 @@ function validated(given: Map<OptionName, RawValue>, env: Map<OptionName, RawVal
   } catch (error) {
     throw new OptionsError(toOptionProblems((error as Error).message, sources).join('; '));
   }
-  return config.getProperties();
+  const values = config.getProperties();
+  // A child is shown unresponsive before it is killed: a kill that came first would hide the warning.
+  if (values.child_kill_after !== 0 && values.child_kill_after < values.child_unresponsive_after) {
+    const kill = sources.get('child_kill_after');
+    const unresponsive = sources.get('child_unresponsive_after')?.source ?? '--child_unresponsive_after';
+    const got = kill === undefined ? `its default is ${values.child_kill_after}: give --child_kill_after too` : `got ${JSON.stringify(kill.text)}`;
+    throw new OptionsError(`${kill?.source ?? '--child_kill_after'}: expected 0 (never) or at least ${unresponsive} (${values.child_unresponsive_after}), ${got}`);
+  }
+  return values;
 }
 
 function toDaemonOptions(values: OptionValues): DaemonOptions {
@@ -346,12 +378,14 @@ export function helpText(): string {
     '',
     'Options:',
   ];
+  const usageOf = (name: OptionName): string => `--${name}${SCHEMA[name].placeholder === undefined ? '' : ` ${SCHEMA[name].placeholder as string}`}`;
+  // The descriptions start in one column, two spaces past the longest option.
+  const width = Math.max(24, ...OPTION_NAMES.map((name) => usageOf(name).length + 2));
   for (const name of OPTION_NAMES) {
     const schema = SCHEMA[name];
-    const usage = `--${name}${schema.placeholder === undefined ? '' : ` ${schema.placeholder}`}`;
-    lines.push(`  ${usage.padEnd(24)}${schema.doc}`);
+    lines.push(`  ${usageOf(name).padEnd(width)}${schema.doc}`);
     const details = [defaultText(name), schema.env === undefined ? '' : `env ${schema.env as string}`].filter((d) => d !== '');
-    if (details.length > 0) lines.push(`  ${''.padEnd(24)}(${details.join('; ')})`);
+    if (details.length > 0) lines.push(`  ${''.padEnd(width)}(${details.join('; ')})`);
   }
   lines.push('', 'Signals: HUP reloads; TERM, INT or USR1 stop gracefully; QUIT stops at once; USR2 reopens logs.');
   return `${lines.join('\n')}\n`;

@@ -115,6 +115,10 @@ export interface DaemonOptions {
   max_running_time: number;
   /** Seconds. */
   loop_timeout: number;
+  /** Seconds without a heartbeat before a pool child is shown as unresponsive. */
+  child_unresponsive_after: number;
+  /** Seconds without a heartbeat before a pool child is killed and restarted; 0 = never. */
+  child_kill_after: number;
   status_port: number | null;
   status_host: string;
   user: string | null;

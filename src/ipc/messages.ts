@@ -14,6 +14,24 @@ export interface ChildSettings {
   loopTimeoutMs: number;
   /** bunyan level name the child filters at before forwarding records to the master. */
   logLevel: string;
+  /**
+   * How often the child sends `heartbeat` (absent from older masters: the child derives it from
+   * loopTimeoutMs with heartbeatIntervalMs).
+   */
+  heartbeatIntervalMs?: number;
+}
+
+/** The shortest and longest heartbeat period: often enough to notice a wedged child, rare enough to cost nothing. */
+export const MIN_HEARTBEAT_INTERVAL_MS = 250;
+export const MAX_HEARTBEAT_INTERVAL_MS = 2500;
+
+/**
+ * A child's heartbeat period: a quarter of loop_timeout, and at most a quarter of the time after which
+ * the master calls a silent child unresponsive (so one late beat is not yet a verdict), within 250 ms–2.5 s.
+ */
+export function heartbeatIntervalMs(loopTimeoutMs: number, unresponsiveAfterMs: number = Infinity): number {
+  const wanted = Math.min(loopTimeoutMs / 4, unresponsiveAfterMs / 4);
+  return Math.round(Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(MIN_HEARTBEAT_INTERVAL_MS, wanted)));
 }
 
 export const ShutdownMode = {
@@ -47,7 +65,13 @@ export type ChildToMaster =
    */
   | { type: 'stopped'; ack: number; counters?: ChildCounters; metrics?: ChildMetrics }
   /** A bunyan record from the child; the master writes it to its own streams. */
-  | { type: 'log'; record: Record<string, unknown> };
+  | { type: 'log'; record: Record<string, unknown> }
+  /**
+   * Sent every heartbeatIntervalMs from `ready` until the child exits, by a timer on the child's event
+   * loop: a child that is stopped (SIGSTOP) or whose event loop is blocked falls silent, and the master
+   * notices that without asking for a status.
+   */
+  | { type: 'heartbeat' };
 
 export interface SlotStatus {
   /** Unique across the daemon for the slot's lifetime: `<child pid>-<n>`. */

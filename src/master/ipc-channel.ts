@@ -19,7 +19,7 @@ export type MasterRequest = MasterToChild extends infer M ? (M extends MasterToC
 
 /** A reply: every child-to-master message that answers a request. */
 export type ChildReply = Extract<ChildToMaster, { ack: number }>;
-/** A message that answers nothing (a forwarded log record). */
+/** A message that answers nothing (hello, a heartbeat, a forwarded log record). */
 export type ChildNotice = Exclude<ChildToMaster, { ack: number }>;
 
 interface Pending {
@@ -43,7 +43,7 @@ export function isChildMessage(message: unknown): message is ChildToMaster {
   if (typeof message !== 'object' || message === null) return false;
   const { type, ack, record } = message as { type?: unknown; ack?: unknown; record?: unknown };
   if (type === 'log') return typeof record === 'object' && record !== null;
-  if (type === 'hello') return true;
+  if (type === 'hello' || type === 'heartbeat') return true;
   return typeof type === 'string' && REPLY_TYPES.has(type) && Number.isSafeInteger(ack);
 }
 

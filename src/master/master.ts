@@ -13,7 +13,9 @@
  *   jobs (SPEC §4); a daemon shutdown shortens that to its own deadline.
  * - `threads` skips the slots of a child that does not answer within the status timeout and logs a
  *   warning: the original's line format has no place for "unknown". `gauges` shows it as
- *   `<pool>.responding: 0`.
+ *   `<pool>.responding: 0`. A child that has missed its heartbeats for --child_unresponsive_after is
+ *   `<pool>.child_responding: 0` (`threads` keeps its columns), `responding: false` in /status,
+ *   driveshaft_child_responding 0 and not ready in /readyz.
  * - Counters are cumulative since the master started, across child restarts and reloads; a crashed
  *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
@@ -33,6 +35,7 @@ import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
 import { serializeError } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
+import { secondsToMs } from '../config/seconds.js';
 import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
 import { COUNTER_NAMES, ShutdownMode as Mode } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
@@ -135,7 +138,8 @@ export class Master implements StatusSource, ExporterSource {
     this.#config = options.config;
     this.#log = options.logger.child({ component: 'master' });
     this.#loopMs = Math.round(options.options.loop_timeout * 1000);
-    this.#timing = { ...supervisorTiming(this.#loopMs), ...options.timing };
+    const heartbeat = { unresponsiveAfterMs: secondsToMs(options.options.child_unresponsive_after), killAfterMs: secondsToMs(options.options.child_kill_after) };
+    this.#timing = { ...supervisorTiming(this.#loopMs, heartbeat), ...options.timing };
     const source = options.signals === undefined ? process : options.signals;
     this.#signals =
       source === null
@@ -388,6 +392,7 @@ export class Master implements StatusSource, ExporterSource {
         `${pool}.connections: ${slots.reduce((sum, slot) => sum + slot.connectedServers, 0)}`,
         `${pool}.child_pid: ${supervisor?.pid ?? 0}`,
         `${pool}.responding: ${responding}`,
+        `${pool}.child_responding: ${[...this.#allSupervisors()].some((s) => s.name === pool && s.unresponsiveSince !== null) ? 0 : 1}`,
         `${pool}.failed: ${supervisor?.state === SupervisorState.FAILED ? 1 : 0}`,
       );
     }
@@ -435,6 +440,7 @@ export class Master implements StatusSource, ExporterSource {
         pid: supervisor.pid,
         restarts: supervisor.restarts,
         failReason: supervisor.failReason,
+        unresponsiveSince: supervisor.unresponsiveSince,
         retiring,
         status: result.ok ? result.status : null,
         statusError: result.ok ? null : result.reason,
@@ -453,7 +459,7 @@ export class Master implements StatusSource, ExporterSource {
   // ---------------------------------------------------------------------------------------------------
 
   #settingsFor(pool: PoolConfig, config: JobsConfig = this.#config): ChildSettings {
-    return { pool, servers: config.servers, loopTimeoutMs: this.#loopMs, logLevel: effectiveLevel(this.#opts.logger) };
+    return { pool, servers: config.servers, loopTimeoutMs: this.#loopMs, logLevel: effectiveLevel(this.#opts.logger), heartbeatIntervalMs: this.#timing.heartbeatIntervalMs };
   }
 
   #startPool(pool: PoolConfig): Promise<void> {

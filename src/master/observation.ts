@@ -20,6 +20,8 @@ export interface ChildObservation {
   pid: number | null;
   restarts: number;
   failReason: string | null;
+  /** Date.now() of the last heartbeat of a child silent for --child_unresponsive_after since; null (or absent) while it beats. */
+  unresponsiveSince?: number | null;
   /** Draining after its pool was removed or scaled to zero. */
   retiring: boolean;
   /** The child's answer to the status poll, or null with the reason in statusError. */
@@ -75,6 +77,15 @@ function childrenOf(observation: Observation, pool: string): ChildObservation[] 
   return observation.children.filter((child) => child.pool === pool);
 }
 
+function isUnresponsive(child: ChildObservation): boolean {
+  return child.unresponsiveSince !== undefined && child.unresponsiveSince !== null;
+}
+
+/** False while a child of the pool has missed its heartbeats (a pool without a child is not "unresponsive"). */
+function childResponding(observation: Observation, pool: string): boolean {
+  return !childrenOf(observation, pool).some(isUnresponsive);
+}
+
 function slotsOf(observation: Observation, pool: string): Array<{ slot: SlotStatus; child: ChildObservation }> {
   const out: Array<{ slot: SlotStatus; child: ChildObservation }> = [];
   for (const child of childrenOf(observation, pool)) for (const slot of child.status?.slots ?? []) out.push({ slot, child });
@@ -114,6 +125,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const http: Sample[] = [];
   const slots: Sample[] = [];
   const restarts: Sample[] = [];
+  const responding: Sample[] = [];
   const pools = [...observation.poolNames];
   for (const name of observation.totals.keys()) if (!pools.includes(name)) pools.push(name);
   for (const pool of pools) {
@@ -132,6 +144,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     }
     for (const [state, count] of byState) slots.push({ labels: { pool, state }, value: count });
     restarts.push({ labels: { pool }, value: totals?.restarts ?? 0 });
+    if (observation.poolNames.includes(pool)) responding.push({ labels: { pool }, value: childResponding(observation, pool) ? 1 : 0 });
   }
 
   const up: Sample[] = observation.servers.map((server) => ({ labels: { server: server.label }, value: serverConnected(observation, server.label) ? 1 : 0 }));
@@ -219,6 +232,12 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       type: MetricType.COUNTER,
       samples: restarts,
     },
+    {
+      name: 'driveshaft_child_responding',
+      help: "Whether the pool's child process sends its heartbeats (1) or has been silent for --child_unresponsive_after (0: stopped, or its event loop is blocked; it is killed and restarted after --child_kill_after).",
+      type: MetricType.GAUGE,
+      samples: responding,
+    },
   ];
 }
 
@@ -258,6 +277,8 @@ export function readiness(observation: Observation): Readiness {
       reason = 'no child process';
     } else if (child.state === 'failed') {
       reason = `marked failed (${child.failReason ?? 'crash loop'}); send SIGHUP to retry`;
+    } else if (isUnresponsive(child)) {
+      reason = `child ${child.pid ?? '?'} unresponsive: no heartbeat for ${Math.max(0, observation.takenAt - (child.unresponsiveSince as number))} ms`;
     } else if (child.status === null) {
       reason = child.pid === null ? `child not running (${child.state})` : `child not answering (${child.statusError ?? 'no status'})`;
     } else {
@@ -290,7 +311,13 @@ export interface StatusPool {
   functions: string[];
   /** The endpoint without any user:password part. */
   uri: string | null;
-  children: Array<{ pid: number | null; state: string; responding: boolean; restarts: number; retiring: boolean; failReason: string | null; error: string | null }>;
+  /** False while a child of the pool has sent no heartbeat for --child_unresponsive_after. */
+  childResponding: boolean;
+  /**
+   * `responding`: the child answered this status poll and is sending its heartbeats. `unresponsiveSince`:
+   * its last heartbeat, when it has been silent for --child_unresponsive_after since.
+   */
+  children: Array<{ pid: number | null; state: string; responding: boolean; unresponsiveSince: string | null; restarts: number; retiring: boolean; failReason: string | null; error: string | null }>;
   slots: StatusSlot[];
   slotCounts: Record<SlotState, number>;
   /** Per configured server: slots registered with it and every connection state seen. */
@@ -371,10 +398,12 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       workerCount: config?.workerCount ?? 0,
       functions: config?.jobsList ?? [],
       uri: config === undefined ? null : withoutCredentials(config.jobProcessingUri),
+      childResponding: childResponding(observation, name),
       children: children.map((child) => ({
         pid: child.pid,
         state: child.state,
-        responding: child.status !== null,
+        responding: child.status !== null && !isUnresponsive(child),
+        unresponsiveSince: isUnresponsive(child) ? new Date(child.unresponsiveSince as number).toISOString() : null,
         restarts: child.restarts,
         retiring: child.retiring,
         failReason: child.failReason,

@@ -134,7 +134,7 @@ function poolCard(pool, doc) {
   const childBadge = !child ? el("span", { class: "badge" }, "no child")
     : child.state === "failed" ? el("span", { class: "badge bad" }, "failed")
     : child.state === "running" && child.responding ? el("span", { class: "badge good" }, "running")
-    : el("span", { class: "badge warn" }, child.state + (child.responding ? "" : ", not answering"));
+    : el("span", { class: "badge warn" }, child.state + (child.unresponsiveSince ? ", unresponsive since " + child.unresponsiveSince : child.responding ? "" : ", not answering"));
   const parked = !child && pool.workerCount === 0;
   const card = el("section", { class: "card" + (parked ? " parked" : ""), "data-pool": pool.name },
     el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),

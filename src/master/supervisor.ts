@@ -4,6 +4,11 @@
  * that marks the pool failed instead of forking forever, and stop escalation IPC shutdown → SIGTERM →
  * SIGKILL. The supervisor never looks inside a job: it sends settings and asks for status.
  *
+ * A running child sends a heartbeat every heartbeatIntervalMs. One silent for unresponsiveAfterMs
+ * (SIGSTOP, a blocked event loop) is logged and reported as unresponsive; silent for killAfterMs it is
+ * killed with SIGKILL (a stopped process does not act on SIGTERM) and restarted like any child that
+ * died: backoff, crash-loop limit. gearmand re-queues the jobs of its dropped connections.
+ *
  *   starting ──ready──► running ──exit──► backoff ──timer──► starting …
  *      │  init-failed / timeout / exit ─────┘   └─ too many unstable exits ──► failed
  *      └──────────── stop() ──► stopping ──exit──► stopped      (recycle: stopping ──exit──► starting)
@@ -11,7 +16,7 @@
 import type { Logger } from '../log.js';
 import { emitForwardedRecord } from '../log.js';
 import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
-import { ShutdownMode as Mode } from '../ipc/messages.js';
+import { heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/messages.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
@@ -42,10 +47,23 @@ export interface SupervisorTiming {
   maxUnstableRestarts: number;
   /** Between the shutdown deadline and SIGTERM, and between SIGTERM and SIGKILL. */
   killGraceMs: number;
+  /** How often a child sends `heartbeat` (also how often the supervisor checks for silence). */
+  heartbeatIntervalMs: number;
+  /** A child silent this long is logged and reported as unresponsive (--child_unresponsive_after). */
+  unresponsiveAfterMs: number;
+  /** A child silent this long is killed and restarted; 0 = never (--child_kill_after). */
+  killAfterMs: number;
 }
 
+/** The defaults of --child_unresponsive_after and --child_kill_after, in milliseconds. */
+export const DEFAULT_UNRESPONSIVE_AFTER_MS = 10_000;
+export const DEFAULT_KILL_AFTER_MS = 60_000;
+
 /** Timings derived from loop_timeout (SPEC §1: loop_timeout drives liveness checks and shutdown waits). */
-export function supervisorTiming(loopTimeoutMs: number): SupervisorTiming {
+export function supervisorTiming(
+  loopTimeoutMs: number,
+  { unresponsiveAfterMs = DEFAULT_UNRESPONSIVE_AFTER_MS, killAfterMs = DEFAULT_KILL_AFTER_MS }: { unresponsiveAfterMs?: number; killAfterMs?: number } = {},
+): SupervisorTiming {
   return {
     // A child answers init before it connects anywhere; 10 s covers a loaded machine's module loading.
     readyTimeoutMs: Math.max(10_000, 2 * loopTimeoutMs),
@@ -59,6 +77,9 @@ export function supervisorTiming(loopTimeoutMs: number): SupervisorTiming {
     minUptimeMs: 10_000,
     maxUnstableRestarts: 10,
     killGraceMs: Math.max(250, Math.min(loopTimeoutMs / 2, 5000)),
+    heartbeatIntervalMs: heartbeatIntervalMs(loopTimeoutMs, unresponsiveAfterMs),
+    unresponsiveAfterMs,
+    killAfterMs,
   };
 }
 
@@ -85,6 +106,13 @@ interface Incarnation {
   exited: boolean;
   /** Resolved by the child's `hello`: only then is it listening, and may be sent `init`. */
   hello: Promise<void>;
+  /** Date.now() of the last heartbeat (of `ready` before the first one). */
+  lastHeartbeatAt: number;
+  /** The last heartbeat before a silence of unresponsiveAfterMs; null while the child beats. */
+  unresponsiveSince: number | null;
+  /** Checks for silence from `ready` until the exit. */
+  watch: NodeJS.Timeout | null;
+  killedForSilence: boolean;
 }
 
 export class PoolSupervisor {
@@ -141,6 +169,15 @@ export class PoolSupervisor {
   /** Times a child was forked again after an unexpected exit. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /**
+   * Date.now() of the live child's last heartbeat when it has been silent for unresponsiveAfterMs since
+   * (stopped, or its event loop blocked); null while it beats, and when there is no live child.
+   */
+  get unresponsiveSince(): number | null {
+    const current = this.#current;
+    return current === null || current.exited ? null : current.unresponsiveSince;
   }
 
   /** Why the pool was marked failed, while it is. */
@@ -305,10 +342,12 @@ export class PoolSupervisor {
     const hello = new Promise<void>((resolve) => {
       helloReceived = resolve;
     });
-    const incarnation: Incarnation = { child, channel, spawnedAt: Date.now(), exited: false, hello };
+    const now = Date.now();
+    const incarnation: Incarnation = { child, channel, spawnedAt: now, exited: false, hello, lastHeartbeatAt: now, unresponsiveSince: null, watch: null, killedForSilence: false };
     this.#current = incarnation;
     channel.onNotice((notice) => {
       if (notice.type === 'log') emitForwardedRecord(this.#root, notice.record);
+      else if (notice.type === 'heartbeat') this.#onHeartbeat(incarnation);
       else if (notice.type === 'hello') helloReceived();
     });
     channel.onInvalid((message) => {
@@ -332,6 +371,7 @@ export class PoolSupervisor {
       if (reply.type === 'ready') {
         if (this.#current === incarnation && this.#state === SupervisorState.STARTING) {
           this.#setState(SupervisorState.RUNNING);
+          this.#watchHeartbeat(incarnation);
           this.#log.info({ event: 'ready', childPid: incarnation.child.pid }, `pool ${this.name}: child ${incarnation.child.pid} ready`);
         }
         return;
@@ -344,6 +384,58 @@ export class PoolSupervisor {
     this.#log.error({ event: 'init-failed', problem, childPid: incarnation.child.pid }, `pool ${this.name}: child failed to start: ${problem}`);
     // Its exit (forced now) goes through the ordinary crash path: backoff, crash-loop limit.
     incarnation.child.kill('SIGKILL');
+  }
+
+  /**
+   * Checks the child's heartbeat every heartbeatIntervalMs until it exits (a stopping child is watched
+   * too: a drain can take max_running_time, and a wedged child should not hold it that long).
+   */
+  #watchHeartbeat(incarnation: Incarnation): void {
+    const every = this.#timing.heartbeatIntervalMs;
+    incarnation.lastHeartbeatAt = Date.now();
+    let lastCheck = incarnation.lastHeartbeatAt;
+    incarnation.watch = setInterval(() => {
+      const now = Date.now();
+      // After a stall of the master's own event loop this check can run before the beats waiting in
+      // the IPC pipe are read: the time the master was not looking does not count against the child.
+      const stalled = now - lastCheck - every;
+      if (stalled > every) incarnation.lastHeartbeatAt += stalled;
+      lastCheck = now;
+      this.#checkHeartbeat(incarnation, now);
+    }, every);
+    incarnation.watch.unref();
+  }
+
+  #checkHeartbeat(incarnation: Incarnation, now: number): void {
+    if (incarnation.exited) return;
+    const silentMs = now - incarnation.lastHeartbeatAt;
+    const childPid = incarnation.child.pid;
+    if (incarnation.unresponsiveSince === null && silentMs >= this.#timing.unresponsiveAfterMs) {
+      incarnation.unresponsiveSince = incarnation.lastHeartbeatAt;
+      const killIn = this.#timing.killAfterMs === 0 ? 'it is not killed (--child_kill_after 0)' : `it is killed after ${this.#timing.killAfterMs} ms of silence`;
+      this.#log.warn(
+        { event: 'child-unresponsive', childPid, silentMs, killAfterMs: this.#timing.killAfterMs },
+        `pool ${this.name}: child ${childPid} sent no heartbeat for ${silentMs} ms (stopped, or its event loop is blocked); ${killIn}`,
+      );
+    }
+    if (this.#timing.killAfterMs > 0 && silentMs >= this.#timing.killAfterMs && !incarnation.killedForSilence) {
+      incarnation.killedForSilence = true;
+      this.#log.error(
+        { event: 'child-unresponsive-kill', childPid, silentMs },
+        `pool ${this.name}: child ${childPid} sent no heartbeat for ${silentMs} ms; killing it (SIGKILL): gearmand re-queues its running jobs`,
+      );
+      incarnation.child.kill('SIGKILL');
+    }
+  }
+
+  #onHeartbeat(incarnation: Incarnation): void {
+    const now = Date.now();
+    if (incarnation.unresponsiveSince !== null && !incarnation.exited) {
+      const silentMs = now - incarnation.unresponsiveSince;
+      this.#log.info({ event: 'child-responding', childPid: incarnation.child.pid, silentMs }, `pool ${this.name}: child ${incarnation.child.pid} is responding again after ${silentMs} ms of silence`);
+      incarnation.unresponsiveSince = null;
+    }
+    incarnation.lastHeartbeatAt = now;
   }
 
   #armEscalation(incarnation: Incarnation, deadlineMs: number): void {
@@ -395,6 +487,7 @@ export class PoolSupervisor {
   #onExit(incarnation: Incarnation, code: number | null, signal: NodeJS.Signals | null): void {
     if (incarnation.exited) return;
     incarnation.exited = true;
+    if (incarnation.watch !== null) clearInterval(incarnation.watch);
     incarnation.channel.close(`child exited (code ${code}, signal ${signal})`);
     if (this.#current !== incarnation) return;
     this.#clearEscalation();

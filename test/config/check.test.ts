@@ -11,6 +11,8 @@ function options(extra: Partial<DaemonOptions>): DaemonOptions {
     logconfig: null,
     max_running_time: 300,
     loop_timeout: 10,
+    child_unresponsive_after: 10,
+    child_kill_after: 60,
     status_port: null,
     status_host: '127.0.0.1',
     user: null,

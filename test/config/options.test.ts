@@ -35,6 +35,8 @@ test('parseCommandLine should apply every default when only --jobsconfig is give
     logconfig: null,
     max_running_time: 300,
     loop_timeout: 10,
+    child_unresponsive_after: 10,
+    child_kill_after: 60,
     status_port: null,
     status_host: '127.0.0.1',
     user: null,
@@ -52,6 +54,8 @@ test('parseCommandLine should read every option in --name value form', () => {
     '--logconfig', '/etc/driveshaft/log.json',
     '--max_running_time', '30',
     '--loop_timeout', '0.5',
+    '--child_unresponsive_after', '2.5',
+    '--child_kill_after', '0',
     '--status_port', '9000',
     '--status_host', '0.0.0.0',
     '--user', 'nobody',
@@ -66,6 +70,8 @@ test('parseCommandLine should read every option in --name value form', () => {
     logconfig: '/etc/driveshaft/log.json',
     max_running_time: 30,
     loop_timeout: 0.5,
+    child_unresponsive_after: 2.5,
+    child_kill_after: 0,
     status_port: 9000,
     status_host: '0.0.0.0',
     user: 'nobody',
@@ -99,6 +105,8 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     DRIVESHAFT_LOGCONFIG: '/env/log.json',
     DRIVESHAFT_MAX_RUNNING_TIME: '60',
     DRIVESHAFT_LOOP_TIMEOUT: '2',
+    DRIVESHAFT_CHILD_UNRESPONSIVE_AFTER: '5',
+    DRIVESHAFT_CHILD_KILL_AFTER: '30',
     DRIVESHAFT_STATUS_PORT: '8080',
     DRIVESHAFT_STATUS_HOST: '::1',
     DRIVESHAFT_USER: 'www-data',
@@ -113,6 +121,8 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     logconfig: '/env/log.json',
     max_running_time: 60,
     loop_timeout: 2,
+    child_unresponsive_after: 5,
+    child_kill_after: 30,
     status_port: 8080,
     status_host: '::1',
     user: 'www-data',
@@ -167,14 +177,16 @@ test('parseCommandLine should return the version for --version and -v', () => {
 
 test('helpText should list every option with its default and environment variable', () => {
   const text = helpText();
-  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
+  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'child_unresponsive_after', 'child_kill_after', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
     assert.match(text, new RegExp(`--${name}\\b`), name);
   }
-  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
+  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'CHILD_UNRESPONSIVE_AFTER', 'CHILD_KILL_AFTER', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
     assert.match(text, new RegExp(`env DRIVESHAFT_${env}\\b`), env);
   }
   assert.match(text, /--max_running_time S .*\n.*default 300; env DRIVESHAFT_MAX_RUNNING_TIME/);
   assert.match(text, /--loop_timeout S .*\n.*default 10; env DRIVESHAFT_LOOP_TIMEOUT/);
+  assert.match(text, /--child_unresponsive_after S .*\n.*default 10; env DRIVESHAFT_CHILD_UNRESPONSIVE_AFTER/);
+  assert.match(text, /--child_kill_after S .*\n.*default 60; env DRIVESHAFT_CHILD_KILL_AFTER/);
   assert.match(text, /--status_host HOST .*\n.*default 127\.0\.0\.1; env DRIVESHAFT_STATUS_HOST/);
   assert.match(text, /--request_format F .*\n.*default json; env DRIVESHAFT_REQUEST_FORMAT/);
 });
@@ -202,6 +214,16 @@ test('parseCommandLine should reject an option without its value', () => {
 
 test('parseCommandLine should reject an option given twice', () => {
   rejects([...JOBS, '--loop_timeout', '1', '--loop_timeout=2'], '--loop_timeout: given more than once');
+});
+
+test('parseCommandLine should bound the child heartbeat options and keep the kill after the warning', () => {
+  rejects([...JOBS, '--child_unresponsive_after', '0.5'], '--child_unresponsive_after: expected at least 1 seconds (four heartbeats at the shortest heartbeat interval, 250 ms), got "0.5"');
+  rejects([...JOBS, '--child_unresponsive_after', '0'], '--child_unresponsive_after: expected a positive number of seconds, got "0"');
+  rejects([...JOBS, '--child_kill_after', '-1'], '--child_kill_after: expected a positive number of seconds or 0 (never), got "-1"');
+  rejects([...JOBS, '--child_kill_after', '5'], '--child_kill_after: expected 0 (never) or at least --child_unresponsive_after (10), got "5"');
+  rejects([...JOBS, '--child_unresponsive_after', '80'], '--child_kill_after: expected 0 (never) or at least --child_unresponsive_after (80), its default is 60: give --child_kill_after too');
+  assert.equal(run([...JOBS, '--child_unresponsive_after', '20', '--child_kill_after', '0']).child_kill_after, 0);
+  assert.equal(run([...JOBS, '--child_kill_after', '10']).child_kill_after, 10);
 });
 
 test('parseCommandLine should reject a negative loop_timeout', () => {

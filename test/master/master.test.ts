@@ -28,6 +28,8 @@ function options(file: string, statusPort: number | null = 0): DaemonOptions {
     logconfig: null,
     max_running_time: 1,
     loop_timeout: 0.2,
+    child_unresponsive_after: 10,
+    child_kill_after: 60,
     status_port: statusPort,
     status_host: '127.0.0.1',
     user: null,

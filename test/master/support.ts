@@ -54,6 +54,10 @@ export function fastTiming(overrides: Partial<SupervisorTiming> = {}): Superviso
     minUptimeMs: 2000,
     maxUnstableRestarts: 3,
     killGraceMs: 200,
+    // The fake child sends no heartbeats: only a test that asks for it is watched closely.
+    heartbeatIntervalMs: 250,
+    unresponsiveAfterMs: 10_000,
+    killAfterMs: 0,
     ...overrides,
   };
 }
