@@ -168,13 +168,18 @@ export class DeadLetterFile {
   #run(): void {
     if (this.#running) return;
     this.#running = true;
-    void this.#drain().finally(() => {
-      this.#running = false;
-    });
+    // Nothing in #drain throws: write failures reject their letters, close failures are ignored.
+    void this.#drain();
   }
 
   async #drain(): Promise<void> {
-    while (this.#ops.length > 0) {
+    for (;;) {
+      if (this.#ops.length === 0) {
+        // In the same tick as this last look at the queue, not after an await: a caller resuming from
+        // the last resolve() may queue a letter before a promise-based cleanup would run.
+        this.#running = false;
+        return;
+      }
       const head = this.#ops[0] as Op;
       if (head.kind === 'close') {
         this.#ops.shift();
