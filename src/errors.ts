@@ -33,8 +33,6 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'DS_SHUTTING_DOWN',
   /** A dead letter could not be written (and synced) to the pool's dead-letter file. */
   DEAD_LETTER: 'DS_DEAD_LETTER',
-  /** `driveshaft replay` could not submit a letter (gearmand unreachable, ERROR reply, lost connection). */
-  REPLAY: 'DS_REPLAY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -198,12 +196,5 @@ export class DeadLetterError extends DriveshaftError {
     super(ErrorCode.DEAD_LETTER, `dead-letter file ${path}: ${message}`, { retryable: true, ...options });
     this.path = path;
     this.osCode = options.osCode ?? null;
-  }
-}
-
-export class ReplayError extends DriveshaftError {
-  override name = 'ReplayError';
-  constructor(message: string, options: DriveshaftErrorOptions = {}) {
-    super(ErrorCode.REPLAY, message, options);
   }
 }
