@@ -103,6 +103,12 @@ export async function replayFile(options: ReplayOptions, output: ReplayOutput): 
     output.err(`--file ${options.file}: cannot read: ${(error as Error).message}`);
     return { ...report, code: REPLAY_EXIT_USAGE };
   }
+  // open() accepts a directory; reading it would fail only later. A pipe is fine (--file <(zcat …)).
+  if ((await file.stat().catch(() => null))?.isDirectory() === true) {
+    await file.close().catch(() => undefined);
+    output.err(`--file ${options.file}: cannot read: is a directory`);
+    return { ...report, code: REPLAY_EXIT_USAGE };
+  }
 
   let submitter: Submitter | null = null;
   if (!options.dryRun) {

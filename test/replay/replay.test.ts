@@ -244,6 +244,33 @@ test('--servers should use the first server that accepts a connection, and say s
   assert.match(none.stderr[0] as string, new RegExp(`^no gearmand reachable: 127\\.0\\.0\\.1:${deadPort} \\(connect ECONNREFUSED[^)]*\\); nothing was submitted$`));
 });
 
+/** Whether some connection to 127.0.0.1:port is established (Linux /proc/net/tcp: local port, state 01). */
+function establishedTo(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const fields = line.trim().split(/\s+/);
+      return fields[1]?.endsWith(`:${hexPort}`) === true && fields[3] === '01';
+    });
+}
+
+test('a connection lost mid-replay should stop the replay and name the first letter not confirmed', async (t) => {
+  const server = await gearmand(t);
+  const file = path.join(tempDir(t), 'dead.jsonl');
+  await writeLetters(file, [letter({ unique: Buffer.from('a') }), letter({ unique: Buffer.from('b') }), letter({ unique: Buffer.from('c') })]);
+  // A stopped gearmand still completes the TCP handshake (the kernel does) but answers nothing.
+  await server.kill('SIGSTOP');
+  const output = capture();
+  const done = replayMain(['--file', file, '--servers', server.label], output);
+  await waitFor(() => establishedTo(server.port), { timeoutMs: 10_000, message: 'replay to connect to the stopped gearmand' });
+  await server.kill('SIGKILL');
+  assert.equal(await done, 1);
+  assert.deepEqual(output.stdout, ['replayed 0 of 3 letters (0 skipped by filter, 0 bad lines)']);
+  assert.equal(output.stderr.length, 1, output.stderr.join('\n'));
+  assert.match(output.stderr[0] as string, new RegExp(`^stopped: gearmand ${server.label.replace(/\./g, '\\.')}: .+; 3 letters from line 1 on were not confirmed`));
+});
+
 test('the replay options should be checked, one clear problem at a time', () => {
   const problems: Array<[string[], RegExp]> = [
     [[], /^--file: is required/],
@@ -304,6 +331,8 @@ test('the replay command should exit 0 when complete, 1 on a bad line or an unre
   const missing = await cli(['--file', path.join(dir, 'nope.jsonl'), '--servers', server.label]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^driveshaft replay: --file \S+nope\.jsonl: cannot read: ENOENT/);
+  const directory = await cli(['--file', dir, '--servers', server.label]);
+  assert.deepEqual(directory, { code: 2, stdout: '', stderr: `driveshaft replay: --file ${dir}: cannot read: is a directory\n` });
 
   appendFileSync(file, 'garbage\n');
   const bad = await cli(['--file', file, '--servers', server.label, '--dry-run']);
