@@ -31,6 +31,8 @@ export const ErrorCode = {
   USER: 'DS_USER',
   /** The daemon is shutting down and refuses new work. */
   SHUTTING_DOWN: 'DS_SHUTTING_DOWN',
+  /** A dead letter could not be written (and synced) to the pool's dead-letter file. */
+  DEAD_LETTER: 'DS_DEAD_LETTER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -180,5 +182,19 @@ export class ShuttingDownError extends DriveshaftError {
   override name = 'ShuttingDownError';
   constructor(message: string) {
     super(ErrorCode.SHUTTING_DOWN, message);
+  }
+}
+
+export class DeadLetterError extends DriveshaftError {
+  override name = 'DeadLetterError';
+  /** The dead-letter file. */
+  readonly path: string;
+  /** The operating system's code (ENOSPC, EACCES, ENOENT…), or null when the file was closed. */
+  readonly osCode: string | null;
+  constructor(path: string, message: string, options: DriveshaftErrorOptions & { osCode?: string | null } = {}) {
+    // Retryable: the full disk or the missing directory may be fixed before the job comes back.
+    super(ErrorCode.DEAD_LETTER, `dead-letter file ${path}: ${message}`, { retryable: true, ...options });
+    this.path = path;
+    this.osCode = options.osCode ?? null;
   }
 }

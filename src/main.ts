@@ -57,6 +57,11 @@ function flushLogs(logger: Logger): Promise<void> {
 
 /** Runs the command; resolves with the exit status. Never throws. */
 export async function main(argv: readonly string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv[0] === 'replay') {
+    // A separate tool sharing the binary: loaded only here, so the daemon never carries it.
+    const { replayMain } = await import('./replay/replay.js');
+    return replayMain(argv.slice(1));
+  }
   const handshake = DaemonHandshake.fromEnvironment(env);
   const reporter: Reporter = {
     async fail(code, lines) {

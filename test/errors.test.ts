@@ -4,6 +4,7 @@ import * as errors from '../src/errors.js';
 import {
   AdminReplyError,
   ConfigError,
+  DeadLetterError,
   DriveshaftError,
   ErrorCode,
   FdBudgetError,
@@ -40,6 +41,7 @@ const EXPECTED: ReadonlyArray<{ make: () => DriveshaftError; name: string; code:
   { make: () => new PidFileError('bad'), name: 'PidFileError', code: 'DS_PID_FILE', retryable: false },
   { make: () => new UserError('bad'), name: 'UserError', code: 'DS_USER', retryable: false },
   { make: () => new ShuttingDownError('bad'), name: 'ShuttingDownError', code: 'DS_SHUTTING_DOWN', retryable: false },
+  { make: () => new DeadLetterError('/var/spool/dead.jsonl', 'bad'), name: 'DeadLetterError', code: 'DS_DEAD_LETTER', retryable: true },
 ];
 
 describe('errors', () => {

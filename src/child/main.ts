@@ -7,6 +7,7 @@
  *   the connections retry on their own. Invalid settings → `init-failed`, then exit 2.
  * - `reconfigure` → `reconfigured` | `reconfigure-failed` (the old settings stay in force).
  * - `status` → `status-reply` (before init: an empty pool).
+ * - `reopen-files` (USR2) → `files-reopened` once every dead-letter file is closed for reopening.
  * - `shutdown` → graceful drain (deadlineMs = how long running jobs may still take, from receipt) or
  *   hard destroy → `stopped`, exit 0. A later hard `shutdown` cuts a graceful drain short.
  * - `heartbeat` every heartbeatIntervalMs from `ready` on, so the master notices a child that is stopped
@@ -23,6 +24,7 @@ import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { createForwardingLogger } from '../forwarding-logger.js';
 import type { Logger } from '../log.js';
+import { reopenDeadLetterFiles } from './dead-letters.js';
 import { WorkerPool, validateSettings } from './worker-pool.js';
 
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */
@@ -166,6 +168,18 @@ function onMessage(raw: unknown): void {
     case 'status':
       send({ type: 'status-reply', ack: message.seq, status: pool === null ? emptyStatus() : pool.status() });
       return;
+    case 'reopen-files': {
+      const ack = message.seq;
+      void reopenDeadLetterFiles().then(
+        (files) => send({ type: 'files-reopened', ack, files }),
+        // reopen() only closes (the next write opens): it does not fail, but the master must get a reply.
+        (error: unknown) => {
+          log?.error({ err: error }, 'cannot reopen the dead-letter files');
+          send({ type: 'files-reopened', ack, files: [] });
+        },
+      );
+      return;
+    }
     case 'shutdown':
       log?.info({ mode: message.mode, deadlineMs: message.deadlineMs }, 'shutdown requested');
       stop(message.mode === 'hard' ? 'hard' : 'graceful', message.deadlineMs, message.seq);

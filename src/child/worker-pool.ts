@@ -18,6 +18,7 @@ import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../i
 import type { Logger } from '../log.js';
 import { queryStatus } from '../admin-query.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import { DeadLetterFile } from './dead-letters.js';
 import { checkHealth } from './health-check.js';
 import { FailureCause, JobRunner } from './job-runner.js';
 import type { AttemptInfo, FinalOutcome, Job, JobOutcome } from './job-runner.js';
@@ -169,6 +170,8 @@ export class WorkerPool {
   /** Attempts of jobs this child handed back to gearmand, by server, handle and unique. */
   readonly #redeliveries = new Map<string, AttemptInfo>();
   #breaker: CircuitBreaker | null = null;
+  /** The pool's dead-letter file (delivery.dead_letter_file), opened on the first letter. */
+  #deadLetters: DeadLetterFile | null = null;
   /** Slots refused a permit by the breaker, kicked in order when permits free up. */
   readonly #blocked = new Set<Slot>();
   readonly #counters: ChildCounters = zeroCounters();
@@ -206,8 +209,8 @@ export class WorkerPool {
         return earlier;
       },
       remember: (job, attempt) => boundedSet(this.#redeliveries, ledgerKey(job), attempt),
-      // Wired to the pool's dead-letter file (delivery.dead_letter_file) when one is configured.
-      deadLetter: () => null,
+      deadLetter: (job, attempts, reason) =>
+        this.#deadLetters === null ? null : this.#deadLetters.write({ ...job, pool: (this.#settings as ChildSettings).pool.name, attempts, reason }),
       attemptFailed: (outcome, httpStatus) => this.#attemptFailed(outcome, httpStatus),
       count: (event) => {
         this.#counters[`jobs_${event}`]++;
@@ -230,6 +233,7 @@ export class WorkerPool {
     this.#settings = settings;
     this.#runner = this.#newRunner(settings);
     this.#breaker = this.#newBreaker(settings);
+    this.#useDeadLetterFile(settings.pool.delivery.deadLetterFile);
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#wakeGroups = settings.servers.map(() => new WakeGroup());
@@ -251,6 +255,7 @@ export class WorkerPool {
     }
     const breaker = this.#breaker as CircuitBreaker;
     breaker.update(settings.pool.delivery);
+    this.#useDeadLetterFile(settings.pool.delivery.deadLetterFile);
     if (old.pool.workerCount !== settings.pool.workerCount) breaker.resize(settings.pool.workerCount);
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
@@ -322,7 +327,7 @@ export class WorkerPool {
     this.#breaker?.close();
     this.#blocked.clear();
     this.#drained = this.#whenStopped().then(async () => {
-      await Promise.all([this.#runner?.close(), ...[...this.#oldRunners].map((r) => r.close())]);
+      await Promise.all([this.#runner?.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#deadLetters?.close()]);
       this.#stopTicker();
       this.#state = PoolState.STOPPED;
       this.#log.info({ counters: this.#counters }, 'pool stopped');
@@ -411,6 +416,13 @@ export class WorkerPool {
         ),
       ...(this.#maxResponseBytes === undefined ? {} : { maxResponseBytes: this.#maxResponseBytes }),
     });
+  }
+
+  /** Opens (lazily) the configured dead-letter file; a reload to another path closes the old one after its pending letters. */
+  #useDeadLetterFile(path: string | null): void {
+    if (this.#deadLetters?.path === path) return;
+    void this.#deadLetters?.close();
+    this.#deadLetters = path === null ? null : new DeadLetterFile(path);
   }
 
   #newBreaker(settings: ChildSettings): CircuitBreaker {

@@ -387,7 +387,8 @@ export function helpText(): string {
     const details = [defaultText(name), schema.env === undefined ? '' : `env ${schema.env as string}`].filter((d) => d !== '');
     if (details.length > 0) lines.push(`  ${''.padEnd(width)}(${details.join('; ')})`);
   }
-  lines.push('', 'Signals: HUP reloads; TERM, INT or USR1 stop gracefully; QUIT stops at once; USR2 reopens logs.');
+  lines.push('', 'Signals: HUP reloads; TERM, INT or USR1 stop gracefully; QUIT stops at once; USR2 reopens logs and dead-letter files.');
+  lines.push('', 'driveshaft replay --help: re-submit the jobs of a dead-letter file to gearmand.');
   return `${lines.join('\n')}\n`;
 }
 

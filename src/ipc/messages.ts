@@ -46,7 +46,9 @@ export type MasterToChild =
   | { type: 'init'; seq: number; settings: ChildSettings }
   | { type: 'reconfigure'; seq: number; settings: ChildSettings }
   | { type: 'status'; seq: number }
-  | { type: 'shutdown'; seq: number; mode: ShutdownMode; deadlineMs: number };
+  | { type: 'shutdown'; seq: number; mode: ShutdownMode; deadlineMs: number }
+  /** USR2 (logrotate): close the pool's dead-letter files after their pending writes; the next write reopens the path. */
+  | { type: 'reopen-files'; seq: number };
 
 export type ChildToMaster =
   /**
@@ -59,6 +61,8 @@ export type ChildToMaster =
   | { type: 'reconfigured'; ack: number }
   | { type: 'reconfigure-failed'; ack: number; error: SerializedError }
   | { type: 'status-reply'; ack: number; status: ChildStatus }
+  /** The dead-letter files closed for reopening (none when the pool has none). */
+  | { type: 'files-reopened'; ack: number; files: string[] }
   /**
    * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
    * the final counters and metrics, so jobs finished since the master's last status poll still count.

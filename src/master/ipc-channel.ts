@@ -35,6 +35,7 @@ const REPLY_TYPES: ReadonlySet<string> = new Set([
   'reconfigured',
   'reconfigure-failed',
   'status-reply',
+  'files-reopened',
   'stopped',
 ]);
 

@@ -590,6 +590,16 @@ export class Master implements StatusSource, ExporterSource {
     } catch (error) {
       this.#log.error({ event: 'logs-reopen-failed', signal, err: error }, `${signal}: cannot reopen log files: ${(error as Error).message}`);
     }
+    // The pools' dead-letter files are open in the children.
+    for (const supervisor of this.#supervisors.values()) {
+      void supervisor.reopenFiles().then((result) => {
+        if (!result.ok) {
+          this.#log.warn({ event: 'files-reopen-failed', pool: supervisor.name, signal, reason: result.reason }, `${signal}: pool ${supervisor.name} did not reopen its dead-letter file: ${result.reason}`);
+        } else if (result.files.length > 0) {
+          this.#log.info({ event: 'files-reopened', pool: supervisor.name, signal, files: result.files }, `${signal}: pool ${supervisor.name} reopened ${result.files.join(', ')}`);
+        }
+      });
+    }
   }
 
   #armDeadline(ms: number): void {

@@ -262,6 +262,23 @@ export class PoolSupervisor {
   }
 
   /**
+   * Asks the child to reopen its dead-letter files (USR2) and resolves with their paths. Never throws;
+   * a child that is not running has nothing open worth reopening.
+   */
+  async reopenFiles(): Promise<{ ok: true; files: string[] } | { ok: false; reason: string }> {
+    const current = this.#current;
+    if (current === null || current.exited || this.#state !== SupervisorState.RUNNING) return { ok: true, files: [] };
+    try {
+      // The child first finishes the letters being fsynced: allow a slow disk the reconfigure time.
+      const reply = await current.channel.request({ type: 'reopen-files' }, this.#timing.reconfigureTimeoutMs);
+      if (reply.type !== 'files-reopened') return { ok: false, reason: `unexpected reply ${reply.type}` };
+      return { ok: true, files: Array.isArray(reply.files) ? reply.files.map(String) : [] };
+    } catch (error) {
+      return { ok: false, reason: (error as Error).message };
+    }
+  }
+
+  /**
    * Stops the child: IPC shutdown with `deadlineMs` for running jobs, then SIGTERM after killGraceMs more,
    * then SIGKILL after another killGraceMs. A hard stop during a graceful one upgrades it. Resolves once the
    * child has exited (or at once when there is none).

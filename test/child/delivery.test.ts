@@ -4,6 +4,9 @@
  * client that sees what users' clients see.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { DeliveryPolicy } from '../../src/config/types.js';
@@ -244,4 +247,52 @@ test('keep_alive false opens a new endpoint connection per job', async (t) => {
   for (let i = 0; i < 5; i++) assert.equal((await r.client.submit(r.fn, `job ${i}`)).outcome, 'complete');
   assert.equal(new Set(r.endpoint.requests.map((q) => q.socketId)).size, 5);
   assert.ok(r.endpoint.requests.every((q) => q.headers.connection === 'close'));
+});
+
+test('a permanent failure and an exhausted job are written to the dead-letter file before their WORK_FAIL', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-dead-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'letters.jsonl');
+  const r = await rig(t, {
+    pool: { delivery: policy({ maxAttempts: 2, minBackoffMs: 10, breakerThreshold: 0, deadLetterFile: file }) },
+    handler: (req) => (req.body.includes('poison') ? { status: 503 } : { status: 500 }),
+  });
+  const workload = Buffer.from([0x00, 0xff, 0x41, 0x0a]);
+  const permanent = await r.client.submit(r.fn, workload, { unique: 'dl-500' });
+  assert.equal(permanent.outcome, 'fail');
+  // The letter was on disk before the client heard of the failure.
+  const first = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(first.length, 1);
+  assert.equal(first[0]?.unique, 'dl-500');
+  assert.equal(first[0]?.function, r.fn);
+  assert.equal(first[0]?.handle, permanent.handle);
+  assert.deepEqual(Buffer.from(String(first[0]?.workload), 'base64'), workload);
+  assert.equal(first[0]?.attempts, 1);
+  assert.match(String(first[0]?.reason), /HTTP 500/);
+
+  assert.equal((await r.client.submit(r.fn, 'poison', { unique: 'dl-503' })).outcome, 'fail');
+  const letters = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(letters[1]?.unique, 'dl-503');
+  assert.equal(letters[1]?.attempts, 2);
+  assert.match(String(letters[1]?.reason), /gave up after 2 attempts/);
+  assert.equal(r.pool.status().counters.jobs_dead_lettered, 2);
+  assert.equal(r.logger.find('dead-letter file').length, 2, 'every dead letter is logged');
+});
+
+test('a dead letter that cannot be written hands the job back to gearmand instead of failing it', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-dead-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let permanent = true;
+  const r = await rig(t, {
+    pool: { delivery: policy({ deadLetterFile: path.join(dir, 'missing-directory', 'letters.jsonl') }) },
+    handler: () => (permanent ? { status: 500 } : OK),
+    logLevel: 'error',
+  });
+  const pending = r.client.submit(r.fn, 'keep me', { timeoutMs: 20_000 });
+  await waitFor(() => (r.logger.find('cannot write the dead letter').length > 0 ? true : undefined), { timeoutMs: 5000, message: 'the write failure to be logged' });
+  assert.equal(r.pool.status().counters.jobs_failed, 0);
+  permanent = false;
+  const result = await pending;
+  assert.equal(result.outcome, 'complete', 'the job came back from gearmand and ran');
+  assert.ok(r.pool.status().counters.jobs_handed_back >= 1);
 });

@@ -15,7 +15,7 @@ import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, jobsFile, memoryLogger } from './support.js';
+import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';
 import type { LogRecord } from './support.js';
 
 type Pools = Record<string, { uri: string; count: number; jobs: string[] }>;
@@ -23,22 +23,7 @@ type Pools = Record<string, { uri: string; count: number; jobs: string[] }>;
 const SERVERS = ['127.0.0.1:4730'];
 
 function options(file: string, statusPort: number | null = 0): DaemonOptions {
-  return {
-    jobsconfig: file,
-    logconfig: null,
-    max_running_time: 1,
-    loop_timeout: 0.2,
-    child_unresponsive_after: 10,
-    child_kill_after: 60,
-    status_port: statusPort,
-    status_host: '127.0.0.1',
-    user: null,
-    pid_file: null,
-    daemonize: false,
-    request_format: 'json',
-    check: false,
-    exporter_addr: null,
-  };
+  return daemonOptions(file, { status_port: statusPort });
 }
 
 interface Harness {
