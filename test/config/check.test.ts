@@ -40,6 +40,9 @@ test('runCheck should report a good jobs config, no log config and the descripto
     lines: [
       `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
       'file descriptors OK: at most 56 per process, limit 1024',
+      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -55,6 +58,7 @@ test('runCheck should report a good log config', (t) => {
     lines: [
       `jobs config ${jobsconfig} OK: 1 pool, 4 slots, 1 server`,
       'file descriptors OK: at most 40 per process, limit unlimited',
+      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
       `log config ${logconfig} OK`,
     ],
   });
@@ -94,6 +98,9 @@ test('runCheck should refuse a config over the descriptor budget', (t) => {
   assert.deepEqual(result.lines, [
     `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
     'pool "B" needs 56 file descriptors (8 slots × 2 servers + 8 HTTP connections + 32 reserved) but the open-file limit is 50; raise it (ulimit -n) or lower worker_count',
+    'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
     'log config: none given, JSON lines to stdout at level info',
   ]);
 });
