@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { childPath } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, isSafeInteger } from './problems.js';
-import { MIN_SECONDS, secondsProblem, secondsToMs } from './seconds.js';
+import { secondsProblem, secondsToMs } from './seconds.js';
 import { DEFAULT_DELIVERY, DeliveryMode, defaultPoolExtensions } from './types.js';
 import type { DeliveryPolicy, PoolConfig } from './types.js';
 
@@ -112,7 +112,7 @@ class DeliveryReader {
     const value = this.#object[key];
     if (allowZero && value === 0) return 0;
     let problem = secondsProblem(value);
-    if (problem !== null && allowZero && (typeof value !== 'number' || !(value >= MIN_SECONDS))) {
+    if (problem !== null && allowZero && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
       problem = '0 (no limit) or a positive number of seconds';
     }
     if (problem === null) return secondsToMs(value as number);
