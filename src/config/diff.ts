@@ -7,7 +7,7 @@
  * order changes nothing a slot does (CAN_DO registrations and per-server connections are unordered);
  * reordering a file must not disturb a running pool.
  */
-import type { JobsConfig, PoolConfig, ServerAddress } from './types.js';
+import type { DeliveryPolicy, JobsConfig, PoolConfig, ServerAddress } from './types.js';
 
 export interface ConfigDiff {
   /** Pools only in the new config, in its order. */
@@ -17,8 +17,9 @@ export interface ConfigDiff {
   /** Pools where worker_count is the only difference. */
   resized: Array<{ pool: string; from: number; to: number }>;
   /**
-   * Pools whose slots must be replaced: jobs_list, servers, URI, request_format, max_running_time or
-   * headers changed. The new settings carry the new worker_count, whether or not it changed too.
+   * Pools whose slots must be replaced or given new settings: jobs_list, servers, URI, request_format,
+   * max_running_time, headers, keep_alive, max_workload_bytes or any delivery setting changed. The new
+   * settings carry the new worker_count, whether or not it changed too.
    */
   replaced: string[];
   unchanged: string[];
@@ -42,6 +43,20 @@ function sameServers(a: readonly ServerAddress[], b: readonly ServerAddress[]): 
   );
 }
 
+/**
+ * Field by field over both policies' keys, so a field added to DeliveryPolicy later counts without
+ * touching this; retry_on_status is a set (its order changes nothing).
+ */
+function sameDelivery(a: DeliveryPolicy, b: DeliveryPolicy): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof DeliveryPolicy>;
+  return [...keys].every((key) => {
+    const left: unknown = a[key];
+    const right: unknown = b[key];
+    if (Array.isArray(left) && Array.isArray(right)) return sameSet(left.map(String), right.map(String));
+    return left === right;
+  });
+}
+
 /** True when the two pools differ in anything a running slot depends on (everything but the count). */
 function slotSettingsDiffer(a: PoolConfig, b: PoolConfig): boolean {
   return (
@@ -49,7 +64,10 @@ function slotSettingsDiffer(a: PoolConfig, b: PoolConfig): boolean {
     a.requestFormat !== b.requestFormat ||
     a.maxRunningTimeMs !== b.maxRunningTimeMs ||
     !sameSet(a.jobsList, b.jobsList) ||
-    !sameHeaders(a.headers, b.headers)
+    !sameHeaders(a.headers, b.headers) ||
+    a.keepAlive !== b.keepAlive ||
+    a.maxWorkloadBytes !== b.maxWorkloadBytes ||
+    !sameDelivery(a.delivery, b.delivery)
   );
 }
 

@@ -21,10 +21,15 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { childPath, displayPath, readJsonDocument } from './json-source.js';
+import { POOL_DELIVERY_KEYS, checkDeadLetterFiles, readPoolDelivery } from './delivery.js';
+import { childPath, readJsonDocument } from './json-source.js';
+import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
-import { DEFAULT_GEARMAN_PORT, RequestFormat, defaultPoolExtensions } from './types.js';
+import { DEFAULT_GEARMAN_PORT, RequestFormat } from './types.js';
 import type { JobsConfig, PoolConfig, ServerAddress } from './types.js';
+
+// The key-suggestion helpers lived here first; options.ts and the tests import them from this module.
+export { editDistance, preview, suggestKey } from './problems.js';
 
 export interface JobsConfigDefaults {
   /** The CLI's --max_running_time, in milliseconds; a pool's own max_running_time overrides it. */
@@ -36,11 +41,36 @@ export interface JobsConfigDefaults {
 const TOP_LEVEL_KEYS = { required: ['gearman_servers_list', 'pools_list'], optional: [] } as const;
 const POOL_KEYS = {
   required: ['job_processing_uri', 'worker_count', 'jobs_list'],
-  optional: ['request_format', 'max_running_time', 'headers'],
+  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS],
 } as const;
 
 /** libgearman's GEARMAN_FUNCTION_MAX_SIZE. */
 const FUNCTION_NAME_MAX_BYTES = 512;
+
+/*
+ * Registration limits. gearmand 1.1.20 processes CAN_DO in its single event loop and answers no other
+ * connection meanwhile, and its cost grows faster than linearly with the number of distinct functions:
+ * measured on 2 cores, one connection registering 100,000 distinct functions stalled every other
+ * connection for 0.5-1.6 s, 200,000 for 2.6 s, 600,000 for 31 s (in production a 600,000-function
+ * jobs_list kept gearmand from answering liveness probes for 20 s). The same function list registered by many connections costs
+ * far less per registration (1,000,000 registrations of 10,000 functions over 100 connections: 0.3 s
+ * worst stall), so the total bound below is set by the all-distinct worst case.
+ */
+
+/**
+ * Functions in one pool's jobs_list (after removing duplicates). Each slot connection sends them all
+ * at every (re)connect; 10,000 distinct ones take gearmand about 70 ms, far above any real pool's list
+ * and far below a loop_timeout.
+ */
+export const MAX_FUNCTIONS_PER_POOL = 10_000;
+
+/**
+ * CAN_DO registrations of the whole config: worker_count × functions × servers, summed over the pools
+ * (every slot registers every function on every server). At 100,000 the all-distinct worst case stalls
+ * gearmand for about a second, a tenth of the default loop_timeout, and stays under it when a reload
+ * briefly doubles the count (new slots register before the old ones stop).
+ */
+export const MAX_CAN_DO_REGISTRATIONS = 100_000;
 
 /**
  * Headers driveshaft sets itself or that undici refuses in a request: letting a pool set them would
@@ -64,102 +94,6 @@ const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** RFC 9110 field-value: no control characters except horizontal tab (CR/LF would inject headers). */
 const HEADER_VALUE_FORBIDDEN = /[\x00-\x08\x0a-\x1f\x7f]/;
 const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/;
-const PREVIEW_MAX = 60;
-
-// ---------------------------------------------------------------------------------------------------
-// Problem collection
-
-/** A short JSON rendering of an offending value, so one problem stays one readable line. */
-export function preview(value: unknown): string {
-  const text = value === undefined ? 'nothing' : JSON.stringify(value);
-  return text.length > PREVIEW_MAX ? `${text.slice(0, PREVIEW_MAX - 1)}…` : text;
-}
-
-class Problems {
-  readonly #file: string;
-  readonly lines: string[] = [];
-
-  constructor(file: string) {
-    this.#file = file;
-  }
-
-  /** `<file>: <path>: expected <what>, got <value>` — the shape of almost every problem. */
-  expected(at: string, what: string, value: unknown): void {
-    this.add(at, `expected ${what}, got ${preview(value)}`);
-  }
-
-  missing(at: string, what: string): void {
-    this.add(at, `missing; expected ${what}`);
-  }
-
-  add(at: string, text: string): void {
-    this.lines.push(`${this.#file}: ${displayPath(at)}: ${text}`);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Keys and "did you mean"
-
-/** Optimal-string-alignment distance: Levenshtein plus adjacent swaps, the commonest typo ("cuont"). */
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = [];
-  for (let i = 0; i <= a.length; i++) d.push([i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 0; j <= b.length; j++) (d[0] as number[])[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    const row = d[i] as number[];
-    const prev = d[i - 1] as number[];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        best = Math.min(best, ((d[i - 2] as number[])[j - 2] as number) + 1);
-      }
-      row[j] = best;
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number;
-}
-
-/** The known key closest to `key` within distance 2 (case-insensitive), if any. */
-export function suggestKey(key: string, known: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-/**
- * Reports unknown and missing keys of `obj`. A missing required key that an unknown key looks like a
- * typo of is not reported again: the "did you mean" line already says everything.
- */
-function checkKeys(
-  obj: Record<string, unknown>,
-  at: string,
-  keys: { required: readonly string[]; optional: readonly string[] },
-  problems: Problems,
-): void {
-  const known = [...keys.required, ...keys.optional];
-  const explained = new Set<string>();
-  for (const key of Object.keys(obj)) {
-    if (known.includes(key)) continue;
-    const suggestion = suggestKey(key, known);
-    if (suggestion !== null) {
-      explained.add(suggestion);
-      problems.add(childPath(at, key), `unknown key; did you mean ${JSON.stringify(suggestion)}?`);
-    } else {
-      problems.add(childPath(at, key), `unknown key; expected one of ${known.map((k) => JSON.stringify(k)).join(', ')}`);
-    }
-  }
-  for (const key of keys.required) {
-    if (!(key in obj) && !explained.has(key)) problems.missing(childPath(at, key), expectations[key] ?? 'a value');
-  }
-}
 
 /** What each key expects, worded once for both "missing" and "wrong value" lines. */
 const expectations: Record<string, string> = {
@@ -169,10 +103,6 @@ const expectations: Record<string, string> = {
   worker_count: 'an integer >= 0',
   jobs_list: 'a non-empty array of function names',
 };
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Server addresses
@@ -301,6 +231,9 @@ function readJobsList(value: unknown, at: string, problems: Problems): string[] 
     if (problem !== null) problems.expected(childPath(at, index), problem, name);
     else names.add(name as string);
   });
+  if (names.size > MAX_FUNCTIONS_PER_POOL) {
+    problems.add(at, `${names.size} functions; at most ${MAX_FUNCTIONS_PER_POOL} per pool (gearmand answers no other connection while it registers a long list)`);
+  }
   return [...names];
 }
 
@@ -352,7 +285,16 @@ function poolNameProblem(name: string): string | null {
   return null;
 }
 
-function readPool(name: string, value: unknown, at: string, defaults: JobsConfigDefaults, problems: Problems): PoolConfig | null {
+/** What every pool reader needs besides its own value. */
+interface PoolContext {
+  defaults: JobsConfigDefaults;
+  /** The jobs config file's folder: relative paths in the file are relative to it. */
+  configDir: string;
+  problems: Problems;
+}
+
+function readPool(name: string, value: unknown, at: string, context: PoolContext): PoolConfig | null {
+  const { defaults, problems } = context;
   const nameProblem = poolNameProblem(name);
   if (nameProblem !== null) {
     problems.add(at, `expected ${nameProblem}`);
@@ -364,7 +306,7 @@ function readPool(name: string, value: unknown, at: string, defaults: JobsConfig
   }
   const before = problems.lines.length;
   const key = (field: string): string => childPath(at, field);
-  checkKeys(value, at, POOL_KEYS, problems);
+  checkKeys(value, at, POOL_KEYS, problems, expectations);
   // Missing required keys were reported by checkKeys; only present ones are read.
   const has = (field: string): boolean => field in value;
   const { uri, uriAuthorization } = has('job_processing_uri')
@@ -375,6 +317,7 @@ function readPool(name: string, value: unknown, at: string, defaults: JobsConfig
   const requestFormat = readRequestFormat(value.request_format, key('request_format'), defaults.requestFormat, problems);
   const maxRunningTimeMs = readMaxRunningTime(value.max_running_time, key('max_running_time'), defaults.maxRunningTimeMs, problems);
   const headers = readHeaders(value.headers, key('headers'), problems);
+  const delivery = readPoolDelivery(value, at, context.configDir, problems);
   if (uriAuthorization !== null) {
     if ('authorization' in headers) {
       problems.add(key('job_processing_uri'), 'credentials are given both in the URL and in headers.authorization; keep one');
@@ -382,21 +325,46 @@ function readPool(name: string, value: unknown, at: string, defaults: JobsConfig
     headers.authorization = uriAuthorization;
   }
   if (problems.lines.length > before || uri === null) return null;
-  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...defaultPoolExtensions() };
+  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery };
 }
 
-function readPools(value: unknown, defaults: JobsConfigDefaults, problems: Problems): Record<string, PoolConfig> {
+function readPools(value: unknown, context: PoolContext, configFile: string): Record<string, PoolConfig> {
   const at = 'pools_list';
   const pools = new Map<string, PoolConfig>();
   if (!isPlainObject(value)) {
-    problems.expected(at, expectations[at] as string, value);
+    context.problems.expected(at, expectations[at] as string, value);
     return {};
   }
+  const located: Array<{ at: string; pool: PoolConfig }> = [];
   for (const [name, poolValue] of Object.entries(value)) {
-    const pool = readPool(name, poolValue, childPath(at, name), defaults, problems);
-    if (pool !== null) pools.set(name, pool);
+    const poolAt = childPath(at, name);
+    const pool = readPool(name, poolValue, poolAt, context);
+    if (pool === null) continue;
+    pools.set(name, pool);
+    located.push({ at: poolAt, pool });
   }
+  checkDeadLetterFiles(located, configFile, context.problems);
   return Object.fromEntries(pools);
+}
+
+/**
+ * The total CAN_DO bound. Invalid pools and servers are left out of the count, so with other problems
+ * the number is a lower bound, and a line about it is still true.
+ */
+function checkRegistrations(pools: Record<string, PoolConfig>, servers: readonly ServerAddress[], problems: Problems): void {
+  let total = 0;
+  let largest: { name: string; count: number } | null = null;
+  for (const pool of Object.values(pools)) {
+    const count = pool.workerCount * pool.jobsList.length * servers.length;
+    total += count;
+    if (largest === null || count > largest.count) largest = { name: pool.name, count };
+  }
+  if (total <= MAX_CAN_DO_REGISTRATIONS || largest === null) return;
+  const serverCount = `${servers.length} server${servers.length === 1 ? '' : 's'}`;
+  problems.add(
+    'pools_list',
+    `${total} CAN_DO registrations (worker_count × functions × ${serverCount}, summed over the pools; the most: ${childPath('pools_list', largest.name)} with ${largest.count}); at most ${MAX_CAN_DO_REGISTRATIONS}, because gearmand answers no other connection while it registers them; lower worker_count or shorten jobs_list`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -421,11 +389,14 @@ export function parseJobsConfig(text: string, file: string, defaults: JobsConfig
     problems.expected('', 'an object with "gearman_servers_list" and "pools_list"', root);
     throw new ConfigError(problems.lines);
   }
-  checkKeys(root, '', TOP_LEVEL_KEYS, problems);
+  checkKeys(root, '', TOP_LEVEL_KEYS, problems, expectations);
   const servers = 'gearman_servers_list' in root ? readServers(root.gearman_servers_list, problems) : [];
-  const pools = 'pools_list' in root ? readPools(root.pools_list, defaults, problems) : {};
+  const absolute = path.resolve(file);
+  const context = { defaults, configDir: path.dirname(absolute), problems };
+  const pools = 'pools_list' in root ? readPools(root.pools_list, context, absolute) : {};
+  checkRegistrations(pools, servers, problems);
   if (problems.lines.length > 0) throw new ConfigError(problems.lines);
-  return { path: path.resolve(file), servers, pools };
+  return { path: absolute, servers, pools };
 }
 
 const READ_REASONS: Record<string, string> = {

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { runCheck } from '../../src/config/check.js';
+import type { CheckResult } from '../../src/config/check.js';
 import type { DaemonOptions } from '../../src/config/types.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
@@ -42,6 +45,9 @@ test('runCheck should report a good jobs config, no log config and the descripto
     lines: [
       `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
       'file descriptors OK: at most 56 per process, limit 1024',
+      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -57,6 +63,7 @@ test('runCheck should report a good log config', (t) => {
     lines: [
       `jobs config ${jobsconfig} OK: 1 pool, 4 slots, 1 server`,
       'file descriptors OK: at most 40 per process, limit unlimited',
+      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
       `log config ${logconfig} OK`,
     ],
   });
@@ -96,6 +103,9 @@ test('runCheck should refuse a config over the descriptor budget', (t) => {
   assert.deepEqual(result.lines, [
     `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
     'pool "B" needs 56 file descriptors (8 slots × 2 servers + 8 HTTP connections + 32 reserved) but the open-file limit is 50; raise it (ulimit -n) or lower worker_count',
+    'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
     'log config: none given, JSON lines to stdout at level info',
   ]);
 });
@@ -109,4 +119,105 @@ test('runCheck should report a bad per-pool max_running_time', (t) => {
     'log config: none given, JSON lines to stdout at level info',
   ]);
   assert.equal(result.ok, false);
+});
+
+const CHECK_MODULE = new URL('../../src/config/check.js', import.meta.url).href;
+const NOBODY = 65534;
+
+/** A jobs config with pool A (dead-letter file `deadLetterFile`, written as is) in `dir`. */
+function deadLetterJobs(dir: string, deadLetterFile: string, delivery: Record<string, unknown> = {}): string {
+  return writeFile(dir, 'jobs.json', {
+    gearman_servers_list: ['h'],
+    pools_list: { A: { ...GOOD_JOBS.pools_list.A, delivery: { ...delivery, dead_letter_file: deadLetterFile } } },
+  });
+}
+
+/**
+ * runCheck as an unprivileged user: root may write anywhere, so an unwritable folder is only
+ * unwritable to someone else. As root, it runs in a child process as nobody; otherwise in-process.
+ */
+function runCheckUnprivileged(jobsconfig: string): CheckResult {
+  if (process.getuid?.() !== 0) return runCheck(options({ jobsconfig }), 1024);
+  const script = `import { runCheck } from ${JSON.stringify(CHECK_MODULE)};
+    process.stdout.write(JSON.stringify(runCheck(JSON.parse(process.argv[1]), 1024)));`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options({ jobsconfig }))], {
+    encoding: 'utf8',
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+  assert.equal(result.status, 0, result.stderr);
+  return JSON.parse(result.stdout) as CheckResult;
+}
+
+test('runCheck should print each pool\'s delivery policy and accept a writable dead-letter folder', (t) => {
+  const dir = tempDir(t);
+  fs.mkdirSync(path.join(dir, 'dead'));
+  const jobsconfig = writeFile(dir, 'jobs.json', {
+    gearman_servers_list: ['h'],
+    pools_list: {
+      Retry: { ...GOOD_JOBS.pools_list.A, delivery: { max_attempts: 3, breaker_threshold: 0, dead_letter_file: 'dead/retry.jsonl' } },
+      Fast: { ...GOOD_JOBS.pools_list.B, delivery: { mode: 'fail_fast', dead_letter_file: path.join(dir, 'fast.jsonl') } },
+      Plain: GOOD_JOBS.pools_list.C,
+    },
+  });
+  // An existing, writable dead-letter file is fine too.
+  fs.writeFileSync(path.join(dir, 'fast.jsonl'), '');
+  assert.deepEqual(runCheck(options({ jobsconfig }), 1024), {
+    ok: true,
+    lines: [
+      `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 1 server`,
+      'file descriptors OK: at most 48 per process, limit 1024',
+      `pool "Retry": delivery retry, max_attempts 3, breaker_threshold 0 (never opens), dead_letter_file ${path.join(dir, 'dead', 'retry.jsonl')}`,
+      `pool "Fast": delivery fail_fast (no retries, no breaker), dead_letter_file ${path.join(dir, 'fast.jsonl')}`,
+      'pool "Plain": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'log config: none given, JSON lines to stdout at level info',
+    ],
+  });
+});
+
+test('runCheck should refuse a dead-letter file whose folder is missing or not a folder', (t) => {
+  const dir = tempDir(t);
+  writeFile(dir, 'plain-file', 'x');
+  fs.mkdirSync(path.join(dir, 'a-directory'));
+  const cases: Array<[string, string]> = [
+    ['missing/A.jsonl', `cannot write ${path.join(dir, 'missing', 'A.jsonl')}: directory ${path.join(dir, 'missing')}: does not exist`],
+    ['plain-file/A.jsonl', `cannot write ${path.join(dir, 'plain-file', 'A.jsonl')}: ${path.join(dir, 'plain-file')} is not a directory`],
+    ['plain-file/sub/A.jsonl', `cannot write ${path.join(dir, 'plain-file', 'sub', 'A.jsonl')}: directory ${path.join(dir, 'plain-file', 'sub')}: a parent of it is not a directory`],
+    ['a-directory', `cannot write ${path.join(dir, 'a-directory')}: it exists and is not a regular file`],
+  ];
+  for (const [deadLetterFile, problem] of cases) {
+    const jobsconfig = deadLetterJobs(dir, deadLetterFile);
+    const result = runCheck(options({ jobsconfig }), 1024);
+    assert.equal(result.ok, false, deadLetterFile);
+    assert.deepEqual(result.lines.slice(2, 4), [
+      `pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file ${path.resolve(dir, deadLetterFile)}`,
+      `${jobsconfig}: pools_list.A.delivery.dead_letter_file: ${problem}`,
+    ]);
+  }
+});
+
+test('runCheck should refuse a dead-letter folder or file the user cannot write', (t) => {
+  const dir = tempDir(t);
+  // As root the check runs as nobody, who must be able to reach the folder and read the config.
+  fs.chmodSync(dir, 0o755);
+  const locked = path.join(dir, 'locked');
+  fs.mkdirSync(locked, { mode: 0o555 });
+  fs.chmodSync(locked, 0o555);
+  const open = path.join(dir, 'open');
+  fs.mkdirSync(open);
+  fs.chmodSync(open, 0o777);
+  const readOnlyFile = writeFile(open, 'read-only.jsonl', '');
+  fs.chmodSync(readOnlyFile, 0o444);
+
+  let jobsconfig = deadLetterJobs(dir, 'locked/A.jsonl');
+  fs.chmodSync(jobsconfig, 0o644);
+  let result = runCheckUnprivileged(jobsconfig);
+  assert.equal(result.ok, false);
+  assert.equal(result.lines[3], `${jobsconfig}: pools_list.A.delivery.dead_letter_file: cannot write ${path.join(locked, 'A.jsonl')}: directory ${locked}: permission denied`);
+
+  jobsconfig = deadLetterJobs(dir, 'open/read-only.jsonl');
+  fs.chmodSync(jobsconfig, 0o644);
+  result = runCheckUnprivileged(jobsconfig);
+  assert.equal(result.ok, false);
+  assert.equal(result.lines[3], `${jobsconfig}: pools_list.A.delivery.dead_letter_file: cannot write ${readOnlyFile}: permission denied`);
 });

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { diffJobsConfig, isEmptyDiff } from '../../src/config/diff.js';
-import { defaultPoolExtensions } from '../../src/config/types.js';
-import type { JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
+import { DEFAULT_DELIVERY, defaultPoolExtensions } from '../../src/config/types.js';
+import type { DeliveryPolicy, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 
 function server(host: string, port = 4730): ServerAddress {
   return { host, port, label: `${host}:${port}` };
@@ -89,4 +89,45 @@ test('diffJobsConfig should notice a header value change and a removed header', 
 test('diffJobsConfig should notice a server port change', () => {
   const diff = diffJobsConfig(jobs([pool('A')], [server('g1', 4730)]), jobs([pool('A')], [server('g1', 4731)]));
   assert.deepEqual(diff.replaced, ['A']);
+});
+
+test('diffJobsConfig should replace a pool whose keep_alive or max_workload_bytes changed', () => {
+  const before = jobs([pool('KeepAlive'), pool('Workload'), pool('Same')]);
+  const after = jobs([pool('KeepAlive', { keepAlive: false }), pool('Workload', { maxWorkloadBytes: 1024 }), pool('Same')]);
+  const diff = diffJobsConfig(before, after);
+  assert.deepEqual(diff.replaced, ['KeepAlive', 'Workload']);
+  assert.deepEqual(diff.unchanged, ['Same']);
+});
+
+test('diffJobsConfig should replace a pool when any one delivery field changed, also with a worker_count change', () => {
+  const changes: Partial<DeliveryPolicy> = {
+    mode: 'fail_fast',
+    maxAttempts: 2,
+    maxRetryDurationMs: 0,
+    minBackoffMs: 200,
+    maxBackoffMs: 9_000,
+    maxDoublings: 0,
+    retryOnStatus: [503],
+    breakerThreshold: 0,
+    breakerCooloffMs: 2_000,
+    breakerMaxCooloffMs: 60_000,
+    healthUrl: 'http://localhost/health',
+    deadLetterFile: '/var/lib/driveshaft/dead.jsonl',
+  };
+  // Every field of the policy is exercised, so a field added later without a case here fails this.
+  assert.deepEqual(Object.keys(changes).sort(), Object.keys(DEFAULT_DELIVERY).sort());
+  for (const [field, value] of Object.entries(changes)) {
+    const changed = pool('A', { delivery: { ...defaultPoolExtensions().delivery, [field]: value } });
+    assert.deepEqual(diffJobsConfig(jobs([pool('A')]), jobs([changed])).replaced, ['A'], field);
+    const resizedToo = { ...changed, workerCount: 7 };
+    assert.deepEqual(diffJobsConfig(jobs([pool('A')]), jobs([resizedToo])).replaced, ['A'], `${field} with worker_count`);
+  }
+});
+
+test('diffJobsConfig should ignore the order of retry_on_status', () => {
+  const before = jobs([pool('A', { delivery: { ...defaultPoolExtensions().delivery, retryOnStatus: [429, 503] } })]);
+  const after = jobs([pool('A', { delivery: { ...defaultPoolExtensions().delivery, retryOnStatus: [503, 429] } })]);
+  assert.deepEqual(diffJobsConfig(before, after).unchanged, ['A']);
+  const fewer = jobs([pool('A', { delivery: { ...defaultPoolExtensions().delivery, retryOnStatus: [503] } })]);
+  assert.deepEqual(diffJobsConfig(before, fewer).replaced, ['A']);
 });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DELIVERY_KEYS, POOL_DELIVERY_KEYS } from '../../src/config/delivery.js';
 import { helpText } from '../../src/config/options.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -51,5 +52,19 @@ test('the systemd unit and the init script defaults should only use options that
   const defaults = read('contrib/default/driveshaft');
   for (const [, name] of defaults.matchAll(/--([a-z_]+)/g)) {
     assert.ok(options.has(name as string), `contrib/default/driveshaft uses unknown --${name}`);
+  }
+});
+
+test('README.md and the man page should document every per-pool delivery key', () => {
+  const readme = read('README.md');
+  const man = read('man/driveshaft.1');
+  for (const key of POOL_DELIVERY_KEYS) {
+    assert.match(readme, new RegExp(`^\\| \`pools_list\\.<name>\\.${key}\` \\|`, 'm'), `README jobs config table lacks ${key}`);
+    assert.match(man, new RegExp(`^\\.B ${key}$`, 'm'), `man page lacks ${key}`);
+  }
+  for (const key of DELIVERY_KEYS.optional) {
+    assert.match(readme, new RegExp(`^\\| \`${key}\` \\|`, 'm'), `README delivery table lacks ${key}`);
+    // roff: a key is a .TP tag of its own or shares one (".BR min_backoff \", \" max_backoff").
+    assert.match(man, new RegExp(`^\\.BR? (?:.*\\b)?${key}\\b`, 'm'), `man page lacks delivery key ${key}`);
   }
 });

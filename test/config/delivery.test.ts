@@ -1,0 +1,324 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../../src/errors.js';
+import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig, parseJobsConfig } from '../../src/config/jobs-config.js';
+import { DEFAULT_DELIVERY } from '../../src/config/types.js';
+import type { JobsConfig } from '../../src/config/types.js';
+import { tempDir, writeFile } from './temp-dir.js';
+
+const FILE = '/etc/driveshaft/jobs.json';
+const DEFAULTS = { maxRunningTimeMs: 300_000, requestFormat: 'json' } as const;
+const D = 'pools_list.P.delivery';
+
+function pool(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { job_processing_uri: 'http://localhost/job.php', worker_count: 4, jobs_list: ['Sum'], ...extra };
+}
+
+function config(pools: Record<string, unknown>, servers: unknown = ['localhost']): string {
+  return JSON.stringify({ gearman_servers_list: servers, pools_list: pools });
+}
+
+function parse(text: string): JobsConfig {
+  return parseJobsConfig(text, FILE, DEFAULTS);
+}
+
+function problems(text: string): readonly string[] {
+  try {
+    parse(text);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+/** Problems of one pool P with `delivery` set to `delivery`. */
+function deliveryProblems(delivery: unknown): readonly string[] {
+  return problems(config({ P: pool({ delivery }) }));
+}
+
+function delivery(settings: Record<string, unknown>): JobsConfig['pools'][string]['delivery'] {
+  const result = parse(config({ P: pool({ delivery: settings }) })).pools.P;
+  assert.ok(result !== undefined);
+  return result.delivery;
+}
+
+function functions(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `f${i}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Defaults and accepted values
+
+test('a pool without delivery keys should get keep-alive, no workload limit and DEFAULT_DELIVERY', () => {
+  const result = parse(config({ P: pool() })).pools.P;
+  assert.equal(result?.keepAlive, true);
+  assert.equal(result?.maxWorkloadBytes, 0);
+  assert.deepEqual(result?.delivery, DEFAULT_DELIVERY);
+  assert.deepEqual(delivery({}), DEFAULT_DELIVERY);
+});
+
+test('each pool should get its own copy of the default retry_on_status', () => {
+  const pools = parse(config({ A: pool(), B: pool() })).pools;
+  assert.notEqual(pools.A?.delivery.retryOnStatus, pools.B?.delivery.retryOnStatus);
+  assert.notEqual(pools.A?.delivery.retryOnStatus, DEFAULT_DELIVERY.retryOnStatus);
+});
+
+test('keep_alive and max_workload_bytes should be read', () => {
+  const pools = parse(config({ Off: pool({ keep_alive: false, max_workload_bytes: 1_048_576 }), On: pool({ keep_alive: true, max_workload_bytes: 0 }) })).pools;
+  assert.equal(pools.Off?.keepAlive, false);
+  assert.equal(pools.Off?.maxWorkloadBytes, 1_048_576);
+  assert.equal(pools.On?.keepAlive, true);
+  assert.equal(pools.On?.maxWorkloadBytes, 0);
+});
+
+test('every delivery key should be read, seconds turned into milliseconds', () => {
+  assert.deepEqual(
+    delivery({
+      mode: 'fail_fast',
+      max_attempts: 1,
+      max_retry_duration: 0,
+      min_backoff: 0.25,
+      max_backoff: 0.25,
+      max_doublings: 30,
+      retry_on_status: [503, 429],
+      breaker_threshold: 0,
+      breaker_cooloff: 2,
+      breaker_max_cooloff: 2,
+      health_url: 'https://api.example.com:8443/health?deep=1#section',
+      dead_letter_file: '/var/lib/driveshaft/P.jsonl',
+    }),
+    {
+      mode: 'fail_fast',
+      maxAttempts: 1,
+      maxRetryDurationMs: 0,
+      minBackoffMs: 250,
+      maxBackoffMs: 250,
+      maxDoublings: 30,
+      retryOnStatus: [503, 429],
+      breakerThreshold: 0,
+      breakerCooloffMs: 2000,
+      breakerMaxCooloffMs: 2000,
+      healthUrl: 'https://api.example.com:8443/health?deep=1',
+      deadLetterFile: '/var/lib/driveshaft/P.jsonl',
+    },
+  );
+});
+
+test('a partial delivery object should keep the defaults of the keys it does not set', () => {
+  assert.deepEqual(delivery({ max_attempts: 10, retry_on_status: [], health_url: null, dead_letter_file: null }), {
+    ...DEFAULT_DELIVERY,
+    maxAttempts: 10,
+    retryOnStatus: [],
+  });
+  assert.equal(delivery({ mode: 'retry', max_doublings: 0, max_retry_duration: 600 }).maxRetryDurationMs, 600_000);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// dead_letter_file paths
+
+test('a relative dead_letter_file should resolve against the jobs config folder, not the working directory', () => {
+  assert.equal(delivery({ dead_letter_file: 'dead/P.jsonl' }).deadLetterFile, '/etc/driveshaft/dead/P.jsonl');
+  assert.equal(delivery({ dead_letter_file: '../log/P.jsonl' }).deadLetterFile, '/etc/log/P.jsonl');
+  assert.equal(delivery({ dead_letter_file: './P.jsonl' }).deadLetterFile, '/etc/driveshaft/P.jsonl');
+});
+
+test('loadJobsConfig should resolve a relative dead_letter_file against the file even when given a relative config path', (t) => {
+  const dir = tempDir(t);
+  fs.mkdirSync(path.join(dir, 'conf'));
+  const file = writeFile(dir, 'conf/jobs.json', config({ P: pool({ delivery: { dead_letter_file: 'P.jsonl' } }) }));
+  const relative = path.relative(process.cwd(), file);
+  assert.equal(loadJobsConfig(relative, DEFAULTS).pools.P?.delivery.deadLetterFile, path.join(dir, 'conf', 'P.jsonl'));
+});
+
+test('two pools may not share one dead_letter_file, however it is written', () => {
+  const text = config({
+    A: pool({ delivery: { dead_letter_file: '/etc/driveshaft/dead.jsonl' } }),
+    B: pool({ delivery: { dead_letter_file: 'dead.jsonl' } }),
+    C: pool({ delivery: { dead_letter_file: './x/../dead.jsonl' } }),
+    D: pool({ delivery: { dead_letter_file: 'other.jsonl' } }),
+    E: pool(),
+    F: pool(),
+  });
+  assert.deepEqual(problems(text), [
+    `${FILE}: pools_list.B.delivery.dead_letter_file: /etc/driveshaft/dead.jsonl is already the dead-letter file of pools_list.A.delivery.dead_letter_file; every pool needs its own file`,
+    `${FILE}: pools_list.C.delivery.dead_letter_file: /etc/driveshaft/dead.jsonl is already the dead-letter file of pools_list.A.delivery.dead_letter_file; every pool needs its own file`,
+  ]);
+});
+
+test('a dead_letter_file may not be the jobs config file itself', () => {
+  assert.deepEqual(deliveryProblems({ dead_letter_file: 'jobs.json' }), [
+    `${FILE}: ${D}.dead_letter_file: /etc/driveshaft/jobs.json is the jobs config file itself; choose another file`,
+  ]);
+});
+
+test('a bad dead_letter_file should be one line each', () => {
+  const cases: Array<[unknown, string]> = [
+    ['', 'expected a file path or null, got ""'],
+    [5, 'expected a file path or null, got 5'],
+    [false, 'expected a file path or null, got false'],
+    ['dead\nletters', 'expected a file path without control characters, got "dead\\nletters"'],
+    ['/var/lib/driveshaft/', 'expected a path naming a file, not a directory, got "/var/lib/driveshaft/"'],
+    ['/var/lib/..', 'expected a path naming a file, not a directory, got "/var/lib/.."'],
+    ['.', 'expected a path naming a file, not a directory, got "."'],
+  ];
+  for (const [value, text] of cases) {
+    assert.deepEqual(deliveryProblems({ dead_letter_file: value }), [`${FILE}: ${D}.dead_letter_file: ${text}`]);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Errors, key by key
+
+test('a bad keep_alive or max_workload_bytes should be one line each', () => {
+  assert.deepEqual(problems(config({ P: pool({ keep_alive: 'yes', max_workload_bytes: -1 }) })), [
+    `${FILE}: pools_list.P.keep_alive: expected true or false, got "yes"`,
+    `${FILE}: pools_list.P.max_workload_bytes: expected an integer >= 0 (0 = no limit), got -1`,
+  ]);
+  assert.deepEqual(problems(config({ P: pool({ keep_alive: 1, max_workload_bytes: 1.5 }) })), [
+    `${FILE}: pools_list.P.keep_alive: expected true or false, got 1`,
+    `${FILE}: pools_list.P.max_workload_bytes: expected an integer >= 0 (0 = no limit), got 1.5`,
+  ]);
+  assert.deepEqual(problems(config({ P: pool({ keep_alive: null, max_workload_bytes: '1MB' }) })), [
+    `${FILE}: pools_list.P.keep_alive: expected true or false, got null`,
+    `${FILE}: pools_list.P.max_workload_bytes: expected an integer >= 0 (0 = no limit), got "1MB"`,
+  ]);
+});
+
+test('a delivery that is not an object should be one line', () => {
+  for (const value of [null, [], 'retry', 3]) {
+    assert.deepEqual(deliveryProblems(value), [`${FILE}: ${D}: expected an object of delivery settings, got ${JSON.stringify(value)}`]);
+  }
+});
+
+test('an unknown key inside delivery should get a did-you-mean or the list of keys', () => {
+  assert.deepEqual(deliveryProblems({ max_attemps: 3, breaker_treshold: 2, priority: 1 }), [
+    `${FILE}: ${D}.max_attemps: unknown key; did you mean "max_attempts"?`,
+    `${FILE}: ${D}.breaker_treshold: unknown key; did you mean "breaker_threshold"?`,
+    `${FILE}: ${D}.priority: unknown key; expected one of "mode", "max_attempts", "max_retry_duration", "min_backoff", "max_backoff", "max_doublings", "retry_on_status", "breaker_threshold", "breaker_cooloff", "breaker_max_cooloff", "health_url", "dead_letter_file"`,
+  ]);
+});
+
+test('a bad mode, max_attempts, max_doublings or breaker_threshold should be one line each', () => {
+  assert.deepEqual(deliveryProblems({ mode: 'Retry', max_attempts: 0, max_doublings: 31, breaker_threshold: -1 }), [
+    `${FILE}: ${D}.mode: expected "retry" or "fail_fast", got "Retry"`,
+    `${FILE}: ${D}.max_attempts: expected an integer >= 1, got 0`,
+    `${FILE}: ${D}.max_doublings: expected an integer from 0 to 30, got 31`,
+    `${FILE}: ${D}.breaker_threshold: expected an integer >= 0 (0 = the breaker never opens), got -1`,
+  ]);
+  assert.deepEqual(deliveryProblems({ mode: null, max_attempts: 2.5, max_doublings: -1, breaker_threshold: '5' }), [
+    `${FILE}: ${D}.mode: expected "retry" or "fail_fast", got null`,
+    `${FILE}: ${D}.max_attempts: expected an integer >= 1, got 2.5`,
+    `${FILE}: ${D}.max_doublings: expected an integer from 0 to 30, got -1`,
+    `${FILE}: ${D}.breaker_threshold: expected an integer >= 0 (0 = the breaker never opens), got "5"`,
+  ]);
+});
+
+test('a bad number of seconds should be one line each, 0 allowed only for max_retry_duration', () => {
+  assert.deepEqual(deliveryProblems({ max_retry_duration: -1, min_backoff: 0, max_backoff: '5', breaker_cooloff: 0, breaker_max_cooloff: -3 }), [
+    `${FILE}: ${D}.max_retry_duration: expected 0 (no limit) or a positive number of seconds, got -1`,
+    `${FILE}: ${D}.min_backoff: expected a positive number of seconds, got 0`,
+    `${FILE}: ${D}.max_backoff: expected a positive number of seconds, got "5"`,
+    `${FILE}: ${D}.breaker_cooloff: expected a positive number of seconds, got 0`,
+    `${FILE}: ${D}.breaker_max_cooloff: expected a positive number of seconds, got -3`,
+  ]);
+  assert.deepEqual(deliveryProblems({ max_retry_duration: 0.0001, min_backoff: 0.0005, breaker_max_cooloff: 1e7 }), [
+    `${FILE}: ${D}.max_retry_duration: expected at least 0.001 seconds (1 ms), got 0.0001`,
+    `${FILE}: ${D}.min_backoff: expected at least 0.001 seconds (1 ms), got 0.0005`,
+    `${FILE}: ${D}.breaker_max_cooloff: expected at most 2147483 seconds (the longest wait a Node.js timer can hold), got 10000000`,
+  ]);
+  assert.deepEqual(deliveryProblems({ max_retry_duration: null }), [
+    `${FILE}: ${D}.max_retry_duration: expected 0 (no limit) or a positive number of seconds, got null`,
+  ]);
+});
+
+test('max_backoff below min_backoff and breaker_max_cooloff below breaker_cooloff should be one line each', () => {
+  assert.deepEqual(deliveryProblems({ min_backoff: 2, max_backoff: 1, breaker_cooloff: 10, breaker_max_cooloff: 5 }), [
+    `${FILE}: ${D}.max_backoff: expected at least min_backoff (2 seconds), got 1`,
+    `${FILE}: ${D}.breaker_max_cooloff: expected at least breaker_cooloff (10 seconds), got 5`,
+  ]);
+  // Against a default, the line names the key the file set and says the other one is the default.
+  assert.deepEqual(deliveryProblems({ max_backoff: 0.05 }), [`${FILE}: ${D}.max_backoff: expected at least min_backoff (0.1 seconds, the default), got 0.05`]);
+  assert.deepEqual(deliveryProblems({ min_backoff: 10 }), [`${FILE}: ${D}.min_backoff: expected at most max_backoff (5 seconds, the default), got 10`]);
+  assert.deepEqual(deliveryProblems({ breaker_cooloff: 60 }), [
+    `${FILE}: ${D}.breaker_cooloff: expected at most breaker_max_cooloff (30 seconds, the default), got 60`,
+  ]);
+  // A value already refused is not compared again.
+  assert.deepEqual(deliveryProblems({ min_backoff: 'slow', max_backoff: 0.01 }), [`${FILE}: ${D}.min_backoff: expected a positive number of seconds, got "slow"`]);
+});
+
+test('a bad retry_on_status should name each bad entry', () => {
+  assert.deepEqual(deliveryProblems({ retry_on_status: 503 }), [
+    `${FILE}: ${D}.retry_on_status: expected an array of HTTP status codes from 400 to 599 (may be empty), got 503`,
+  ]);
+  assert.deepEqual(deliveryProblems({ retry_on_status: [200, 503, 399, 600, '429', 502.5, 503, 429] }), [
+    `${FILE}: ${D}.retry_on_status[0]: expected an HTTP status code from 400 to 599, got 200`,
+    `${FILE}: ${D}.retry_on_status[2]: expected an HTTP status code from 400 to 599, got 399`,
+    `${FILE}: ${D}.retry_on_status[3]: expected an HTTP status code from 400 to 599, got 600`,
+    `${FILE}: ${D}.retry_on_status[4]: expected an HTTP status code from 400 to 599, got "429"`,
+    `${FILE}: ${D}.retry_on_status[5]: expected an HTTP status code from 400 to 599, got 502.5`,
+    `${FILE}: ${D}.retry_on_status[6]: 503 is already listed (retry_on_status[1])`,
+  ]);
+  assert.deepEqual(delivery({ retry_on_status: [400, 599] }).retryOnStatus, [400, 599]);
+});
+
+test('a bad health_url should be one line', () => {
+  const cases: Array<[unknown, string]> = [
+    ['ftp://h/health', 'expected an http:// or https:// URL, or null, got "ftp://h/health"'],
+    ['/health', 'expected an http:// or https:// URL, or null, got "/health"'],
+    [42, 'expected an http:// or https:// URL, or null, got 42'],
+    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:p@h/health"'],
+  ];
+  for (const [value, text] of cases) {
+    assert.deepEqual(deliveryProblems({ health_url: value }), [`${FILE}: ${D}.health_url: ${text}`]);
+  }
+});
+
+test('problems in delivery should come with the pool\'s other problems, and the pool should not be kept', () => {
+  assert.deepEqual(problems(config({ P: pool({ worker_count: -1, delivery: { mode: 'never' } }), Q: pool() })), [
+    `${FILE}: pools_list.P.worker_count: expected an integer >= 0, got -1`,
+    `${FILE}: ${D}.mode: expected "retry" or "fail_fast", got "never"`,
+  ]);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Registration limits
+
+test('the registration limits should be 10,000 functions per pool and 100,000 CAN_DO in total', () => {
+  assert.equal(MAX_FUNCTIONS_PER_POOL, 10_000);
+  assert.equal(MAX_CAN_DO_REGISTRATIONS, 100_000);
+});
+
+test('a jobs_list of more than 10,000 distinct functions should be refused', () => {
+  assert.equal(parse(config({ P: pool({ worker_count: 1, jobs_list: functions(10_000) }) })).pools.P?.jobsList.length, 10_000);
+  // Duplicates are dropped before counting.
+  assert.equal(parse(config({ P: pool({ worker_count: 1, jobs_list: [...functions(10_000), 'f0'] }) })).pools.P?.jobsList.length, 10_000);
+  assert.deepEqual(problems(config({ P: pool({ worker_count: 1, jobs_list: functions(10_001) }) })), [
+    `${FILE}: pools_list.P.jobs_list: 10001 functions; at most 10000 per pool (gearmand answers no other connection while it registers a long list)`,
+  ]);
+});
+
+test('more than 100,000 CAN_DO registrations (workers × functions × servers, over all pools) should be refused', () => {
+  // Exactly at the limit: 10 × 10,000 × 1, and 5 × 10,000 × 2.
+  parse(config({ P: pool({ worker_count: 10, jobs_list: functions(10_000) }) }));
+  parse(config({ P: pool({ worker_count: 5, jobs_list: functions(10_000) }) }, ['g1', 'g2']));
+  // Over, in each factor.
+  assert.deepEqual(problems(config({ P: pool({ worker_count: 11, jobs_list: functions(10_000) }) })), [
+    `${FILE}: pools_list: 110000 CAN_DO registrations (worker_count × functions × 1 server, summed over the pools; the most: pools_list.P with 110000); at most 100000, because gearmand answers no other connection while it registers them; lower worker_count or shorten jobs_list`,
+  ]);
+  assert.deepEqual(problems(config({ P: pool({ worker_count: 5, jobs_list: functions(10_000) }) }, ['g1', 'g2', 'g3'])), [
+    `${FILE}: pools_list: 150000 CAN_DO registrations (worker_count × functions × 3 servers, summed over the pools; the most: pools_list.P with 150000); at most 100000, because gearmand answers no other connection while it registers them; lower worker_count or shorten jobs_list`,
+  ]);
+  // Summed over pools; a pool at worker_count 0 registers nothing.
+  const pools = (bFunctions: number): Record<string, unknown> => ({
+    A: pool({ worker_count: 6, jobs_list: functions(10_000) }),
+    B: pool({ worker_count: 5, jobs_list: functions(bFunctions) }),
+    Off: pool({ worker_count: 0, jobs_list: functions(10_000) }),
+  });
+  parse(config(pools(8_000)));
+  assert.deepEqual(problems(config(pools(8_001))), [
+    `${FILE}: pools_list: 100005 CAN_DO registrations (worker_count × functions × 1 server, summed over the pools; the most: pools_list.A with 60000); at most 100000, because gearmand answers no other connection while it registers them; lower worker_count or shorten jobs_list`,
+  ]);
+});
