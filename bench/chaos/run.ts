@@ -61,9 +61,9 @@ const USAGE = `npm run bench:chaos -- [options]
 
   --jobs N                 background jobs (default 200000)
   --slots N                the pool's worker_count (default 10)
-  --rate R                 jobs queued per second, steadily (default 2500); 0 queues all at once
+  --rate R                 jobs queued per second, steadily (default 1500); 0 queues all at once
   --faults LIST            in this order (default ${FAULTS.join(',')})
-  --lead-seconds S         steady flow before the first fault (default 3)
+  --lead-seconds S         steady flow before the first fault (default 5)
   --pause-seconds S        after a fault has recovered, before the next one (default 3)
   --recovery-timeout S     go on to the next fault after S seconds even if not recovered (default 30)
   --gearmand-down-seconds S  gearmand stays dead this long before its restart (default 1)
@@ -122,9 +122,9 @@ function parseOptions(argv: string[]): Options {
     options: {
       jobs: { type: 'string', default: '200000' },
       slots: { type: 'string', default: '10' },
-      rate: { type: 'string', default: '2500' },
+      rate: { type: 'string', default: '1500' },
       faults: { type: 'string', default: FAULTS.join(',') },
-      'lead-seconds': { type: 'string', default: '3' },
+      'lead-seconds': { type: 'string', default: '5' },
       'pause-seconds': { type: 'string', default: '3' },
       'recovery-timeout': { type: 'string', default: '30' },
       'gearmand-down-seconds': { type: 'string', default: '1' },
@@ -210,7 +210,7 @@ interface FaultResult {
   duplicateSample: Array<{ id: string; atMs: number[] }>;
   counters: Counters;
   logLines: number;
-  /** Daemon processes once the fault had recovered (before the next one). */
+  /** Daemon processes after the fault's recovery and the pause, right before the next fault. */
   processesAfter: ProcessFigures[];
   /** false when the feed had ended and the queue was empty: nothing to disturb. */
   hadTraffic: boolean;
@@ -494,9 +494,9 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
       }
       fault.endAtMs = endsAtInjection(name) ? injectedAt : Date.now();
       await waitRecovered(r, s, fault);
-      fault.processesAfter = daemonProcesses(r.daemon);
       progress(`  ${fault.notes.join('; ')}`);
       await delay(options.pauseSeconds * 1000);
+      fault.processesAfter = daemonProcesses(r.daemon);
     }
 
     await f.done;

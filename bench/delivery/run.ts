@@ -171,7 +171,7 @@ interface OutageResult {
   firstOkAfterUpMs: number | undefined;
   rateBackAfterUpMs: number | undefined;
   backlogDrainedAfterUpMs: number | undefined;
-  /** Lines the daemon wrote from the outage's start to 5 s after its end. */
+  /** Lines the daemon wrote from the outage's start to 5 s after its end (or the next outage). */
   logLines: number;
 }
 
@@ -339,7 +339,7 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
       o.firstOkAfterUpMs = firstOkAfterMs(report, o.upAtMs, next);
       o.rateBackAfterUpMs = rateRecoveryMs(report, o.downAtMs, o.upAtMs, next);
       o.backlogDrainedAfterUpMs = options.rate > 0 ? drainMs(s.samples, o.downAtMs, o.upAtMs, next, options.slots) : undefined;
-      o.logLines = linesBetween(log, o.downAtMs, o.upAtMs + LOG_AFTER_UP_MS);
+      o.logLines = linesBetween(log, o.downAtMs, Math.min(next, o.upAtMs + LOG_AFTER_UP_MS));
     });
     const lastUpAtMs = result.outages[result.outages.length - 1]?.upAtMs ?? f.startedAtMs;
     result.finalDrainMs = drained ? drainedAtMs - Math.max(lastUpAtMs, f.finishedAtMs) : undefined;
