@@ -13,7 +13,6 @@ import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, jobsConfig, startDaemon, waitRegistered, type Daemon, type DaemonOptions, type PoolSpec } from '../e2e/daemon.js';
 import { loadAverage, processTree, signalAll } from '../e2e/proc-stats.js';
 import {
-  PRE_FAULT_WINDOW_MS,
   Sampler,
   countersAt,
   daemonProcesses,
@@ -27,10 +26,12 @@ import {
   livePids,
   minus,
   peakBacklog,
+  rateBeforeFault,
   rateIn,
   rateRecoveryMs,
   readDaemonLog,
   runMeta,
+  steadyBacklog,
   table,
   waitUntil,
   writeResult,
@@ -364,22 +365,15 @@ function endsAtInjection(name: FaultName): boolean {
   return name === 'gearmand' || name === 'child' || name === 'master';
 }
 
-function baselineBacklog(samples: readonly Sample[], beforeMs: number): number {
-  let baseline = 0;
-  for (const s of samples) if (s.atMs >= beforeMs - PRE_FAULT_WINDOW_MS && s.atMs < beforeMs && s.total !== null) baseline = Math.max(baseline, s.total);
-  return baseline;
-}
-
-/** Waits (live) until gearmand's queue is back to its pre-fault size, or the timeout. */
-async function waitRecovered(rig: Rig, sampler: Sampler, fault: FaultResult): Promise<void> {
+/** Waits (live) until gearmand's queue has no backlog left, or the timeout. */
+async function waitRecovered(rig: Rig, sampler: Sampler, fromMs: number): Promise<void> {
   const { options } = rig;
-  const baseline = baselineBacklog(sampler.samples, fault.startAtMs);
+  const steady = steadyBacklog(options.rate, options.slots);
   await waitUntil(() => {
     const last = sampler.last();
-    if (last === undefined || last.atMs < fault.endAtMs + 500) return false;
-    if (last.total === null) return false;
-    if (options.rate === 0) return Date.now() - fault.endAtMs >= 3_000;
-    return last.total <= baseline + options.slots;
+    if (last === undefined || last.atMs < fromMs + 500 || last.total === null) return false;
+    if (options.rate === 0) return Date.now() - fromMs >= 3_000;
+    return last.total <= steady;
   }, options.recoveryTimeoutS * 1000, 100);
 }
 
@@ -419,9 +413,9 @@ function attribute(run: RunResult, report: EndpointReport, log: DaemonLog, sampl
   }
   faults.forEach((f, k) => {
     f.windowEndMs = faults[k + 1]?.startAtMs ?? endMs;
-    f.rateBefore = rateIn(report, f.startAtMs - PRE_FAULT_WINDOW_MS, f.startAtMs);
-    f.rateBackMs = rateRecoveryMs(report, f.startAtMs, f.endAtMs, f.windowEndMs);
-    f.backlogDrainedMs = options.rate > 0 ? drainMs(samples, f.startAtMs, f.endAtMs, f.windowEndMs, options.slots) : undefined;
+    f.rateBefore = rateBeforeFault(report, f.startAtMs, options.rate);
+    f.rateBackMs = rateRecoveryMs(report, f.rateBefore, f.endAtMs, f.windowEndMs);
+    f.backlogDrainedMs = options.rate > 0 ? drainMs(samples, f.endAtMs, f.windowEndMs, steadyBacklog(options.rate, options.slots)) : undefined;
     f.peakBacklog = peakBacklog(samples, f.startAtMs, f.windowEndMs);
     f.counters = minus(countersAt(samples, f.windowEndMs), countersAt(samples, f.startAtMs));
     f.logLines = linesBetween(log, f.startAtMs, f.windowEndMs);
@@ -475,6 +469,8 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
     await s.sample(true);
     s.start();
     await delay(options.leadSeconds * 1000);
+    // A cold daemon on a busy machine may start behind the feed: faults start from a steady state.
+    await waitRecovered(r, s, Date.now() - 500);
 
     for (const name of options.faults) {
       const before = await s.sample(true);
@@ -493,7 +489,7 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
         fault.notes.push(`injection failed: ${errorText(error)}`);
       }
       fault.endAtMs = endsAtInjection(name) ? injectedAt : Date.now();
-      await waitRecovered(r, s, fault);
+      await waitRecovered(r, s, fault.endAtMs);
       progress(`  ${fault.notes.join('; ')}`);
       await delay(options.pauseSeconds * 1000);
       fault.processesAfter = daemonProcesses(r.daemon);

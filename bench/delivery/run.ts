@@ -13,7 +13,6 @@ import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, startDaemon, waitRegistered, type Daemon } from '../e2e/daemon.js';
 import { loadAverage } from '../e2e/proc-stats.js';
 import {
-  PRE_FAULT_WINDOW_MS,
   Sampler,
   daemonProcesses,
   delay,
@@ -27,10 +26,12 @@ import {
   livePids,
   minus,
   peakBacklog,
+  rateBeforeFault,
   rateIn,
   rateRecoveryMs,
   readDaemonLog,
   runMeta,
+  steadyBacklog,
   table,
   waitUntil,
   writeResult,
@@ -260,15 +261,18 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
     s.start();
 
     let lastUp = Date.now();
+    const steady = steadyBacklog(options.rate, options.slots);
     for (let i = 1; i <= options.outages; i++) {
       // Outage i starts once i/(outages+1) of the jobs are resolved (completed or failed), so every
-      // outage falls inside the run whatever the daemon's speed; and never sooner than the gap.
+      // outage falls inside the run whatever the daemon's speed; never sooner than the gap, and with
+      // a steady feed only once the queue has no backlog left (from start-up or the last outage).
       const target = (options.jobs * i) / (options.outages + 1);
       await waitUntil(() => {
         const last = s.last();
         const resolved = last === undefined || last.total === null ? 0 : f.queued - last.total;
         const queueDry = f.finishedAtMs !== 0 && last?.total === 0;
-        return (resolved >= target || queueDry) && Date.now() - lastUp >= options.minGapSeconds * 1000;
+        const noBacklog = options.rate === 0 || (last?.total ?? Infinity) <= steady;
+        return (resolved >= target || queueDry) && noBacklog && Date.now() - lastUp >= options.minGapSeconds * 1000;
       }, options.drainTimeoutS * 1000);
       const before = await s.sample(true);
       const downAtMs = Date.now();
@@ -334,11 +338,11 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
     result.logLines = { total: log.total, nonJson: log.nonJson, byLevel: log.byLevel, top: log.byMessage.slice(0, 8) };
     result.outages.forEach((o, k) => {
       const next = result.outages[k + 1]?.downAtMs ?? drainedAtMs;
-      o.rateBefore = rateIn(report, o.downAtMs - PRE_FAULT_WINDOW_MS, o.downAtMs);
+      o.rateBefore = rateBeforeFault(report, o.downAtMs, options.rate);
       o.peakBacklog = peakBacklog(s.samples, o.downAtMs, next);
       o.firstOkAfterUpMs = firstOkAfterMs(report, o.upAtMs, next);
-      o.rateBackAfterUpMs = rateRecoveryMs(report, o.downAtMs, o.upAtMs, next);
-      o.backlogDrainedAfterUpMs = options.rate > 0 ? drainMs(s.samples, o.downAtMs, o.upAtMs, next, options.slots) : undefined;
+      o.rateBackAfterUpMs = rateRecoveryMs(report, o.rateBefore, o.upAtMs, next);
+      o.backlogDrainedAfterUpMs = options.rate > 0 ? drainMs(s.samples, o.upAtMs, next, steady) : undefined;
       o.logLines = linesBetween(log, o.downAtMs, Math.min(next, o.upAtMs + LOG_AFTER_UP_MS));
     });
     const lastUpAtMs = result.outages[result.outages.length - 1]?.upAtMs ?? f.startedAtMs;

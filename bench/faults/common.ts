@@ -275,15 +275,24 @@ export const RECOVERY_WINDOW_MS = 500;
 export const RECOVERY_FRACTION = 0.5;
 
 /**
- * Time from `fromMs` until the completion rate is back: the end of the first 500 ms window (sliding
- * by 100 ms) whose distinct-completion rate is at least half the rate of the 2 s before the fault.
- * Undefined when it never comes back before `untilMs` or there was no flow before the fault.
+ * The completion rate a fault is measured against: the rate of the 2 s before it, but no more than
+ * the feed's rate (`arrivalRate`, 0 = not capped), so a backlog still being worked off from an
+ * earlier fault does not raise the bar.
  */
-export function rateRecoveryMs(report: EndpointReport, faultStartMs: number, fromMs: number, untilMs: number): number | undefined {
-  const before = rateIn(report, faultStartMs - PRE_FAULT_WINDOW_MS, faultStartMs);
-  if (before <= 0) return undefined;
+export function rateBeforeFault(report: EndpointReport, faultStartMs: number, arrivalRate: number): number {
+  const measured = rateIn(report, faultStartMs - PRE_FAULT_WINDOW_MS, faultStartMs);
+  return arrivalRate > 0 ? Math.min(measured, arrivalRate) : measured;
+}
+
+/**
+ * Time from `fromMs` until the completion rate is back: the end of the first 500 ms window (sliding
+ * by 100 ms) whose distinct-completion rate is at least half of `rateBefore`. Undefined when it
+ * never comes back before `untilMs` or there was no flow before the fault.
+ */
+export function rateRecoveryMs(report: EndpointReport, rateBefore: number, fromMs: number, untilMs: number): number | undefined {
+  if (rateBefore <= 0) return undefined;
   for (let end = fromMs + RECOVERY_WINDOW_MS; end <= untilMs; end += report.bucketMs) {
-    if (rateIn(report, end - RECOVERY_WINDOW_MS, end) >= before * RECOVERY_FRACTION) return end - fromMs;
+    if (rateIn(report, end - RECOVERY_WINDOW_MS, end) >= rateBefore * RECOVERY_FRACTION) return end - fromMs;
   }
   return undefined;
 }
@@ -299,18 +308,21 @@ export function firstOkAfterMs(report: EndpointReport, fromMs: number, untilMs: 
 }
 
 /**
- * Backlog drain: the jobs that piled up in gearmand during a fault are worked off when its queue
- * (queued + running) is back to at most the largest value of the 2 s before the fault plus `slack`
- * (the slots). Returns the time from `fromMs`, or undefined when not before `untilMs`.
+ * gearmand's queue (queued + running) in steady state: the slots' jobs plus 100 ms of arrivals. A
+ * queue at most this long has no backlog. Only meaningful with a steady feed (rate > 0).
  */
-export function drainMs(samples: readonly Sample[], faultStartMs: number, fromMs: number, untilMs: number, slack: number): number | undefined {
-  let baseline = 0;
-  for (const s of samples) {
-    if (s.atMs >= faultStartMs - PRE_FAULT_WINDOW_MS && s.atMs < faultStartMs && s.total !== null) baseline = Math.max(baseline, s.total);
-  }
+export function steadyBacklog(rate: number, slots: number): number {
+  return Math.max(2 * slots, Math.ceil(rate / 10));
+}
+
+/**
+ * Backlog drain: time from `fromMs` until gearmand's queue is back to `steady` (see steadyBacklog),
+ * i.e. the jobs that piled up during a fault are worked off; undefined when not before `untilMs`.
+ */
+export function drainMs(samples: readonly Sample[], fromMs: number, untilMs: number, steady: number): number | undefined {
   for (const s of samples) {
     if (s.atMs < fromMs || s.atMs > untilMs || s.total === null) continue;
-    if (s.total <= baseline + slack) return s.atMs - fromMs;
+    if (s.total <= steady) return s.atMs - fromMs;
   }
   return undefined;
 }
