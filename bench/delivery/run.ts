@@ -158,6 +158,8 @@ interface OutageResult {
   index: number;
   downAtMs: number;
   upAtMs: number;
+  /** false when the feed had ended and the queue was empty at down: nothing to disturb. */
+  hadTraffic: boolean;
   /** gearmand's queue (queued + running) when the endpoint went down. */
   backlogAtDown: number | null;
   peakBacklog: number | undefined;
@@ -284,6 +286,7 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
       lastUp = Date.now();
       result.outages.push({
         index: i,
+        hadTraffic: !(f.finishedAtMs !== 0 && before.total === 0),
         downAtMs,
         upAtMs: record.upAtMs,
         backlogAtDown: before.total,
@@ -407,7 +410,7 @@ function report(options: Options, meta: Record<string, unknown>, runs: readonly 
         r.outages.map((o) => [
           r.mode,
           r.binary,
-          String(o.index),
+          `${o.index}${o.hadTraffic ? '' : ' (no traffic: raise --jobs)'}`,
           fmt.int(o.backlogAtDown),
           fmt.int(o.peakBacklog),
           fmt.int(o.rateBefore),
