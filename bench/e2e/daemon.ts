@@ -21,6 +21,8 @@ export interface PoolSpec {
   name: string;
   slots: number;
   functionName: string;
+  /** More keys of the pool's jobs-config object (e.g. `delivery`, `max_running_time`, `headers`). */
+  extra?: Record<string, unknown>;
 }
 
 export interface DaemonOptions {
@@ -34,6 +36,11 @@ export interface DaemonOptions {
   pools: readonly PoolSpec[];
   logLevel: 'warn' | 'info';
   /**
+   * Where the daemon logs: a file (default), or its stdout, which goes to `daemon.out` in `dir` (the
+   * fault benchmarks count the lines an operator's journal would receive).
+   */
+  logTo?: 'file' | 'stdout';
+  /**
    * Extra Node arguments for a `.js` daemon, e.g. --cpu-prof. Not NODE_OPTIONS: Node 20 refuses
    * --cpu-prof there. cluster.fork() gives children the master's execArgv, so they profile too.
    */
@@ -44,6 +51,10 @@ export interface Daemon {
   readonly pid: number;
   readonly statusPort: number;
   readonly logPath: string;
+  /** The jobs config the daemon was started with (rewrite it, then SIGHUP, to reload). */
+  readonly jobsPath: string;
+  /** Where the daemon's stdout and stderr go (appended to across restarts in the same `dir`). */
+  readonly outPath: string;
   /** Master and every descendant right now. */
   pids(): number[];
   /** Raw reply to a status-port command (one command per connection). */
@@ -58,13 +69,14 @@ export interface Daemon {
 
 const STATUS_TIMEOUT_MS = 5_000;
 
-function jobsConfig(options: DaemonOptions): unknown {
+export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUrl' | 'pools'>): unknown {
   const pools: Record<string, unknown> = {};
   for (const pool of options.pools) {
     pools[pool.name] = {
       job_processing_uri: options.endpointUrl,
       worker_count: pool.slots,
       jobs_list: [pool.functionName],
+      ...pool.extra,
     };
   }
   return { gearman_servers_list: [options.gearmand.label], pools_list: pools };
@@ -89,7 +101,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let logConfigPath: string;
   if (options.flavour === 'ours') {
     logConfigPath = join(options.dir, 'log.json');
-    const logConfig = { name: 'driveshaft', level: options.logLevel, streams: [{ type: 'file', path: logPath }] };
+    const stream = options.logTo === 'stdout' ? { type: 'stdout' } : { type: 'file', path: logPath };
+    const logConfig = { name: 'driveshaft', level: options.logLevel, streams: [stream] };
     writeFileSync(logConfigPath, `${JSON.stringify(logConfig)}\n`);
   } else {
     logConfigPath = join(options.dir, 'log4cxx.xml');
@@ -128,6 +141,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     pid,
     statusPort,
     logPath,
+    jobsPath,
+    outPath,
     pids() {
       const tree = processTree(pid);
       if (tree.length > 0) knownPids = [...new Set([...knownPids, ...tree])];

@@ -204,3 +204,12 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs
     child.kill(signal);
   });
 }
+
+/** Open file descriptors of `pid` (entries of /proc/<pid>/fd); NaN when the process is gone or unreadable. */
+export function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}

@@ -1,0 +1,654 @@
+/**
+ * Chaos benchmark ("Process faults"): a steady stream of background jobs through a real gearmand
+ * with a persistent queue, the real `driveshaft` CLI and a Node endpoint, while the harness, one
+ * fault at a time, SIGKILLs gearmand, a pool child and the master, freezes a child, reloads the
+ * daemon every second and takes the endpoint down. Per fault: jobs lost, jobs answered twice (and
+ * why), recovery time, and the daemon's RSS and open fds. `npm run bench:chaos -- --help`.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
+import { OUR_BIN, jobsConfig, startDaemon, waitRegistered, type Daemon, type DaemonOptions, type PoolSpec } from '../e2e/daemon.js';
+import { loadAverage, processTree, signalAll } from '../e2e/proc-stats.js';
+import {
+  Sampler,
+  countersAt,
+  daemonProcesses,
+  delay,
+  describeProcesses,
+  drainMs,
+  errorText,
+  fmt,
+  installGuards,
+  linesBetween,
+  livePids,
+  minus,
+  peakBacklog,
+  rateBeforeFault,
+  rateIn,
+  rateRecoveryMs,
+  readDaemonLog,
+  runMeta,
+  steadyBacklog,
+  table,
+  waitUntil,
+  writeResult,
+  type Counters,
+  type DaemonLog,
+  type ProcessFigures,
+  type Sample,
+} from '../faults/common.js';
+import { FaultEndpoint, type EndpointReport } from '../faults/endpoint-control.js';
+import { Feeder } from '../faults/feeder.js';
+
+const FAULTS = ['gearmand', 'child', 'master', 'sigstop', 'hup', 'endpoint'] as const;
+type FaultName = (typeof FAULTS)[number];
+
+const FAULT_TITLES: Record<FaultName, string> = {
+  gearmand: 'SIGKILL gearmand, restart it',
+  child: 'SIGKILL the pool child',
+  master: 'SIGKILL the master, restart the daemon',
+  sigstop: 'SIGSTOP the pool child, then SIGCONT',
+  hup: 'SIGHUP (reload) every second',
+  endpoint: 'endpoint down (nothing listens)',
+};
+
+const HUP_CHANGES = ['mixed', 'none', 'header', 'workers'] as const;
+type HupChange = (typeof HUP_CHANGES)[number];
+
+const USAGE = `npm run bench:chaos -- [options]
+
+  --jobs N                 background jobs (default 200000)
+  --slots N                the pool's worker_count (default 10)
+  --rate R                 jobs queued per second, steadily (default 1500); 0 queues all at once
+  --faults LIST            in this order (default ${FAULTS.join(',')})
+  --lead-seconds S         steady flow before the first fault (default 5)
+  --pause-seconds S        after a fault has recovered, before the next one (default 3)
+  --recovery-timeout S     go on to the next fault after S seconds even if not recovered (default 30)
+  --gearmand-down-seconds S  gearmand stays dead this long before its restart (default 1)
+  --sigstop-seconds S      how long the child stays frozen (default 3)
+  --hup-seconds S          how long SIGHUP is sent, once a second (default 10)
+  --hup-change C           what each reload changes: mixed (default: nothing, a header, worker_count
+                           in turn), none, header (replaces the HTTP side), workers (one slot less/more)
+  --outage-seconds S       endpoint downtime (default 5)
+  --queue-dir DIR          where gearmand's SQLite queue lives (default /dev/shm, else the temp dir)
+  --fail-fast              the pool's delivery.mode "fail_fast"
+  --delivery JSON          more keys of the pool's "delivery" object
+  --log-level L            the daemon's log level: info (default) or warn
+  --drain-timeout S        give up waiting for the queue to empty after S seconds (default 120)
+  --max-minutes M          stop everything after M minutes (default 10)
+  --out PATH               JSON output (default bench/results/chaos-<date>.json)
+  --keep-tmp               keep the configs, the daemon's output and the queue database
+`;
+
+interface Options {
+  jobs: number;
+  slots: number;
+  rate: number;
+  faults: FaultName[];
+  leadSeconds: number;
+  pauseSeconds: number;
+  recoveryTimeoutS: number;
+  gearmandDownSeconds: number;
+  sigstopSeconds: number;
+  hupSeconds: number;
+  hupChange: HupChange;
+  outageSeconds: number;
+  queueDir: string | undefined;
+  failFast: boolean;
+  delivery: Record<string, unknown>;
+  logLevel: 'info' | 'warn';
+  drainTimeoutS: number;
+  maxMinutes: number;
+  out: string | undefined;
+  keepTmp: boolean;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench:chaos: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function number(name: string, value: string | undefined, min: number): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n < min) fail(`--${name}: expected a number ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      jobs: { type: 'string', default: '200000' },
+      slots: { type: 'string', default: '10' },
+      rate: { type: 'string', default: '1500' },
+      faults: { type: 'string', default: FAULTS.join(',') },
+      'lead-seconds': { type: 'string', default: '5' },
+      'pause-seconds': { type: 'string', default: '3' },
+      'recovery-timeout': { type: 'string', default: '30' },
+      'gearmand-down-seconds': { type: 'string', default: '1' },
+      'sigstop-seconds': { type: 'string', default: '3' },
+      'hup-seconds': { type: 'string', default: '10' },
+      'hup-change': { type: 'string', default: 'mixed' },
+      'outage-seconds': { type: 'string', default: '5' },
+      'queue-dir': { type: 'string' },
+      'fail-fast': { type: 'boolean', default: false },
+      delivery: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      'drain-timeout': { type: 'string', default: '120' },
+      'max-minutes': { type: 'string', default: '10' },
+      out: { type: 'string' },
+      'keep-tmp': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const faults = (values.faults ?? '').split(',').map((f) => f.trim()).filter((f) => f !== '');
+  for (const fault of faults) if (!(FAULTS as readonly string[]).includes(fault)) fail(`--faults: expected some of ${FAULTS.join(', ')}, got ${JSON.stringify(fault)}`);
+  const hupChange = values['hup-change'] as HupChange;
+  if (!HUP_CHANGES.includes(hupChange)) fail(`--hup-change: expected one of ${HUP_CHANGES.join(', ')}, got ${JSON.stringify(hupChange)}`);
+  let delivery: Record<string, unknown> = {};
+  if (values.delivery !== undefined) {
+    try {
+      delivery = JSON.parse(values.delivery) as Record<string, unknown>;
+    } catch (error) {
+      fail(`--delivery: not JSON (${errorText(error)})`);
+    }
+    if (typeof delivery !== 'object' || delivery === null || Array.isArray(delivery)) fail('--delivery: expected a JSON object');
+  }
+  const logLevel = values['log-level'];
+  if (logLevel !== 'info' && logLevel !== 'warn') fail(`--log-level: expected info or warn, got ${JSON.stringify(logLevel)}`);
+  return {
+    jobs: number('jobs', values.jobs, 1),
+    slots: number('slots', values.slots, 2),
+    rate: number('rate', values.rate, 0),
+    faults: faults as FaultName[],
+    leadSeconds: number('lead-seconds', values['lead-seconds'], 0),
+    pauseSeconds: number('pause-seconds', values['pause-seconds'], 0),
+    recoveryTimeoutS: number('recovery-timeout', values['recovery-timeout'], 1),
+    gearmandDownSeconds: number('gearmand-down-seconds', values['gearmand-down-seconds'], 0),
+    sigstopSeconds: number('sigstop-seconds', values['sigstop-seconds'], 0.1),
+    hupSeconds: number('hup-seconds', values['hup-seconds'], 1),
+    hupChange,
+    outageSeconds: number('outage-seconds', values['outage-seconds'], 0.1),
+    queueDir: values['queue-dir'],
+    failFast: values['fail-fast'] ?? false,
+    delivery,
+    logLevel,
+    drainTimeoutS: number('drain-timeout', values['drain-timeout'], 1),
+    maxMinutes: number('max-minutes', values['max-minutes'], 0.5),
+    out: values.out,
+    keepTmp: values['keep-tmp'] ?? false,
+  };
+}
+
+interface FaultResult {
+  name: FaultName;
+  title: string;
+  startAtMs: number;
+  /** When the injection was over (the kill itself for kills: a restart is part of the recovery). */
+  endAtMs: number;
+  /** Up to the next fault's start (or the end of the run): what happened in it is this fault's. */
+  windowEndMs: number;
+  notes: string[];
+  /** gearmand's queue at the start and its peak in the window. */
+  backlogAtStart: number | null;
+  peakBacklog: number | undefined;
+  rateBefore: number;
+  rateBackMs: number | undefined;
+  backlogDrainedMs: number | undefined;
+  /** Lost ids whose last WORK_FAIL was logged in this window. */
+  lost: number;
+  lostSample: string[];
+  /** Ids answered 200 for the second time in this window. */
+  duplicates: number;
+  duplicateSample: Array<{ id: string; atMs: number[] }>;
+  counters: Counters;
+  logLines: number;
+  /** Daemon processes after the fault's recovery and the pause, right before the next fault. */
+  processesAfter: ProcessFigures[];
+  /** false when the feed had ended and the queue was empty: nothing to disturb. */
+  hadTraffic: boolean;
+}
+
+interface RunResult {
+  error?: string;
+  prefix: string;
+  delivery: Record<string, unknown> | null;
+  queueDb: string;
+  queued: number;
+  completed: number;
+  lost: number;
+  lostUnattributed: number;
+  stillQueued: number;
+  duplicateIds: number;
+  duplicatesBeforeFaults: number;
+  extraOk: number;
+  unexpectedIds: number;
+  feederReconnects: number;
+  feederInDoubt: number;
+  counters: Counters;
+  workFail: number;
+  logLines: { total: number; nonJson: number; byLevel: Record<string, number>; top: Array<{ msg: string; count: number }> };
+  faults: FaultResult[];
+  processesStart: ProcessFigures[];
+  processesEnd: ProcessFigures[];
+  rateSteady: number;
+  finalDrainMs: number | undefined;
+  feedSeconds: number;
+  wallMs: number;
+}
+
+const FUNCTION_NAME = 'bench_chaos';
+
+/** Everything a fault may need to reach, and the daemon it may replace. */
+interface Rig {
+  options: Options;
+  gearmand: Gearmand;
+  endpoint: FaultEndpoint;
+  daemon: Daemon;
+  daemonOptions: DaemonOptions;
+}
+
+function childPids(daemon: Daemon): number[] {
+  return daemon.pids().filter((pid) => pid !== daemon.pid);
+}
+
+async function injectGearmand(rig: Rig, notes: string[]): Promise<void> {
+  await rig.gearmand.kill('SIGKILL');
+  await delay(rig.options.gearmandDownSeconds * 1000);
+  const restartAt = Date.now();
+  await rig.gearmand.restart();
+  livePids.add(rig.gearmand.pid);
+  const status = await rig.gearmand.status().catch(() => []);
+  const line = status.find((s) => s.function === FUNCTION_NAME);
+  notes.push(`restarted in ${Date.now() - restartAt} ms with ${fmt.int(line?.total ?? 0)} jobs reloaded from its queue`);
+}
+
+function injectChild(rig: Rig, notes: string[]): void {
+  const [child] = childPids(rig.daemon);
+  if (child === undefined) throw new Error('no pool child to kill');
+  process.kill(child, 'SIGKILL');
+  notes.push(`killed child ${child}`);
+}
+
+async function injectMaster(rig: Rig, notes: string[]): Promise<void> {
+  const old = rig.daemon;
+  const children = childPids(old);
+  for (const child of children) livePids.add(child); // orphans from now on: the harness must still clean them up
+  process.kill(old.pid, 'SIGKILL');
+  livePids.delete(old.pid);
+  const killedAt = Date.now();
+  // A supervisor restarts the daemon; the orphaned children, having lost the master's IPC channel,
+  // are expected to finish or give back what they hold and exit on their own first.
+  const gone = await waitUntil(() => children.every((pid) => processTree(pid).length === 0), 15_000, 20);
+  if (!gone) {
+    const left = children.filter((pid) => processTree(pid).length > 0);
+    signalAll(left, 'SIGKILL');
+    notes.push(`orphaned children ${left.join(', ')} still ran 15 s after the master's death: SIGKILLed`);
+  } else {
+    notes.push(`orphaned child${children.length === 1 ? '' : 'ren'} exited ${Date.now() - killedAt} ms after the master's death`);
+  }
+  for (const child of children) livePids.delete(child);
+  const restartAt = Date.now();
+  rig.daemon = await startDaemon(rig.daemonOptions);
+  livePids.add(rig.daemon.pid);
+  await waitRegistered(rig.gearmand, rig.daemon, rig.daemonOptions.pools, 30_000);
+  notes.push(`new daemon (pid ${rig.daemon.pid}) registered ${Date.now() - restartAt} ms after its start`);
+}
+
+async function injectSigstop(rig: Rig, notes: string[]): Promise<void> {
+  const [child] = childPids(rig.daemon);
+  if (child === undefined) throw new Error('no pool child to freeze');
+  process.kill(child, 'SIGSTOP');
+  await delay(rig.options.sigstopSeconds * 1000);
+  process.kill(child, 'SIGCONT');
+  notes.push(`child ${child} frozen ${rig.options.sigstopSeconds} s`);
+}
+
+/** The pool as the i-th reload writes it: unchanged, a new header, one slot less, in turn (mixed). */
+function reloadedPool(base: PoolSpec, change: HupChange, i: number, slots: number): PoolSpec {
+  const kind = change === 'mixed' ? (['none', 'header', 'workers'] as const)[i % 3] : change;
+  if (kind === 'header') return { ...base, extra: { ...base.extra, headers: { 'x-bench-reload': String(i) } } };
+  if (kind === 'workers') return { ...base, slots: slots - 1 };
+  return base;
+}
+
+async function injectHup(rig: Rig, notes: string[]): Promise<void> {
+  const { options, daemonOptions } = rig;
+  const base = daemonOptions.pools[0] as PoolSpec;
+  const write = (pool: PoolSpec): void => {
+    writeFileSync(rig.daemon.jobsPath, `${JSON.stringify(jobsConfig({ ...daemonOptions, pools: [pool] }), null, 2)}\n`);
+  };
+  const count = Math.max(1, Math.round(options.hupSeconds));
+  for (let i = 0; i < count; i++) {
+    // The last reload goes back to the original config.
+    write(i === count - 1 ? base : reloadedPool(base, options.hupChange, i, options.slots));
+    process.kill(rig.daemon.pid, 'SIGHUP');
+    await delay(1000);
+  }
+  notes.push(`${count} reloads (${options.hupChange}), the last one back to the original config`);
+}
+
+async function injectEndpoint(rig: Rig, notes: string[]): Promise<void> {
+  await rig.endpoint.down('stop');
+  await delay(rig.options.outageSeconds * 1000);
+  const record = await rig.endpoint.up();
+  notes.push(`down ${((record.upAtMs - record.downAtMs) / 1000).toFixed(1)} s`);
+}
+
+async function inject(name: FaultName, rig: Rig, notes: string[]): Promise<void> {
+  switch (name) {
+    case 'gearmand':
+      return injectGearmand(rig, notes);
+    case 'child':
+      return injectChild(rig, notes);
+    case 'master':
+      return injectMaster(rig, notes);
+    case 'sigstop':
+      return injectSigstop(rig, notes);
+    case 'hup':
+      return injectHup(rig, notes);
+    case 'endpoint':
+      return injectEndpoint(rig, notes);
+  }
+}
+
+/** A kill's damage starts at once; the restart that follows is part of the recovery. */
+function endsAtInjection(name: FaultName): boolean {
+  return name === 'gearmand' || name === 'child' || name === 'master';
+}
+
+/** Waits (live) until gearmand's queue has no backlog left, or the timeout. */
+async function waitRecovered(rig: Rig, sampler: Sampler, fromMs: number): Promise<void> {
+  const { options } = rig;
+  const steady = steadyBacklog(options.rate, options.slots);
+  await waitUntil(() => {
+    const last = sampler.last();
+    if (last === undefined || last.atMs < fromMs + 500 || last.total === null) return false;
+    if (options.rate === 0) return Date.now() - fromMs >= 3_000;
+    return last.total <= steady;
+  }, options.recoveryTimeoutS * 1000, 100);
+}
+
+function attribute(run: RunResult, report: EndpointReport, log: DaemonLog, samples: readonly Sample[], options: Options, endMs: number): void {
+  const faults = run.faults;
+  const windowOf = (atMs: number): FaultResult | undefined => {
+    let found: FaultResult | undefined;
+    for (const f of faults) if (f.startAtMs <= atMs) found = f;
+    return found;
+  };
+  // Losses: the last WORK_FAIL the daemon logged for the id says when it was given up on.
+  const lastFail = new Map<string, number>();
+  for (const line of log.lines) if (line.msg === 'job failed' && line.unique !== undefined) lastFail.set(line.unique, line.atMs);
+  const stillQueued = run.stillQueued;
+  run.lostUnattributed = 0;
+  for (const id of report.missing) {
+    const at = lastFail.get(id);
+    const fault = at === undefined ? undefined : windowOf(at);
+    if (fault === undefined) {
+      run.lostUnattributed++;
+      continue;
+    }
+    fault.lost++;
+    if (fault.lostSample.length < 10) fault.lostSample.push(id);
+  }
+  // Still-queued ids are missing but not lost; they have no WORK_FAIL and landed in "unattributed".
+  run.lostUnattributed = Math.max(0, run.lostUnattributed - stillQueued);
+  // Duplicates: the second 200 marks the fault that made the job run again.
+  for (const dup of report.duplicates) {
+    const fault = windowOf(dup.atMs[1] as number);
+    if (fault === undefined) {
+      run.duplicatesBeforeFaults++;
+      continue;
+    }
+    fault.duplicates++;
+    if (fault.duplicateSample.length < 10) fault.duplicateSample.push(dup);
+  }
+  faults.forEach((f, k) => {
+    f.windowEndMs = faults[k + 1]?.startAtMs ?? endMs;
+    f.rateBefore = rateBeforeFault(report, f.startAtMs, options.rate);
+    f.rateBackMs = rateRecoveryMs(report, f.rateBefore, f.endAtMs, f.windowEndMs);
+    f.backlogDrainedMs = options.rate > 0 ? drainMs(samples, f.endAtMs, f.windowEndMs, steadyBacklog(options.rate, options.slots)) : undefined;
+    f.peakBacklog = peakBacklog(samples, f.startAtMs, f.windowEndMs);
+    f.counters = minus(countersAt(samples, f.windowEndMs), countersAt(samples, f.startAtMs));
+    f.logLines = linesBetween(log, f.startAtMs, f.windowEndMs);
+  });
+}
+
+async function run(options: Options, tmp: string, progress: (text: string) => void): Promise<RunResult> {
+  const started = Date.now();
+  const prefix = `chaos-${Date.now().toString(36)}`;
+  const delivery = { ...(options.failFast ? { mode: 'fail_fast' } : {}), ...options.delivery };
+  const queueDir = options.queueDir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmp);
+  mkdirSync(queueDir, { recursive: true });
+  const queueDb = join(queueDir, `driveshaft-chaos-${process.pid}-${Date.now().toString(36)}.sqlite`);
+  const result: RunResult = {
+    prefix, delivery: Object.keys(delivery).length > 0 ? delivery : null, queueDb,
+    queued: 0, completed: 0, lost: 0, lostUnattributed: 0, stillQueued: 0, duplicateIds: 0, duplicatesBeforeFaults: 0, extraOk: 0, unexpectedIds: 0,
+    feederReconnects: 0, feederInDoubt: 0, counters: {}, workFail: 0,
+    logLines: { total: 0, nonJson: 0, byLevel: {}, top: [] },
+    faults: [], processesStart: [], processesEnd: [], rateSteady: 0, finalDrainMs: undefined, feedSeconds: 0, wallMs: 0,
+  };
+  const endpoint = await FaultEndpoint.start();
+  livePids.add(endpoint.pid);
+  let gearmand: Gearmand | undefined;
+  let rig: Rig | undefined;
+  let feeder: Feeder | undefined;
+  let sampler: Sampler | undefined;
+  try {
+    // A persistent queue: a gearmand killed with SIGKILL must come back with every job it acknowledged.
+    gearmand = await startGearmand({ extraArgs: ['--queue-type=libsqlite3', `--libsqlite3-db=${queueDb}`] });
+    livePids.add(gearmand.pid);
+    const g = gearmand;
+    const extra: Record<string, unknown> = Object.keys(delivery).length > 0 ? { delivery } : {};
+    const dir = join(tmp, 'daemon');
+    mkdirSync(dir, { recursive: true });
+    const daemonOptions: DaemonOptions = {
+      bin: OUR_BIN, flavour: 'ours', dir, gearmand: g, endpointUrl: endpoint.url, logLevel: options.logLevel, logTo: 'stdout',
+      pools: [{ name: 'bench', slots: options.slots, functionName: FUNCTION_NAME, extra }],
+    };
+    const daemon = await startDaemon(daemonOptions);
+    livePids.add(daemon.pid);
+    await waitRegistered(g, daemon, daemonOptions.pools, 30_000);
+    await delay(500);
+    result.processesStart = daemonProcesses(daemon);
+
+    feeder = new Feeder({ port: () => g.port, functionName: FUNCTION_NAME, prefix, total: options.jobs, rate: options.rate });
+    const f = feeder;
+    const r: Rig = { options, gearmand: g, endpoint, daemon, daemonOptions };
+    rig = r;
+    sampler = new Sampler({ gearmand: () => g, daemon: () => r.daemon, endpoint, feeder: () => f, functionName: FUNCTION_NAME });
+    const s = sampler;
+    await s.sample(true);
+    s.start();
+    await delay(options.leadSeconds * 1000);
+    // A cold daemon on a busy machine may start behind the feed: faults start from a steady state.
+    await waitRecovered(r, s, Date.now() - 500);
+
+    for (const name of options.faults) {
+      const before = await s.sample(true);
+      const fault: FaultResult = {
+        name, title: FAULT_TITLES[name], startAtMs: Date.now(), endAtMs: 0, windowEndMs: 0, notes: [],
+        backlogAtStart: before.total, peakBacklog: undefined, rateBefore: 0, rateBackMs: undefined, backlogDrainedMs: undefined,
+        lost: 0, lostSample: [], duplicates: 0, duplicateSample: [], counters: {}, logLines: 0, processesAfter: [],
+        hadTraffic: !(f.finishedAtMs !== 0 && before.total === 0),
+      };
+      result.faults.push(fault);
+      progress(`fault ${name}: ${fault.title}; queue ${fmt.int(before.total)}${fault.hadTraffic ? '' : ' (no traffic left: raise --jobs)'}`);
+      const injectedAt = Date.now();
+      try {
+        await inject(name, r, fault.notes);
+      } catch (error) {
+        fault.notes.push(`injection failed: ${errorText(error)}`);
+      }
+      fault.endAtMs = endsAtInjection(name) ? injectedAt : Date.now();
+      await waitRecovered(r, s, fault.endAtMs);
+      progress(`  ${fault.notes.join('; ')}`);
+      await delay(options.pauseSeconds * 1000);
+      fault.processesAfter = daemonProcesses(r.daemon);
+    }
+
+    await f.done;
+    const drained = await waitUntil(async () => {
+      const last = await s.sample();
+      return last.total === 0 && last.queued === options.jobs;
+    }, options.drainTimeoutS * 1000, 100);
+    const drainedAtMs = Date.now();
+    if (!drained) result.error = `queue not empty ${options.drainTimeoutS} s after the feed ended`;
+    await delay(500);
+    s.stop();
+    const final = await s.sample(true);
+    result.processesEnd = daemonProcesses(r.daemon);
+    result.stillQueued = final.total ?? 0;
+    result.queued = f.queued;
+    result.feederReconnects = f.reconnects;
+    result.feederInDoubt = f.inDoubt;
+    result.feedSeconds = (f.finishedAtMs - f.startedAtMs) / 1000;
+    result.counters = final.counters;
+    result.workFail = final.counters['jobs_failed'] ?? 0;
+    const lastFault = result.faults[result.faults.length - 1];
+    result.finalDrainMs = drained ? drainedAtMs - Math.max(lastFault?.endAtMs ?? 0, f.finishedAtMs) : undefined;
+
+    const report = await endpoint.report(prefix, f.queued);
+    result.completed = f.queued - report.missing.length;
+    result.lost = Math.max(0, report.missing.length - result.stillQueued);
+    result.duplicateIds = report.duplicates.length;
+    result.extraOk = report.extraOk;
+    result.unexpectedIds = report.unexpected;
+    const firstFault = result.faults[0]?.startAtMs ?? drainedAtMs;
+    result.rateSteady = rateIn(report, Math.max(f.startedAtMs + 1000, firstFault - 5000), firstFault);
+
+    await r.daemon.stop();
+    livePids.delete(r.daemon.pid);
+    const log = readDaemonLog(r.daemon.outPath);
+    result.logLines = { total: log.total, nonJson: log.nonJson, byLevel: log.byLevel, top: log.byMessage.slice(0, 10) };
+    attribute(result, report, log, s.samples, options, drainedAtMs);
+  } catch (error) {
+    result.error = errorText(error);
+    if (rig !== undefined) result.error += `\ndaemon output:\n${rig.daemon.output()}`;
+  } finally {
+    sampler?.stop();
+    feeder?.stop();
+    if (rig !== undefined) {
+      await rig.daemon.stop();
+      livePids.delete(rig.daemon.pid);
+    }
+    if (gearmand !== undefined) {
+      await gearmand.stop();
+      livePids.delete(gearmand.pid);
+    }
+    await endpoint.stop();
+    livePids.delete(endpoint.pid);
+    if (!options.keepTmp) rmSync(queueDb, { force: true });
+    result.wallMs = Date.now() - started;
+  }
+  return result;
+}
+
+function mib(list: readonly ProcessFigures[], role: 'master' | 'child'): string {
+  const p = list.filter((x) => x.role === role);
+  return p.length === 0 ? '—' : p.map((x) => `${(x.rssKiB / 1024).toFixed(1)} MiB/${x.fds} fds`).join(', ');
+}
+
+function report(options: Options, meta: Record<string, unknown>, r: RunResult): string {
+  const out: string[] = [];
+  out.push(`driveshaft chaos — ${String(meta['date'])}, commit ${String(meta['commit'])}, node ${String(meta['node'])}, ${String(meta['cpu'])} ×${String(meta['cores'])}`);
+  out.push(`command: ${String(meta['command'])}`);
+  out.push(
+    `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, delivery ${r.delivery === null ? 'default' : JSON.stringify(r.delivery)}; ` +
+      `load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
+  );
+  out.push('');
+  out.push(
+    table(
+      ['queued', 'completed', 'LOST', 'dup ids', 'WORK_FAIL', 'http_errors', 'timed out', 'requeued', 'retried', 'handed back', 'log lines', 'steady/s', 'final drain', 'wall'],
+      [[
+        fmt.int(r.queued),
+        fmt.int(r.completed),
+        `${fmt.int(r.lost)}${r.stillQueued > 0 ? ` (+${fmt.int(r.stillQueued)} still queued)` : ''}`,
+        `${fmt.int(r.duplicateIds)}${r.extraOk > r.duplicateIds ? ` (${fmt.int(r.extraOk)} extra 200s)` : ''}`,
+        fmt.int(r.workFail),
+        fmt.int(r.counters['http_errors']),
+        fmt.int(r.counters['jobs_timed_out']),
+        fmt.int(r.counters['jobs_requeued']),
+        fmt.int(r.counters['jobs_retried']),
+        fmt.int(r.counters['jobs_handed_back']),
+        fmt.int(r.logLines.total),
+        fmt.int(r.rateSteady),
+        fmt.s(r.finalDrainMs),
+        fmt.s(r.wallMs),
+      ]],
+    ),
+  );
+  out.push('');
+  out.push(
+    table(
+      ['fault', 'queue at start', 'peak queue', 'rate before/s', 'LOST', 'run twice', 'WORK_FAIL', 'http_errors', 'rate ≥50% after', 'backlog drained', 'log lines', 'master after', 'child(ren) after'],
+      r.faults.map((f) => [
+        `${f.name}${f.hadTraffic ? '' : ' (no traffic)'}`,
+        fmt.int(f.backlogAtStart),
+        fmt.int(f.peakBacklog),
+        fmt.int(f.rateBefore),
+        fmt.int(f.lost),
+        fmt.int(f.duplicates),
+        fmt.int(f.counters['jobs_failed']),
+        fmt.int(f.counters['http_errors']),
+        fmt.s(f.rateBackMs),
+        fmt.s(f.backlogDrainedMs),
+        fmt.int(f.logLines),
+        mib(f.processesAfter, 'master'),
+        mib(f.processesAfter, 'child'),
+      ]),
+    ),
+  );
+  out.push('');
+  out.push(`processes at start: ${describeProcesses(r.processesStart)}`);
+  out.push(`processes at end:   ${describeProcesses(r.processesEnd)}`);
+  for (const f of r.faults) {
+    out.push(`${f.name} — ${f.title}: ${f.notes.join('; ')}`);
+    if (f.lost > 0) out.push(`  lost e.g. ${f.lostSample.slice(0, 5).join(', ')}`);
+    for (const dup of f.duplicateSample.slice(0, 3)) {
+      out.push(`  run twice: ${dup.id}, 200 at ${dup.atMs.map((t) => `${t < f.startAtMs ? '−' : '+'}${(Math.abs(t - f.startAtMs) / 1000).toFixed(2)} s`).join(' and ')} from the fault's start`);
+    }
+  }
+  if (r.lostUnattributed > 0) out.push(`lost without a WORK_FAIL in the daemon's log (gone in gearmand or never logged): ${fmt.int(r.lostUnattributed)}`);
+  if (r.duplicatesBeforeFaults > 0) out.push(`answered twice before the first fault: ${fmt.int(r.duplicatesBeforeFaults)}`);
+  if (r.unexpectedIds > 0) out.push(`${r.unexpectedIds} ids answered that were never queued`);
+  if (r.feederReconnects > 0) out.push(`the feeder reconnected to gearmand ${r.feederReconnects}× and resubmitted up to ${fmt.int(r.feederInDoubt)} unacknowledged jobs (gearmand merges a resubmission by its unique)`);
+  out.push(`daemon log ${JSON.stringify(r.logLines.byLevel)}${r.logLines.nonJson > 0 ? `, ${r.logLines.nonJson} non-JSON` : ''}; top: ${r.logLines.top.slice(0, 6).map((t) => `${t.count}× "${t.msg}"`).join(', ')}`);
+  if (r.error !== undefined) out.push(`ERROR: ${r.error}`);
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const watchdog = installGuards('bench:chaos', options.maxMinutes);
+  const meta = runMeta('bench:chaos', options);
+  const started = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), 'driveshaft-chaos-'));
+  const progress = (text: string): void => {
+    process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
+  };
+  process.stdout.write(`bench:chaos: ${meta['command'] as string}; temp ${tmp}\n`);
+  const result = await run(options, tmp, progress);
+  meta['loadEnd'] = loadAverage();
+  meta['durationS'] = (Date.now() - started) / 1000;
+  process.stdout.write(`\n${report(options, meta, result)}\n`);
+  const path = writeResult('chaos', meta['date'] as string, { meta, result }, options.out);
+  process.stdout.write(`\nJSON: ${path}\n`);
+  if (options.keepTmp || result.error !== undefined) process.stdout.write(`temp dir kept: ${tmp}\n`);
+  else rmSync(tmp, { recursive: true, force: true });
+  clearTimeout(watchdog);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:chaos failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
