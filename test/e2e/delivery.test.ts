@@ -4,7 +4,10 @@
  * background jobs are queued at 10 slots loses none of them and fails none of them.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { freePort } from '../helpers/free-port.js';
@@ -14,7 +17,9 @@ import type { Gearmand } from '../helpers/gearmand.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import type { Endpoint, EndpointAnswer } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { nameValues, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+import { BIN, nameValues, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+
+const run = promisify(execFile);
 
 const JOBS = 1000;
 const OUTAGE_MS = 5000;
@@ -111,4 +116,36 @@ test('an endpoint hanging past max_running_time for 5 s: every job completes, no
   await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS)); // the outage's length is the scenario
   down = false;
   await assertAllDelivered(s);
+});
+
+test('a permanent failure is dead-lettered, and after the endpoint is fixed the file replays into gearmand and the jobs run', async (t) => {
+  const gearmand = await startGearmand();
+  t.after(() => gearmand.stop());
+  let fixed = false;
+  const completed = new Map<string, Buffer>();
+  const endpoint = await startEndpoint((req) => {
+    if (!fixed) return { status: 500, body: 'bug in the endpoint' };
+    const job = parseJsonJob(req.body);
+    completed.set(job.unique, job.workloadBytes);
+    return OK;
+  });
+  t.after(() => endpoint.close());
+  const dir = tempDir(t);
+  const file = path.join(dir, 'jobs.json');
+  writeJobs(file, [gearmand.label], { Letters: { uri: endpoint.url, count: 2, jobs: ['Letter'], extra: { delivery: { dead_letter_file: 'letters.jsonl' } } } });
+  await startServing(t, ['--jobsconfig', file, '--loop_timeout', '1']);
+  await waitFor(async () => (await gearmand.workers()).filter((w) => w.functions.includes('Letter')).length === 2 || undefined, { timeoutMs: 10_000, message: '2 Letter workers' });
+  const client = await GearmanClient.connect(gearmand.port);
+  t.after(() => client.close());
+  const workloads = Array.from({ length: 5 }, (_, i) => Buffer.from([i, 0x00, 0xfe, 0x41 + i]));
+  for (const [i, workload] of workloads.entries()) await client.submit('Letter', workload, { unique: `letter-${i}`, background: true });
+  const letters = path.join(dir, 'letters.jsonl');
+  await waitFor(() => (existsSync(letters) && readFileSync(letters, 'utf8').trim().split('\n').length === 5 ? true : undefined), { timeoutMs: 10_000, message: 'five dead letters' });
+  assert.equal(endpoint.requests.length, 5, 'a permanent failure is posted once, never retried');
+
+  fixed = true;
+  const replay = await run(process.execPath, [BIN, 'replay', '--file', letters, '--servers', gearmand.label], { timeout: 20_000 });
+  assert.match(replay.stdout, /replayed 5 of 5 letters/);
+  await waitFor(() => (completed.size === 5 ? true : undefined), { timeoutMs: 10_000, message: 'the five replayed jobs to run' });
+  for (const [i, workload] of workloads.entries()) assert.deepEqual(completed.get(`letter-${i}`), workload, `letter-${i} ran with its exact bytes`);
 });
