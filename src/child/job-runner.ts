@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
+import { responseBytes } from './response-body.js';
 
 /**
  * undici's Pool class from its own file, not from the package index: the index also loads fetch,
@@ -108,9 +109,9 @@ const CLOSE_BRACE = 0x7d;
 
 /**
  * The result bytes of a body that is exactly `{"gearman_ret":0,"response_string":"…"}` with a string
- * JSON.parse would return unchanged (no escapes, no control characters, valid UTF-8), else null.
- * Those bytes are what the parse-then-encode path would produce, without the parse, the string or
- * the copy (the hot path of every job).
+ * without escapes or control characters, else null. Those bytes are what interpretBody's general path
+ * delivers (the bytes between the quotes, valid UTF-8 or not), without the parse, the string or the
+ * copy (the hot path of every job).
  */
 function plainSuccessResult(body: Buffer): Buffer | null {
   const end = body.length - 2;
@@ -121,8 +122,7 @@ function plainSuccessResult(body: Buffer): Buffer | null {
     const byte = body[i] as number;
     if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) return null;
   }
-  const result = body.subarray(start, end);
-  return isUtf8(result) ? result : null;
+  return body.subarray(start, end);
 }
 
 /**
@@ -156,8 +156,10 @@ export function interpretBody(body: Buffer): JobOutcome {
     if (typeof text !== 'string') {
       return { kind: 'fail', cause: FailureCause.HTTP, reason: `response_string is ${text === undefined ? 'missing' : `not a string (${text === null ? 'null' : typeof text})`}` };
     }
-    // Buffer.from keeps U+0000 as a 0x00 byte: the result reaches the client intact (original fault 3).
-    return { kind: 'complete', result: Buffer.from(text, 'utf8') };
+    // The bytes the endpoint sent, U+0000 (original fault 3) and invalid UTF-8 included.
+    const result = responseBytes(body, text, response.response_encoding);
+    if (typeof result === 'string') return { kind: 'fail', cause: FailureCause.HTTP, reason: result };
+    return { kind: 'complete', result };
   }
   if (ret === GEARMAN_RET_LOST_CONNECTION) return { kind: 'requeue' };
   return { kind: 'fail', cause: FailureCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret}` };
