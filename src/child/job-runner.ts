@@ -62,6 +62,8 @@ export const FailureCause = {
   SHUTDOWN: 'shutdown',
   /** gearman_ret 14 for the same handle more than the re-queue limit allows. */
   REQUEUE_LIMIT: 'requeue-limit',
+  /** The workload was over the pool's max_workload_bytes: failed unread, no request made. */
+  WORKLOAD_LIMIT: 'workload-limit',
 } as const;
 export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
 
