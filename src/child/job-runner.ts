@@ -350,6 +350,8 @@ export class JobRequest {
   #chunks: Buffer[] = [];
   #bytes = 0;
   #done = false;
+  /** A response began and its status line has not reached onHeaders (see onError: the 100 Continue case). */
+  #statusPending = false;
   /** Set when we aborted: the outcome is already settled; undici's onError then only cleans up. */
   #abortReason: Error | null = null;
 
@@ -389,7 +391,12 @@ export class JobRequest {
     if (this.#abortReason !== null) abort(this.#abortReason);
   }
 
+  onResponseStarted(): void {
+    this.#statusPending = true;
+  }
+
   onHeaders(statusCode: number): boolean {
+    this.#statusPending = false;
     this.#status = statusCode;
     return true;
   }
@@ -418,7 +425,13 @@ export class JobRequest {
 
   onError(error: Error): void {
     if (this.#done) return;
-    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `request failed: ${errorReason(error)}` });
+    let reason = `request failed: ${errorReason(error)}`;
+    // undici's HTTP/1.1 client drops the connection on any 100 Continue (it never sends Expect) with
+    // this generic error, before the status reaches onHeaders; every other 1xx reaches onHeaders.
+    if (this.#statusPending && error.message === 'bad response') {
+      reason = `the endpoint sent an unsolicited "100 Continue", which undici (the HTTP client) does not accept: configure the endpoint's server to send only the final response (${reason})`;
+    }
+    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason });
   }
 
   onUpgrade(): void {
