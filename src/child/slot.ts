@@ -436,14 +436,15 @@ export class Slot implements ConnectionOwner {
     const outcome: JobOutcome = { kind: 'fail', cause: FailureCause.WORKLOAD_LIMIT, reason: `workload of ${workloadBytes} bytes is over max_workload_bytes (${limit})` };
     this.#context.settleHandle(connection.server.label, handleText);
     const next = this.#stopping ? null : this.#pickNext(connection);
-    const sent = connection.finishJob(epoch, encodeWorkFail(handle), null, next === connection);
+    // Synchronous with the assignment: the socket that assigned the job is still the live one.
+    connection.finishJob(epoch, encodeWorkFail(handle), null, next === connection);
     if (next !== null) {
       this.#grabbing = next;
       if (next !== connection) next.grab();
     }
     this.#context.record(outcome, functionName, 0, 0);
     this.#log.warn(
-      { function: functionName, handle: handleText, server: connection.server.label, workloadBytes, maxWorkloadBytes: limit, cause: outcome.cause, reason: outcome.reason, note: sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job' },
+      { function: functionName, handle: handleText, server: connection.server.label, workloadBytes, maxWorkloadBytes: limit, cause: outcome.cause, reason: outcome.reason },
       'job failed',
     );
     this.#afterJob();
