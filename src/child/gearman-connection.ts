@@ -21,6 +21,7 @@
 import net from 'node:net';
 import type { ServerAddress } from '../config/types.js';
 import {
+  DEFAULT_MAX_PACKET_SIZE,
   GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,
   PacketType,
@@ -31,7 +32,7 @@ import {
   encodeSetClientId,
   packetTypeName,
 } from '../codec/index.js';
-import type { Packet } from '../codec/index.js';
+import type { OversizedPacket, Packet } from '../codec/index.js';
 import { GearmanConnectionError, GearmanServerError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -88,6 +89,11 @@ export interface ConnectionOwner {
   onConnectionDown(connection: GearmanConnection, error: Error): void;
   /** JOB_ASSIGN_UNIQ answered our grab; the connection is RUNNING. */
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void;
+  /**
+   * JOB_ASSIGN_UNIQ answered our grab with a workload over `maxWorkloadBytes`, which was dropped unread;
+   * the connection is RUNNING and expects finishJob() for that handle like any job.
+   */
+  onOversizedJob(connection: GearmanConnection, handle: Buffer, functionName: string, workloadBytes: number, epoch: number): void;
   /** NO_JOB answered our grab; the connection is SLEEPING (PRE_SLEEP sent) or PARKED. */
   onNoJob(connection: GearmanConnection): void;
   /** NOOP woke a sleeping connection, or its WakeGroup unparked it; it is READY. */
@@ -108,12 +114,20 @@ export interface GearmanConnectionOptions {
   log: Logger;
   /** Shared by the pool's connections to this server; without one the connection always sleeps. */
   wakeGroup?: WakeGroup;
+  /**
+   * max_workload_bytes: a bigger workload is never buffered (onOversizedJob). 0 or absent: the codec's
+   * packet cap (DEFAULT_MAX_PACKET_SIZE) is the limit, so a job too big for it fails the same way
+   * instead of resetting the connection (which would make gearmand re-assign it, forever).
+   */
+  maxWorkloadBytes?: number;
 }
 
 const ECHO_PAYLOAD = Buffer.from('driveshaft-liveness');
 
 export class GearmanConnection implements WakeMember {
   readonly server: ServerAddress;
+  /** The workload size above which an assignment goes to onOversizedJob. */
+  readonly maxWorkloadBytes: number;
   readonly #owner: ConnectionOwner;
   readonly #wakeGroup: WakeGroup | null;
   readonly #log: Logger;
@@ -152,9 +166,12 @@ export class GearmanConnection implements WakeMember {
       encodeSetClientId(options.clientId),
       ...options.functions.map((fn) => encodeCanDo(fn)),
     ]);
+    this.maxWorkloadBytes = options.maxWorkloadBytes !== undefined && options.maxWorkloadBytes > 0 ? options.maxWorkloadBytes : DEFAULT_MAX_PACKET_SIZE;
     this.#parser = new Parser({
       onPacket: (packet) => this.#onPacket(packet),
       onError: (error) => this.#onProtocolError(error),
+      maxWorkloadSize: this.maxWorkloadBytes,
+      onOversizedPacket: (packet) => this.#onOversizedPacket(packet),
     });
   }
 
@@ -442,6 +459,22 @@ export class GearmanConnection implements WakeMember {
       default:
         return this.#unexpected(packet);
     }
+  }
+
+  /** An assignment whose workload the parser dropped: the same checks and state change as for a job. */
+  #onOversizedPacket(packet: OversizedPacket): void {
+    this.#attempt = 0;
+    if (packet.magic !== 'RES') {
+      this.#log.warn({ server: this.server.label, packet: packetTypeName(packet.type) }, 'ignoring a request packet from gearmand');
+      return;
+    }
+    if (this.#state !== S.GRABBING) {
+      this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
+      return;
+    }
+    this.#transition(S.RUNNING);
+    this.#wakeGroup?.assigned();
+    this.#owner.onOversizedJob(this, packet.args[0] as Buffer, (packet.args[1] as Buffer).toString('utf8'), packet.workloadSize, this.#epoch);
   }
 
   #unexpected(packet: Packet): void {

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
+import { responseBytes } from './response-body.js';
 
 /**
  * undici's Pool class from its own file, not from the package index: the index also loads fetch,
@@ -61,6 +62,8 @@ export const FailureCause = {
   SHUTDOWN: 'shutdown',
   /** gearman_ret 14 for the same handle more than the re-queue limit allows. */
   REQUEUE_LIMIT: 'requeue-limit',
+  /** The workload was over the pool's max_workload_bytes: failed unread, no request made. */
+  WORKLOAD_LIMIT: 'workload-limit',
 } as const;
 export type FailureCause = (typeof FailureCause)[keyof typeof FailureCause];
 
@@ -156,9 +159,9 @@ const CLOSE_BRACE = 0x7d;
 
 /**
  * The result bytes of a body that is exactly `{"gearman_ret":0,"response_string":"…"}` with a string
- * JSON.parse would return unchanged (no escapes, no control characters, valid UTF-8), else null.
- * Those bytes are what the parse-then-encode path would produce, without the parse, the string or
- * the copy (the hot path of every job).
+ * without escapes or control characters, else null. Those bytes are what interpretBody's general path
+ * delivers (the bytes between the quotes, valid UTF-8 or not), without the parse, the string or the
+ * copy (the hot path of every job).
  */
 function plainSuccessResult(body: Buffer): Buffer | null {
   const end = body.length - 2;
@@ -169,8 +172,7 @@ function plainSuccessResult(body: Buffer): Buffer | null {
     const byte = body[i] as number;
     if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) return null;
   }
-  const result = body.subarray(start, end);
-  return isUtf8(result) ? result : null;
+  return body.subarray(start, end);
 }
 
 /**
@@ -204,8 +206,10 @@ export function interpretBody(body: Buffer): JobOutcome {
     if (typeof text !== 'string') {
       return { kind: 'fail', cause: FailureCause.HTTP, reason: `response_string is ${text === undefined ? 'missing' : `not a string (${text === null ? 'null' : typeof text})`}` };
     }
-    // Buffer.from keeps U+0000 as a 0x00 byte: the result reaches the client intact (original fault 3).
-    return { kind: 'complete', result: Buffer.from(text, 'utf8') };
+    // The bytes the endpoint sent, U+0000 (original fault 3) and invalid UTF-8 included.
+    const result = responseBytes(body, text, response.response_encoding);
+    if (typeof result === 'string') return { kind: 'fail', cause: FailureCause.HTTP, reason: result };
+    return { kind: 'complete', result };
   }
   if (ret === GEARMAN_RET_LOST_CONNECTION) return { kind: 'requeue' };
   const retryAfter = response.retry_after;
@@ -436,6 +440,8 @@ export class JobRequest {
   #chunks: Buffer[] = [];
   #bytes = 0;
   #done = false;
+  /** A response began and its status line has not reached onHeaders (see onError: the 100 Continue case). */
+  #statusPending = false;
   /** Set when we aborted: the outcome is already settled; undici's onError then only cleans up. */
   #abortReason: Error | null = null;
 
@@ -478,7 +484,12 @@ export class JobRequest {
     if (this.#abortReason !== null) abort(this.#abortReason);
   }
 
+  onResponseStarted(): void {
+    this.#statusPending = true;
+  }
+
   onHeaders(statusCode: number, rawHeaders?: Buffer[]): boolean {
+    this.#statusPending = false;
     this.#status = statusCode;
     if (statusCode === 200) this.#headersAt = performance.now();
     else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
@@ -515,6 +526,14 @@ export class JobRequest {
 
   onError(error: Error): void {
     if (this.#done) return;
+    // undici's HTTP/1.1 client drops the connection on any 100 Continue (it never sends Expect) with
+    // this generic error, before the status reaches onHeaders; every other 1xx reaches onHeaders. The
+    // endpoint answered, wrongly, and will again: a permanent failure, named.
+    if (this.#statusPending && error.message === 'bad response') {
+      const reason = `the endpoint sent an unsolicited "100 Continue", which undici (the HTTP client) does not accept: configure the endpoint's server to send only the final response (request failed: ${errorReason(error)})`;
+      this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason });
+      return;
+    }
     // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
     // endpoint meant to fail the job, so another attempt may well succeed.
     this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error)}`, retryAfterMs: null });

@@ -74,6 +74,8 @@ export interface SlotOptions {
   loopTimeoutMs: number;
   context: SlotContext;
   log: Logger;
+  /** max_workload_bytes: larger workloads fail unread (0 or absent: the codec's packet cap). */
+  maxWorkloadBytes?: number;
 }
 
 /** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
@@ -186,6 +188,7 @@ export class Slot implements ConnectionOwner {
         loopTimeoutMs: options.loopTimeoutMs,
         owner: this,
         log: options.log,
+        maxWorkloadBytes: options.maxWorkloadBytes,
         ...(wakeGroup === undefined ? {} : { wakeGroup }),
       });
     });
@@ -663,6 +666,32 @@ export class Slot implements ConnectionOwner {
       this.#resolveStopped = null;
       if (this.#log.debug()) this.#log.debug('slot stopped');
     });
+  }
+
+  /**
+   * ConnectionOwner: an assigned job's workload is over max_workload_bytes and was dropped unread. The
+   * job fails at once, without an HTTP request, and the slot grabs on as after any finished job.
+   */
+  onOversizedJob(connection: GearmanConnection, handle: Buffer, functionName: string, workloadBytes: number, epoch: number): void {
+    this.#grabbing = null;
+    this.#cursor = this.#connections.indexOf(connection);
+    const handleText = handle.toString('latin1');
+    const limit = connection.maxWorkloadBytes;
+    const outcome: FinalOutcome = { kind: 'fail', cause: FailureCause.WORKLOAD_LIMIT, reason: `workload of ${workloadBytes} bytes is over max_workload_bytes (${limit})` };
+    this.#context.settleHandle(connection.server.label, handleText);
+    const next = this.#stopping ? null : this.#pickNext(connection);
+    // Synchronous with the assignment: the socket that assigned the job is still the live one.
+    connection.finishJob(epoch, encodeWorkFail(handle), null, next === connection);
+    if (next !== null) {
+      this.#grabbing = next;
+      if (next !== connection) next.grab();
+    }
+    this.#context.record(outcome, functionName, 0, 0, false);
+    this.#log.warn(
+      { function: functionName, handle: handleText, server: connection.server.label, workloadBytes, maxWorkloadBytes: limit, cause: outcome.cause, reason: outcome.reason },
+      'job failed',
+    );
+    this.#afterJob();
   }
 }
 

@@ -124,6 +124,7 @@ export function validateSettings(settings: unknown): ChildSettings {
 function sameGearmanSide(a: ChildSettings, b: ChildSettings): boolean {
   return (
     a.loopTimeoutMs === b.loopTimeoutMs &&
+    a.pool.maxWorkloadBytes === b.pool.maxWorkloadBytes &&
     a.servers.length === b.servers.length &&
     a.servers.every((server, i) => server.host === b.servers[i]?.host && server.port === b.servers[i]?.port) &&
     a.pool.jobsList.length === b.pool.jobsList.length &&
@@ -355,6 +356,7 @@ export class WorkerPool {
         wakeGroups: this.#wakeGroups,
         functions: settings.pool.jobsList,
         loopTimeoutMs: settings.loopTimeoutMs,
+        maxWorkloadBytes: settings.pool.maxWorkloadBytes,
         context: this.#context,
         log: this.#log.child({ slot: id }),
       });

@@ -11,6 +11,11 @@
  * the stream: it is reported once through `onError` and the parser refuses input until `reset()`,
  * because after a bad header nothing says where the next packet starts.
  *
+ * With `maxWorkloadSize`, a job assignment whose workload is larger is never assembled: its leading
+ * arguments (handle, function, unique…) are kept, the workload bytes are counted and dropped as they
+ * arrive, and `onOversizedPacket` reports it once the packet has ended. The stream stays in step, so
+ * the worker can fail that one job and carry on.
+ *
  * Callbacks may call `reset()` (the rest of the current input is dropped) and `push()` (the bytes are
  * queued behind the chunk being parsed, as a socket would deliver them). If `onPacket` throws, the
  * exception leaves `push` and the parser turns `failed`: the bytes after that packet were never parsed,
@@ -28,6 +33,7 @@ import {
   MAX_HANDLE_SIZE,
   MAX_PACKET_TYPE,
   Magic,
+  PacketType,
   packetTypeName,
 } from './constants.js';
 
@@ -38,15 +44,49 @@ export interface Packet {
   args: Buffer[];
 }
 
+/** A job assignment whose workload was over `maxWorkloadSize`: everything but the workload. */
+export interface OversizedPacket {
+  magic: Magic;
+  /** JOB_ASSIGN, JOB_ASSIGN_UNIQ or JOB_ASSIGN_ALL. */
+  type: number;
+  /** The ARITY[type] − 1 arguments before the workload; views into a buffer of their own. */
+  args: Buffer[];
+  /** The workload's size in bytes (received and dropped). */
+  workloadSize: number;
+}
+
 export interface ParserOptions {
   onPacket: (packet: Packet) => void;
   onError: (error: ProtocolError) => void;
-  /** Largest data size accepted in one packet; bigger headers are framing errors. */
+  /**
+   * Largest data size accepted in one packet; bigger headers are framing errors. Job assignments are
+   * exempt when `maxWorkloadSize` is set: that bounds what they can make the parser buffer.
+   */
   maxPacketSize?: number;
+  /**
+   * Largest workload (the last argument of JOB_ASSIGN, JOB_ASSIGN_UNIQ, JOB_ASSIGN_ALL) delivered
+   * through onPacket; a larger one goes to onOversizedPacket without ever being buffered. Default: no
+   * limit, and assignments obey maxPacketSize like any packet.
+   */
+  maxWorkloadSize?: number;
+  /** Required with maxWorkloadSize. */
+  onOversizedPacket?: (packet: OversizedPacket) => void;
 }
 
 /** The size field is a uint32: no limit above this means anything. */
 const MAX_SIZE_FIELD = 0xffffffff;
+/**
+ * Cap on the arguments before an oversized workload: gearmand's handle (64), function name (512) and
+ * unique (64) limits, a reducer name (512) and the NULs fit many times over.
+ */
+export const MAX_LEADING_BYTES = 4096;
+const LEADING_TOO_LONG = `has no workload within its first ${MAX_LEADING_BYTES} bytes (the arguments before it are longer)`;
+/** Packet types whose last argument is a workload, the ones `maxWorkloadSize` applies to. */
+const WORKLOAD_LAST: readonly boolean[] = (() => {
+  const flags = new Array<boolean>(MAX_PACKET_TYPE + 1).fill(false);
+  for (const type of [PacketType.JOB_ASSIGN, PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL]) flags[type] = true;
+  return flags;
+})();
 const PREVIEW_BYTES = 32;
 const NUL = 0;
 /** Zero-length, so sharing it between packets cannot leak bytes. */
@@ -80,6 +120,9 @@ export class Parser {
   readonly #onPacket: (packet: Packet) => void;
   readonly #onError: (error: ProtocolError) => void;
   readonly #maxPacketSize: number;
+  /** Infinity when no limit was given: the hot path's check is then one comparison that is false. */
+  readonly #maxWorkloadSize: number;
+  readonly #onOversizedPacket: ((packet: OversizedPacket) => void) | null;
   /**
    * The header of the packet being assembled across chunks (a split header, or the header of a split
    * body, kept for error previews). Private and never handed out, so it is reused.
@@ -89,6 +132,16 @@ export class Parser {
   /** Data of a split packet whose header is known: exact size, handed out once full. */
   #body: Buffer | null = null;
   #bodyFilled = 0;
+  /**
+   * An assignment over maxWorkloadSize whose leading arguments are still arriving: its first bytes
+   * (up to MAX_LEADING_BYTES), and how many NULs were seen in them.
+   */
+  #leading: Buffer | null = null;
+  #leadingFilled = 0;
+  #leadingNuls = 0;
+  /** An oversized assignment being dropped: what to report, and how many of its bytes are still due. */
+  #oversized: OversizedPacket | null = null;
+  #discardRemaining = 0;
   #magic: Magic = Magic.RES;
   #type = 0;
   /** Data size from the last header #checkHeader accepted. */
@@ -111,9 +164,18 @@ export class Parser {
     if (!Number.isInteger(maxPacketSize) || maxPacketSize < 0 || maxPacketSize > MAX_SIZE_FIELD) {
       throw new RangeError(`maxPacketSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxPacketSize}`);
     }
+    const maxWorkloadSize = options.maxWorkloadSize;
+    if (maxWorkloadSize !== undefined) {
+      if (!Number.isInteger(maxWorkloadSize) || maxWorkloadSize < 0 || maxWorkloadSize > MAX_SIZE_FIELD) {
+        throw new RangeError(`maxWorkloadSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxWorkloadSize}`);
+      }
+      if (options.onOversizedPacket === undefined) throw new TypeError('maxWorkloadSize needs an onOversizedPacket callback');
+    }
     this.#onPacket = options.onPacket;
     this.#onError = options.onError;
     this.#maxPacketSize = maxPacketSize;
+    this.#maxWorkloadSize = maxWorkloadSize ?? Infinity;
+    this.#onOversizedPacket = options.onOversizedPacket ?? null;
   }
 
   /** True after a framing error (or a throwing onPacket), until reset(). */
@@ -123,7 +185,12 @@ export class Parser {
 
   /** True while part of a packet is buffered (a header or a body split across chunks). */
   get partial(): boolean {
-    return this.#headerFilled > 0 || this.#body !== null;
+    return this.#headerFilled > 0 || this.#inBody();
+  }
+
+  /** A header was accepted and its data is still arriving (assembled, scanned or dropped). */
+  #inBody(): boolean {
+    return this.#body !== null || this.#leading !== null || this.#oversized !== null;
   }
 
   /** Forget any partial packet, queued input and earlier failure: for a fresh connection. */
@@ -164,6 +231,9 @@ export class Parser {
     this.#headerFilled = 0;
     this.#body = null;
     this.#bodyFilled = 0;
+    this.#leading = null;
+    this.#oversized = null;
+    this.#discardRemaining = 0;
     this.#queue = null;
   }
 
@@ -172,7 +242,7 @@ export class Parser {
     const length = chunk.length;
     let pos = 0;
 
-    if (this.#headerFilled > 0 || this.#body !== null) {
+    if (this.#headerFilled > 0 || this.#inBody()) {
       pos = this.#continueSplit(chunk);
       if (pos < 0 || this.#generation !== generation) return;
     }
@@ -190,12 +260,13 @@ export class Parser {
         if (!this.#emit(chunk, dataStart, pos, false)) return;
         if (this.#generation !== generation) return;
       } else {
-        // The body continues in a later chunk: copy what is here into a buffer of exactly its size.
-        // The header is kept too, only so that an error in this packet can show its first bytes.
+        // The body continues in a later chunk: copy what is here into a buffer of exactly its size
+        // (or, for an oversized workload, keep only the leading arguments). The header is kept too,
+        // only so that an error in this packet can show its first bytes.
         chunk.copy(this.#header, 0, start, dataStart);
-        this.#body = Buffer.allocUnsafe(size);
-        this.#bodyFilled = chunk.copy(this.#body, 0, dataStart, length);
-        this.#streamOffset += length - start;
+        this.#streamOffset += HEADER_SIZE;
+        this.#beginBody(size);
+        this.#feedBody(chunk, dataStart);
         return;
       }
     }
@@ -211,7 +282,7 @@ export class Parser {
   /** Feeds the start of `chunk` to a packet split across chunks. Returns where whole packets resume, or -1. */
   #continueSplit(chunk: Buffer): number {
     let pos = 0;
-    if (this.#body === null) {
+    if (!this.#inBody()) {
       const filled = this.#headerFilled;
       const take = Math.min(HEADER_SIZE - filled, chunk.length);
       chunk.copy(this.#header, filled, 0, take);
@@ -229,10 +300,42 @@ export class Parser {
       if (size === 0) {
         return this.#emit(EMPTY, 0, 0, true) ? pos : -1;
       }
+      this.#beginBody(size);
+    }
+    return this.#feedBody(chunk, pos);
+  }
+
+  /** Sets up the data of the packet whose header was just accepted: assembled, or scanned then dropped. */
+  #beginBody(size: number): void {
+    if (size > this.#maxWorkloadSize && WORKLOAD_LAST[this.#type] === true) {
+      this.#leading = Buffer.allocUnsafe(Math.min(size, MAX_LEADING_BYTES));
+      this.#leadingFilled = 0;
+      this.#leadingNuls = 0;
+    } else {
       this.#body = Buffer.allocUnsafe(size);
       this.#bodyFilled = 0;
     }
-    const body = this.#body;
+  }
+
+  /** Feeds `chunk` from `pos` to the packet whose data is arriving. Returns where it ended in `chunk`, or -1. */
+  #feedBody(chunk: Buffer, from: number): number {
+    let pos = from;
+    if (this.#leading !== null) {
+      pos = this.#feedLeading(chunk, pos);
+      if (pos < 0) return -1;
+    }
+    const oversized = this.#oversized;
+    if (oversized !== null) {
+      const take = Math.min(this.#discardRemaining, chunk.length - pos);
+      this.#discardRemaining -= take;
+      this.#streamOffset += take;
+      pos += take;
+      if (this.#discardRemaining > 0) return -1;
+      this.#oversized = null;
+      (this.#onOversizedPacket as (packet: OversizedPacket) => void)(oversized);
+      return pos;
+    }
+    const body = this.#body as Buffer;
     const take = Math.min(body.length - this.#bodyFilled, chunk.length - pos);
     chunk.copy(body, this.#bodyFilled, pos, pos + take);
     this.#bodyFilled += take;
@@ -242,6 +345,61 @@ export class Parser {
     this.#body = null;
     this.#bodyFilled = 0;
     return this.#emit(body, 0, body.length, true) ? pos : -1;
+  }
+
+  /**
+   * Collects the arguments before an oversized assignment's workload. Once they are complete the
+   * workload's size is known: within the limit after all (long leading arguments), the packet is
+   * assembled as usual; over it, the rest is dropped. Returns where it stopped in `chunk`, or -1 when
+   * `chunk` is used up or the packet is malformed.
+   */
+  #feedLeading(chunk: Buffer, from: number): number {
+    const leading = this.#leading as Buffer;
+    const filled = this.#leadingFilled;
+    const take = Math.min(leading.length - filled, chunk.length - from);
+    chunk.copy(leading, filled, from, from + take);
+    this.#leadingFilled = filled + take;
+    this.#streamOffset += take;
+    const type = this.#type;
+    const leadingArgs = (ARITY[type] as number) - 1;
+    let end = -1;
+    for (let i = filled; i < this.#leadingFilled; i++) {
+      if (leading[i] === NUL && ++this.#leadingNuls === leadingArgs) {
+        end = i + 1;
+        break;
+      }
+    }
+    if (end < 0) {
+      if (this.#leadingFilled < leading.length) return -1;
+      const problem =
+        leading.length === this.#size
+          ? `needs ${leadingArgs + 1} arguments but has ${this.#leadingNuls + 1}`
+          : LEADING_TOO_LONG;
+      this.#failData(problem, leading, 0, this.#leadingFilled, true);
+      return -1;
+    }
+    this.#leading = null;
+    const workloadSize = this.#size - end;
+    if (workloadSize <= this.#maxWorkloadSize) {
+      const body = Buffer.allocUnsafe(this.#size);
+      this.#bodyFilled = leading.copy(body, 0, 0, this.#leadingFilled);
+      this.#body = body;
+      return from + take;
+    }
+    const args = new Array<Buffer>(leadingArgs);
+    let argStart = 0;
+    for (let i = 0; i < leadingArgs; i++) {
+      const nul = nulIndex(leading, argStart, end);
+      args[i] = leading.subarray(argStart, nul);
+      argStart = nul + 1;
+    }
+    if (HANDLE_FIRST[type] === true && (args[0] as Buffer).length > MAX_HANDLE_SIZE) {
+      this.#failData(`job handle is ${(args[0] as Buffer).length} bytes, over the ${MAX_HANDLE_SIZE}-byte limit`, leading, 0, this.#leadingFilled, true);
+      return -1;
+    }
+    this.#oversized = { magic: this.#magic, type, args, workloadSize };
+    this.#discardRemaining = this.#size - this.#leadingFilled;
+    return from + take;
   }
 
   /**
@@ -258,7 +416,7 @@ export class Parser {
     if (type < 1 || type > MAX_PACKET_TYPE || ARITY[type] === -1) {
       return this.#fail(`unknown packet type ${type}`, type, headerPreview(source, start));
     }
-    if (size > this.#maxPacketSize) {
+    if (size > this.#maxPacketSize && !(WORKLOAD_LAST[type] === true && this.#maxWorkloadSize !== Infinity)) {
       return this.#fail(
         `${packetTypeName(type)} data size ${size} exceeds the limit of ${this.#maxPacketSize} bytes`,
         type,
@@ -297,6 +455,17 @@ export class Parser {
         end,
         split,
       );
+    }
+    if (end - start > this.#maxWorkloadSize && WORKLOAD_LAST[type] === true) {
+      // A whole oversized assignment inside one chunk: already in memory, but judged and reported
+      // exactly as one that arrives in pieces.
+      const workload = args[arity - 1] as Buffer;
+      if (end - start - workload.length > MAX_LEADING_BYTES) return this.#failData(LEADING_TOO_LONG, source, start, end, split);
+      if (workload.length > this.#maxWorkloadSize) {
+        args.length = arity - 1;
+        (this.#onOversizedPacket as (packet: OversizedPacket) => void)({ magic: this.#magic, type, args, workloadSize: workload.length });
+        return true;
+      }
     }
     this.#onPacket({ magic: this.#magic, type, args });
     return true;
