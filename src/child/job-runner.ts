@@ -35,6 +35,8 @@ const INT32_MIN = -0x80000000;
 const INT32_MAX = 0x7fffffff;
 /** libgearman's GEARMAN_LOST_CONNECTION: "drop the connection so gearmand re-queues the job". */
 export const GEARMAN_RET_LOST_CONNECTION = 14;
+/** gearman_ret 14 re-queues of one job handle before the job is failed instead (the original re-ran it forever). */
+export const MAX_REQUEUES = 5;
 const PREVIEW_CHARS = 64;
 /** setTimeout's ceiling: a longer delay is silently turned into 1 ms by Node. */
 export const MAX_TIMER_MS = 0x7fffffff;

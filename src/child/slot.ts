@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';
-import { FailureCause, MAX_TIMER_MS, TransientCause } from './job-runner.js';
+import { FailureCause, MAX_REQUEUES, MAX_TIMER_MS, TransientCause } from './job-runner.js';
 import type { AttemptInfo, FinalOutcome, Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
 import type { WakeGroup } from './wake-group.js';
 
@@ -366,8 +366,13 @@ export class Slot implements ConnectionOwner {
   }
 
   /** The job's final outcome: WORK_COMPLETE, a re-queue, or (after its dead letter) WORK_FAIL. */
-  #conclude(running: RunningJob, outcome: FinalOutcome): void {
+  #conclude(running: RunningJob, answer: FinalOutcome): void {
+    let outcome = answer;
+    if (outcome.kind === 'requeue' && !this.#context.allowRequeue(running.job.server, running.job.handleText)) {
+      outcome = { kind: 'fail', cause: FailureCause.REQUEUE_LIMIT, reason: `endpoint answered gearman_ret 14 again after the job was re-queued ${MAX_REQUEUES} times` };
+    }
     if (outcome.kind === 'fail') {
+      const failed = outcome;
       const written = this.#context.deadLetter(running.job, running.attempt, outcome.reason);
       if (written !== null) {
         running.phase = JobPhase.DEAD_LETTERING;
@@ -375,7 +380,7 @@ export class Slot implements ConnectionOwner {
           () => {
             this.#context.count('dead_lettered');
             this.#log.warn({ function: running.job.functionName, handle: running.job.handleText, unique: running.job.uniqueText, attempts: running.attempt, reason: outcome.reason }, 'job written to the dead-letter file');
-            this.#answer(running, outcome);
+            this.#answer(running, failed);
           },
           (error: unknown) => {
             // Failing the job now would lose it: gearmand keeps it instead.
@@ -396,16 +401,14 @@ export class Slot implements ConnectionOwner {
     const { job, connection, epoch } = running;
     const durationMs = performance.now() - running.assignedAt;
     const httpStatus = running.request?.httpStatus ?? 0;
-    let final = outcome;
-    if (outcome.kind === 'requeue') {
-      if (this.#context.allowRequeue(job.server, job.handleText)) {
-        connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
-        this.#context.record(outcome, job.functionName, durationMs, httpStatus, running.httpCounted);
-        this.#logJob(running, outcome, durationMs, 'requeued');
-        this.#afterJob();
-        return;
-      }
-      final = { kind: 'fail', cause: FailureCause.REQUEUE_LIMIT, reason: 'endpoint answered gearman_ret 14 again after the job was re-queued 5 times' };
+    const final = outcome;
+    if (final.kind === 'requeue') {
+      // Allowed by #conclude: the job goes back to gearmand with the socket that holds it.
+      connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
+      this.#context.record(final, job.functionName, durationMs, httpStatus, running.httpCounted);
+      this.#logJob(running, final, durationMs, 'requeued');
+      this.#afterJob();
+      return;
     }
     this.#context.settleHandle(job.server, job.handleText);
     let packet: Buffer;

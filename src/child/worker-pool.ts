@@ -20,15 +20,13 @@ import { queryStatus } from '../admin-query.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterFile } from './dead-letters.js';
 import { checkHealth } from './health-check.js';
-import { FailureCause, JobRunner } from './job-runner.js';
+import { FailureCause, JobRunner, MAX_REQUEUES } from './job-runner.js';
 import type { AttemptInfo, FinalOutcome, Job, JobOutcome } from './job-runner.js';
 import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 import { Slot } from './slot.js';
 import type { SlotContext } from './slot.js';
 import { WakeGroup } from './wake-group.js';
 
-/** gearman_ret 14 re-queues per handle before the job is failed instead (SPEC §3). */
-export const MAX_REQUEUES = 5;
 /** Bound on the re-queue and redelivery ledgers: handles seen once and never again must not grow them forever. */
 const LEDGER_SIZE = 10_000;
 /** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
