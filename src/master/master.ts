@@ -17,7 +17,8 @@
  * - Counters are cumulative since the master started, across child restarts and reloads; a crashed
  *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
- * - Status clients idle for loop_timeout (at least 1 s, at most 5 s) are closed without a reply.
+ * - A status client must send its whole command line within loop_timeout (at least 1 s, at most 5 s) of
+ *   connecting, or it is closed without a reply.
  * - With --exporter_addr, the exporter is bound next to the status port (before privileges drop) and
  *   closed with it; gearmand's queues are polled every loop_timeout (each poll bounded by loop_timeout,
  *   0.5–5 s) only while the exporter is on. Prometheus counters are the same cumulative sums as
@@ -192,8 +193,8 @@ export class Master implements StatusSource, ExporterSource {
     const { options } = this.#opts;
     try {
       if (options.status_port !== null) {
-        const idleTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
-        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, idleTimeoutMs });
+        const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
+        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, requestTimeoutMs });
         this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
           throw Object.assign(new Error(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`), { code: error.code });
         });
