@@ -14,8 +14,10 @@
  * - `threads` skips the slots of a child that does not answer within the status timeout and logs a
  *   warning: the original's line format has no place for "unknown". `gauges` shows it as
  *   `<pool>.responding: 0`.
- * - Counters are cumulative since the master started, across child restarts and reloads; a crashed
- *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
+ * - Counters are cumulative since the master started, across child restarts, reloads, pool removal and
+ *   scaling to zero and back; a crashed child's jobs since the last status poll are lost from them
+ *   (gearmand re-queues those jobs anyway). `counters`, /metrics and /status read one set of per-pool
+ *   totals (#poolTotals), so they always agree.
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
  * - A status client must send its whole command line within loop_timeout (at least 1 s, at most 5 s) of
  *   connecting, or it is closed without a reply.
