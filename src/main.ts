@@ -3,6 +3,7 @@
  * fd budget, pid file → Master. Every startup error is one line per problem on stderr (or sent to the
  * launcher under --daemonize) and exit status 2 (SPEC §1, §8).
  */
+import path from 'node:path';
 import { checkFdBudget } from './config/fd-budget.js';
 import { loadJobsConfig } from './config/jobs-config.js';
 import { parseCommandLine, versionText } from './config/options.js';
@@ -11,9 +12,9 @@ import type { DaemonOptions, JobsConfig } from './config/types.js';
 import { serializeError } from './errors.js';
 import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
 import type { LogConfig, Logger } from './log.js';
-import { clusterForker, poolNodeFlags } from './master/child-process.js';
+import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
 import { DaemonHandshake, launchDaemon } from './master/daemonize.js';
-import { dropPrivileges, lookupUser } from './master/drop-privileges.js';
+import { checkProgramReadable, dropPrivileges, lookupUser, programFiles } from './master/drop-privileges.js';
 import { Master } from './master/master.js';
 import { PidFile } from './master/pid-file.js';
 import { makeFileStreamsReopenable } from './master/reopen-logs.js';
@@ -177,8 +178,13 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
       user === null
         ? undefined
         : () => {
+            // Listed while still root (the tree may not be listable as the user): dist/src/child/main.js →
+            // dist/src, the modules a child loads, and the package's package.json.
+            const programDir = path.dirname(path.dirname(DEFAULT_CHILD_EXEC));
+            const files = programFiles(programDir, path.join(programDir, '..', '..', 'package.json'));
             const identity = dropPrivileges(user);
             log.info({ event: 'user', user, uid: identity.uid, gid: identity.gid }, `running as ${user} (uid ${identity.uid}, gid ${identity.gid})`);
+            checkProgramReadable(user, files);
           },
   });
   try {

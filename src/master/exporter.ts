@@ -16,9 +16,14 @@
  *   costs one render per snapshot, not one per request (bench/scrape-overhead.ts).
  * - HEAD is answered like GET without a body; any other method gets 405 with `Allow`; unknown paths
  *   404. The query string is ignored.
- * - Slow or idle clients are cut off: the request head must arrive within headersTimeoutMs (5 s), the
- *   whole request within requestTimeoutMs, and a socket idle for idleTimeoutMs is closed (a client
- *   that stops reading a response included). At most MAX_CONNECTIONS at once.
+ * - Slow or idle clients are cut off: the request head must arrive within headersTimeoutMs (5 s) of
+ *   connecting (bytes trickling in do not move that deadline), the whole request within
+ *   requestTimeoutMs, an idle keep-alive connection is closed after 5 s, and a socket idle for
+ *   idleTimeoutMs is closed (a client that stops reading a response included).
+ * - At most maxClients (MAX_CONNECTIONS, 64) connections at once. A newcomer to a full listener takes
+ *   the place of the oldest connection with no request being answered (an unfinished head or an idle
+ *   keep-alive), which is closed: slow clients cannot keep a real one out. When every place has a
+ *   request being answered, the newcomer gets a 503 with Retry-After and is closed.
  * - Malformed requests get a 400 (431 for oversized headers) and the connection is closed; an error
  *   while answering is a 500 and a log line, never an exception out of the server.
  * - Bound before privileges are dropped, like the status port; 127.0.0.1 unless told otherwise.
@@ -51,17 +56,30 @@ export interface ExporterOptions {
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Connections at once (default MAX_CONNECTIONS). */
+  maxClients?: number;
 }
 
 const ROUTES = new Set(['/', '/metrics', '/status', '/healthz', '/readyz']);
 const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+const BUSY_BODY = 'server busy\n';
+const BUSY_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${BUSY_BODY.length}\r\nConnection: close\r\n\r\n${BUSY_BODY}`;
+/** Busy refusals are logged at most this often, with the count since the last line. */
+const BUSY_LOG_INTERVAL_MS = 60_000;
 
 export class Exporter {
   readonly #options: ExporterOptions;
   readonly #log: Logger;
   readonly #server: http.Server;
   readonly #cacheMs: number;
+  readonly #maxClients: number;
+  /** Every connection holding a place, oldest first. */
   readonly #sockets = new Set<Socket>();
+  /** Requests being answered per connection: a connection without any may give its place to a newcomer. */
+  readonly #inFlight = new Map<Socket, number>();
+  /** Connections told 503 at accept: node:http may still parse a request from them, which is not answered. */
+  readonly #refused = new WeakSet<Socket>();
+  #busy = { refused: 0, displaced: 0, loggedAt: 0 };
   #snapshot: { at: number; observation: Promise<Observation> } | null = null;
   /** Bodies rendered from one snapshot and one state of the gearmand cache. */
   #rendered: { observation: Observation; gearmand: string; bodies: Map<string, Buffer> } | null = null;
@@ -85,12 +103,20 @@ export class Exporter {
       },
       (req, res) => void this.#handle(req, res),
     );
-    this.#server.maxConnections = MAX_CONNECTIONS;
+    // No server.maxConnections: Node would drop a newcomer unanswered while slow clients keep their
+    // places; #admit decides instead.
+    this.#maxClients = Math.max(1, options.maxClients ?? MAX_CONNECTIONS);
     // A socket with no traffic for this long is destroyed, including one that stopped reading.
     this.#server.timeout = options.idleTimeoutMs ?? 10_000;
-    this.#server.on('connection', (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
+    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
+    this.#server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const socket = req.socket;
+      this.#inFlight.set(socket, (this.#inFlight.get(socket) ?? 0) + 1);
+      res.once('close', () => {
+        const left = (this.#inFlight.get(socket) ?? 1) - 1;
+        if (left > 0) this.#inFlight.set(socket, left);
+        else this.#inFlight.delete(socket);
+      });
     });
     this.#server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.#clientError(error, socket));
   }
@@ -98,6 +124,11 @@ export class Exporter {
   /** Requests answered since start (for tests and the curious). */
   get requests(): number {
     return this.#requests;
+  }
+
+  /** Connections holding a place right now. */
+  get clients(): number {
+    return this.#sockets.size;
   }
 
   /** Binds host:port; rejects with the listen error (EADDRINUSE, EACCES…). */
@@ -136,7 +167,52 @@ export class Exporter {
     return observation;
   }
 
+  /** Gives a new connection a place, displacing the oldest one with no request being answered if full. */
+  #admit(socket: Socket): void {
+    if (this.#sockets.size >= this.#maxClients) {
+      let idle: Socket | undefined;
+      for (const candidate of this.#sockets) {
+        if (!this.#inFlight.has(candidate)) {
+          idle = candidate;
+          break;
+        }
+      }
+      if (idle === undefined) {
+        this.#refused.add(socket);
+        socket.on('error', () => socket.destroy());
+        socket.end(BUSY_RESPONSE, () => socket.destroy());
+        setTimeout(() => socket.destroy(), 1000).unref();
+        this.#countBusy(false);
+        return;
+      }
+      this.#sockets.delete(idle);
+      idle.destroy();
+      this.#countBusy(true);
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#inFlight.delete(socket);
+    });
+  }
+
+  #countBusy(displaced: boolean): void {
+    if (displaced) this.#busy.displaced++;
+    else this.#busy.refused++;
+    const now = Date.now();
+    if (now - this.#busy.loggedAt < BUSY_LOG_INTERVAL_MS) return;
+    this.#log.warn(
+      { event: 'exporter-busy', displaced: this.#busy.displaced, refused: this.#busy.refused, maxClients: this.#maxClients },
+      `exporter full (${this.#maxClients} connections): ${this.#busy.displaced} idle or slow connections displaced by newcomers, ${this.#busy.refused} newcomers refused with 503`,
+    );
+    this.#busy = { refused: 0, displaced: 0, loggedAt: now };
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.#refused.has(req.socket)) {
+      res.destroy();
+      return;
+    }
     this.#requests++;
     res.on('error', () => res.destroy());
     try {

@@ -16,10 +16,13 @@
  *   `<pool>.responding: 0`. A child that has missed its heartbeats for --child_unresponsive_after is
  *   `<pool>.child_responding: 0` (`threads` keeps its columns), `responding: false` in /status,
  *   driveshaft_child_responding 0 and not ready in /readyz.
- * - Counters are cumulative since the master started, across child restarts and reloads; a crashed
- *   child's jobs since the last status poll are lost from them (gearmand re-queues those jobs anyway).
+ * - Counters are cumulative since the master started, across child restarts, reloads, pool removal and
+ *   scaling to zero and back; a crashed child's jobs since the last status poll are lost from them
+ *   (gearmand re-queues those jobs anyway). `counters`, /metrics and /status read one set of per-pool
+ *   totals (#poolTotals), so they always agree.
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
- * - Status clients idle for loop_timeout (at least 1 s, at most 5 s) are closed without a reply.
+ * - A status client must send its whole command line within loop_timeout (at least 1 s, at most 5 s) of
+ *   connecting, or it is closed without a reply.
  * - With --exporter_addr, the exporter is bound next to the status port (before privileges drop) and
  *   closed with it; gearmand's queues are polled every loop_timeout (each poll bounded by loop_timeout,
  *   0.5–5 s) only while the exporter is on. Prometheus counters are the same cumulative sums as
@@ -36,8 +39,8 @@ import { serializeError } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
 import { secondsToMs } from '../config/seconds.js';
-import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
-import { COUNTER_NAMES, ShutdownMode as Mode } from '../ipc/messages.js';
+import type { ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
+import { addCounters, COUNTER_NAMES, ShutdownMode as Mode, zeroCounters } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
 import { effectiveLevel } from '../log.js';
 import type { ForkChild } from './child-process.js';
@@ -47,13 +50,14 @@ import type { Exporter, ExporterSource } from './exporter.js';
 import { GearmandPoller } from './gearmand-poller.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { addMetrics, emptyMetrics } from './job-metrics.js';
+import { poolDelivery } from './observation.js';
 import type { Observation, PoolTotals } from './observation.js';
 import { reopenLogFiles } from './reopen-logs.js';
 import { SignalRouter } from './signals.js';
 import type { SignalSource } from './signals.js';
 import { StatusServer } from './status-server.js';
 import type { StatusSource } from './status-server.js';
-import { addCounters, PoolSupervisor, SupervisorState, supervisorTiming, zeroCounters } from './supervisor.js';
+import { PoolSupervisor, SupervisorState, supervisorTiming } from './supervisor.js';
 import type { StatusResult, SupervisorTiming } from './supervisor.js';
 
 export const MasterState = {
@@ -97,6 +101,23 @@ function printable(text: string): string {
 
 const VERSION = versionText();
 
+function emptyTotals(): PoolTotals {
+  return { counters: zeroCounters(), metrics: emptyMetrics(), restarts: 0, breakerOpened: 0 };
+}
+
+function addTotals(a: PoolTotals, b: PoolTotals): PoolTotals {
+  return {
+    counters: addCounters(a.counters, b.counters),
+    metrics: addMetrics(a.metrics, b.metrics),
+    restarts: a.restarts + b.restarts,
+    breakerOpened: a.breakerOpened + b.breakerOpened,
+  };
+}
+
+function totalsOf(supervisor: PoolSupervisor): PoolTotals {
+  return { counters: supervisor.counters, metrics: supervisor.metrics, restarts: supervisor.restarts, breakerOpened: supervisor.breakerOpened };
+}
+
 function problemsOf(error: unknown): string[] {
   const problems = (error as { problems?: unknown }).problems;
   if (Array.isArray(problems) && problems.every((p) => typeof p === 'string')) return problems as string[];
@@ -112,9 +133,11 @@ export class Master implements StatusSource, ExporterSource {
   readonly #supervisors = new Map<string, PoolSupervisor>();
   /** Supervisors draining a pool that was removed or scaled to zero. */
   readonly #retiring = new Set<PoolSupervisor>();
-  readonly #retiredCounters = new Map<string, ChildCounters>();
-  /** Metrics and restart counts of supervisors that drained away, by pool (the Prometheus counters never go back). */
-  readonly #retiredTotals = new Map<string, { metrics: ChildMetrics; restarts: number }>();
+  /**
+   * Counters, metrics and restarts of supervisors that drained away, by pool: a removed pool, or one
+   * scaled to zero and back, keeps what it counted (the Prometheus counters never go back).
+   */
+  readonly #retired = new Map<string, PoolTotals>();
   readonly #startedAt = Date.now();
   #config: JobsConfig;
   #configLoadedAt = Date.now();
@@ -196,8 +219,8 @@ export class Master implements StatusSource, ExporterSource {
     const { options } = this.#opts;
     try {
       if (options.status_port !== null) {
-        const idleTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
-        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, idleTimeoutMs });
+        const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
+        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, requestTimeoutMs });
         this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
           throw Object.assign(new Error(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`), { code: error.code });
         });
@@ -342,6 +365,7 @@ export class Master implements StatusSource, ExporterSource {
     return lines.join('');
   }
 
+  /** Every pool's totals, the pools removed long ago included: the same figures /metrics and /status show. */
   async counters(): Promise<string> {
     // Polled first so the live children's counters are current.
     await this.#pollAll();
@@ -350,14 +374,9 @@ export class Master implements StatusSource, ExporterSource {
       `reload_failures: ${this.#stats.reload_failures}`,
       `child_restarts: ${this.#stats.child_restarts}`,
     ];
-    for (const pool of this.#poolNames()) {
-      let counters = this.#retiredCounters.get(pool) ?? zeroCounters();
-      for (const supervisor of this.#allSupervisors()) {
-        if (supervisor.name === pool) counters = addCounters(counters, supervisor.counters);
-      }
-      for (const name of COUNTER_NAMES) lines.push(`${pool}.${name}: ${counters[name]}`);
-      const supervisor = this.#supervisors.get(pool);
-      lines.push(`${pool}.child_restarts: ${supervisor?.restarts ?? 0}`);
+    for (const [pool, totals] of this.#poolTotals()) {
+      for (const name of COUNTER_NAMES) lines.push(`${pool}.${name}: ${totals.counters[name]}`);
+      lines.push(`${pool}.breaker_opened: ${totals.breakerOpened}`, `${pool}.child_restarts: ${totals.restarts}`);
     }
     return lines.map((line) => `${line}\r\n`).join('');
   }
@@ -382,6 +401,7 @@ export class Master implements StatusSource, ExporterSource {
       }
       const slots = statuses.flatMap((status) => status.slots);
       const supervisor = this.#supervisors.get(pool);
+      const delivery = poolDelivery(results.filter((r) => r.supervisor.name === pool).map(({ result, retiring }) => ({ status: result.ok ? result.status : null, retiring })));
       lines.push(
         `${pool}.worker_count: ${this.#config.pools[pool]?.workerCount ?? 0}`,
         `${pool}.slots: ${slots.length}`,
@@ -394,6 +414,10 @@ export class Master implements StatusSource, ExporterSource {
         `${pool}.responding: ${responding}`,
         `${pool}.child_responding: ${[...this.#allSupervisors()].some((s) => s.name === pool && s.unresponsiveSince !== null) ? 0 : 1}`,
         `${pool}.failed: ${supervisor?.state === SupervisorState.FAILED ? 1 : 0}`,
+        // `unknown` while no child of the pool reports a delivery status (none running, or not answering).
+        `${pool}.breaker: ${delivery?.breaker ?? 'unknown'}`,
+        `${pool}.retrying: ${delivery?.retrying ?? 0}`,
+        `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
       );
     }
     return lines.map((line) => `${line}\r\n`).join('');
@@ -406,23 +430,7 @@ export class Master implements StatusSource, ExporterSource {
   async observe(): Promise<Observation> {
     const results = await this.#pollAll();
     const takenAt = Date.now();
-    const totals = new Map<string, PoolTotals>();
-    // Pools removed from the config keep their totals: their counters must not vanish mid-rate().
-    for (const pool of new Set([...this.#poolNames(), ...this.#retiredTotals.keys()])) {
-      const retired = this.#retiredTotals.get(pool);
-      totals.set(pool, {
-        counters: this.#retiredCounters.get(pool) ?? zeroCounters(),
-        metrics: retired?.metrics ?? emptyMetrics(),
-        restarts: retired?.restarts ?? 0,
-      });
-    }
-    for (const supervisor of this.#allSupervisors()) {
-      const sum = totals.get(supervisor.name);
-      if (sum === undefined) continue;
-      sum.counters = addCounters(sum.counters, supervisor.counters);
-      sum.metrics = addMetrics(sum.metrics, supervisor.metrics);
-      sum.restarts += supervisor.restarts;
-    }
+    const totals = this.#poolTotals();
     return {
       takenAt,
       version: VERSION,
@@ -481,15 +489,26 @@ export class Master implements StatusSource, ExporterSource {
     this.#supervisors.delete(supervisor.name);
     this.#retiring.add(supervisor);
     void supervisor.stop(Mode.GRACEFUL, deadlineMs).then(() => {
+      // One synchronous step: the supervisor's figures move from the live sums to the retired ones.
       this.#retiring.delete(supervisor);
-      const sum = addCounters(this.#retiredCounters.get(supervisor.name) ?? zeroCounters(), supervisor.counters);
-      this.#retiredCounters.set(supervisor.name, sum);
-      const totals = this.#retiredTotals.get(supervisor.name);
-      this.#retiredTotals.set(supervisor.name, {
-        metrics: addMetrics(totals?.metrics ?? emptyMetrics(), supervisor.metrics),
-        restarts: (totals?.restarts ?? 0) + supervisor.restarts,
-      });
+      this.#retired.set(supervisor.name, addTotals(this.#retired.get(supervisor.name) ?? emptyTotals(), totalsOf(supervisor)));
     });
+  }
+
+  /**
+   * Cumulative totals per pool over every child it ever had: what drained away plus every live or
+   * draining supervisor's last known figures. Configured pools first, in file order, then draining
+   * ones, then pools removed long ago. `counters`, /metrics and /status all read this.
+   */
+  #poolTotals(): Map<string, PoolTotals> {
+    const totals = new Map<string, PoolTotals>();
+    for (const pool of [...this.#poolNames(), ...this.#retired.keys()]) {
+      if (!totals.has(pool)) totals.set(pool, this.#retired.get(pool) ?? emptyTotals());
+    }
+    for (const supervisor of this.#allSupervisors()) {
+      totals.set(supervisor.name, addTotals(totals.get(supervisor.name) ?? emptyTotals(), totalsOf(supervisor)));
+    }
+    return totals;
   }
 
   *#allSupervisors(): Iterable<PoolSupervisor> {

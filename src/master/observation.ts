@@ -5,8 +5,8 @@
  */
 import type { AdminFunctionStatus } from '../codec/admin.js';
 import type { PoolConfig, ServerAddress } from '../config/types.js';
-import { DURATION_BUCKETS, zeroCounters } from '../ipc/messages.js';
-import type { ChildCounters, ChildMetrics, ChildStatus, FunctionMetrics, SlotStatus } from '../ipc/messages.js';
+import { BreakerState, DURATION_BUCKETS, zeroCounters } from '../ipc/messages.js';
+import type { ChildCounters, ChildMetrics, ChildStatus, DeliveryStatus, FunctionMetrics, SlotStatus } from '../ipc/messages.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { emptyFunctionMetrics } from './job-metrics.js';
 import { MetricType } from './prometheus.js';
@@ -34,6 +34,8 @@ export interface PoolTotals {
   counters: ChildCounters;
   metrics: ChildMetrics;
   restarts: number;
+  /** Times a child's circuit breaker opened. */
+  breakerOpened: number;
 }
 
 export interface Observation {
@@ -85,6 +87,17 @@ function isUnresponsive(child: ChildObservation): boolean {
 function childResponding(observation: Observation, pool: string): boolean {
   return !childrenOf(observation, pool).some(isUnresponsive);
 }
+/**
+ * A pool's delivery state as the views show it: the serving child's (the one not draining), else a
+ * draining one's; null while no child of the pool reports one. `gauges` uses it too.
+ */
+export function poolDelivery(children: ReadonlyArray<Pick<ChildObservation, 'status' | 'retiring'>>): DeliveryStatus | null {
+  const reporting = children.filter((child) => child.status?.delivery != null);
+  const chosen = reporting.find((child) => !child.retiring) ?? reporting[0];
+  return chosen?.status?.delivery ?? null;
+}
+
+const BREAKER_STATES: readonly BreakerState[] = [BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN];
 
 function slotsOf(observation: Observation, pool: string): Array<{ slot: SlotStatus; child: ChildObservation }> {
   const out: Array<{ slot: SlotStatus; child: ChildObservation }> = [];
@@ -126,6 +139,13 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const slots: Sample[] = [];
   const restarts: Sample[] = [];
   const responding: Sample[] = [];
+  const retried: Sample[] = [];
+  const handedBack: Sample[] = [];
+  const deadLettered: Sample[] = [];
+  const breakerOpened: Sample[] = [];
+  const breaker: Sample[] = [];
+  const retrying: Sample[] = [];
+  const admitted: Sample[] = [];
   const pools = [...observation.poolNames];
   for (const name of observation.totals.keys()) if (!pools.includes(name)) pools.push(name);
   for (const pool of pools) {
@@ -145,6 +165,18 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     for (const [state, count] of byState) slots.push({ labels: { pool, state }, value: count });
     restarts.push({ labels: { pool }, value: totals?.restarts ?? 0 });
     if (observation.poolNames.includes(pool)) responding.push({ labels: { pool }, value: childResponding(observation, pool) ? 1 : 0 });
+    const counters = totals?.counters ?? zeroCounters();
+    retried.push({ labels: { pool }, value: counters.jobs_retried });
+    handedBack.push({ labels: { pool }, value: counters.jobs_handed_back });
+    deadLettered.push({ labels: { pool }, value: counters.jobs_dead_lettered });
+    breakerOpened.push({ labels: { pool }, value: totals?.breakerOpened ?? 0 });
+    // The state gauges exist only while a child of the pool reports them: no stale "closed" for a pool without one.
+    const delivery = poolDelivery(childrenOf(observation, pool));
+    if (delivery !== null) {
+      for (const state of BREAKER_STATES) breaker.push({ labels: { pool, state }, value: delivery.breaker === state ? 1 : 0 });
+      retrying.push({ labels: { pool }, value: delivery.retrying });
+      admitted.push({ labels: { pool }, value: delivery.admitted });
+    }
   }
 
   const up: Sample[] = observation.servers.map((server) => ({ labels: { server: server.label }, value: serverConnected(observation, server.label) ? 1 : 0 }));
@@ -238,6 +270,48 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       type: MetricType.GAUGE,
       samples: responding,
     },
+    {
+      name: 'driveshaft_jobs_retried_total',
+      help: 'Job attempts POSTed again after a transient failure (connection error, timeout or a retryable HTTP status), after a backoff.',
+      type: MetricType.COUNTER,
+      samples: retried,
+    },
+    {
+      name: 'driveshaft_jobs_handed_back_total',
+      help: 'Jobs given back to gearmand unfailed (the breaker opened or the slot stopped while the job waited to be retried); gearmand runs them again.',
+      type: MetricType.COUNTER,
+      samples: handedBack,
+    },
+    {
+      name: 'driveshaft_jobs_dead_lettered_total',
+      help: "Jobs written to the pool's dead-letter file before their WORK_FAIL.",
+      type: MetricType.COUNTER,
+      samples: deadLettered,
+    },
+    {
+      name: 'driveshaft_breaker_opened_total',
+      help: "Times the pool's circuit breaker opened (stopped taking jobs after transient failures of the endpoint).",
+      type: MetricType.COUNTER,
+      samples: breakerOpened,
+    },
+    {
+      name: 'driveshaft_breaker_state',
+      help: "The pool's circuit breaker: 1 for its current state (closed: jobs flow; open: the pool takes no job until the cool-off ends; half-open: one probe decides), 0 for the others.",
+      type: MetricType.GAUGE,
+      samples: breaker,
+    },
+    {
+      name: 'driveshaft_retrying_jobs',
+      help: 'Jobs held by a slot waiting for their next attempt.',
+      type: MetricType.GAUGE,
+      samples: retrying,
+    },
+    {
+      name: 'driveshaft_admitted_slots',
+      help: 'Slots allowed to hold a job right now: worker_count while the breaker is closed and ramped up, fewer while it ramps up after re-closing, 0 while open.',
+      type: MetricType.GAUGE,
+      samples: admitted,
+    },
   ];
 }
 
@@ -261,7 +335,8 @@ export interface Readiness {
 
 /**
  * Ready when every configured pool with worker_count > 0 has at least one slot registered with at least
- * one gearmand. A daemon that is starting or stopping is not ready whatever its pools say.
+ * one gearmand and its circuit breaker closed (open or half-open, the pool takes no jobs, or one probe
+ * only). A daemon that is starting or stopping is not ready whatever its pools say.
  */
 export function readiness(observation: Observation): Readiness {
   const problems: Array<{ pool: string; reason: string }> = [];
@@ -281,6 +356,9 @@ export function readiness(observation: Observation): Readiness {
       reason = `child ${child.pid ?? '?'} unresponsive: no heartbeat for ${Math.max(0, observation.takenAt - (child.unresponsiveSince as number))} ms`;
     } else if (child.status === null) {
       reason = child.pid === null ? `child not running (${child.state})` : `child not answering (${child.statusError ?? 'no status'})`;
+    } else if (child.status.delivery != null && child.status.delivery.breaker !== BreakerState.CLOSED) {
+      const delivery = child.status.delivery;
+      reason = `circuit breaker ${delivery.breaker} since ${new Date(delivery.since).toISOString()}${delivery.lastReason === null ? '' : ` (${delivery.lastReason})`}`;
     } else {
       const slots = child.status.slots.filter((slot) => !slot.stopping);
       if (!slots.some((slot) => slot.connectedServers > 0)) {
@@ -326,6 +404,20 @@ export interface StatusPool {
   jobs: Record<string, { completed: number; failed: number; timedOut: number; requeued: number; count: number; durationSumSeconds: number }>;
   http: Record<string, number>;
   childRestarts: number;
+  /** Retries and circuit breaker; null while no child of the pool reports them. */
+  delivery: StatusDelivery | null;
+}
+
+export interface StatusDelivery {
+  breaker: BreakerState;
+  /** When the breaker last changed state. */
+  since: string;
+  /** The transient failure that opened the breaker (or the last one seen). */
+  lastReason: string | null;
+  admittedSlots: number;
+  retrying: number;
+  /** Times the breaker opened, over every child the pool had. */
+  openedTotal: number;
 }
 
 export interface StatusDocument {
@@ -353,6 +445,18 @@ function withoutCredentials(uri: string): string {
   } catch {
     return uri;
   }
+}
+
+function statusDelivery(delivery: DeliveryStatus | null, totals: PoolTotals | undefined): StatusDelivery | null {
+  if (delivery === null) return null;
+  return {
+    breaker: delivery.breaker,
+    since: new Date(delivery.since).toISOString(),
+    lastReason: delivery.lastReason,
+    admittedSlots: delivery.admitted,
+    retrying: delivery.retrying,
+    openedTotal: totals?.breakerOpened ?? 0,
+  };
 }
 
 export function statusDocument(observation: Observation, scrapes: readonly GearmandScrape[]): StatusDocument {
@@ -416,6 +520,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       jobs,
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
+      delivery: statusDelivery(poolDelivery(children), totals),
     };
   });
   return {

@@ -55,6 +55,8 @@ table.queues tr.server td { padding-top: 8px; font-weight: 600; }
 td.warn { color: var(--stopping); font-weight: 600; }
 .card.parked { opacity: .7; }
 .empty { color: var(--muted); font-style: italic; }
+.delivery { font-size: 12px; margin-top: 4px; }
+.delivery.alert { color: var(--bad); font-weight: 600; }
 `;
 
 const SCRIPT = `
@@ -136,14 +138,23 @@ function poolCard(pool, doc) {
     : child.state === "running" && child.responding ? el("span", { class: "badge good" }, "running")
     : el("span", { class: "badge warn" }, child.state + (child.unresponsiveSince ? ", unresponsive since " + child.unresponsiveSince : child.responding ? "" : ", not answering"));
   const parked = !child && pool.workerCount === 0;
+  const d = pool.delivery;
+  const breakerBadge = !d ? null : el("span", { class: "badge breaker " + (d.breaker === "closed" ? "good" : d.breaker === "open" ? "bad" : "warn"), title: d.lastReason || "" }, "breaker " + d.breaker);
   const card = el("section", { class: "card" + (parked ? " parked" : ""), "data-pool": pool.name },
-    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
+    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, breakerBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
     el("div", { class: "muted" },
       "worker_count " + pool.workerCount + " · " + (pool.functions.join(", ") || "no functions") +
       (child && child.pid ? " · pid " + child.pid : "") + (pool.childRestarts ? " · " + pool.childRestarts + " restarts" : "")));
   if (parked) return card;
 
   const c = pool.counters;
+  if (d) {
+    const since = "since " + new Date(d.since).toLocaleTimeString() + (d.lastReason ? ": " + d.lastReason : "");
+    card.append(el("div", { class: "delivery" + (d.breaker === "closed" ? " muted" : " alert") },
+      "breaker " + d.breaker + (d.breaker === "closed" && !d.openedTotal ? "" : " " + since) +
+      " · " + d.admittedSlots + " / " + pool.workerCount + " slots admitted · " + d.retrying + " retrying · opened " + d.openedTotal + "×" +
+      " · retried " + c.jobs_retried + ", handed back " + c.jobs_handed_back + ", dead-lettered " + c.jobs_dead_lettered));
+  }
   card.append(el("div", { class: "stats" },
     stat("jobs/s", rate(jobRate)),
     stat("failures/s", rate(failRate), failRate > 0),

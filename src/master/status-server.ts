@@ -8,8 +8,14 @@
  *   at the client's end of stream (`printf threads | nc …`). Spaces and tabs around it are ignored;
  *   commands are case-sensitive, as in the original.
  * - More than MAX_LINE_BYTES (1 KiB) without a line end → `Error: line too long\r\n`, close.
- * - A client that sends no complete line within the idle timeout is closed without a reply.
- * - At most MAX_CONNECTIONS clients at once; more are refused by the kernel queue / closed by Node.
+ * - The whole command line must arrive within requestTimeoutMs of connecting; the deadline does not move
+ *   when bytes trickle in (a client sending one byte every few seconds would otherwise keep its place
+ *   for ever). A client that misses it is closed without a reply. A reply not taken by the client
+ *   within requestTimeoutMs of being written is dropped with its connection.
+ * - At most maxClients (64) connections at once. A newcomer to a full server takes the place of the
+ *   oldest client that has still not sent its line, which is told `Error: server busy\r\n`: a real client
+ *   sends its command at once, so slow clients cannot keep it out. When every place is taken by a
+ *   client already being answered, the newcomer is told `Error: server busy\r\n` and closed.
  */
 import net from 'node:net';
 import type { Logger } from '../log.js';
@@ -19,6 +25,9 @@ export const MAX_LINE_BYTES = 1024;
 export const MAX_CONNECTIONS = 64;
 export const UNRECOGNIZED = 'Error: unrecognized command\r\n';
 export const LINE_TOO_LONG = 'Error: line too long\r\n';
+export const SERVER_BUSY = 'Error: server busy\r\n';
+/** Busy refusals are logged at most this often, with the count since the last line. */
+const BUSY_LOG_INTERVAL_MS = 60_000;
 
 /** Produces the full reply text of each command. */
 export interface StatusSource {
@@ -32,25 +41,33 @@ export interface StatusServerOptions {
   port: number;
   source: StatusSource;
   logger: Logger;
-  /** Close clients that have not sent a whole line after this long. */
-  idleTimeoutMs: number;
+  /** A client must have sent its whole command line this long after connecting, and taken its reply this long after it was written. */
+  requestTimeoutMs: number;
+  /** Connections at once (default MAX_CONNECTIONS). */
+  maxClients?: number;
 }
 
 export class StatusServer {
   readonly #options: StatusServerOptions;
   readonly #server: net.Server;
   readonly #log: Logger;
+  readonly #maxClients: number;
+  /** Every connection holding a place, oldest first. */
   readonly #sockets = new Set<net.Socket>();
+  /** The connections that have not sent a whole line yet, oldest first: the ones a newcomer may displace. */
+  readonly #waiting = new Set<net.Socket>();
   #closing: Promise<void> | null = null;
   #connections = 0;
+  #busy = { refused: 0, displaced: 0, loggedAt: 0 };
 
   constructor(options: StatusServerOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: 'status-server' });
+    this.#maxClients = Math.max(1, options.maxClients ?? MAX_CONNECTIONS);
     // allowHalfOpen: a client that shuts its side down after the command (`printf threads | nc -N`)
-    // must still get the reply.
+    // must still get the reply. No server.maxConnections: Node would drop a newcomer unanswered while
+    // slow clients keep their places; #accept decides instead.
     this.#server = net.createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
-    this.#server.maxConnections = MAX_CONNECTIONS;
   }
 
   /** Connections accepted since start (a gauge for tests and operators). */
@@ -78,29 +95,69 @@ export class StatusServer {
     return this.#closing;
   }
 
+  /** Says `Error: server busy` and closes, without waiting for the client to read it. */
+  #refuse(socket: net.Socket, displaced: boolean): void {
+    this.#sockets.delete(socket);
+    this.#waiting.delete(socket);
+    // A displaced client's late line must not be answered after the refusal.
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    socket.resume();
+    socket.on('error', () => socket.destroy());
+    socket.end(SERVER_BUSY, () => socket.destroy());
+    // A client that stops reading does not keep the socket either.
+    setTimeout(() => socket.destroy(), 1000).unref();
+    if (displaced) this.#busy.displaced++;
+    else this.#busy.refused++;
+    const now = Date.now();
+    if (now - this.#busy.loggedAt >= BUSY_LOG_INTERVAL_MS) {
+      this.#log.warn(
+        { event: 'status-port-busy', displaced: this.#busy.displaced, refused: this.#busy.refused, maxClients: this.#maxClients },
+        `status port full (${this.#maxClients} clients): ${this.#busy.displaced} slow clients displaced by newcomers, ${this.#busy.refused} newcomers refused`,
+      );
+      this.#busy = { refused: 0, displaced: 0, loggedAt: now };
+    }
+  }
+
   #accept(socket: net.Socket): void {
     this.#connections++;
+    if (this.#sockets.size >= this.#maxClients) {
+      const oldestWaiting = this.#waiting.values().next();
+      if (oldestWaiting.done === true) {
+        this.#refuse(socket, false);
+        return;
+      }
+      this.#refuse(oldestWaiting.value, true);
+    }
     this.#sockets.add(socket);
+    this.#waiting.add(socket);
     let buffered = '';
     let answered = false;
     socket.setNoDelay(true);
-    socket.setTimeout(this.#options.idleTimeoutMs);
-    socket.on('timeout', () => {
-      if (!answered) socket.destroy();
-    });
+    // One deadline for the whole line, from the connection: trickling bytes do not move it.
+    let deadline = setTimeout(() => socket.destroy(), this.#options.requestTimeoutMs);
     // A reset by the client is its business; it must never reach the process as an unhandled error.
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.#sockets.delete(socket));
+    socket.on('close', () => {
+      clearTimeout(deadline);
+      this.#sockets.delete(socket);
+      this.#waiting.delete(socket);
+    });
 
     const answer = (command: string | null): void => {
       if (answered) return;
       answered = true;
+      this.#waiting.delete(socket);
+      clearTimeout(deadline);
       // Anything after the first line is ignored: one command per connection.
       socket.removeAllListeners('data');
       socket.resume();
-      socket.setTimeout(0);
       void this.#reply(command).then((text) => {
-        if (!socket.destroyed) socket.end(text);
+        if (socket.destroyed) return;
+        // With allowHalfOpen the socket lives until the client closes its side too; one that neither
+        // reads its reply nor closes is dropped at the deadline.
+        deadline = setTimeout(() => socket.destroy(), this.#options.requestTimeoutMs);
+        socket.end(text);
       });
     };
 

@@ -15,8 +15,8 @@
  */
 import type { Logger } from '../log.js';
 import { emitForwardedRecord } from '../log.js';
-import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
-import { heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/messages.js';
+import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, DeliveryStatus, ShutdownMode } from '../ipc/messages.js';
+import { BreakerState, heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/messages.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
@@ -135,6 +135,9 @@ export class PoolSupervisor {
   /** The same for the per-function and per-HTTP-code metrics. */
   #pastMetrics: ChildMetrics = emptyMetrics();
   #lastMetrics: ChildMetrics = emptyMetrics();
+  /** Breaker openings of children that have exited, and the current child's last delivery status. */
+  #pastBreakerOpened = 0;
+  #lastDelivery: DeliveryStatus | null = null;
   #stopMode: ShutdownMode | null = null;
   #stopDeadlineAt = Infinity;
   #recycleAfterStop = false;
@@ -195,6 +198,11 @@ export class PoolSupervisor {
     return addMetrics(this.#pastMetrics, this.#lastMetrics);
   }
 
+  /** Times a child's breaker opened, over every child this supervisor ran, like `counters`. */
+  get breakerOpened(): number {
+    return this.#pastBreakerOpened + (this.#lastDelivery?.opened ?? 0);
+  }
+
   /** Forks the child; resolves once it is ready, or has failed to start (the restart is then scheduled). */
   start(): Promise<void> {
     if (this.#state !== SupervisorState.STOPPED) return this.#settled();
@@ -251,11 +259,14 @@ export class PoolSupervisor {
     try {
       const reply = await current.channel.request({ type: 'status' }, this.#timing.statusTimeoutMs);
       if (reply.type !== 'status-reply') return { ok: false, reason: `unexpected reply ${reply.type}` };
+      const delivery = sanitizeDelivery(reply.status.delivery);
       if (this.#current === current) {
         this.#lastCounters = sanitizeCounters(reply.status.counters);
         this.#lastMetrics = sanitizeMetrics(reply.status.metrics);
+        // A child that does not report delivery (an older one) keeps the last count it did report.
+        if (delivery !== null) this.#lastDelivery = delivery;
       }
-      return { ok: true, status: reply.status };
+      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined } };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }
@@ -344,6 +355,7 @@ export class PoolSupervisor {
     this.#stopDeadlineAt = Infinity;
     this.#lastCounters = zeroCounters();
     this.#lastMetrics = emptyMetrics();
+    this.#lastDelivery = null;
     let child: ForkedChild;
     try {
       child = this.#fork(this.name);
@@ -512,6 +524,8 @@ export class PoolSupervisor {
     this.#lastCounters = zeroCounters();
     this.#pastMetrics = addMetrics(this.#pastMetrics, this.#lastMetrics);
     this.#lastMetrics = emptyMetrics();
+    this.#pastBreakerOpened += this.#lastDelivery?.opened ?? 0;
+    this.#lastDelivery = null;
     const uptimeMs = Date.now() - incarnation.spawnedAt;
     const childPid = incarnation.child.pid;
     if (this.#state === SupervisorState.STOPPING) {
@@ -567,6 +581,22 @@ function sanitizeCounters(counters: ChildCounters | undefined): ChildCounters {
     out[key] = typeof value === 'number' && Number.isFinite(value) ? value : 0;
   }
   return out;
+}
+
+const BREAKER_STATES: ReadonlySet<string> = new Set(Object.values(BreakerState));
+
+/** A child's delivery status, or null when it sent none or one the views could not show. */
+export function sanitizeDelivery(delivery: DeliveryStatus | undefined): DeliveryStatus | null {
+  if (delivery === undefined || delivery === null || typeof delivery !== 'object' || !BREAKER_STATES.has(delivery.breaker)) return null;
+  const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0);
+  return {
+    breaker: delivery.breaker,
+    since: count(delivery.since),
+    lastReason: typeof delivery.lastReason === 'string' ? delivery.lastReason : null,
+    admitted: count(delivery.admitted),
+    retrying: count(delivery.retrying),
+    opened: count(delivery.opened),
+  };
 }
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */

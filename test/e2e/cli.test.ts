@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -204,11 +205,41 @@ test('--daemonize should exit non-zero with the reason when the daemon cannot st
   assert.match(busy.stderr, /EADDRINUSE/);
 });
 
+/**
+ * A copy of the program (bin/, dist/src, package.json and the runtime dependencies from node_modules)
+ * in a new temporary folder, so a --user test does not depend on where the checkout lives: a clone
+ * under /root is readable by root only. `readable`: every user can read the copy; otherwise the
+ * folder keeps mkdtemp's 0700, like a private checkout. Returns the copy's bin/driveshaft.js.
+ */
+function programCopy(t: import('node:test').TestContext, readable: boolean): string {
+  const root = path.dirname(path.dirname(BIN));
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-program-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
+  cpSync(path.join(root, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
+  cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+  // The runtime dependencies and theirs, as installed (node_modules may be a symlink: dereferenced).
+  const manifest = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const wanted = Object.keys(manifest(path.join(root, 'package.json')).dependencies ?? {});
+  const copied = new Set<string>();
+  while (wanted.length > 0) {
+    const name = wanted.pop() as string;
+    const from = path.join(root, 'node_modules', name);
+    if (copied.has(name) || !existsSync(from)) continue;
+    copied.add(name);
+    cpSync(from, path.join(dir, 'node_modules', name), { recursive: true, dereference: true });
+    const own = manifest(path.join(from, 'package.json'));
+    wanted.push(...Object.keys(own.dependencies ?? {}), ...Object.keys(own.optionalDependencies ?? {}));
+  }
+  if (readable) execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return path.join(dir, 'bin', 'driveshaft.js');
+}
+
 test('--user should run the children as that user (root only)', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
   const gearmand = await startGearmand();
   t.after(() => gearmand.stop());
   const { file } = goodConfig(t, gearmand.port);
-  const daemon = await startServing(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5']);
+  const daemon = await startServing(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, programCopy(t, true));
   const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
   const childPid = daemon.logs.find((r) => r.event === 'ready')?.childPid as number;
   const nobody = daemon.logs.find((r) => r.event === 'user')?.uid as number;
@@ -218,4 +249,18 @@ test('--user should run the children as that user (root only)', { skip: process.
   const unknown = await cli(['--jobsconfig', file, '--user', 'no-such-user-ds']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--user no-such-user-ds: no such user/);
+});
+
+test('--user should exit 2 with one line, before forking, when the user cannot read the program (root only)', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async (t) => {
+  const { file } = goodConfig(t);
+  const bin = programCopy(t, false);
+  const privateDir = path.dirname(path.dirname(bin));
+  const daemon = spawnDaemon(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, bin);
+  const exit = await Promise.race([daemon.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000).unref())]);
+  assert.ok(exit !== null, `the daemon still runs after 20 s (children crash-looping?):\n${daemon.output().slice(0, 2000)}`);
+  assert.equal(exit.code, 2, daemon.output());
+  const stderr = daemon.output().trim().split('\n');
+  assert.equal(stderr.length, 1, daemon.output());
+  assert.match(stderr[0] ?? '', new RegExp(`^driveshaft: --user nobody: the pool processes run as nobody and cannot read ${privateDir}/\\S+: EACCES \\(${privateDir} is not searchable by nobody\\); install driveshaft where nobody can read it`));
+  assert.equal(daemon.count((r) => r.event === 'fork'), 0, 'nothing forked');
 });

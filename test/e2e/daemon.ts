@@ -56,9 +56,9 @@ export interface Daemon {
   count(predicate: (r: LogRecord) => boolean): number;
 }
 
-/** Spawns the CLI with `args`. Does not wait for anything; see startServing. */
-export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Spawns the CLI with `args` (`bin`: another copy of bin/driveshaft.js). Does not wait for anything; see startServing. */
+export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): Daemon {
+  const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: LogRecord[] = [];
   let other = '';
   let pending = '';
@@ -116,8 +116,8 @@ export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessE
 }
 
 /** Spawns the CLI and waits for its "started" log line. */
-export async function startServing(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
-  const daemon = spawnDaemon(t, args, env);
+export async function startServing(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): Promise<Daemon> {
+  const daemon = spawnDaemon(t, args, env, bin);
   await daemon.waitForLog((r) => r.event === 'started', 'the daemon to start');
   return daemon;
 }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
-import { lookupUser } from '../../src/master/drop-privileges.js';
+import { lookupUser, programFiles } from '../../src/master/drop-privileges.js';
+import { DEFAULT_CHILD_EXEC } from '../../src/master/child-process.js';
 
 const MODULE = new URL('../../src/master/drop-privileges.js', import.meta.url).href;
 const isRoot = process.getuid?.() === 0;
@@ -45,4 +46,44 @@ test('dropPrivileges should refuse clearly when not root', { skip: isRoot ? fals
     try { dropPrivileges('root'); } catch (e) { process.stdout.write(e.code + ' ' + e.message); }`;
   const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(result.stdout, 'DS_USER --user root: only root can change user (running as uid 65534)');
+});
+
+test('programFiles should list node, the child entry, the package.json and each runtime dependency', () => {
+  const programDir = path.dirname(path.dirname(DEFAULT_CHILD_EXEC));
+  const packageJson = path.join(programDir, '..', '..', 'package.json');
+  const files = programFiles(programDir, packageJson);
+  assert.equal(files[0], process.execPath);
+  assert.ok(files.includes(packageJson));
+  assert.ok(files.includes(DEFAULT_CHILD_EXEC), 'the child entry');
+  assert.ok(files.some((file) => file.endsWith(path.join('undici', 'package.json'))), 'undici, which only the children load');
+});
+
+test('checkProgramReadable should name the unreadable file and the directory that stops the user', { skip: isRoot ? false : 'needs root' }, (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ds-private-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const shut = path.join(dir, 'shut');
+  mkdirSync(path.join(shut, 'inner'), { recursive: true });
+  chmodSync(shut, 0o700);
+  const hidden = path.join(shut, 'inner', 'main.js');
+  writeFileSync(hidden, '');
+  const open = path.join(dir, 'open.js');
+  writeFileSync(open, '');
+  chmodSync(open, 0o644);
+  const secret = path.join(dir, 'secret.js');
+  writeFileSync(secret, '');
+  chmodSync(secret, 0o600);
+  const run = (files: string[]) => {
+    const script = `import { checkProgramReadable, dropPrivileges } from ${JSON.stringify(MODULE)};
+      dropPrivileges('nobody');
+      try { checkProgramReadable('nobody', ${JSON.stringify(files)}); process.stdout.write('ok'); } catch (e) { process.stdout.write(e.code + ' ' + e.message); }`;
+    return spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).stdout;
+  };
+  assert.equal(run([process.execPath, open]), 'ok');
+  assert.equal(
+    run([open, hidden]),
+    `DS_USER --user nobody: the pool processes run as nobody and cannot read ${hidden}: EACCES (${shut} is not searchable by nobody); install driveshaft where nobody can read it (e.g. under /opt or /usr/local) or give nobody access to every directory on the way`,
+  );
+  // A file that is itself unreadable has no directory to blame.
+  assert.match(run([secret]), new RegExp(`^DS_USER --user nobody: the pool processes run as nobody and cannot read ${secret}: EACCES; install`));
 });

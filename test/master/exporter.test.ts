@@ -3,10 +3,11 @@ import net from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { zeroCounters } from '../../src/ipc/messages.js';
-import { Exporter } from '../../src/master/exporter.js';
+import { Exporter, MAX_CONNECTIONS } from '../../src/master/exporter.js';
 import type { ExporterSource, ExporterOptions } from '../../src/master/exporter.js';
 import type { Observation } from '../../src/master/observation.js';
 import { EXPOSITION_CONTENT_TYPE } from '../../src/master/prometheus.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { memoryLogger, pool, server } from './support.js';
 
 function observation(connected: boolean): Observation {
@@ -48,6 +49,8 @@ interface FakeSource extends ExporterSource {
   calls: number;
   connected: boolean;
   fail: boolean;
+  /** While set, every snapshot waits for it. */
+  gate: Promise<void> | null;
 }
 
 async function start(t: TestContext, extra: Partial<ExporterOptions> = {}): Promise<{ exporter: Exporter; source: FakeSource; url: string; port: number; records: ReturnType<typeof memoryLogger>['records'] }> {
@@ -55,8 +58,10 @@ async function start(t: TestContext, extra: Partial<ExporterOptions> = {}): Prom
     calls: 0,
     connected: true,
     fail: false,
+    gate: null,
     async observe() {
       this.calls++;
+      if (this.gate !== null) await this.gate;
       if (this.fail) throw new Error('the children are on fire');
       return observation(this.connected);
     },
@@ -180,6 +185,73 @@ test('Exporter should close a client that never finishes its request head, and o
   assert.ok(slow.closedAfterMs < 3000, `closed after ${slow.closedAfterMs} ms`);
   const silent = await raw(port, '', 5000);
   assert.ok(silent.closedAfterMs < 3000, `closed after ${silent.closedAfterMs} ms`);
+  assert.equal((await fetch(`${url}/healthz`)).status, 200);
+});
+
+/** Connections that each send `first` and then hold their place; tells how many the server has closed. */
+function holdPlaces(t: TestContext, port: number, count: number, first: string): { closed: () => number; texts: () => string[] } {
+  let closed = 0;
+  const texts: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    texts.push('');
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (texts[i] += d));
+    socket.on('error', () => {});
+    socket.on('connect', () => socket.write(first));
+    socket.on('close', () => closed++);
+    t.after(() => socket.destroy());
+  }
+  return { closed: () => closed, texts: () => texts };
+}
+
+test('Exporter should close a client that trickles its request head byte by byte at the deadline from connecting', async (t) => {
+  const { port } = await start(t, { headersTimeoutMs: 300, requestTimeoutMs: 300, idleTimeoutMs: 600 });
+  const started = Date.now();
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const head = 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < head.length && !socket.destroyed) socket.write(head[sent++] as string);
+  }, 50);
+  t.after(() => clearInterval(timer));
+  const closedAt = await new Promise<number>((resolve) => {
+    socket.on('close', () => resolve(Date.now()));
+    setTimeout(() => resolve(-1), 3000).unref();
+  });
+  clearInterval(timer);
+  socket.destroy();
+  assert.notEqual(closedAt, -1, 'the trickling client still held its connection after 3 s');
+  assert.ok(closedAt - started < 2000, `closed after ${closedAt - started} ms`);
+});
+
+test('Exporter should let a real client into a full listener by displacing the oldest connection with no request being answered', async (t) => {
+  const { port, exporter } = await start(t, { headersTimeoutMs: 30_000, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000 });
+  const slow = holdPlaces(t, port, MAX_CONNECTIONS, 'GET /metrics HTTP/1.1\r\n');
+  await waitFor(() => exporter.clients === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} slow clients to hold a place` });
+  const before = exporter.requests;
+  const real = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(real.text, /^HTTP\/1\.1 200 /);
+  assert.ok(real.closedAfterMs < 1000, `answered after ${real.closedAfterMs} ms`);
+  assert.equal(exporter.requests, before + 1);
+  await waitFor(() => slow.closed() === 1, { timeoutMs: 2000, message: 'exactly one slow client to give its place up' });
+});
+
+test('Exporter should answer a newcomer 503 with Retry-After when every place has a request being answered, then serve again', async (t) => {
+  const { port, source, url, exporter } = await start(t);
+  let release: () => void = () => {};
+  source.gate = new Promise<void>((resolve) => (release = resolve));
+  // Every place holds a request waiting on the (shared) snapshot.
+  const waiting = holdPlaces(t, port, MAX_CONNECTIONS, 'GET /status HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor(() => exporter.requests === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} requests to be in flight` });
+  const refused = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(refused.text, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
+  assert.match(refused.text, /\r\nRetry-After: 1\r\n/);
+  assert.match(refused.text, /\r\n\r\nserver busy\n$/);
+  source.gate = null;
+  release();
+  await waitFor(() => waiting.texts().every((text) => text.startsWith('HTTP/1.1 200 ')), { timeoutMs: 5000, message: 'the held requests to be answered' });
   assert.equal((await fetch(`${url}/healthz`)).status, 200);
 });
 

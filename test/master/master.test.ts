@@ -13,6 +13,7 @@ import { clusterForker } from '../../src/master/child-process.js';
 import { Master, MasterState } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
+import { COUNTER_NAMES } from '../../src/ipc/messages.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';
@@ -82,13 +83,35 @@ function pidOf(master: Master, pool: string): number | null {
   return master.supervisor(pool)?.pid ?? null;
 }
 
+/** `name: value` lines: the numeric ones (a `<pool>.breaker` state word is checked, then left to parseWords). */
 function parseNameValues(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\r\n')) {
     if (line === '') continue;
-    const match = /^([^:]+): (-?\d+)$/.exec(line);
+    const match = /^([^:]+): (-?\d+|closed|open|half-open|unknown)$/.exec(line);
     assert.ok(match, `bad line ${JSON.stringify(line)}`);
-    out.set(match[1] as string, Number(match[2]));
+    if (/^-?\d+$/.test(match[2] as string)) out.set(match[1] as string, Number(match[2]));
+  }
+  return out;
+}
+
+function parseWords(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\r\n')) {
+    const match = /^([^:]+): ([a-z-]+)$/.exec(line);
+    if (match !== null) out.set(match[1] as string, match[2] as string);
+  }
+  return out;
+}
+
+/** Prometheus sample lines `name{labels} value`, summed by (name, pool) over the other labels, filtered by `keep`. */
+function sumByPool(exposition: string, name: string, keep: (labels: string) => boolean = () => true): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of exposition.split('\n')) {
+    const match = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+    if (match === null || match[1] !== name || !keep(match[2] as string)) continue;
+    const pool = /pool="([^"]*)"/.exec(match[2] as string)?.[1] as string;
+    out.set(pool, (out.get(pool) ?? 0) + Number(match[3]));
   }
   return out;
 }
@@ -283,6 +306,111 @@ test('Master.stop should let a graceful drain run out its deadline when nothing 
   const took = Date.now() - started;
   // loop_timeout 0.2 s: the fixture waits the whole 4 × 0.2 s drain deadline.
   assert.ok(took >= 750 && took < 2500, `took ${took} ms`);
+});
+
+test('Master counters and /metrics should agree for every pool and counter after a pool is removed and another scaled to 0 and back', async (t) => {
+  // `Steady` pools report the same figures to every poll, so the two views can be compared one after the other.
+  const h = await startMaster(
+    t,
+    {
+      okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] },
+      okSteadyGone: { uri: URI, count: 2, jobs: ['Sum'] },
+      okSteadyFlipOpen: { uri: URI, count: 1, jobs: ['Sum'] },
+    },
+    { exporter: true },
+  );
+  const address = h.master.exporterAddress;
+  assert.ok(address !== null);
+  await h.ask('counters');
+  // A crash before the scale-down: its restart must survive the pool's trip to zero.
+  process.kill(pidOf(h.master, 'okSteadyFlipOpen') as number, 'SIGKILL');
+  await waitFor(() => h.master.supervisor('okSteadyFlipOpen')?.state === SupervisorState.RUNNING && h.master.supervisor('okSteadyFlipOpen')?.restarts === 1, { timeoutMs: 5000, message: 'okSteadyFlipOpen restarted' });
+  await h.ask('counters');
+  const gone = pidOf(h.master, 'okSteadyGone') as number;
+  const flip = pidOf(h.master, 'okSteadyFlipOpen') as number;
+  h.write({ okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] }, okSteadyFlipOpen: { uri: URI, count: 0, jobs: ['Sum'] } });
+  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 1, { timeoutMs: 5000, message: 'the first reload' });
+  await waitFor(() => !isAlive(gone) && !isAlive(flip), { timeoutMs: 5000, message: 'the removed and zeroed children to exit' });
+  h.write({ okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] }, okSteadyFlipOpen: { uri: URI, count: 1, jobs: ['Sum'] } });
+  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 2, { timeoutMs: 5000, message: 'the second reload' });
+  await waitFor(() => h.master.supervisor('okSteadyFlipOpen')?.state === SupervisorState.RUNNING, { timeoutMs: 5000, message: 'okSteadyFlipOpen back' });
+
+  const metrics = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+  const counters = parseNameValues(await h.ask('counters'));
+  const outcome = (name: string) => sumByPool(metrics, 'driveshaft_jobs_total', (labels) => labels.includes(`outcome="${name}"`));
+  const fromMetrics: Record<string, Map<string, number>> = {
+    jobs_completed: outcome('completed'),
+    jobs_failed: outcome('failed'),
+    jobs_timed_out: outcome('timed_out'),
+    jobs_requeued: outcome('requeued'),
+    http_errors: sumByPool(metrics, 'driveshaft_http_responses_total', (labels) => !labels.includes('code="200"')),
+    jobs_retried: sumByPool(metrics, 'driveshaft_jobs_retried_total'),
+    jobs_handed_back: sumByPool(metrics, 'driveshaft_jobs_handed_back_total'),
+    jobs_dead_lettered: sumByPool(metrics, 'driveshaft_jobs_dead_lettered_total'),
+    breaker_opened: sumByPool(metrics, 'driveshaft_breaker_opened_total'),
+    child_restarts: sumByPool(metrics, 'driveshaft_child_restarts_total'),
+  };
+  assert.deepEqual(Object.keys(fromMetrics).slice(0, COUNTER_NAMES.length), [...COUNTER_NAMES], 'every counter is compared');
+  const pools = ['okSteadyKeep', 'okSteadyGone', 'okSteadyFlipOpen'];
+  assert.deepEqual([...fromMetrics.jobs_completed?.keys() ?? []].sort(), [...pools].sort());
+  for (const pool of pools) {
+    for (const [name, values] of Object.entries(fromMetrics)) {
+      assert.equal(counters.get(`${pool}.${name}`), values.get(pool), `${pool}.${name}: counters ${counters.get(`${pool}.${name}`)}, /metrics ${values.get(pool)}`);
+    }
+  }
+  // The figures themselves: the removed pool's child reported one poll plus its final 5 jobs; the
+  // flipped pool had three children (the crashed one, the one scaled away, the one now running).
+  assert.equal(counters.get('okSteadyGone.jobs_completed'), 15);
+  assert.equal(counters.get('okSteadyGone.jobs_retried'), 3);
+  assert.equal(counters.get('okSteadyFlipOpen.jobs_completed'), 10 + 15 + 10);
+  assert.equal(counters.get('okSteadyFlipOpen.child_restarts'), 1);
+  assert.equal(counters.get('okSteadyFlipOpen.breaker_opened'), 3);
+  assert.equal(counters.get('child_restarts'), 1);
+});
+
+test('Master should show each pool\'s delivery state in gauges, counters, /status, /metrics and /readyz', async (t) => {
+  const h = await startMaster(t, { okClosed: { uri: URI, count: 2, jobs: ['Sum'] }, okOpen: { uri: URI, count: 2, jobs: ['Sum'] }, okHalf: { uri: URI, count: 1, jobs: ['Sum'] }, okNone: { uri: URI, count: 0, jobs: ['Sum'] } }, { exporter: true });
+  const address = h.master.exporterAddress;
+  assert.ok(address !== null);
+  const text = await h.ask('gauges');
+  const words = parseWords(text);
+  const gauges = parseNameValues(text);
+  assert.equal(words.get('okClosed.breaker'), 'closed');
+  assert.equal(words.get('okOpen.breaker'), 'open');
+  assert.equal(words.get('okHalf.breaker'), 'half-open');
+  assert.equal(words.get('okNone.breaker'), 'unknown');
+  assert.equal(gauges.get('okClosed.admitted_slots'), 2);
+  assert.equal(gauges.get('okOpen.admitted_slots'), 0);
+  assert.equal(gauges.get('okOpen.retrying'), 1);
+  assert.equal(gauges.get('okClosed.retrying'), 0);
+  const counters = parseNameValues(await h.ask('counters'));
+  // Polled twice now (gauges, counters).
+  assert.equal(counters.get('okClosed.jobs_retried'), 6);
+  assert.equal(counters.get('okClosed.jobs_handed_back'), 4);
+  assert.equal(counters.get('okClosed.jobs_dead_lettered'), 2);
+  assert.equal(counters.get('okOpen.breaker_opened'), 1);
+  assert.equal(counters.get('okClosed.breaker_opened'), 0);
+
+  const base = `http://127.0.0.1:${address.port}`;
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /^driveshaft_breaker_state\{pool="okOpen",state="open"\} 1$/m);
+  assert.match(metrics, /^driveshaft_breaker_state\{pool="okOpen",state="closed"\} 0$/m);
+  assert.match(metrics, /^driveshaft_breaker_state\{pool="okHalf",state="half-open"\} 1$/m);
+  assert.match(metrics, /^driveshaft_breaker_state\{pool="okClosed",state="closed"\} 1$/m);
+  assert.doesNotMatch(metrics, /driveshaft_breaker_state\{pool="okNone"/);
+  const status = (await (await fetch(`${base}/status`)).json()) as { pools: Array<{ name: string; delivery: { breaker: string; lastReason: string | null; admittedSlots: number; retrying: number; openedTotal: number } | null }> };
+  const byName = new Map(status.pools.map((p) => [p.name, p.delivery]));
+  assert.equal(byName.get('okOpen')?.breaker, 'open');
+  assert.equal(byName.get('okOpen')?.lastReason, 'HTTP 503 from the endpoint');
+  assert.equal(byName.get('okOpen')?.openedTotal, 1);
+  assert.equal(byName.get('okClosed')?.admittedSlots, 2);
+  assert.equal(byName.get('okNone'), null);
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 503);
+  const body = await ready.text();
+  assert.match(body, /^okOpen: circuit breaker open since \S+ \(HTTP 503 from the endpoint\)$/m);
+  assert.match(body, /^okHalf: circuit breaker half-open since \S+ \(HTTP 503 from the endpoint\)$/m);
+  assert.doesNotMatch(body, /okClosed|okNone/);
 });
 
 test('Master.observe should keep a removed pool in the totals with its child\'s final report, and the exporter should serve it', async (t) => {

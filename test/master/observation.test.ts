@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DURATION_BUCKETS, zeroCounters } from '../../src/ipc/messages.js';
-import type { ChildStatus, SlotStatus } from '../../src/ipc/messages.js';
+import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
 import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/master/job-metrics.js';
-import { metricFamilies, readiness, slotState, statusDocument } from '../../src/master/observation.js';
+import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/master/observation.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/master/observation.js';
 import type { GearmandScrape } from '../../src/master/gearmand-poller.js';
 import { formatExposition } from '../../src/master/prometheus.js';
@@ -42,6 +42,7 @@ function totals(): PoolTotals {
     counters: { ...zeroCounters(), jobs_completed: 3, jobs_failed: 1, http_errors: 1 },
     metrics: { functions: { Sum: sum }, http: { '200': 3, '500': 1 } },
     restarts: 2,
+    breakerOpened: 0,
   };
 }
 
@@ -177,6 +178,80 @@ test('readiness should want a registered slot in every pool with workers, and na
   assert.match(readiness(observation({ children: [child('Regular', [], { state: 'failed', status: null, pid: null, failReason: 'crash loop: 11 exits' })] })).problems[0]?.reason ?? '', /marked failed \(crash loop: 11 exits\)/);
   assert.match(readiness(observation({ children: [child('Regular', [], { status: null, statusError: 'timed out' })] })).problems[0]?.reason ?? '', /child not answering \(timed out\)/);
   assert.match(readiness(observation({ state: 'stopping' })).problems[0]?.reason ?? '', /the daemon is stopping/);
+});
+
+function delivery(overrides: Partial<DeliveryStatus> = {}): DeliveryStatus {
+  return { breaker: 'closed', since: 1_700_000_005_000, lastReason: null, admitted: 3, retrying: 0, opened: 0, ...overrides };
+}
+
+function withDelivery(d: DeliveryStatus, overrides: Partial<ChildObservation> = {}): ChildObservation {
+  const base = child('Regular', [slot('100-1'), slot('100-2')], overrides);
+  return { ...base, status: base.status === null ? null : { ...base.status, delivery: d } };
+}
+
+test('metricFamilies should export the delivery counters from the pool totals and the breaker state of the serving child', () => {
+  const obs = observation({
+    children: [withDelivery(delivery({ breaker: 'open', lastReason: 'HTTP 503', admitted: 0, retrying: 2, opened: 1 }))],
+    totals: new Map([['Regular', { ...totals(), counters: { ...totals().counters, jobs_retried: 7, jobs_handed_back: 2, jobs_dead_lettered: 1 }, breakerOpened: 4 }]]),
+  });
+  const text = formatExposition(metricFamilies(obs, []));
+  for (const line of [
+    '# TYPE driveshaft_jobs_retried_total counter',
+    'driveshaft_jobs_retried_total{pool="Regular"} 7',
+    'driveshaft_jobs_handed_back_total{pool="Regular"} 2',
+    'driveshaft_jobs_dead_lettered_total{pool="Regular"} 1',
+    '# TYPE driveshaft_breaker_opened_total counter',
+    // Cumulative over every child the pool had, not the current child's own count.
+    'driveshaft_breaker_opened_total{pool="Regular"} 4',
+    'driveshaft_jobs_retried_total{pool="Off"} 0',
+    '# TYPE driveshaft_breaker_state gauge',
+    'driveshaft_breaker_state{pool="Regular",state="closed"} 0',
+    'driveshaft_breaker_state{pool="Regular",state="open"} 1',
+    'driveshaft_breaker_state{pool="Regular",state="half-open"} 0',
+    'driveshaft_retrying_jobs{pool="Regular"} 2',
+    'driveshaft_admitted_slots{pool="Regular"} 0',
+  ]) {
+    assert.ok(text.split('\n').includes(line), `missing ${line}`);
+  }
+  // A pool no child reports for has no state series (no stale "closed").
+  assert.doesNotMatch(text, /driveshaft_breaker_state\{pool="Off"/);
+  // A child that reports no delivery (an older one) leaves the state series out too.
+  assert.doesNotMatch(formatExposition(metricFamilies(observation(), [])), /driveshaft_breaker_state\{/);
+});
+
+test('poolDelivery should prefer the serving child over a draining one', () => {
+  const draining = withDelivery(delivery({ breaker: 'open' }), { retiring: true });
+  const serving = withDelivery(delivery({ breaker: 'half-open' }));
+  assert.equal(poolDelivery([draining, serving])?.breaker, 'half-open');
+  assert.equal(poolDelivery([draining])?.breaker, 'open');
+  assert.equal(poolDelivery([child('Regular', [])]), null);
+});
+
+test('readiness should refuse a pool whose breaker is open or half-open, naming the pool and the breaker\'s last reason', () => {
+  assert.deepEqual(readiness(observation({ children: [withDelivery(delivery())] })), { ready: true, problems: [] });
+  for (const breaker of ['open', 'half-open'] as const) {
+    const verdict = readiness(observation({ children: [withDelivery(delivery({ breaker, lastReason: 'HTTP 503 from the endpoint', admitted: 0 }))] }));
+    assert.equal(verdict.ready, false, breaker);
+    assert.equal(verdict.problems[0]?.pool, 'Regular');
+    assert.equal(verdict.problems[0]?.reason, `circuit breaker ${breaker} since 2023-11-14T22:13:25.000Z (HTTP 503 from the endpoint)`);
+  }
+});
+
+test('statusDocument should give each pool a delivery object, null while no child reports one', () => {
+  const obs = observation({
+    children: [withDelivery(delivery({ breaker: 'half-open', lastReason: 'timeout', admitted: 1, retrying: 1, opened: 1 }))],
+    totals: new Map([['Regular', { ...totals(), breakerOpened: 3 }]]),
+  });
+  const doc = statusDocument(obs, []);
+  assert.deepEqual(doc.pools.find((p) => p.name === 'Regular')?.delivery, {
+    breaker: 'half-open',
+    since: '2023-11-14T22:13:25.000Z',
+    lastReason: 'timeout',
+    admittedSlots: 1,
+    retrying: 1,
+    openedTotal: 3,
+  });
+  assert.equal(doc.pools.find((p) => p.name === 'Off')?.delivery, null);
 });
 
 test('addMetrics should sum functions, buckets and codes; sanitizeMetrics should zero what is malformed', () => {

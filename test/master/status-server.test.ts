@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { LINE_TOO_LONG, StatusServer, UNRECOGNIZED } from '../../src/master/status-server.js';
+import { LINE_TOO_LONG, MAX_CONNECTIONS, SERVER_BUSY, StatusServer, UNRECOGNIZED } from '../../src/master/status-server.js';
 import type { StatusSource } from '../../src/master/status-server.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { memoryLogger } from './support.js';
 
 const THREADS = '1-1\tRegular\t0\tWaiting for work\r\n1-2\tRegular\t1\tjob_handle=H:x:1 job_unique=u\r\n';
@@ -16,9 +17,9 @@ function source(overrides: Partial<StatusSource> = {}): StatusSource {
   };
 }
 
-async function startServer(t: import('node:test').TestContext, src: StatusSource = source(), idleTimeoutMs = 300): Promise<{ server: StatusServer; port: number }> {
+async function startServer(t: import('node:test').TestContext, src: StatusSource = source(), requestTimeoutMs = 300): Promise<{ server: StatusServer; port: number }> {
   const { logger } = memoryLogger();
-  const server = new StatusServer({ host: '127.0.0.1', port: 0, source: src, logger, idleTimeoutMs });
+  const server = new StatusServer({ host: '127.0.0.1', port: 0, source: src, logger, requestTimeoutMs });
   const { port } = await server.listen();
   t.after(() => server.close());
   return { server, port };
@@ -91,6 +92,96 @@ test('StatusServer should close an idle client without a reply', async (t) => {
   assert.equal((await exchange(port, ['threads\n'])).text, THREADS);
 });
 
+/** A connection that sends `first` and then holds its place; `text` is what it received, `closed` whether the server let go of it. */
+function holdPlace(t: import('node:test').TestContext, port: number, first: string, options: { allowHalfOpen?: boolean } = {}): { socket: net.Socket; text: () => string; closed: () => boolean; closedAt: Promise<number> } {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
+  let text = '';
+  let closed = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (text += d));
+  socket.on('error', () => {});
+  socket.on('connect', () => socket.write(first));
+  const closedAt = new Promise<number>((resolve) => socket.on('close', () => {
+    closed = true;
+    resolve(Date.now());
+  }));
+  t.after(() => socket.destroy());
+  return { socket, text: () => text, closed: () => closed, closedAt };
+}
+
+test('StatusServer should close a client that trickles its line byte by byte at the deadline from connecting', async (t) => {
+  const { port } = await startServer(t, source(), 300);
+  const client = holdPlace(t, port, 't');
+  const started = Date.now();
+  // One byte every 100 ms: an idle timer of 300 ms would never fire.
+  const rest = 'hreads and then some more bytes that never end the line';
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (sent < rest.length && !client.closed()) client.socket.write(rest[sent++] as string);
+  }, 100);
+  t.after(() => clearInterval(timer));
+  const closedAt = await Promise.race([client.closedAt, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 3000))]);
+  clearInterval(timer);
+  assert.notEqual(closedAt, -1, 'the trickling client still held its place after 3 s');
+  assert.ok(closedAt - started < 1500, `closed after ${closedAt - started} ms`);
+  assert.equal(client.text(), '');
+});
+
+test('StatusServer should let a real client into a full server by displacing the oldest client that has not sent its line', async (t) => {
+  const { port, server } = await startServer(t, source(), 30_000);
+  const slow = Array.from({ length: MAX_CONNECTIONS }, () => holdPlace(t, port, 'thr'));
+  await waitFor(() => server.connections === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} slow clients to connect` });
+  const real = await exchange(port, ['threads\n']);
+  assert.equal(real.text, THREADS);
+  assert.ok(real.ms < 1000, `answered after ${real.ms} ms`);
+  // The oldest slow client gave its place up, politely; the others still wait.
+  await waitFor(() => slow[0]?.closed(), { timeoutMs: 2000, message: 'the oldest slow client to be closed' });
+  assert.equal(slow[0]?.text(), SERVER_BUSY);
+  assert.equal(slow.filter((client) => client.closed()).length, 1);
+});
+
+test('StatusServer should tell a newcomer the server is busy when every place is being answered, then serve again', async (t) => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let asked = 0;
+  const { port } = await startServer(
+    t,
+    source({
+      threads: async () => {
+        asked++;
+        await gate;
+        return THREADS;
+      },
+    }),
+    30_000,
+  );
+  const waiting = Array.from({ length: MAX_CONNECTIONS }, () => holdPlace(t, port, 'threads\n'));
+  await waitFor(() => asked === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} clients to be answering` });
+  const refused = await exchange(port, ['counters\n']);
+  assert.equal(refused.text, SERVER_BUSY);
+  release();
+  await Promise.all(waiting.map((client) => client.closedAt));
+  assert.ok(waiting.every((client) => client.text() === THREADS));
+  // The server side of those connections closes a moment after the clients see theirs close.
+  await waitFor(async () => (await exchange(port, ['counters\n'])).text === 'reloads: 0\r\n', { timeoutMs: 5000, message: 'a newcomer to be served once the places are free' });
+});
+
+test('StatusServer should drop a client that neither reads nor closes after its reply, at the deadline', async (t) => {
+  const { port } = await startServer(t, source(), 300);
+  // allowHalfOpen: the client keeps its side open after the server's FIN, as a hostile one would.
+  const client = holdPlace(t, port, 'threads\n', { allowHalfOpen: true });
+  const started = Date.now();
+  // A half-open client learns that the server let go only when it writes: keep poking.
+  const poke = setInterval(() => {
+    if (client.text() !== '' && !client.socket.destroyed) client.socket.write('x');
+  }, 50);
+  t.after(() => clearInterval(poke));
+  const closedAt = await Promise.race([client.closedAt, new Promise<number>((resolve) => setTimeout(() => resolve(-1), 3000))]);
+  assert.notEqual(closedAt, -1, 'the server kept the half-closed connection for 3 s');
+  assert.ok(closedAt - started < 1500, `closed after ${closedAt - started} ms`);
+  assert.equal(client.text(), THREADS);
+});
+
 test('StatusServer should survive clients that reset mid-reply and a source that throws', async (t) => {
   let release: () => void = () => {};
   const slow = new Promise<void>((resolve) => (release = resolve));
@@ -119,7 +210,7 @@ test('StatusServer should survive clients that reset mid-reply and a source that
 test('StatusServer.listen should reject when the port is taken, and close should be idempotent', async (t) => {
   const { port, server } = await startServer(t);
   const { logger } = memoryLogger();
-  const second = new StatusServer({ host: '127.0.0.1', port, source: source(), logger, idleTimeoutMs: 100 });
+  const second = new StatusServer({ host: '127.0.0.1', port, source: source(), logger, requestTimeoutMs: 100 });
   await assert.rejects(second.listen(), /EADDRINUSE/);
   await second.close();
   await Promise.all([server.close(), server.close()]);
