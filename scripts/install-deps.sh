@@ -82,9 +82,9 @@ if [[ -n "$node_wanted" && "$node_wanted" != system ]]; then
   ((node_wanted >= NODE_MIN_MAJOR)) || fail "--node (or DRIVESHAFT_NODE_MAJOR): Node.js $node_wanted is not supported; expected $NODE_MIN_MAJOR or newer"
 fi
 
-# "v24.11.0" for the node binary $1, or nothing when it is missing or does not run.
+# "v24.11.0" for the node binary $1, or nothing (and still success) when it is missing or does not run.
 node_version() {
-  "$1" --version 2>/dev/null | sed -n 's/^\(v[0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p'
+  { "$1" --version 2>/dev/null || true; } | sed -n 's/^\(v[0-9][0-9]*\.[0-9][0-9]*\.[0-9][0-9]*\).*/\1/p'
 }
 major_of() {
   local version="${1#v}"
@@ -147,28 +147,52 @@ use_local_node() {
   hash -r
 }
 
-node_path="$(command -v node || true)"
-node_found="$(if [[ -n "$node_path" ]]; then node_version "$node_path"; fi)"
-node_major="$(if [[ -n "$node_found" ]]; then major_of "$node_found"; else echo 0; fi)"
-node_local=''
-if [[ "$node_wanted" == system ]]; then
-  if [[ -L "$NODE_DIR/current" ]]; then
+# The major of the node binary $1 ("0" when it is missing or does not run).
+major_or_zero() {
+  local version=''
+  [[ -n "$1" ]] && version="$(node_version "$1")"
+  if [[ -n "$version" ]]; then major_of "$version"; else echo 0; fi
+}
+# The machine's own node: the first on PATH other than .node/current.
+system_node="$(
+  PATH="${PATH//"$PWD/$NODE_DIR/current/bin:"/}"
+  command -v node || true
+)"
+system_major="$(major_or_zero "$system_node")"
+local_major="$(major_or_zero "$NODE_DIR/current/bin/node")"
+
+# Leaves .node/current: from here on `node` is the machine's.
+use_system_node() {
+  if [[ -e "$NODE_DIR/current" || -L "$NODE_DIR/current" ]]; then
     rm -f "$NODE_DIR/current"
     hash -r
-    say "no longer using $NODE_DIR/current; the Node.js versions in $NODE_DIR/ stay until you delete the folder"
+    say "using the machine's node from now on; the Node.js versions in $NODE_DIR/ stay until you delete the folder"
   fi
-  node_path="$(command -v node || true)"
-  node_found="$(if [[ -n "$node_path" ]]; then node_version "$node_path"; fi)"
-  node_major="$(if [[ -n "$node_found" ]]; then major_of "$node_found"; else echo 0; fi)"
-  ((node_major >= NODE_MIN_MAJOR)) || fail "--node system: Node.js >= $NODE_MIN_MAJOR is required; this is ${node_found:-not installed}${node_path:+ ($node_path)}." \
+}
+
+# .node/current stays as long as it is what was asked for: a choice made with --node sticks until the
+# next --node.
+node_local=''
+if [[ "$node_wanted" == system ]]; then
+  ((system_major >= NODE_MIN_MAJOR)) || fail "--node system: Node.js >= $NODE_MIN_MAJOR is required; the machine's is $(if [[ -n "$system_node" ]]; then echo "$(node_version "$system_node") ($system_node)"; else echo "not on PATH"; fi)." \
     "Run this script without --node to use a Node.js $NODE_DEFAULT_MAJOR from the npm registry in $NODE_DIR/ instead."
+  use_system_node
 elif [[ -n "$node_wanted" ]]; then
-  if [[ "$node_major" != "$node_wanted" ]]; then
+  if [[ "$local_major" == "$node_wanted" ]]; then
+    :
+  elif [[ "$system_major" == "$node_wanted" ]]; then
+    use_system_node
+  else
     use_local_node "$node_wanted"
     node_local=yes
   fi
-elif ((node_major < NODE_MIN_MAJOR)); then
-  say "Node.js >= $NODE_MIN_MAJOR is required; the node on PATH is ${node_found:-missing}${node_path:+ ($node_path)}"
+elif ((local_major >= NODE_MIN_MAJOR)); then
+  :
+elif ((system_major >= NODE_MIN_MAJOR)); then
+  # A broken or too old .node/current must not shadow a good machine node.
+  use_system_node
+else
+  say "Node.js >= $NODE_MIN_MAJOR is required; the machine's node is $(if [[ -n "$system_node" ]]; then echo "$(node_version "$system_node") ($system_node)"; else echo "not on PATH"; fi)"
   use_local_node "$NODE_DEFAULT_MAJOR"
   node_local=yes
 fi
