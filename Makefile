@@ -20,8 +20,9 @@ INSTALL_ENV = PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" DESTDIR="$(DESTDIR)"
 build: | node_modules
 	npm run build
 
-# gearmand, the gearman CLI and the npm dependencies when missing (scripts/install-deps.sh), then the
-# suite. `npm test` builds first (pretest).
+# Node.js >= 24 (into .node/ when the machine's is older), gearmand, the gearman CLI and the npm
+# dependencies when missing (scripts/install-deps.sh), then the suite. `npm test` first names the node
+# it runs under, then builds (pretest).
 test: deps
 	npm test
 
