@@ -8,13 +8,21 @@ DESTDIR ?=
 # `make demo KEEP=1` keeps the demo running, like `make demo-run`.
 KEEP ?=
 
+# scripts/install-deps.sh installs a Node.js >= 24 into .node/ when the machine's is older. Its folder goes
+# first on PATH for every recipe, so npm, the npm scripts it runs and the daemon's `#!/usr/bin/env node`
+# all use it (scripts/node-env.sh does the same for the shell scripts). A folder that does not exist yet
+# is skipped by PATH lookups, and one created by the `deps` step counts for the recipes after it.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+export PATH := $(ROOT)/.node/current/bin:$(PATH)
+
 INSTALL_ENV = PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" DESTDIR="$(DESTDIR)"
 
 build: | node_modules
 	npm run build
 
-# gearmand, the gearman CLI and the npm dependencies when missing (scripts/install-deps.sh), then the
-# suite. `npm test` builds first (pretest).
+# Node.js >= 24 (into .node/ when the machine's is older), gearmand, the gearman CLI and the npm
+# dependencies when missing (scripts/install-deps.sh), then the suite. `npm test` first names the node
+# it runs under, then builds (pretest).
 test: deps
 	npm test
 
@@ -56,6 +64,7 @@ install-sysv: build
 uninstall:
 	$(INSTALL_ENV) npm run system-uninstall
 
-# Order-only prerequisite: installs dependencies only when node_modules is missing.
+# Order-only prerequisite: when node_modules is missing, a supported Node.js (into .node/ if the machine's
+# is too old) and `npm ci` under it; not the system packages, which only test and demo need.
 node_modules:
-	npm ci --no-audit --no-fund
+	bash scripts/install-deps.sh --no-system

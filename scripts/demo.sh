@@ -50,10 +50,15 @@ die() {
 }
 
 export PATH="$PATH:/usr/sbin:/sbin"
+# The Node.js scripts/install-deps.sh put into .node/ when the machine's is too old, first on PATH.
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
 
 if [[ -n "$install" ]]; then
   step "checking dependencies (scripts/install-deps.sh)"
   scripts/install-deps.sh
+  # It may just have installed .node/current: look `node` up again.
+  hash -r
 fi
 if [[ -n "$build" ]]; then
   step "building (npm run build)"

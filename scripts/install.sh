@@ -7,12 +7,14 @@
 #   scripts/install.sh --uninstall     remove what the above installed; configs in /etc are kept
 #
 # Environment: PREFIX (default /usr/local), SYSCONFDIR (default /etc), DESTDIR (staging root for
-# packagers, default empty), NODE (the node binary the command runs; default: `command -v node`).
-# dist/ must be built first (`make install` builds it).
+# packagers, default empty), NODE (the node binary the command runs, Node.js >= 24; default: `command
+# -v node`, which under make is the checkout's .node/current/bin/node when scripts/install-deps.sh put
+# one there). dist/ must be built first (`make install` builds it).
 #
 # Layout:
 #   $PREFIX/lib/driveshaft/         dist/src, bin/driveshaft.js, package.json, production node_modules
-#   $PREFIX/bin/driveshaft          wrapper: exec node $PREFIX/lib/driveshaft/bin/driveshaft.js "$@"
+#   $PREFIX/lib/driveshaft/node/    bin/node and its LICENSE, when NODE is the checkout's .node/ one
+#   $PREFIX/bin/driveshaft          wrapper: exec <NODE> $PREFIX/lib/driveshaft/bin/driveshaft.js "$@"
 #   $PREFIX/share/man/man1/driveshaft.1
 #   $SYSCONFDIR/driveshaft/{jobs,log}.json, $SYSCONFDIR/default/driveshaft, $SYSCONFDIR/logrotate.d/driveshaft
 #                                   (never overwritten: they are the operator's once installed)
@@ -52,6 +54,8 @@ mandir="$PREFIX/share/man/man1"
 unitdir="$PREFIX/lib/systemd/system"
 confdir="$SYSCONFDIR/driveshaft"
 initdir="$SYSCONFDIR/init.d"
+# The oldest Node.js major driveshaft runs on (package.json "engines").
+readonly NODE_MIN_MAJOR=24
 say() { printf '  %s\n' "$*"; }
 fail() {
   printf 'install: %s\n' "$@" >&2
@@ -99,7 +103,23 @@ fi
 [[ -f dist/src/main.js ]] || fail "dist/src/main.js is missing: run 'make build' first"
 [[ -d node_modules ]] || fail "node_modules is missing: run 'npm ci' first"
 node_bin="${NODE:-$(command -v node || true)}"
-[[ -n "$node_bin" ]] || fail "node is not on PATH; set NODE=/path/to/node"
+[[ -n "$node_bin" ]] || fail "node is not on PATH; set NODE=/path/to/node (Node.js >= $NODE_MIN_MAJOR)"
+[[ "$node_bin" == /* ]] || node_bin="$(command -v "$node_bin" || true)"
+[[ "$node_bin" == /* && -x "$node_bin" ]] || fail "NODE=${NODE:-} is not an executable file; set NODE=/path/to/node (Node.js >= $NODE_MIN_MAJOR)"
+node_version="$("$node_bin" --version 2>/dev/null || true)"
+node_major="${node_version#v}"
+node_major="${node_major%%.*}"
+[[ "$node_major" =~ ^[0-9]+$ ]] && ((node_major >= NODE_MIN_MAJOR)) ||
+  fail "$node_bin is Node.js ${node_version:-of unknown version}; driveshaft needs >= $NODE_MIN_MAJOR." \
+    "scripts/install-deps.sh installs one into .node/ (make install then uses it), or set NODE=/path/to/node."
+# A node inside this checkout (.node/, from scripts/install-deps.sh) is copied next to the daemon: the
+# installed service must not depend on a source tree that may move or go away, and systemd's
+# ProtectHome= would hide a checkout under /home from the service anyway.
+node_copy=''
+if [[ "$(realpath "$node_bin")" == "$(realpath .)"/* ]]; then
+  node_copy="$(realpath "$node_bin")"
+  node_bin="$libdir/node/bin/node"
+fi
 
 echo "==> installing driveshaft into ${DESTDIR}${PREFIX} (configs in ${DESTDIR}${SYSCONFDIR})"
 
@@ -115,11 +135,23 @@ cp -R node_modules "$stage/node_modules"
 (cd "$stage" && npm prune --omit=dev --offline --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
 # prune leaves the scope folders of removed packages (@types) behind, empty.
 find "$stage/node_modules" -mindepth 1 -type d -empty -delete
+if [[ -n "$node_copy" ]]; then
+  install -D -m 0755 "$node_copy" "$stage/node/bin/node"
+  # The Node.js license travels with its binary.
+  if [[ -f "$(dirname "$node_copy")/../LICENSE" ]]; then
+    install -m 0644 "$(dirname "$node_copy")/../LICENSE" "$stage/node/LICENSE"
+  fi
+fi
 chmod -R u=rwX,go=rX "$stage"
 chmod 0755 "$stage/bin/driveshaft.js"
 rm -rf "$DESTDIR$libdir"
 mv "$stage" "$DESTDIR$libdir"
 say "daemon   $libdir"
+if [[ -n "$node_copy" ]]; then
+  say "node     $node_bin ($node_version, copied from ${node_copy#"$(realpath .)/"})"
+else
+  say "node     $node_bin ($node_version)"
+fi
 
 install_template contrib/bin/driveshaft.in "$bindir/driveshaft" 0755
 install -D -m 0644 man/driveshaft.1 "$DESTDIR$mandir/driveshaft.1"
@@ -135,6 +167,12 @@ if [[ -n "$sysv" ]]; then
 fi
 
 if [[ -n "$systemd" ]]; then
+  case "$node_bin" in
+    /home/* | /root/* | /run/user/*)
+      printf 'install: warning: the unit runs %s, which ProtectHome=yes hides from the service; set NODE to a\n' "$node_bin" >&2
+      printf '  node outside /home, /root and /run/user, or use the one scripts/install-deps.sh puts into .node/\n' >&2
+      ;;
+  esac
   install_template contrib/systemd/driveshaft.service "$unitdir/driveshaft.service" 0644
   # The unit runs as User=driveshaft. Created here only on the real system, not into a staging DESTDIR.
   if [[ -z "$DESTDIR" ]] && ! id driveshaft >/dev/null 2>&1; then

@@ -18,6 +18,10 @@ interface Loaded {
   packages: string[];
   /** Public built-in modules loaded (node:http, node:cluster, …). */
   builtins: string[];
+  /** Files of the undici npm package in the module cache, relative to its folder (lib/dispatcher/pool.js…). */
+  undiciFiles: string[];
+  /** Whether Node's own copy of undici (behind its fetch, WebSocket and, on Node 24+, http.WebSocket) loaded. */
+  nodeUndici: boolean;
   /** Whatever the script put in `globalThis.result`. */
   result?: unknown;
 }
@@ -31,7 +35,9 @@ function loadedBy(body: string): Loaded {
     const cache = createRequire(import.meta.url).cache;
     const packages = new Set(Object.keys(cache).map((file) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(file)?.[1]).filter(Boolean));
     const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ') && !m.startsWith('NativeModule internal/')).map((m) => m.slice(13));
-    process.stdout.write(JSON.stringify({ packages: [...packages].sort(), builtins, result: globalThis.result }));
+    const undiciFiles = Object.keys(cache).map((file) => /node_modules\\/undici\\/(.+)$/.exec(file)?.[1]).filter(Boolean).sort();
+    const nodeUndici = process.moduleLoadList.includes('NativeModule internal/deps/undici/undici');
+    process.stdout.write(JSON.stringify({ packages: [...packages].sort(), builtins, undiciFiles, nodeUndici, result: globalThis.result }));
     process.exit(0);
   `;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000, cwd: DIST_SRC });
@@ -46,7 +52,14 @@ test('the pool child should not load bunyan, convict or the config machinery', (
   }
   assert.ok(!loaded.builtins.includes('cluster'), 'the child does not need node:cluster');
   // Only undici's Pool, not its index (fetch, WebSocket, web streams, zlib…): 7-11 MiB per child.
-  for (const name of ['zlib', 'worker_threads']) assert.ok(!loaded.builtins.includes(name), `the child loads node:${name} (all of undici?)`);
+  assert.ok(loaded.undiciFiles.includes('lib/dispatcher/pool.js'), `the child loads undici's Pool: ${loaded.undiciFiles.join(' ')}`);
+  const beyondPool = loaded.undiciFiles.filter((file) => file === 'index.js' || file.startsWith('lib/web/') || file.startsWith('lib/cache/'));
+  assert.deepEqual(beyondPool, [], 'the child loads undici beyond its Pool');
+  // Nor Node's own undici, which Node 24+ loads for an ES import of node:http (its lazy http.WebSocket):
+  // 4-5 MiB per child. node:worker_threads is not a sign of either: Node 24+ loads it by itself for an
+  // ES import of node:util (a lazy export again), so it says nothing about what this code pulls in.
+  assert.equal(loaded.nodeUndici, false, "the child loads Node's bundled undici (an ES import of node:http?)");
+  assert.ok(!loaded.builtins.includes('zlib'), 'the child loads node:zlib (all of undici?)');
 });
 
 test('the master should not load undici, the exporter or rotating-file support unless asked', () => {
@@ -58,6 +71,14 @@ test('the master should not load undici, the exporter or rotating-file support u
   for (const name of ['http', 'https', 'http2', 'tls']) {
     assert.ok(!loaded.builtins.includes(name), `the master loads node:${name} without --exporter_addr`);
   }
+});
+
+test("the exporter should load node:http without Node's bundled undici", () => {
+  const loaded = loadedBy(`await import(DIST + 'master/exporter.js');`);
+  assert.ok(loaded.builtins.includes('http'), `the exporter loads node:http: ${loaded.builtins.join(' ')}`);
+  // Node 24+ loads its undici (with zlib and web streams) for an ES import of node:http: ~8 MiB.
+  assert.equal(loaded.nodeUndici, false, "the exporter loads Node's bundled undici (an ES import of node:http?)");
+  assert.ok(!loaded.builtins.includes('zlib'), 'the exporter loads node:zlib');
 });
 
 test('a rotating-file stream should load the real mv when the logger is created', () => {

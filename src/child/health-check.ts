@@ -3,8 +3,15 @@
  * within the timeout. node:http rather than undici: it runs once per cool-off, and the child loads
  * only undici's Pool (see job-runner.ts), not its request API.
  */
-import http from 'node:http';
-import https from 'node:https';
+
+/**
+ * From process.getBuiltinModule, not `import`: on Node 24 and later, importing node:http as an ES module
+ * builds its namespace by reading every export, and its lazy WebSocket export then loads Node's own
+ * bundled undici with zlib and web streams: 4-5 MiB more RSS in every pool child, health URL or not
+ * (measured on Node 24 and 26; test/memory-footprint.test.ts).
+ */
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 export interface HealthResult {
   healthy: boolean;
