@@ -18,7 +18,7 @@
  * Uncaught errors are logged and the child exits 1: the master restarts it, and gearmand re-queues the
  * jobs of its dropped connections.
  */
-import cluster from 'node:cluster';
+import type { Cluster } from 'node:cluster';
 import { serializeError } from '../errors.js';
 import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
@@ -197,9 +197,16 @@ send({ type: 'hello' });
 // unless the disconnect was asked for (worker.exitedAfterDisconnect): a child whose master was killed
 // would vanish mid-job, and gearmand would hand its running jobs out a second time. Marking the
 // disconnect as expected, from a listener that runs before cluster's, keeps the process for the drain.
-process.prependListener('disconnect', () => {
-  if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
-});
+// Only a process with an IPC channel can be a cluster worker; in one, Node's own bootstrap has loaded
+// node:cluster already (to set up the worker), so asking for it here costs nothing, and a module load
+// without a channel (the footprint test) does not load it at all.
+if (process.connected) {
+  // getBuiltinModule returns the CommonJS exports: the cluster object itself, not a module namespace.
+  const cluster = process.getBuiltinModule('node:cluster') as unknown as Cluster;
+  process.prependListener('disconnect', () => {
+    if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+  });
+}
 
 process.on('disconnect', () => {
   // A child that loses the master exits on its own, but its running jobs are finished first and
