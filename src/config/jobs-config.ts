@@ -87,14 +87,10 @@ const RESERVED_HEADERS = [
   'expect',
   'te',
   'trailer',
-  // Set per request for every job (see the README's HTTP contract).
-  'traceparent',
-  'driveshaft-attempt',
-  'driveshaft-first-attempt',
-  'driveshaft-function',
-  'driveshaft-job-handle',
-  'driveshaft-unique',
 ] as const;
+
+/** Headers every job's POST carries with its own values (the README's HTTP contract; job-runner.ts sets them). */
+const JOB_HEADERS = ['traceparent', 'driveshaft-attempt', 'driveshaft-first-attempt', 'driveshaft-function', 'driveshaft-job-handle', 'driveshaft-unique'] as const;
 
 /** RFC 9110 token: the characters a header name may contain. */
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -274,6 +270,8 @@ function readHeaders(value: unknown, at: string, problems: Problems): Record<str
       problems.add(headerAt, 'expected an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)');
     } else if ((RESERVED_HEADERS as readonly string[]).includes(lower)) {
       problems.add(headerAt, `driveshaft sets this header itself; a pool may not set any of ${RESERVED_HEADERS.join(', ')}`);
+    } else if ((JOB_HEADERS as readonly string[]).includes(lower)) {
+      problems.add(headerAt, `driveshaft sets this header on every job with the job's own value; a pool may not set any of ${JOB_HEADERS.join(', ')}`);
     } else if (headers.has(lower)) {
       problems.add(headerAt, `header ${JSON.stringify(lower)} is given more than once (names are case-insensitive)`);
     } else if (typeof headerValue !== 'string' || HEADER_VALUE_FORBIDDEN.test(headerValue)) {
