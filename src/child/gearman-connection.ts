@@ -237,6 +237,16 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
+   * Sends a packet about the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) on the socket that
+   * assigned it; false (nothing sent) when that socket is gone or no longer holds the job.
+   */
+  sendForJob(epoch: number, packet: Buffer): boolean {
+    if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
+    (this.#socket as net.Socket).write(packet);
+    return true;
+  }
+
+  /**
    * Sends a job's outcome (WORK_COMPLETE head + result, or WORK_FAIL) on the socket that assigned the
    * job, then — when `grabAfter` — the next GRAB_JOB_UNIQ in the same write (cork): one syscall and
    * one gearmand wake-up per job on the hot path. Returns false (and sends nothing) when that socket

@@ -15,6 +15,9 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
+import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
+import type { ProgressUpdate } from './ndjson-answer.js';
+import type { JobTrace } from './trace-context.js';
 import { responseBytes } from './response-body.js';
 
 /**
@@ -84,19 +87,23 @@ export type TransientCause = (typeof TransientCause)[keyof typeof TransientCause
 
 export type JobOutcome =
   | { kind: 'complete'; result: Buffer }
-  | { kind: 'fail'; cause: FailureCause; reason: string }
+  /** `exception`: the endpoint's `exception` member, sent to gearmand as WORK_EXCEPTION instead of WORK_FAIL. */
+  | { kind: 'fail'; cause: FailureCause; reason: string; exception?: Buffer }
   | { kind: 'requeue' }
   /**
    * Worth another attempt; the slot decides (retry after a backoff, hand back to gearmand, or fail in
    * fail_fast mode). `retryAfterMs` is what the endpoint asked for (Retry-After, retry_after), else null.
+   * `exception` as for a failure: used if the slot gives up on the job after this attempt.
    */
-  | { kind: 'transient'; cause: TransientCause; reason: string; retryAfterMs: number | null };
+  | { kind: 'transient'; cause: TransientCause; reason: string; retryAfterMs: number | null; exception?: Buffer };
 
 /** What gearmand is finally told (or not, for a re-queue): every outcome but a transient one. */
 export type FinalOutcome = Exclude<JobOutcome, { kind: 'transient' }>;
 
 export interface JobListener {
   onJobOutcome(outcome: JobOutcome): void;
+  /** A progress line of a streamed (application/x-ndjson) answer, as it arrives, before the outcome. */
+  onJobProgress(update: ProgressUpdate): void;
 }
 
 export interface JobRunnerOptions {
@@ -119,6 +126,13 @@ export interface JobRunnerOptions {
 /** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
 export const ATTEMPT_HEADER = 'driveshaft-attempt';
 export const FIRST_ATTEMPT_HEADER = 'driveshaft-first-attempt';
+/** The job's identity as headers, percent-encoded (see headerValue), and its W3C trace context. */
+export const FUNCTION_HEADER = 'driveshaft-function';
+export const JOB_HANDLE_HEADER = 'driveshaft-job-handle';
+export const UNIQUE_HEADER = 'driveshaft-unique';
+export const TRACEPARENT_HEADER = 'traceparent';
+/** Every header the runner sets per request: a pool's own headers may not use these names. */
+export const JOB_HEADERS: readonly string[] = [ATTEMPT_HEADER, FIRST_ATTEMPT_HEADER, FUNCTION_HEADER, JOB_HANDLE_HEADER, UNIQUE_HEADER, TRACEPARENT_HEADER];
 
 /** Which attempt of a job a POST is. */
 export interface AttemptInfo {
@@ -126,6 +140,8 @@ export interface AttemptInfo {
   attempt: number;
   /** Date.now() of the job's first attempt. */
   firstAttemptAt: number;
+  /** The job's trace, remembered with a job handed back so its next assignment here keeps the trace id. */
+  trace?: JobTrace;
 }
 
 /**
@@ -138,7 +154,34 @@ const STALL_MAX_MS = 60;
 const STALLS_TO_REPORT = 8;
 
 /** Headers the runner sets itself (or undici refuses): a per-pool header must not override them. */
-const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect']);
+const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', ...JOB_HEADERS]);
+
+const HEX_UPPER = '0123456789ABCDEF';
+
+/**
+ * Bytes as a header value that any HTTP stack passes through unchanged: printable ASCII other than `%`
+ * (0x21–0x7E) as is, every other byte (space, `%`, control characters, bytes of non-ASCII UTF-8 or
+ * invalid UTF-8) as `%XX`. So the value is the RFC 3986 percent-encoding of the exact bytes: any
+ * percent-decoder (decodeURIComponent for UTF-8, rawurldecode in PHP) gets them back, and a unique with
+ * CR, LF or NUL-free binary cannot inject or break a header. The common case (a UUID, `H:host:42`)
+ * is returned without a copy.
+ */
+export function headerValue(bytes: Buffer): string {
+  let i = 0;
+  while (i < bytes.length) {
+    const byte = bytes[i] as number;
+    if (byte < 0x21 || byte > 0x7e || byte === 0x25) break;
+    i++;
+  }
+  if (i === bytes.length) return bytes.toString('latin1');
+  let out = bytes.toString('latin1', 0, i);
+  for (; i < bytes.length; i++) {
+    const byte = bytes[i] as number;
+    if (byte < 0x21 || byte > 0x7e || byte === 0x25) out += `%${HEX_UPPER[byte >> 4] as string}${HEX_UPPER[byte & 15] as string}`;
+    else out += String.fromCharCode(byte);
+  }
+  return out;
+}
 
 function preview(body: Buffer): string {
   return JSON.stringify(body.subarray(0, PREVIEW_CHARS * 4).toString('utf8').slice(0, PREVIEW_CHARS));
@@ -190,6 +233,20 @@ export function interpretBody(body: Buffer): JobOutcome {
   } catch {
     return { kind: 'fail', cause: FailureCause.HTTP, reason: `response body is not JSON (${body.length} bytes: ${preview(body)})` };
   }
+  return interpretAnswer(body, parsed);
+}
+
+/**
+ * The bytes of an `exception` member: a string's UTF-8, any other JSON value's JSON text; null when
+ * absent or null.
+ */
+function exceptionBytes(value: unknown): Buffer | null {
+  if (value === undefined || value === null) return null;
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8');
+}
+
+/** interpretBody for an answer already parsed: `body` is the bytes `parsed` came from (one ndjson line, or the whole body). */
+export function interpretAnswer(body: Buffer, parsed: unknown): JobOutcome {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     const root = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed;
     return { kind: 'fail', cause: FailureCause.HTTP, reason: `response JSON root is ${root}, not an object` };
@@ -214,11 +271,18 @@ export function interpretBody(body: Buffer): JobOutcome {
     return { kind: 'complete', result };
   }
   if (ret === GEARMAN_RET_LOST_CONNECTION) return { kind: 'requeue' };
+  const exception = exceptionBytes(response.exception);
+  const withException = exception === null ? '' : ` with exception ${preview(exception)}`;
   const retryAfter = response.retry_after;
   if (typeof retryAfter === 'number' && Number.isFinite(retryAfter) && retryAfter >= 0) {
-    return { kind: 'transient', cause: TransientCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret} and asked for a retry after ${retryAfter} s`, retryAfterMs: Math.round(retryAfter * 1000) };
+    const reason = `endpoint answered gearman_ret ${ret}${withException} and asked for a retry after ${retryAfter} s`;
+    const outcome: JobOutcome = { kind: 'transient', cause: TransientCause.ENDPOINT, reason, retryAfterMs: Math.round(retryAfter * 1000) };
+    if (exception !== null) outcome.exception = exception;
+    return outcome;
   }
-  return { kind: 'fail', cause: FailureCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret}` };
+  const outcome: JobOutcome = { kind: 'fail', cause: FailureCause.ENDPOINT, reason: `endpoint answered gearman_ret ${ret}${withException}` };
+  if (exception !== null) outcome.exception = exception;
+  return outcome;
 }
 
 /** Per-runner request shape, computed once. */
@@ -240,6 +304,8 @@ export class JobRunner {
   readonly #template: RequestTemplate;
   /** `"Sum"` → `"\"Sum\""`: function names repeat on every job; escape each once. */
   readonly #functionJson = new Map<string, string>();
+  /** Function names as Driveshaft-Function values, percent-encoded once each. */
+  readonly #functionHeader = new Map<string, string>();
   readonly #connections: number;
   readonly #onStalledBodies: ((gapMs: number) => void) | null;
   #stallRun = 0;
@@ -297,7 +363,7 @@ export class JobRunner {
    * caller's to enforce (the slot keeps one lazily re-armed timer instead of one per job), by
    * `abort()`ing the returned request with a JobTimeoutError.
    */
-  start(job: Job, listener: JobListener, attempt: AttemptInfo): JobRequest {
+  start(job: Job, listener: JobListener, attempt: AttemptInfo, traceparent: string): JobRequest {
     const request = new JobRequest(this, listener, this.#template);
     this.#inFlight++;
     if (this.#closed !== null) {
@@ -314,7 +380,21 @@ export class JobRunner {
       body = this.#jsonBody(job);
     }
     // A fresh array per request: undici keeps the options of a request it has to queue.
-    headers = [...headers, ATTEMPT_HEADER, String(attempt.attempt), FIRST_ATTEMPT_HEADER, isoTime(attempt.firstAttemptAt)];
+    headers = [
+      ...headers,
+      ATTEMPT_HEADER,
+      String(attempt.attempt),
+      FIRST_ATTEMPT_HEADER,
+      isoTime(attempt.firstAttemptAt),
+      TRACEPARENT_HEADER,
+      traceparent,
+      FUNCTION_HEADER,
+      this.#functionHeaderValue(job.functionName),
+      JOB_HANDLE_HEADER,
+      headerValue(job.handle),
+      UNIQUE_HEADER,
+      headerValue(job.unique),
+    ];
     try {
       this.#pool.dispatch(
         {
@@ -366,6 +446,15 @@ export class JobRunner {
     const destroyed = this.#pool.destroy().catch(() => undefined);
     this.#closed ??= destroyed;
     return destroyed;
+  }
+
+  #functionHeaderValue(functionName: string): string {
+    let value = this.#functionHeader.get(functionName);
+    if (value === undefined) {
+      value = headerValue(Buffer.from(functionName, 'utf8'));
+      if (this.#functionHeader.size < 1024) this.#functionHeader.set(functionName, value);
+    }
+    return value;
   }
 
   #jsonBody(job: Job): string {
@@ -441,6 +530,8 @@ export class JobRequest {
   #retryAfterMs: number | null = null;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  /** Set when a 200 answer is application/x-ndjson: its lines are handled as they arrive. */
+  #ndjson: NdjsonAnswer | null = null;
   #done = false;
   /** A response began and its status line has not reached onHeaders (see onError: the 100 Continue case). */
   #statusPending = false;
@@ -493,8 +584,10 @@ export class JobRequest {
   onHeaders(statusCode: number, rawHeaders?: Buffer[]): boolean {
     this.#statusPending = false;
     this.#status = statusCode;
-    if (statusCode === 200) this.#headersAt = performance.now();
-    else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
+    if (statusCode === 200) {
+      this.#headersAt = performance.now();
+      if (rawHeaders !== undefined && isNdjsonResponse(rawHeaders)) this.#ndjson = new NdjsonAnswer((update) => this.#progress(update));
+    } else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
     return true;
   }
 
@@ -504,9 +597,21 @@ export class JobRequest {
       this.abort(new HttpResponseError(`response body is over the ${this.#template.maxResponseBytes}-byte limit`));
       return false;
     }
+    if (this.#ndjson !== null) {
+      const problem = this.#ndjson.push(chunk);
+      if (problem !== null) {
+        this.abort(new HttpResponseError(problem));
+        return false;
+      }
+      return true;
+    }
     // Bodies of non-200 answers are read (so the connection stays reusable) but not kept.
     if (this.#status === 200) this.#chunks.push(chunk);
     return true;
+  }
+
+  #progress(update: ProgressUpdate): void {
+    if (!this.#done) this.#listener.onJobProgress(update);
   }
 
   onComplete(): void {
@@ -518,6 +623,12 @@ export class JobRequest {
       } else {
         this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: `endpoint answered HTTP ${status}` });
       }
+      return;
+    }
+    if (this.#ndjson !== null) {
+      // A streamed answer's gaps are the endpoint's pace, not a Nagle stall: not measured.
+      const final = this.#ndjson.end();
+      this.#settle(typeof final === 'string' ? { kind: 'fail', cause: FailureCause.HTTP, reason: final } : interpretAnswer(final.line, final.parsed));
       return;
     }
     this.#runner.noteBodyGap(performance.now() - this.#headersAt);
@@ -551,6 +662,7 @@ export class JobRequest {
     if (this.#done) return;
     this.#done = true;
     this.#chunks = [];
+    this.#ndjson = null;
     this.#runner.settled();
     this.#listener.onJobOutcome(outcome);
   }

@@ -17,7 +17,7 @@
  */
 import { DeliveryMode } from '../config/types.js';
 import type { DeliveryPolicy, ServerAddress } from '../config/types.js';
-import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkFail } from '../codec/index.js';
+import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkData, encodeWorkException, encodeWorkFail, encodeWorkStatus, encodeWorkWarning } from '../codec/index.js';
 import { JobTimeoutError, ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log.js';
@@ -26,6 +26,9 @@ import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';
 import { FailureCause, MAX_REQUEUES, MAX_TIMER_MS, TransientCause } from './job-runner.js';
 import type { AttemptInfo, FinalOutcome, Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
+import type { ProgressUpdate } from './ndjson-answer.js';
+import { newJobTrace, traceFromWorkload, traceparentFor } from './trace-context.js';
+import type { JobTrace } from './trace-context.js';
 import type { WakeGroup } from './wake-group.js';
 
 /** What a slot needs from its pool: the current runner, the re-queue ledger, the counters. */
@@ -34,6 +37,8 @@ export interface SlotContext {
   readonly runner: JobRunner;
   /** The pool's current delivery policy (a reload may change it between two attempts). */
   readonly delivery: DeliveryPolicy;
+  /** trace_parent_field: the JSON workload member that may carry the job's upstream traceparent; null = none. */
+  readonly traceParentField: string | null;
   /** The pool's admission gate and circuit breaker. */
   readonly breaker: CircuitBreaker;
   /** The slot wanted to grab but the breaker had no permit: kick it when one frees up. */
@@ -127,8 +132,10 @@ class RunningJob implements JobListener {
   /** The current attempt's HTTP outcome was already counted (it was transient, then the job gave up). */
   httpCounted = false;
   retryTimer: NodeJS.Timeout | null = null;
+  /** The job's trace: one per job, kept across its attempts (and a hand-back this child sees again). */
+  readonly trace: JobTrace;
 
-  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job, earlier: AttemptInfo | undefined) {
+  constructor(slot: Slot, connection: GearmanConnection, epoch: number, job: Job, earlier: AttemptInfo | undefined, trace: JobTrace) {
     this.slot = slot;
     this.connection = connection;
     this.epoch = epoch;
@@ -137,6 +144,7 @@ class RunningJob implements JobListener {
     this.startedAt = Date.now();
     this.attempt = earlier === undefined ? 1 : earlier.attempt + 1;
     this.firstAttemptAt = earlier === undefined ? this.startedAt : earlier.firstAttemptAt;
+    this.trace = trace;
   }
 
   /** performance.now() by which the endpoint must have answered the current attempt. */
@@ -146,6 +154,10 @@ class RunningJob implements JobListener {
 
   onJobOutcome(outcome: JobOutcome): void {
     this.slot.jobFinished(this, outcome);
+  }
+
+  onJobProgress(update: ProgressUpdate): void {
+    this.slot.jobProgress(this, update);
   }
 }
 
@@ -313,7 +325,8 @@ export class Slot implements ConnectionOwner {
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void {
     this.#grabbing = null;
     this.#cursor = this.#connections.indexOf(connection);
-    const running = new RunningJob(this, connection, epoch, job, this.#context.recall(job));
+    const earlier = this.#context.recall(job);
+    const running = new RunningJob(this, connection, epoch, job, earlier, earlier?.trace ?? this.#jobTrace(job));
     this.#job = running;
     this.#startAttempt(running);
   }
@@ -353,6 +366,29 @@ export class Slot implements ConnectionOwner {
 
   // ── jobs ───────────────────────────────────────────────────────────────────────────────────────
 
+  /** The upstream trace of the workload when the pool names a field for it, else a new trace. */
+  #jobTrace(job: Job): JobTrace {
+    const field = this.#context.traceParentField;
+    return (field === null ? null : traceFromWorkload(job.workload, field)) ?? newJobTrace();
+  }
+
+  /**
+   * @internal A progress line of the current attempt's streamed answer: WORK_STATUS, WORK_DATA or
+   * WORK_WARNING on the socket that holds the job, at once. Nothing is sent if that socket is gone
+   * (gearmand re-queued the job). Updates of an attempt that is later retried stay sent.
+   */
+  jobProgress(running: RunningJob, update: ProgressUpdate): void {
+    if (this.#job !== running || running.phase !== JobPhase.POSTING) return;
+    const handle = running.job.handle;
+    const packet =
+      update.kind === 'status'
+        ? encodeWorkStatus(handle, update.numerator, update.denominator)
+        : update.kind === 'data'
+          ? encodeWorkData(handle, update.data)
+          : encodeWorkWarning(handle, update.data);
+    running.connection.sendForJob(running.epoch, packet);
+  }
+
   /** @internal Called by RunningJob, exactly once per attempt. */
   jobFinished(running: RunningJob, outcome: JobOutcome): void {
     if (this.#job !== running || running.phase !== JobPhase.POSTING) return;
@@ -379,12 +415,12 @@ export class Slot implements ConnectionOwner {
         written.then(
           () => {
             this.#context.count('dead_lettered');
-            this.#log.warn({ function: running.job.functionName, handle: running.job.handleText, unique: running.job.uniqueText, attempts: running.attempt, reason: outcome.reason }, 'job written to the dead-letter file');
+            this.#log.warn({ function: running.job.functionName, handle: running.job.handleText, unique: running.job.uniqueText, trace_id: running.trace.traceId, attempts: running.attempt, reason: outcome.reason }, 'job written to the dead-letter file');
             this.#answer(running, failed);
           },
           (error: unknown) => {
             // Failing the job now would lose it: gearmand keeps it instead.
-            this.#log.error({ err: error, function: running.job.functionName, handle: running.job.handleText }, 'cannot write the dead letter; handing the job back to gearmand instead of failing it');
+            this.#log.error({ err: error, function: running.job.functionName, handle: running.job.handleText, trace_id: running.trace.traceId }, 'cannot write the dead letter; handing the job back to gearmand instead of failing it');
             this.#handBack(running, 'the dead letter could not be written');
           },
         );
@@ -421,6 +457,10 @@ export class Slot implements ConnectionOwner {
         packet = encodeWorkCompleteHead(job.handle, result.length);
         body = result;
       }
+    } else if (final.kind === 'fail' && final.exception !== undefined) {
+      // gearmand 1.1.20 ends the job on WORK_EXCEPTION (a WORK_FAIL after it only earns an ERROR
+      // "job not found"): it is the whole answer. Clients without the exceptions option get a WORK_FAIL from gearmand.
+      packet = encodeWorkException(job.handle, final.exception);
     } else {
       packet = encodeWorkFail(job.handle);
     }
@@ -452,7 +492,7 @@ export class Slot implements ConnectionOwner {
     running.request = null;
     running.httpCounted = false;
     // The record is stored before start(): undici may report a failure synchronously.
-    const request = runner.start(running.job, running, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt });
+    const request = runner.start(running.job, running, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt }, traceparentFor(running.trace));
     if (running.phase === JobPhase.POSTING && this.#job === running) {
       running.request = request;
       if (this.#deadlineTimer === null) this.#armDeadline(running.deadline - performance.now());
@@ -470,8 +510,9 @@ export class Slot implements ConnectionOwner {
     this.#context.attemptFailed(outcome, running.request?.httpStatus ?? 0);
     running.httpCounted = true;
     const failCause = outcome.cause === TransientCause.TIMEOUT ? FailureCause.TIMEOUT : outcome.cause === TransientCause.ENDPOINT ? FailureCause.ENDPOINT : FailureCause.HTTP;
+    const exception = outcome.exception === undefined ? {} : { exception: outcome.exception };
     if (policy.mode === DeliveryMode.FAIL_FAST) {
-      this.#conclude(running, { kind: 'fail', cause: failCause, reason: outcome.reason });
+      this.#conclude(running, { kind: 'fail', cause: failCause, reason: outcome.reason, ...exception });
       return;
     }
     // An endpoint that asks for a retry is reachable; anything else counts toward opening the breaker
@@ -484,14 +525,14 @@ export class Slot implements ConnectionOwner {
     const elapsedMs = performance.now() - running.assignedAt;
     if (running.attemptsHere >= policy.maxAttempts || (policy.maxRetryDurationMs > 0 && elapsedMs + delayMs > policy.maxRetryDurationMs)) {
       const spent = running.attemptsHere >= policy.maxAttempts ? `${running.attemptsHere} attempts` : `max_retry_duration (${policy.maxRetryDurationMs} ms)`;
-      this.#conclude(running, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}` });
+      this.#conclude(running, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}`, ...exception });
       return;
     }
     running.phase = JobPhase.WAITING;
     running.request = null;
     this.#context.count('retried');
     if (this.#log.debug()) {
-      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, attempt: running.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
+      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, trace_id: running.trace.traceId, attempt: running.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
     }
     running.retryTimer = setTimeout(() => this.#retry(running), delayMs);
   }
@@ -522,12 +563,12 @@ export class Slot implements ConnectionOwner {
     if (this.#job !== running) return;
     this.#clearRetry(running);
     this.#job = null;
-    this.#context.remember(running.job, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt });
+    this.#context.remember(running.job, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt, trace: running.trace });
     running.connection.drop(running.epoch, `handing the job back to gearmand: ${reason}`);
     this.#context.count('handed_back');
     this.#context.breaker.handedBack();
     if (this.#log.debug()) {
-      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, attempt: running.attempt, reason }, 'job handed back to gearmand');
+      this.#log.debug({ function: running.job.functionName, handle: running.job.handleText, trace_id: running.trace.traceId, attempt: running.attempt, reason }, 'job handed back to gearmand');
     }
     this.#afterJob();
   }
@@ -591,6 +632,7 @@ export class Slot implements ConnectionOwner {
           handle: running.job.handleText,
           unique: running.job.uniqueText,
           server: running.job.server,
+          trace_id: running.trace.traceId,
           durationMs: round(durationMs),
           cause: outcome.cause,
           reason: outcome.reason,
@@ -605,6 +647,7 @@ export class Slot implements ConnectionOwner {
           handle: running.job.handleText,
           unique: running.job.uniqueText,
           server: running.job.server,
+          trace_id: running.trace.traceId,
           durationMs: round(durationMs),
           outcome: outcome.kind,
           resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined,

@@ -158,6 +158,11 @@ export function encodeWorkData(handle: PacketArg, data: PacketArg): Buffer {
   return request(PacketType.WORK_DATA, handle, data);
 }
 
+/** WORK_WARNING: handle NUL data */
+export function encodeWorkWarning(handle: PacketArg, data: PacketArg): Buffer {
+  return request(PacketType.WORK_WARNING, handle, data);
+}
+
 /** WORK_STATUS: handle NUL numerator NUL denominator (ASCII decimal, non-negative integers) */
 export function encodeWorkStatus(handle: PacketArg, numerator: number, denominator: number): Buffer {
   for (const value of [numerator, denominator]) {

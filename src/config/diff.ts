@@ -18,7 +18,7 @@ export interface ConfigDiff {
   resized: Array<{ pool: string; from: number; to: number }>;
   /**
    * Pools whose slots must be replaced or given new settings: jobs_list, servers, URI, request_format,
-   * max_running_time, headers, keep_alive, max_workload_bytes or any delivery setting changed. The new
+   * max_running_time, headers, keep_alive, max_workload_bytes, trace_parent_field or any delivery setting changed. The new
    * settings carry the new worker_count, whether or not it changed too.
    */
   replaced: string[];
@@ -67,6 +67,7 @@ function slotSettingsDiffer(a: PoolConfig, b: PoolConfig): boolean {
     !sameHeaders(a.headers, b.headers) ||
     a.keepAlive !== b.keepAlive ||
     a.maxWorkloadBytes !== b.maxWorkloadBytes ||
+    a.traceParentField !== b.traceParentField ||
     !sameDelivery(a.delivery, b.delivery)
   );
 }

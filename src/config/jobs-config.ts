@@ -41,7 +41,7 @@ export interface JobsConfigDefaults {
 const TOP_LEVEL_KEYS = { required: ['gearman_servers_list', 'pools_list'], optional: [] } as const;
 const POOL_KEYS = {
   required: ['job_processing_uri', 'worker_count', 'jobs_list'],
-  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS],
+  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS, 'trace_parent_field'],
 } as const;
 
 /** libgearman's GEARMAN_FUNCTION_MAX_SIZE. */
@@ -88,6 +88,9 @@ const RESERVED_HEADERS = [
   'te',
   'trailer',
 ] as const;
+
+/** Headers every job's POST carries with its own values (the README's HTTP contract; job-runner.ts sets them). */
+const JOB_HEADERS = ['traceparent', 'driveshaft-attempt', 'driveshaft-first-attempt', 'driveshaft-function', 'driveshaft-job-handle', 'driveshaft-unique'] as const;
 
 /** RFC 9110 token: the characters a header name may contain. */
 const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -267,6 +270,8 @@ function readHeaders(value: unknown, at: string, problems: Problems): Record<str
       problems.add(headerAt, 'expected an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)');
     } else if ((RESERVED_HEADERS as readonly string[]).includes(lower)) {
       problems.add(headerAt, `driveshaft sets this header itself; a pool may not set any of ${RESERVED_HEADERS.join(', ')}`);
+    } else if ((JOB_HEADERS as readonly string[]).includes(lower)) {
+      problems.add(headerAt, `driveshaft sets this header on every job with the job's own value; a pool may not set any of ${JOB_HEADERS.join(', ')}`);
     } else if (headers.has(lower)) {
       problems.add(headerAt, `header ${JSON.stringify(lower)} is given more than once (names are case-insensitive)`);
     } else if (typeof headerValue !== 'string' || HEADER_VALUE_FORBIDDEN.test(headerValue)) {
@@ -276,6 +281,14 @@ function readHeaders(value: unknown, at: string, problems: Problems): Record<str
     }
   }
   return Object.fromEntries(headers);
+}
+
+/** trace_parent_field: a top-level member name of the workload JSON object. */
+function readTraceParentField(value: unknown, at: string, problems: Problems): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string' && value !== '') return value;
+  problems.expected(at, 'the name of a JSON workload member holding a W3C traceparent (a non-empty string), or null', value);
+  return null;
 }
 
 function poolNameProblem(name: string): string | null {
@@ -318,6 +331,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
   const maxRunningTimeMs = readMaxRunningTime(value.max_running_time, key('max_running_time'), defaults.maxRunningTimeMs, problems);
   const headers = readHeaders(value.headers, key('headers'), problems);
   const delivery = readPoolDelivery(value, at, context.configDir, problems);
+  const traceParentField = readTraceParentField(value.trace_parent_field, key('trace_parent_field'), problems);
   if (uriAuthorization !== null) {
     if ('authorization' in headers) {
       problems.add(key('job_processing_uri'), 'credentials are given both in the URL and in headers.authorization; keep one');
@@ -325,7 +339,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
     headers.authorization = uriAuthorization;
   }
   if (problems.lines.length > before || uri === null) return null;
-  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery };
+  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery, traceParentField };
 }
 
 function readPools(value: unknown, context: PoolContext, configFile: string): Record<string, PoolConfig> {

@@ -38,6 +38,11 @@ export interface PoolConfig {
   maxWorkloadBytes: number;
   /** `delivery`: what happens when the endpoint cannot be reached or answers with a transient error. */
   delivery: DeliveryPolicy;
+  /**
+   * `trace_parent_field`: the member of a JSON-object workload whose string value, a W3C traceparent,
+   * makes the job's requests join that trace; null (default) = every job starts a new trace.
+   */
+  traceParentField: string | null;
 }
 
 export const DeliveryMode = {
@@ -130,7 +135,7 @@ export interface DaemonOptions {
   exporter_addr: ListenAddress | null;
 }
 
-/** The per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY. */
-export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery'> {
-  return { keepAlive: true, maxWorkloadBytes: 0, delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] } };
+/** The per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery' | 'traceParentField'> {
+  return { keepAlive: true, maxWorkloadBytes: 0, delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] }, traceParentField: null };
 }

@@ -28,6 +28,7 @@ import {
   encodeWorkException,
   encodeWorkFail,
   encodeWorkStatus,
+  encodeWorkWarning,
   type Packet,
 } from '../../src/codec/index.js';
 import { buildPacket, T } from '../helpers/packet-builder.js';
@@ -57,6 +58,7 @@ describe('encoder', () => {
       ['encodeWorkComplete empty', encodeWorkComplete(HANDLE_BUFFER, ''), buildPacket('REQ', T.WORK_COMPLETE, [HANDLE, ''])],
       ['encodeWorkException', encodeWorkException(HANDLE, 'boom'), buildPacket('REQ', T.WORK_EXCEPTION, [HANDLE, 'boom'])],
       ['encodeWorkData', encodeWorkData(HANDLE, BINARY), buildPacket('REQ', T.WORK_DATA, [HANDLE, BINARY])],
+      ['encodeWorkWarning', encodeWorkWarning(HANDLE, BINARY), buildPacket('REQ', T.WORK_WARNING, [HANDLE, BINARY])],
       ['encodeWorkStatus', encodeWorkStatus(HANDLE, 3, 10), buildPacket('REQ', T.WORK_STATUS, [HANDLE, '3', '10'])],
       ['encodeOptionReq', encodeOptionReq('exceptions'), buildPacket('REQ', T.OPTION_REQ, ['exceptions'])],
       ['encodeGetStatus', encodeGetStatus(HANDLE), buildPacket('REQ', T.GET_STATUS, [HANDLE])],

@@ -99,6 +99,14 @@ test('diffJobsConfig should replace a pool whose keep_alive or max_workload_byte
   assert.deepEqual(diff.unchanged, ['Same']);
 });
 
+test('diffJobsConfig should replace a pool whose trace_parent_field changed, so its child gets the new setting', () => {
+  const before = jobs([pool('Traced'), pool('Same', { traceParentField: 'tp' })]);
+  const after = jobs([pool('Traced', { traceParentField: 'traceparent' }), pool('Same', { traceParentField: 'tp' })]);
+  const diff = diffJobsConfig(before, after);
+  assert.deepEqual(diff.replaced, ['Traced']);
+  assert.deepEqual(diff.unchanged, ['Same']);
+});
+
 test('diffJobsConfig should replace a pool when any one delivery field changed, also with a worker_count change', () => {
   const changes: Partial<DeliveryPolicy> = {
     mode: 'fail_fast',

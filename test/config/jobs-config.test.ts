@@ -90,6 +90,7 @@ test('parseJobsConfig should accept the seed README example', () => {
     keepAlive: true,
     maxWorkloadBytes: 0,
     delivery: DEFAULT_DELIVERY,
+    traceParentField: null,
   });
 });
 
@@ -173,7 +174,7 @@ test('parseJobsConfig should suggest the key a typo was meant to be, without als
 
 test('parseJobsConfig should list the allowed keys for an unknown key with no close match', () => {
   assert.deepEqual(problems(config({ P: pool({ priority: 1 }) })), [
-    `${FILE}: pools_list.P.priority: unknown key; expected one of "job_processing_uri", "worker_count", "jobs_list", "request_format", "max_running_time", "headers", "keep_alive", "max_workload_bytes", "delivery"`,
+    `${FILE}: pools_list.P.priority: unknown key; expected one of "job_processing_uri", "worker_count", "jobs_list", "request_format", "max_running_time", "headers", "keep_alive", "max_workload_bytes", "delivery", "trace_parent_field"`,
   ]);
   assert.deepEqual(problems(JSON.stringify({ gearman_servers_list: ['h'], pools_list: {}, version: 2 })), [
     `${FILE}: version: unknown key; expected one of "gearman_servers_list", "pools_list"`,
@@ -271,6 +272,24 @@ test('parseJobsConfig should reject bad headers', () => {
   ]);
   assert.deepEqual(problems(config({ P: pool({ headers: ['a'] }) })), [
     `${FILE}: pools_list.P.headers: expected an object of header names to string values, got ["a"]`,
+  ]);
+});
+
+test('parseJobsConfig should refuse pool headers that driveshaft sets per job', () => {
+  const headers = { Traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', 'Driveshaft-Unique': 'x' };
+  const perJob = 'driveshaft sets this header on every job with the job\'s own value; a pool may not set any of traceparent, driveshaft-attempt, driveshaft-first-attempt, driveshaft-function, driveshaft-job-handle, driveshaft-unique';
+  assert.deepEqual(problems(config({ P: pool({ headers }) })), [`${FILE}: pools_list.P.headers.Traceparent: ${perJob}`, `${FILE}: pools_list.P.headers.Driveshaft-Unique: ${perJob}`]);
+});
+
+test('parseJobsConfig should read trace_parent_field as a workload member name, null by default', () => {
+  const result = parse(config({ Traced: pool({ trace_parent_field: 'traceparent' }), Plain: pool(), Off: pool({ trace_parent_field: null }) }));
+  assert.equal(result.pools.Traced?.traceParentField, 'traceparent');
+  assert.equal(result.pools.Plain?.traceParentField, null);
+  assert.equal(result.pools.Off?.traceParentField, null);
+  const expected = 'expected the name of a JSON workload member holding a W3C traceparent (a non-empty string), or null';
+  assert.deepEqual(problems(config({ P: pool({ trace_parent_field: '' }), Q: pool({ trace_parent_field: true }) })), [
+    `${FILE}: pools_list.P.trace_parent_field: ${expected}, got ""`,
+    `${FILE}: pools_list.Q.trace_parent_field: ${expected}, got true`,
   ]);
 });
 

@@ -24,7 +24,15 @@ export interface EndpointAnswer {
   delayMs?: number;
   /** Reset the connection (TCP RST) instead of answering. */
   destroy?: boolean;
+  /**
+   * Stream the body instead (chunked, Content-Type application/x-ndjson unless `headers` sets one): each
+   * piece is written once its delay has passed and its `after` promise has settled. An object is written
+   * as one JSON line; `reset` resets the connection at that point instead of finishing the body.
+   */
+  stream?: StreamPiece[];
 }
+
+export type StreamPiece = { data: string | Buffer | object; delayMs?: number; after?: Promise<unknown> } | { reset: true; delayMs?: number; after?: Promise<unknown> };
 
 export type EndpointHandler = (req: RecordedRequest) => EndpointAnswer | Promise<EndpointAnswer>;
 
@@ -130,7 +138,42 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
       req.socket.resetAndDestroy();
       return;
     }
+    if (answer.stream !== undefined) {
+      await sendStream(req, res, answer, answer.stream, pause);
+      return;
+    }
     send(res, answer);
+  }
+
+  /** Waits `ms`, cancelled (never resolving) by close(), like a delayed answer. */
+  function pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        pendingAnswers.delete(timer);
+        resolve();
+      }, ms);
+      pendingAnswers.add(timer);
+    });
+  }
+
+  async function sendStream(req: IncomingMessage, res: ServerResponse, answer: EndpointAnswer, pieces: StreamPiece[], wait: (ms: number) => Promise<void>): Promise<void> {
+    const headers: Record<string, string> = { ...answer.headers };
+    if (!Object.keys(headers).some((key) => key.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/x-ndjson';
+    res.writeHead(answer.status ?? 200, headers);
+    // Headers go out now, before the first piece: the client sees a response that is still running.
+    res.flushHeaders();
+    for (const piece of pieces) {
+      if (piece.delayMs !== undefined && piece.delayMs > 0) await wait(piece.delayMs);
+      if (piece.after !== undefined) await piece.after.catch(() => undefined);
+      if (closing !== undefined || req.socket.destroyed) return;
+      if ('reset' in piece) {
+        req.socket.resetAndDestroy();
+        return;
+      }
+      const data = piece.data;
+      res.write(typeof data === 'string' || Buffer.isBuffer(data) ? data : `${JSON.stringify(data)}\n`);
+    }
+    res.end();
   }
 
   return new Promise((resolve, reject) => {
