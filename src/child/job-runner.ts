@@ -13,8 +13,9 @@ import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import type { RequestFormat } from '../config/types.js';
+import type { PoolTls, RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
+import { RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
 import { responseBytes } from './response-body.js';
 
 /**
@@ -112,6 +113,12 @@ export interface JobRunnerOptions {
   retryOnStatus?: readonly number[];
   /** Told once when responses look stalled by Nagle + delayed ACK on reused connections (see #noteBodyGap). */
   onStalledBodies?: (gapMs: number) => void;
+  /** Standard Webhooks keys (base64 of the secret bytes); none or empty: requests are not signed. */
+  signingKeys?: readonly string[];
+  /** Sent as `authorization: Bearer <token>`. */
+  bearerToken?: string | null;
+  /** CA, client certificate and server name of an https endpoint; null: Node's defaults. */
+  tls?: PoolTls | null;
 }
 
 /** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
@@ -142,12 +149,15 @@ function preview(body: Buffer): string {
   return JSON.stringify(body.subarray(0, PREVIEW_CHARS * 4).toString('utf8').slice(0, PREVIEW_CHARS));
 }
 
-function errorReason(error: unknown): string {
+/** `CODE: message (cause)`, and for a TLS failure what to change: the code alone rarely says which setting. */
+function errorReason(error: unknown, tls: PoolTls | null = null): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = (error as { cause?: unknown }).cause;
   let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
   if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
+  const advice = typeof code === 'string' ? tlsAdvice(code, tls) : null;
+  if (advice !== null) reason += `; ${advice}`;
   return reason;
 }
 
@@ -231,6 +241,7 @@ interface RequestTemplate {
   maxResponseBytes: number;
   keepAlive: boolean;
   retryOnStatus: ReadonlySet<number>;
+  tls: PoolTls | null;
 }
 
 export class JobRunner {
@@ -240,6 +251,8 @@ export class JobRunner {
   readonly #functionJson = new Map<string, string>();
   readonly #connections: number;
   readonly #onStalledBodies: ((gapMs: number) => void) | null;
+  /** null when the pool signs nothing: an unsigned job pays no more than the test. */
+  readonly #signer: RequestSigner | null;
   #stallRun = 0;
   #stallReported = false;
   #inFlight = 0;
@@ -253,6 +266,9 @@ export class JobRunner {
     for (const [name, value] of Object.entries(options.headers)) {
       if (!RESERVED_HEADERS.has(name.toLowerCase())) headers.push(name, value);
     }
+    if (options.bearerToken != null) headers.push('authorization', `Bearer ${options.bearerToken}`);
+    const tls = options.tls ?? null;
+    this.#signer = options.signingKeys !== undefined && options.signingKeys.length > 0 ? new RequestSigner(options.signingKeys) : null;
     this.#template = {
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
@@ -263,6 +279,7 @@ export class JobRunner {
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       keepAlive: options.keepAlive ?? true,
       retryOnStatus: new Set(options.retryOnStatus ?? []),
+      tls,
     };
     this.#onStalledBodies = options.onStalledBodies ?? null;
     this.#connections = Math.max(1, options.connections);
@@ -273,6 +290,7 @@ export class JobRunner {
       // per-phase timeouts would fire at unrelated moments (and default to 300 s).
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(tls === null ? {} : { connect: tlsConnectOptions(tls) }),
     });
   }
 
@@ -313,6 +331,8 @@ export class JobRunner {
     }
     // A fresh array per request: undici keeps the options of a request it has to queue.
     headers = [...headers, ATTEMPT_HEADER, String(attempt.attempt), FIRST_ATTEMPT_HEADER, isoTime(attempt.firstAttemptAt)];
+    // Signed last, over the body exactly as built above; each attempt gets a fresh timestamp.
+    if (this.#signer !== null) headers.push(...this.#signer.headers(webhookId(job.unique, job.handle), body));
     try {
       this.#pool.dispatch(
         {
@@ -323,11 +343,13 @@ export class JobRunner {
           body: body as Dispatcher.DispatchOptions['body'],
           // keep_alive false: `connection: close`, and undici closes the socket after the response.
           ...(this.#template.keepAlive ? {} : { reset: true }),
+          // undici takes SNI from the request before the Pool's connect options; a set name must win.
+          ...(this.#template.tls?.serverName == null ? {} : { servername: this.#template.tls.serverName }),
         },
         request as unknown as Dispatcher.DispatchHandler,
       );
     } catch (error) {
-      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error)}`, { cause: error }));
+      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.tls)}`, { cause: error }));
     }
     return request;
   }
@@ -536,7 +558,7 @@ export class JobRequest {
     }
     // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
     // endpoint meant to fail the job, so another attempt may well succeed.
-    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error)}`, retryAfterMs: null });
+    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.tls)}`, retryAfterMs: null });
   }
 
   onUpgrade(): void {
