@@ -123,6 +123,12 @@ const CLIENT_CERTIFICATE_REFUSED = new Set([
 ]);
 
 /**
+ * Stands for undici's "other side closed" on an https connection that had not received a byte: the
+ * caller passes it as `code` for that case only.
+ */
+export const CLOSED_AFTER_HANDSHAKE = 'closed-after-handshake';
+
+/**
  * What to change when a request failed with TLS error `code`, or null for other errors. `tls` is the
  * pool's setting, so the advice names what is (or is not) configured.
  */
@@ -141,7 +147,14 @@ export function tlsAdvice(code: string, tls: PoolTls | null): string | null {
   if (CLIENT_CERTIFICATE_REFUSED.has(code)) {
     return tls?.certFile != null
       ? `the endpoint refused the client certificate of tls.cert_file (${tls.certFile})`
-      : 'the endpoint wants a client certificate (mutual TLS): set the pool\'s tls.cert_file and tls.key_file';
+      : "the endpoint wants a client certificate (mutual TLS): set the pool's tls.cert_file and tls.key_file";
+  }
+  if (code === CLOSED_AFTER_HANDSHAKE) {
+    // undici reports a TLS 1.3 refusal of the client certificate (the server's alert comes after the
+    // handshake, once the request is written) as a connection closed before any byte came back; other
+    // causes look the same from here, hence "if".
+    const lead = 'the endpoint closed a new connection without answering; if it checks client certificates';
+    return tls?.certFile != null ? `${lead}, it refused the one of tls.cert_file (${tls.certFile})` : `${lead} (mutual TLS), set the pool's tls.cert_file and tls.key_file`;
   }
   return null;
 }

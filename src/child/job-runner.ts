@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { PoolTls, RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
-import { RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
+import { CLOSED_AFTER_HANDSHAKE, RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
 import { responseBytes } from './response-body.js';
 
 /**
@@ -149,15 +149,22 @@ function preview(body: Buffer): string {
   return JSON.stringify(body.subarray(0, PREVIEW_CHARS * 4).toString('utf8').slice(0, PREVIEW_CHARS));
 }
 
-/** `CODE: message (cause)`, and for a TLS failure what to change: the code alone rarely says which setting. */
-function errorReason(error: unknown, tls: PoolTls | null = null): string {
+/**
+ * `CODE: message (cause)`, and for a TLS failure of an https endpoint what to change: the code alone
+ * rarely says which setting.
+ */
+function errorReason(error: unknown, https = false, tls: PoolTls | null = null): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = (error as { cause?: unknown }).cause;
   let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
   if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
-  const advice = typeof code === 'string' ? tlsAdvice(code, tls) : null;
-  if (advice !== null) reason += `; ${advice}`;
+  if (https && typeof code === 'string') {
+    const bytesRead = (error as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
+    const closedUnanswered = code === 'UND_ERR_SOCKET' && bytesRead === 0;
+    const advice = tlsAdvice(closedUnanswered ? CLOSED_AFTER_HANDSHAKE : code, tls);
+    if (advice !== null) reason += `; ${advice}`;
+  }
   return reason;
 }
 
@@ -241,6 +248,7 @@ interface RequestTemplate {
   maxResponseBytes: number;
   keepAlive: boolean;
   retryOnStatus: ReadonlySet<number>;
+  https: boolean;
   tls: PoolTls | null;
 }
 
@@ -279,6 +287,7 @@ export class JobRunner {
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       keepAlive: options.keepAlive ?? true,
       retryOnStatus: new Set(options.retryOnStatus ?? []),
+      https: url.protocol === 'https:',
       tls,
     };
     this.#onStalledBodies = options.onStalledBodies ?? null;
@@ -349,7 +358,7 @@ export class JobRunner {
         request as unknown as Dispatcher.DispatchHandler,
       );
     } catch (error) {
-      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.tls)}`, { cause: error }));
+      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.https, this.#template.tls)}`, { cause: error }));
     }
     return request;
   }
@@ -558,7 +567,7 @@ export class JobRequest {
     }
     // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
     // endpoint meant to fail the job, so another attempt may well succeed.
-    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.tls)}`, retryAfterMs: null });
+    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.https, this.#template.tls)}`, retryAfterMs: null });
   }
 
   onUpgrade(): void {
