@@ -74,8 +74,10 @@ interface Options {
   out: string | undefined;
   keepTmp: boolean;
   compareBin: string | undefined;
-  /** Each scenario also runs with request signing on (two signing secrets), right after the unsigned run. */
+  /** Each scenario also runs with request signing on, right after the unsigned run. */
   signing: boolean;
+  /** Secrets the signed run signs with (one HMAC each per request; 2 while a secret is rotated). */
+  signingSecrets: number;
 }
 
 const USAGE = `npm run bench:e2e -- [options]
@@ -107,8 +109,8 @@ const USAGE = `npm run bench:e2e -- [options]
   --max-minutes M        abort the whole benchmark after M minutes (default 15)
   --out PATH             JSON result path (default bench/results/e2e-<date>.json)
   --keep-tmp             keep the temporary directory (configs, logs, access logs)
-  --signing              run each scenario twice on our binary, signing off then on (signing_secrets
-                         with two secrets, as during a rotation), and report on ÷ off
+  --signing              run each scenario twice on our binary, signing off then on, and report on ÷ off
+  --signing-secrets N    secrets the signed run uses (default 1; 2 = during a rotation)
 Environment: DRIVESHAFT_COMPARE_BIN=/path/to/driveshaft runs another compatible binary through the
 same scenarios (queue mode) and reports ours / theirs. A .js binary is taken to be another build of
 this daemon (an A/B of a change: JSON log config, every mode). NGINX_BIN, GEARMAN_BIN, GEARMAND_BIN override paths.`;
@@ -145,6 +147,7 @@ function parseOptions(argv: string[]): Options {
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
       signing: { type: 'boolean', default: false },
+      'signing-secrets': { type: 'string', default: '1' },
     },
   });
   if (values.help) {
@@ -194,6 +197,7 @@ function parseOptions(argv: string[]): Options {
     keepTmp: values['keep-tmp'],
     compareBin: process.env['DRIVESHAFT_COMPARE_BIN'] || undefined,
     signing: values.signing,
+    signingSecrets: int('signing-secrets', values['signing-secrets'], 1),
   };
 }
 
@@ -660,10 +664,10 @@ function poolsFor(spec: ScenarioSpec, extra: Record<string, unknown> = {}): Pool
   return Array.from({ length: spec.pools }, (_, i) => ({ name: `bench${i}`, slots: spec.slots, functionName: `bench_fn${i}`, extra }));
 }
 
-/** Two secrets, as during a rotation: every request carries two HMACs, the common worst case. */
-function signingExtra(dir: string): Record<string, unknown> {
+/** A secrets file of `count` secrets: every request carries one HMAC per secret. */
+function signingExtra(dir: string, count: number): Record<string, unknown> {
   const file = join(dir, 'bench.whsec');
-  writeFileSync(file, `whsec_${randomBytes(32).toString('base64')}\nwhsec_${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  writeFileSync(file, Array.from({ length: count }, () => `whsec_${randomBytes(32).toString('base64')}\n`).join(''), { mode: 0o600 });
   return { signing_secrets: { file } };
 }
 
@@ -671,7 +675,7 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const { options, spec } = ctx;
   const label = ctx.signed ? `${spec.label}${SIGNED_SUFFIX}` : spec.label;
   const result: ScenarioResult = { label, binary: ctx.binary, slots: spec.slots, pools: spec.pools, runs: {}, load: loadAverage() };
-  const pools = poolsFor(spec, ctx.signed ? signingExtra(ctx.dir) : {});
+  const pools = poolsFor(spec, ctx.signed ? signingExtra(ctx.dir, options.signingSecrets) : {});
   const functions = pools.map((p) => p.functionName);
   const registerTimeoutMs = 30_000 + spec.slots * spec.pools * 20;
   // Another build of ours (a .js file) speaks our log config and runs every mode; the original only queue/cold.
@@ -1123,7 +1127,7 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
 
   const signed = scenarios.filter((s) => s.binary === 'ours' && s.label.endsWith(SIGNED_SUFFIX));
   if (signed.length > 0) {
-    out.push('Signing on ÷ off (queue mode, two signing secrets; the runs are adjacent on the same machine):');
+    out.push(`Signing on ÷ off (queue mode, ${options.signingSecrets} signing secret${options.signingSecrets === 1 ? '' : 's'}; the runs are adjacent on the same machine):`);
     for (const on of signed) {
       const offLabel = on.label.slice(0, -SIGNED_SUFFIX.length);
       const off = scenarios.find((s) => s.binary === 'ours' && s.label === offLabel)?.runs.queue;
