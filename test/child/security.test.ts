@@ -136,13 +136,25 @@ test('a signing multipart pool should sign the exact bytes sent, small and large
   new Webhook(secret).verify(streamed.body, headersOf(streamed), { jsonParse: false });
 });
 
-test('a pool without signing_secrets should send no webhook-* header; bearer_token_file becomes authorization: Bearer', async (t) => {
+test('a pool without signing_secrets should send no webhook-* header; bearer_token_file becomes authorization: Bearer; a reconfigure swaps both', async (t) => {
   const r = await rig(t, { pool: { bearerToken: 'tok.en-123~' } });
   assert.equal((await r.client.submit(r.fn, 'x')).outcome, 'complete');
   const [request] = r.endpoint.requests;
   assert.ok(request !== undefined);
   assert.equal(request.headers.authorization, 'Bearer tok.en-123~');
   assert.deepEqual(Object.keys(request.headers).filter((name) => name.startsWith('webhook-')), []);
+
+  // A reload with a new token or new secrets swaps the HTTP client: the next POST carries them.
+  const tokenOnly = { ...r.settings, pool: { ...r.settings.pool, bearerToken: 'second' } };
+  r.pool.reconfigure(tokenOnly);
+  assert.equal((await r.client.submit(r.fn, 'y')).outcome, 'complete');
+  assert.equal(r.endpoint.requests.at(-1)?.headers.authorization, 'Bearer second');
+  const secret = newSecret();
+  r.pool.reconfigure({ ...tokenOnly, pool: { ...tokenOnly.pool, signingKeys: [keyOf(secret)] } });
+  assert.equal((await r.client.submit(r.fn, 'z')).outcome, 'complete');
+  const signed = r.endpoint.requests.at(-1);
+  assert.ok(signed !== undefined);
+  new Webhook(secret).verify(signed.body, headersOf(signed));
 });
 
 test('an https endpoint signed by a private CA should work once tls.ca_file gives the CA, and fail with a line naming the problem when not', async (t) => {
