@@ -18,12 +18,50 @@
 //
 // It reads both request formats: JSON (driveshaft's default) and multipart/form-data (pools with
 // "request_format": "multipart", i.e. endpoints written for the original C++ Driveshaft).
+//
+// Signed requests (README.md "Security"): with SIGNING_SECRETS set to the pool's whsec_ secrets
+// (separated by spaces), every POST must carry a valid Standard Webhooks signature made within the
+// last 5 minutes, or it is answered 401 (driveshaft fails the job: the endpoint answered).
+//   SIGNING_SECRETS="$(cat /etc/driveshaft/regular.whsec)" node examples/endpoint.mjs
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 
 const HOST = process.env.HOST ?? '127.0.0.1';
 const PORT = Number(process.env.PORT ?? 8080);
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_SLEEP_SECONDS = 60;
+/** Signatures older or newer than this are refused: a captured request cannot be replayed later. */
+const SIGNATURE_TOLERANCE_SECONDS = 5 * 60;
+const SIGNING_KEYS = (process.env.SIGNING_SECRETS ?? '')
+  .split(/\s+/)
+  .filter((secret) => secret !== '')
+  .map((secret) => Buffer.from(secret.replace(/^whsec_/, ''), 'base64'));
+
+/**
+ * Why the request's signature is not valid, or null when it is (or when no secret is configured).
+ * The HMAC covers `<webhook-id>.<webhook-timestamp>.<body>`, over the body's raw bytes: parse the
+ * JSON only after this, never re-serialise it first.
+ */
+function signatureProblem(headers, body) {
+  if (SIGNING_KEYS.length === 0) return null;
+  const id = headers['webhook-id'];
+  const timestamp = headers['webhook-timestamp'];
+  const signatures = headers['webhook-signature'];
+  if (!id || !timestamp || !signatures) return 'the request is not signed';
+  if (!/^[0-9]+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > SIGNATURE_TOLERANCE_SECONDS) {
+    return 'webhook-timestamp is not within 5 minutes of this host\'s clock';
+  }
+  // One "v1,<base64>" per secret driveshaft signs with (two while a secret is being rotated).
+  const given = signatures
+    .split(' ')
+    .filter((entry) => entry.startsWith('v1,'))
+    .map((entry) => Buffer.from(entry.slice(3), 'base64'));
+  for (const key of SIGNING_KEYS) {
+    const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest();
+    if (given.some((signature) => signature.length === expected.length && timingSafeEqual(signature, expected))) return null;
+  }
+  return 'no signature matches the configured secrets';
+}
 
 /** A job failure the caller should see as gearman_ret 1 with this message. */
 class JobError extends Error {}
@@ -113,9 +151,17 @@ async function handle(req, res) {
     }
     chunks.push(chunk);
   }
+  const body = Buffer.concat(chunks);
+  const unsigned = signatureProblem(req.headers, body);
+  if (unsigned !== null) {
+    res.writeHead(401, { 'content-type': 'text/plain' });
+    res.end(`${unsigned}\n`);
+    console.log(`${new Date().toISOString()} refused a request: ${unsigned}`);
+    return;
+  }
   let job;
   try {
-    job = await readJob(req, Buffer.concat(chunks));
+    job = await readJob(req, body);
   } catch (error) {
     // A non-200 answer makes driveshaft fail the job and log this status.
     res.writeHead(400, { 'content-type': 'text/plain' });
@@ -154,7 +200,8 @@ server.keepAliveTimeout = 60_000;
 server.listen(PORT, HOST, () => {
   const { address, port } = server.address();
   const host = address.includes(':') ? `[${address}]` : address;
-  console.log(`job endpoint listening on http://${host}:${port}/job (functions: ${Object.keys(FUNCTIONS).join(', ')})`);
+  const signing = SIGNING_KEYS.length === 0 ? 'unsigned requests accepted' : `signatures required (${SIGNING_KEYS.length} secret${SIGNING_KEYS.length === 1 ? '' : 's'})`;
+  console.log(`job endpoint listening on http://${host}:${port}/job (functions: ${Object.keys(FUNCTIONS).join(', ')}; ${signing})`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {

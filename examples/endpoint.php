@@ -9,6 +9,13 @@
 //
 // Both request formats are read: JSON, driveshaft's default, and multipart/form-data (a pool with
 // "request_format": "multipart", which is what the original C++ Driveshaft sent: the fields are in $_POST).
+//
+// Signed requests (README.md "Security"): with SIGNING_SECRETS set to the pool's whsec_ secrets
+// (separated by spaces), every POST must carry a valid Standard Webhooks signature made within the last
+// 5 minutes, or it is answered 401. The signature covers the raw body, which PHP hides for
+// multipart/form-data requests: sign JSON pools, or set enable_post_data_reading=Off for multipart ones.
+//
+//   SIGNING_SECRETS="$(cat /etc/driveshaft/regular.whsec)" php -S 127.0.0.1:8080 examples/endpoint.php
 
 function answer($gearmanRet, $responseString)
 {
@@ -27,10 +34,40 @@ function numbers($workload)
     return $numbers;
 }
 
+/** Answers 401 unless the request carries a valid signature (or no secret is configured). */
+function verifySignature($body)
+{
+    $secrets = preg_split('/\s+/', trim((string) getenv('SIGNING_SECRETS')), -1, PREG_SPLIT_NO_EMPTY);
+    if (!$secrets) {
+        return;
+    }
+    $refuse = function ($why) {
+        http_response_code(401);
+        exit("$why\n");
+    };
+    $id = isset($_SERVER['HTTP_WEBHOOK_ID']) ? $_SERVER['HTTP_WEBHOOK_ID'] : '';
+    $timestamp = isset($_SERVER['HTTP_WEBHOOK_TIMESTAMP']) ? $_SERVER['HTTP_WEBHOOK_TIMESTAMP'] : '';
+    $signatures = explode(' ', isset($_SERVER['HTTP_WEBHOOK_SIGNATURE']) ? $_SERVER['HTTP_WEBHOOK_SIGNATURE'] : '');
+    if ($id === '' || !ctype_digit($timestamp) || abs(time() - (int) $timestamp) > 300) {
+        $refuse('unsigned, or webhook-timestamp not within 5 minutes');
+    }
+    foreach ($secrets as $secret) {
+        $key = base64_decode(preg_replace('/^whsec_/', '', $secret));
+        $expected = 'v1,' . base64_encode(hash_hmac('sha256', "$id.$timestamp.$body", $key, true));
+        foreach ($signatures as $signature) {
+            if (hash_equals($expected, $signature)) {
+                return;
+            }
+        }
+    }
+    $refuse('no signature matches the configured secrets');
+}
+
 if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
     http_response_code(405);
     exit("POST a job here\n");
 }
+verifySignature(file_get_contents('php://input'));
 
 if (strpos($_SERVER['CONTENT_TYPE'] ?? '', 'multipart/form-data') === 0) {
     $job = $_POST;

@@ -6,6 +6,7 @@
  * machine has 2 shared cores, so absolute numbers drift from run to run while ratios hold.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,10 @@ interface Options {
   out: string | undefined;
   keepTmp: boolean;
   compareBin: string | undefined;
+  /** Each scenario also runs with request signing on, right after the unsigned run. */
+  signing: boolean;
+  /** Secrets the signed run signs with (one HMAC each per request; 2 while a secret is rotated). */
+  signingSecrets: number;
 }
 
 const USAGE = `npm run bench:e2e -- [options]
@@ -104,6 +109,8 @@ const USAGE = `npm run bench:e2e -- [options]
   --max-minutes M        abort the whole benchmark after M minutes (default 15)
   --out PATH             JSON result path (default bench/results/e2e-<date>.json)
   --keep-tmp             keep the temporary directory (configs, logs, access logs)
+  --signing              run each scenario twice on our binary, signing off then on, and report on ÷ off
+  --signing-secrets N    secrets the signed run uses (default 1; 2 = during a rotation)
 Environment: DRIVESHAFT_COMPARE_BIN=/path/to/driveshaft runs another compatible binary through the
 same scenarios (queue mode) and reports ours / theirs. A .js binary is taken to be another build of
 this daemon (an A/B of a change: JSON log config, every mode). NGINX_BIN, GEARMAN_BIN, GEARMAND_BIN override paths.`;
@@ -139,6 +146,8 @@ function parseOptions(argv: string[]): Options {
       'max-minutes': { type: 'string', default: '15' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
+      signing: { type: 'boolean', default: false },
+      'signing-secrets': { type: 'string', default: '1' },
     },
   });
   if (values.help) {
@@ -187,6 +196,8 @@ function parseOptions(argv: string[]): Options {
     out: values.out,
     keepTmp: values['keep-tmp'],
     compareBin: process.env['DRIVESHAFT_COMPARE_BIN'] || undefined,
+    signing: values.signing,
+    signingSecrets: int('signing-secrets', values['signing-secrets'], 1),
   };
 }
 
@@ -642,16 +653,29 @@ interface ScenarioContext {
   binary: 'ours' | 'compare';
   bin: string;
   dir: string;
+  /** Pools sign every request (signing_secrets from a file in `dir`). */
+  signed: boolean;
 }
 
-function poolsFor(spec: ScenarioSpec): PoolSpec[] {
-  return Array.from({ length: spec.pools }, (_, i) => ({ name: `bench${i}`, slots: spec.slots, functionName: `bench_fn${i}` }));
+/** Label suffix of a scenario run with signing on. */
+const SIGNED_SUFFIX = '+signed';
+
+function poolsFor(spec: ScenarioSpec, extra: Record<string, unknown> = {}): PoolSpec[] {
+  return Array.from({ length: spec.pools }, (_, i) => ({ name: `bench${i}`, slots: spec.slots, functionName: `bench_fn${i}`, extra }));
+}
+
+/** A secrets file of `count` secrets: every request carries one HMAC per secret. */
+function signingExtra(dir: string, count: number): Record<string, unknown> {
+  const file = join(dir, 'bench.whsec');
+  writeFileSync(file, Array.from({ length: count }, () => `whsec_${randomBytes(32).toString('base64')}\n`).join(''), { mode: 0o600 });
+  return { signing_secrets: { file } };
 }
 
 async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const { options, spec } = ctx;
-  const result: ScenarioResult = { label: spec.label, binary: ctx.binary, slots: spec.slots, pools: spec.pools, runs: {}, load: loadAverage() };
-  const pools = poolsFor(spec);
+  const label = ctx.signed ? `${spec.label}${SIGNED_SUFFIX}` : spec.label;
+  const result: ScenarioResult = { label, binary: ctx.binary, slots: spec.slots, pools: spec.pools, runs: {}, load: loadAverage() };
+  const pools = poolsFor(spec, ctx.signed ? signingExtra(ctx.dir, options.signingSecrets) : {});
   const functions = pools.map((p) => p.functionName);
   const registerTimeoutMs = 30_000 + spec.slots * spec.pools * 20;
   // Another build of ours (a .js file) speaks our log config and runs every mode; the original only queue/cold.
@@ -1101,6 +1125,22 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
   out.push(memoryLines(scenarios).join('\n'));
   out.push('');
 
+  const signed = scenarios.filter((s) => s.binary === 'ours' && s.label.endsWith(SIGNED_SUFFIX));
+  if (signed.length > 0) {
+    out.push(`Signing on ÷ off (queue mode, ${options.signingSecrets} signing secret${options.signingSecrets === 1 ? '' : 's'}; the runs are adjacent on the same machine):`);
+    for (const on of signed) {
+      const offLabel = on.label.slice(0, -SIGNED_SUFFIX.length);
+      const off = scenarios.find((s) => s.binary === 'ours' && s.label === offLabel)?.runs.queue;
+      const onRun = on.runs.queue;
+      if (off?.kind === 'throughput' && onRun?.kind === 'throughput') {
+        out.push(
+          `  ${offLabel}: ${fmt.int(onRun.rate)} vs ${fmt.int(off.rate)} jobs/s = ${fmt.f3(onRun.rate / off.rate)}× (cost ${fmt.f1((1 - onRun.rate / off.rate) * 100)}%); daemon CPU/job ${fmt.f1(onRun.cpuUsPerJob.workers)} vs ${fmt.f1(off.cpuUsPerJob.workers)} µs`,
+        );
+      }
+    }
+    out.push('');
+  }
+
   const compares = scenarios.filter((s) => s.binary === 'compare');
   if (compares.length > 0) {
     out.push('Ours ÷ compare binary (queue mode):');
@@ -1345,12 +1385,13 @@ async function main(): Promise<void> {
   };
 
   const problem = daemonRunnable(OUR_BIN);
-  const binaries: Array<{ binary: 'ours' | 'compare'; bin: string }> = [];
-  if (problem === undefined) binaries.push({ binary: 'ours', bin: OUR_BIN });
+  const binaries: Array<{ binary: 'ours' | 'compare'; bin: string; signed: boolean }> = [];
+  if (problem === undefined) binaries.push({ binary: 'ours', bin: OUR_BIN, signed: false });
+  if (problem === undefined && options.signing) binaries.push({ binary: 'ours', bin: OUR_BIN, signed: true });
   else process.stdout.write(`NOTE: the daemon is not runnable yet, scenarios skipped: ${problem}\n`);
   if (options.compareBin !== undefined) {
     const compareProblem = daemonRunnable(options.compareBin);
-    if (compareProblem === undefined) binaries.push({ binary: 'compare', bin: options.compareBin });
+    if (compareProblem === undefined) binaries.push({ binary: 'compare', bin: options.compareBin, signed: false });
     else process.stdout.write(`NOTE: DRIVESHAFT_COMPARE_BIN not runnable: ${compareProblem}\n`);
   }
 
@@ -1361,11 +1402,11 @@ async function main(): Promise<void> {
   for (const spec of options.scenarios) {
     if (binaries.length === 0) break;
     const ceiling = once ?? (await measure(`before ${spec.label}`, spec.slots));
-    for (const { binary, bin } of binaries) {
-      progress(`${binary === 'compare' ? 'compare ' : ''}${spec.label} slot(s)${spec.pools > 1 ? ` (${spec.pools} pools)` : ''}`);
-      const dir = join(tmp, `${binary}-${spec.label}`);
+    for (const { binary, bin, signed } of binaries) {
+      progress(`${binary === 'compare' ? 'compare ' : ''}${spec.label} slot(s)${spec.pools > 1 ? ` (${spec.pools} pools)` : ''}${signed ? ', signing on' : ''}`);
+      const dir = join(tmp, `${binary}-${spec.label}${signed ? SIGNED_SUFFIX : ''}`);
       mkdirSync(dir, { recursive: true });
-      const result = await runScenario({ options, spec, binary, bin, dir });
+      const result = await runScenario({ options, spec, binary, bin, dir, signed });
       result.ceiling = ceiling;
       scenarios.push(result);
       const q = result.runs.queue ?? result.runs.cold;

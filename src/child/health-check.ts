@@ -3,6 +3,8 @@
  * within the timeout. node:http rather than undici: it runs once per cool-off, and the child loads
  * only undici's Pool (see job-runner.ts), not its request API.
  */
+import type { PoolTls } from '../config/types.js';
+import { tlsConnectOptions } from './endpoint-security.js';
 
 /**
  * From process.getBuiltinModule, not `import`: on Node 24 and later, importing node:http as an ES module
@@ -19,7 +21,8 @@ export interface HealthResult {
   reason: string;
 }
 
-export function checkHealth(url: string, timeoutMs: number): Promise<HealthResult> {
+/** `tls`: the pool's own, so an https health_url on the endpoint's host is verified like its jobs are. */
+export function checkHealth(url: string, timeoutMs: number, tls: PoolTls | null = null): Promise<HealthResult> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: HealthResult): void => {
@@ -27,8 +30,10 @@ export function checkHealth(url: string, timeoutMs: number): Promise<HealthResul
       settled = true;
       resolve(result);
     };
-    const get = url.startsWith('https:') ? https.get : http.get;
-    const request = get(url, { timeout: timeoutMs, headers: { 'user-agent': 'driveshaft-health-check' } }, (response) => {
+    const secure = url.startsWith('https:');
+    const get = secure ? https.get : http.get;
+    const options = { timeout: timeoutMs, headers: { 'user-agent': 'driveshaft-health-check' }, ...(secure && tls !== null ? tlsConnectOptions(tls) : {}) };
+    const request = get(url, options, (response) => {
       const status = response.statusCode ?? 0;
       // The body is not needed, but it must be drained for the socket to close cleanly.
       response.resume();

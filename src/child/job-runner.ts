@@ -13,11 +13,12 @@ import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import type { RequestFormat } from '../config/types.js';
+import type { PoolTls, RequestFormat } from '../config/types.js';
 import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
 import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from './ndjson-answer.js';
 import type { JobTrace } from './trace-context.js';
+import { CLOSED_AFTER_HANDSHAKE, RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
 import { responseBytes } from './response-body.js';
 
 /**
@@ -121,6 +122,12 @@ export interface JobRunnerOptions {
   retryOnStatus?: readonly number[];
   /** Told once when responses look stalled by Nagle + delayed ACK on reused connections (see #noteBodyGap). */
   onStalledBodies?: (gapMs: number) => void;
+  /** Standard Webhooks keys (base64 of the secret bytes); none or empty: requests are not signed. */
+  signingKeys?: readonly string[];
+  /** Sent as `authorization: Bearer <token>`. */
+  bearerToken?: string | null;
+  /** CA, client certificate and server name of an https endpoint; null: Node's defaults. */
+  tls?: PoolTls | null;
 }
 
 /** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
@@ -187,12 +194,22 @@ function preview(body: Buffer): string {
   return JSON.stringify(body.subarray(0, PREVIEW_CHARS * 4).toString('utf8').slice(0, PREVIEW_CHARS));
 }
 
-function errorReason(error: unknown): string {
+/**
+ * `CODE: message (cause)`, and for a TLS failure of an https endpoint what to change: the code alone
+ * rarely says which setting.
+ */
+function errorReason(error: unknown, https = false, tls: PoolTls | null = null): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = (error as { cause?: unknown }).cause;
   let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
   if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
+  if (https && typeof code === 'string') {
+    const bytesRead = (error as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
+    const closedUnanswered = code === 'UND_ERR_SOCKET' && bytesRead === 0;
+    const advice = tlsAdvice(closedUnanswered ? CLOSED_AFTER_HANDSHAKE : code, tls);
+    if (advice !== null) reason += `; ${advice}`;
+  }
   return reason;
 }
 
@@ -297,6 +314,8 @@ interface RequestTemplate {
   maxResponseBytes: number;
   keepAlive: boolean;
   retryOnStatus: ReadonlySet<number>;
+  https: boolean;
+  tls: PoolTls | null;
 }
 
 export class JobRunner {
@@ -308,6 +327,8 @@ export class JobRunner {
   readonly #functionHeader = new Map<string, string>();
   readonly #connections: number;
   readonly #onStalledBodies: ((gapMs: number) => void) | null;
+  /** null when the pool signs nothing: an unsigned job pays no more than the test. */
+  readonly #signer: RequestSigner | null;
   #stallRun = 0;
   #stallReported = false;
   #inFlight = 0;
@@ -321,6 +342,9 @@ export class JobRunner {
     for (const [name, value] of Object.entries(options.headers)) {
       if (!RESERVED_HEADERS.has(name.toLowerCase())) headers.push(name, value);
     }
+    if (options.bearerToken != null) headers.push('authorization', `Bearer ${options.bearerToken}`);
+    const tls = options.tls ?? null;
+    this.#signer = options.signingKeys !== undefined && options.signingKeys.length > 0 ? new RequestSigner(options.signingKeys) : null;
     this.#template = {
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
@@ -331,6 +355,8 @@ export class JobRunner {
       maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       keepAlive: options.keepAlive ?? true,
       retryOnStatus: new Set(options.retryOnStatus ?? []),
+      https: url.protocol === 'https:',
+      tls,
     };
     this.#onStalledBodies = options.onStalledBodies ?? null;
     this.#connections = Math.max(1, options.connections);
@@ -341,6 +367,7 @@ export class JobRunner {
       // per-phase timeouts would fire at unrelated moments (and default to 300 s).
       headersTimeout: 0,
       bodyTimeout: 0,
+      ...(tls === null ? {} : { connect: tlsConnectOptions(tls) }),
     });
   }
 
@@ -395,6 +422,8 @@ export class JobRunner {
       UNIQUE_HEADER,
       headerValue(job.unique),
     ];
+    // Signed last, over the body exactly as built above; each attempt gets a fresh timestamp.
+    if (this.#signer !== null) headers.push(...this.#signer.headers(webhookId(job.unique, job.handle), body));
     try {
       this.#pool.dispatch(
         {
@@ -405,11 +434,13 @@ export class JobRunner {
           body: body as Dispatcher.DispatchOptions['body'],
           // keep_alive false: `connection: close`, and undici closes the socket after the response.
           ...(this.#template.keepAlive ? {} : { reset: true }),
+          // undici takes SNI from the request before the Pool's connect options; a set name must win.
+          ...(this.#template.tls?.serverName == null ? {} : { servername: this.#template.tls.serverName }),
         },
         request as unknown as Dispatcher.DispatchHandler,
       );
     } catch (error) {
-      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error)}`, { cause: error }));
+      request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.https, this.#template.tls)}`, { cause: error }));
     }
     return request;
   }
@@ -649,7 +680,7 @@ export class JobRequest {
     }
     // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
     // endpoint meant to fail the job, so another attempt may well succeed.
-    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error)}`, retryAfterMs: null });
+    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.https, this.#template.tls)}`, retryAfterMs: null });
   }
 
   onUpgrade(): void {

@@ -91,6 +91,12 @@ export function validateSettings(settings: unknown): ChildSettings {
       if (delivery.healthUrl !== null && typeof delivery.healthUrl !== 'string') bad('pool.delivery.healthUrl', 'a URL or null');
       if (delivery.deadLetterFile !== null && typeof delivery.deadLetterFile !== 'string') bad('pool.delivery.deadLetterFile', 'a path or null');
     }
+    if (!Array.isArray(pool.signingKeys) || !pool.signingKeys.every((key) => typeof key === 'string' && key !== '')) bad('pool.signingKeys', 'an array of base64 keys');
+    if (pool.bearerToken !== null && typeof pool.bearerToken !== 'string') bad('pool.bearerToken', 'a string or null');
+    const tls = pool.tls as Record<string, unknown> | null | undefined;
+    if (tls !== null && (typeof tls !== 'object' || !['ca', 'cert', 'key', 'serverName'].every((key) => tls[key] === null || typeof tls[key] === 'string'))) {
+      bad('pool.tls', 'null or an object of PEM strings and a server name');
+    }
     if (
       typeof pool.headers !== 'object' ||
       pool.headers === null ||
@@ -140,6 +146,9 @@ function sameHttpSide(a: ChildSettings, b: ChildSettings): boolean {
     a.pool.maxRunningTimeMs === b.pool.maxRunningTimeMs &&
     a.pool.keepAlive === b.pool.keepAlive &&
     a.pool.delivery.retryOnStatus.join() === b.pool.delivery.retryOnStatus.join() &&
+    a.pool.signingKeys.join() === b.pool.signingKeys.join() &&
+    a.pool.bearerToken === b.pool.bearerToken &&
+    JSON.stringify(a.pool.tls) === JSON.stringify(b.pool.tls) &&
     ha.length === Object.keys(hb).length &&
     ha.every(([name, value]) => hb[name] === value)
   );
@@ -413,6 +422,9 @@ export class WorkerPool {
       connections: settings.pool.workerCount,
       keepAlive: settings.pool.keepAlive,
       retryOnStatus: settings.pool.delivery.retryOnStatus,
+      signingKeys: settings.pool.signingKeys,
+      bearerToken: settings.pool.bearerToken,
+      tls: settings.pool.tls,
       onStalledBodies: (gapMs) =>
         this.#log.warn(
           { uri: settings.pool.jobProcessingUri, gapMs: Math.round(gapMs) },
@@ -439,7 +451,7 @@ export class WorkerPool {
           for (const slot of this.#slots) slot.onBreakerOpen();
           for (const slot of this.#outgoing) slot.onBreakerOpen();
         },
-        checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000)),
+        checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000), this.#settings?.pool.tls ?? null),
         queuedJobs: () => this.#queuedJobs(),
       },
       this.#log,

@@ -13,7 +13,7 @@ import { deadLetterPath } from './delivery.js';
 import { loadJobsConfig } from './jobs-config.js';
 import { childPath, displayPath } from './json-source.js';
 import { secondsToMs } from './seconds.js';
-import { DeliveryMode } from './types.js';
+import { DeliveryMode, SecretKind } from './types.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from './types.js';
 
 export interface CheckResult {
@@ -43,6 +43,32 @@ function deliverySummary(pool: PoolConfig): string {
       ? `retry, max_attempts ${maxAttempts}, breaker_threshold ${breakerThreshold}${breakerThreshold === 0 ? ' (never opens)' : ''}`
       : 'fail_fast (no retries, no breaker)';
   return `pool ${JSON.stringify(pool.name)}: delivery ${policy}, dead_letter_file ${deadLetterFile ?? 'none'}`;
+}
+
+/**
+ * One line per pool that signs, authenticates or sets TLS: where each secret was read from (never what
+ * it is), then the config's warnings. A secret that could not be read is a problem line of the config
+ * itself (and --check fails), so everything listed here was read.
+ */
+function securitySummary(config: JobsConfig): string[] {
+  const lines: string[] = [];
+  for (const pool of Object.values(config.pools)) {
+    const parts: string[] = [];
+    for (const source of pool.secretSources) {
+      const where = source.kind === SecretKind.ENV ? `environment variable ${source.name}` : source.name;
+      const count = source.key === 'signing_secrets' ? ` (${pool.signingKeys.length} secret${pool.signingKeys.length === 1 ? '' : 's'})` : '';
+      parts.push(`${source.key} read from ${where}${count}`);
+    }
+    const tls = pool.tls;
+    if (tls !== null) {
+      if (tls.caFile !== null) parts.push(`tls.ca_file ${tls.caFile}`);
+      if (tls.certFile !== null) parts.push(`tls.cert_file ${tls.certFile}`);
+      if (tls.serverName !== null) parts.push(`tls.server_name ${tls.serverName}`);
+    }
+    if (parts.length > 0) lines.push(`pool ${JSON.stringify(pool.name)}: ${parts.join(', ')}`);
+  }
+  for (const warning of config.warnings ?? []) lines.push(`warning: ${warning}`);
+  return lines;
 }
 
 const ACCESS_REASONS: Record<string, string> = {
@@ -123,6 +149,7 @@ function checkJobsConfig(options: DaemonOptions, limit: number, lines: string[])
     fdOk = false;
   }
   const deliveryOk = checkDelivery(config, lines);
+  lines.push(...securitySummary(config));
   return fdOk && deliveryOk;
 }
 

@@ -7,7 +7,7 @@
  * order changes nothing a slot does (CAN_DO registrations and per-server connections are unordered);
  * reordering a file must not disturb a running pool.
  */
-import type { DeliveryPolicy, JobsConfig, PoolConfig, ServerAddress } from './types.js';
+import type { DeliveryPolicy, JobsConfig, PoolConfig, PoolTls, ServerAddress } from './types.js';
 
 export interface ConfigDiff {
   /** Pools only in the new config, in its order. */
@@ -18,7 +18,9 @@ export interface ConfigDiff {
   resized: Array<{ pool: string; from: number; to: number }>;
   /**
    * Pools whose slots must be replaced or given new settings: jobs_list, servers, URI, request_format,
-   * max_running_time, headers, keep_alive, max_workload_bytes, trace_parent_field or any delivery setting changed. The new
+   * max_running_time, headers, keep_alive, max_workload_bytes, trace_parent_field, any delivery setting, the signing secrets,
+   * the bearer token or the TLS settings changed (secrets compare by content: a rotated file counts,
+   * a renamed one with the same content does not). The new
    * settings carry the new worker_count, whether or not it changed too.
    */
   replaced: string[];
@@ -57,6 +59,13 @@ function sameDelivery(a: DeliveryPolicy, b: DeliveryPolicy): boolean {
   });
 }
 
+/** Field by field, content included: a renewed certificate under the same file name is a change. */
+function sameTls(a: PoolTls | null, b: PoolTls | null): boolean {
+  if (a === null || b === null) return a === b;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof PoolTls>;
+  return [...keys].every((key) => a[key] === b[key]);
+}
+
 /** True when the two pools differ in anything a running slot depends on (everything but the count). */
 function slotSettingsDiffer(a: PoolConfig, b: PoolConfig): boolean {
   return (
@@ -68,7 +77,10 @@ function slotSettingsDiffer(a: PoolConfig, b: PoolConfig): boolean {
     a.keepAlive !== b.keepAlive ||
     a.maxWorkloadBytes !== b.maxWorkloadBytes ||
     a.traceParentField !== b.traceParentField ||
-    !sameDelivery(a.delivery, b.delivery)
+    !sameDelivery(a.delivery, b.delivery) ||
+    !sameSet(a.signingKeys, b.signingKeys) ||
+    a.bearerToken !== b.bearerToken ||
+    !sameTls(a.tls, b.tls)
   );
 }
 

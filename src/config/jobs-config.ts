@@ -17,13 +17,14 @@
  *   credentials become an `authorization: Basic …` header and are removed from the URI (so they never
  *   reach logs). A URI fragment is dropped; it is never sent over HTTP.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { POOL_DELIVERY_KEYS, checkDeadLetterFiles, readPoolDelivery } from './delivery.js';
 import { childPath, readJsonDocument } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
+import { POOL_SECURITY_KEYS, inlineCredentialWarning, readPoolSecurity } from './security.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
 import { DEFAULT_GEARMAN_PORT, RequestFormat } from './types.js';
 import type { JobsConfig, PoolConfig, ServerAddress } from './types.js';
@@ -36,12 +37,16 @@ export interface JobsConfigDefaults {
   maxRunningTimeMs: number;
   /** The CLI's --request_format; a pool's own request_format overrides it. */
   requestFormat: RequestFormat;
+  /** Where `signing_secrets: {"env": …}` is looked up; process.env unless told. */
+  env?: NodeJS.ProcessEnv;
+  /** Date.now() unless told: certificates are checked against it. */
+  now?: number;
 }
 
 const TOP_LEVEL_KEYS = { required: ['gearman_servers_list', 'pools_list'], optional: [] } as const;
 const POOL_KEYS = {
   required: ['job_processing_uri', 'worker_count', 'jobs_list'],
-  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS, 'trace_parent_field'],
+  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS, 'trace_parent_field', ...POOL_SECURITY_KEYS],
 } as const;
 
 /** libgearman's GEARMAN_FUNCTION_MAX_SIZE. */
@@ -304,6 +309,8 @@ interface PoolContext {
   /** The jobs config file's folder: relative paths in the file are relative to it. */
   configDir: string;
   problems: Problems;
+  /** What loads but deserves a look (secret files others can read, expired certificates). */
+  warnings: string[];
 }
 
 function readPool(name: string, value: unknown, at: string, context: PoolContext): PoolConfig | null {
@@ -332,6 +339,17 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
   const headers = readHeaders(value.headers, key('headers'), problems);
   const delivery = readPoolDelivery(value, at, context.configDir, problems);
   const traceParentField = readTraceParentField(value.trace_parent_field, key('trace_parent_field'), problems);
+  const security = readPoolSecurity(value, at, uri === null ? null : uri.startsWith('https:'), {
+    configDir: context.configDir,
+    problems,
+    warnings: context.warnings,
+    env: defaults.env ?? process.env,
+    now: defaults.now ?? Date.now(),
+  });
+  if (has('bearer_token_file') && (uriAuthorization !== null || 'authorization' in headers)) {
+    const other = uriAuthorization !== null ? 'user:password in job_processing_uri' : 'headers.authorization';
+    problems.add(key('bearer_token_file'), `${other} also sets the authorization header; keep one`);
+  }
   if (uriAuthorization !== null) {
     if ('authorization' in headers) {
       problems.add(key('job_processing_uri'), 'credentials are given both in the URL and in headers.authorization; keep one');
@@ -339,7 +357,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
     headers.authorization = uriAuthorization;
   }
   if (problems.lines.length > before || uri === null) return null;
-  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery, traceParentField };
+  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery, traceParentField, ...security };
 }
 
 function readPools(value: unknown, context: PoolContext, configFile: string): Record<string, PoolConfig> {
@@ -406,11 +424,12 @@ export function parseJobsConfig(text: string, file: string, defaults: JobsConfig
   checkKeys(root, '', TOP_LEVEL_KEYS, problems, expectations);
   const servers = 'gearman_servers_list' in root ? readServers(root.gearman_servers_list, problems) : [];
   const absolute = path.resolve(file);
-  const context = { defaults, configDir: path.dirname(absolute), problems };
+  const warnings: string[] = [];
+  const context = { defaults, configDir: path.dirname(absolute), problems, warnings };
   const pools = 'pools_list' in root ? readPools(root.pools_list, context, absolute) : {};
   checkRegistrations(pools, servers, problems);
   if (problems.lines.length > 0) throw new ConfigError(problems.lines);
-  return { path: absolute, servers, pools };
+  return { path: absolute, servers, pools, warnings };
 }
 
 const READ_REASONS: Record<string, string> = {
@@ -431,5 +450,12 @@ export function loadJobsConfig(file: string, defaults: JobsConfigDefaults): Jobs
     const reason = READ_REASONS[code] ?? (error as Error).message;
     throw new ConfigError([`${file}: cannot read jobs config: ${reason}`], { cause: error });
   }
-  return parseJobsConfig(text, file, defaults);
+  const config = parseJobsConfig(text, file, defaults);
+  try {
+    const warning = inlineCredentialWarning(config.path, statSync(file).mode, Object.values(config.pools));
+    if (warning !== null) config.warnings = [warning, ...(config.warnings ?? [])];
+  } catch {
+    // Read a moment ago; a file gone since is the next reload's problem, not this one's.
+  }
+  return config;
 }

@@ -43,6 +43,50 @@ export interface PoolConfig {
    * makes the job's requests join that trace; null (default) = every job starts a new trace.
    */
   traceParentField: string | null;
+  /**
+   * `signing_secrets`: the Standard Webhooks HMAC-SHA256 keys (base64 of the bytes after `whsec_`), in
+   * the order given; every request carries one signature per key. Empty: requests are not signed.
+   */
+  signingKeys: string[];
+  /** The content of `bearer_token_file`, sent as `authorization: Bearer <token>`; null = none. */
+  bearerToken: string | null;
+  /** `tls`: how the child verifies an https endpoint and authenticates to it; null = Node's defaults. */
+  tls: PoolTls | null;
+  /**
+   * Where the pool's secrets were read from (file paths, variable names; never their content): what
+   * --check lists and what the permission warnings look at.
+   */
+  secretSources: SecretSource[];
+}
+
+/** A pool's `tls` object, its files already read (PEM text) so the child needs no access to them. */
+export interface PoolTls {
+  /** PEM CA certificates trusted instead of Node's bundled ones; null = Node's (plus NODE_EXTRA_CA_CERTS). */
+  ca: string | null;
+  caFile: string | null;
+  /** PEM client certificate (chain) for mutual TLS; given together with key. */
+  cert: string | null;
+  certFile: string | null;
+  /** PEM private key of the client certificate. */
+  key: string | null;
+  keyFile: string | null;
+  /** Host name sent as SNI and checked against the endpoint's certificate instead of the URI's host. */
+  serverName: string | null;
+}
+
+export const SecretKind = {
+  FILE: 'file',
+  ENV: 'env',
+} as const;
+export type SecretKind = (typeof SecretKind)[keyof typeof SecretKind];
+
+/** One place a pool's secret came from. */
+export interface SecretSource {
+  /** The jobs config key it was named by: `signing_secrets`, `bearer_token_file`, `tls.key_file`. */
+  key: string;
+  kind: SecretKind;
+  /** Absolute file path, or the environment variable's name. */
+  name: string;
 }
 
 export const DeliveryMode = {
@@ -103,6 +147,11 @@ export interface JobsConfig {
   servers: ServerAddress[];
   /** Pools by name, in file order. */
   pools: Record<string, PoolConfig>;
+  /**
+   * Things worth an operator's attention that do not stop the config from loading (a secret file others
+   * can read, a client certificate past its expiry); the master logs them at start and at each reload.
+   */
+  warnings?: string[];
 }
 
 /** Where a listener binds (--exporter_addr). */
@@ -135,7 +184,16 @@ export interface DaemonOptions {
   exporter_addr: ListenAddress | null;
 }
 
-/** The per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces. */
-export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery' | 'traceParentField'> {
-  return { keepAlive: true, maxWorkloadBytes: 0, delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] }, traceParentField: null };
+/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
+  return {
+    keepAlive: true,
+    maxWorkloadBytes: 0,
+    delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] },
+    traceParentField: null,
+    signingKeys: [],
+    bearerToken: null,
+    tls: null,
+    secretSources: [],
+  };
 }

@@ -243,6 +243,7 @@ export class Master implements StatusSource, ExporterSource {
       this.#resolveDone(2);
       throw error;
     }
+    this.#logConfigWarnings(this.#config);
     const starts: Array<Promise<void>> = [];
     for (const pool of Object.values(this.#config.pools)) {
       if (pool.workerCount > 0) starts.push(this.#startPool(pool));
@@ -466,6 +467,11 @@ export class Master implements StatusSource, ExporterSource {
 
   // ---------------------------------------------------------------------------------------------------
 
+  /** A secret file others can read, a certificate out of date: worth a line at every (re)load, never fatal. */
+  #logConfigWarnings(config: JobsConfig): void {
+    for (const warning of config.warnings ?? []) this.#log.warn({ event: 'config-warning', file: config.path }, warning);
+  }
+
   #settingsFor(pool: PoolConfig, config: JobsConfig = this.#config): ChildSettings {
     return { pool, servers: config.servers, loopTimeoutMs: this.#loopMs, logLevel: effectiveLevel(this.#opts.logger), heartbeatIntervalMs: this.#timing.heartbeatIntervalMs };
   }
@@ -554,6 +560,7 @@ export class Master implements StatusSource, ExporterSource {
       return { ok: false, problems };
     }
     if (this.#state !== MasterState.RELOADING) return { ok: false, problems: ['stopped during reload'] };
+    this.#logConfigWarnings(next);
     const previous = this.#config;
     const diff = diffJobsConfig(previous, next);
     this.#config = next;

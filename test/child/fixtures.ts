@@ -10,7 +10,7 @@ import type { ChildSettings } from '../../src/ipc/messages.js';
 import type { Logger } from '../../src/log.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
-import { startEndpoint, type Endpoint, type EndpointHandler } from '../helpers/http-endpoint.js';
+import { startEndpoint, type Endpoint, type EndpointHandler, type EndpointTls } from '../helpers/http-endpoint.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -75,6 +75,8 @@ export interface RigOptions {
   pool?: Partial<PoolConfig>;
   settings?: Partial<ChildSettings>;
   handler?: EndpointHandler;
+  /** An https endpoint with this certificate (and client CA for mutual TLS). */
+  endpointTls?: EndpointTls;
   logLevel?: bunyan.LogLevel;
   maxResponseBytes?: number;
   /** Wait until gearmand lists this many workers for fn (default workerCount). */
@@ -85,7 +87,7 @@ export interface RigOptions {
 export async function rig(t: TestContext, options: RigOptions = {}): Promise<Rig> {
   const gearmand = await startGearmand();
   t.after(() => gearmand.stop());
-  const endpoint = await startEndpoint(options.handler);
+  const endpoint = await startEndpoint(options.handler, options.endpointTls === undefined ? {} : { tls: options.endpointTls });
   t.after(() => endpoint.close());
   const logger = capturingLogger(options.logLevel ?? 'warn');
   const settings = makeSettings([serverOf(gearmand)], endpoint.url, options.pool, options.settings);

@@ -9,6 +9,9 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DELIVERY_KEYS, POOL_DELIVERY_KEYS } from '../../src/config/delivery.js';
 import { helpText } from '../../src/config/options.js';
+import { POOL_SECURITY_KEYS, TLS_KEYS } from '../../src/config/security.js';
+import { WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER } from '../../src/child/endpoint-security.js';
+import { ATTEMPT_HEADER, FIRST_ATTEMPT_HEADER } from '../../src/child/job-runner.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8');
@@ -66,5 +69,23 @@ test('README.md and the man page should document every per-pool delivery key', (
     assert.match(readme, new RegExp(`^\\| \`${key}\` \\|`, 'm'), `README delivery table lacks ${key}`);
     // roff: a key is a .TP tag of its own or shares one (".BR min_backoff \", \" max_backoff").
     assert.match(man, new RegExp(`^\\.BR? (?:.*\\b)?${key}\\b`, 'm'), `man page lacks delivery key ${key}`);
+  }
+});
+
+test('README.md and the man page should document every security key and every header driveshaft sends', () => {
+  const readme = read('README.md');
+  const man = read('man/driveshaft.1');
+  for (const key of POOL_SECURITY_KEYS) {
+    assert.match(readme, new RegExp(`^\\| \`pools_list\\.<name>\\.${key}\` \\|`, 'm'), `README jobs config table lacks ${key}`);
+    assert.match(man, new RegExp(`^\\.B ${key}$`, 'm'), `man page lacks ${key}`);
+  }
+  for (const key of TLS_KEYS.optional) {
+    assert.match(readme, new RegExp(`^\\| \`(?:[a-z_]+\`, \`)?${key}\``, 'm'), `README tls table lacks ${key}`);
+    assert.ok(man.includes(key), `man page lacks tls key ${key}`);
+  }
+  const headerTable = readme.slice(readme.indexOf('### Every header driveshaft sends'));
+  for (const header of ['Host', 'Connection', 'Content-Type', 'Content-Length', 'Authorization', ATTEMPT_HEADER, FIRST_ATTEMPT_HEADER, WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER]) {
+    assert.ok(headerTable.toLowerCase().includes(`\`${header.toLowerCase()}\``), `README header table lacks ${header}`);
+    assert.ok(man.toLowerCase().includes(header.toLowerCase()), `man page lacks header ${header}`);
   }
 });

@@ -1,4 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { HelperError, HelperErrorCode } from './helper-error.js';
 
@@ -12,6 +13,16 @@ export interface RecordedRequest {
   receivedAt: number;
   /** Distinct per TCP connection (1, 2, …), so tests can assert keep-alive reuse. */
   socketId: number;
+  /** Subject CN of the client certificate an https endpoint verified, else null. */
+  clientCertificate: string | null;
+}
+
+/** An https endpoint: its certificate, and for mutual TLS the CA its clients' certificates must chain to. */
+export interface EndpointTls {
+  key: string;
+  cert: string;
+  /** Set: clients must present a certificate signed by this CA (the handshake fails otherwise). */
+  clientCa?: string;
 }
 
 export interface EndpointAnswer {
@@ -37,7 +48,7 @@ export type StreamPiece = { data: string | Buffer | object; delayMs?: number; af
 export type EndpointHandler = (req: RecordedRequest) => EndpointAnswer | Promise<EndpointAnswer>;
 
 export interface Endpoint {
-  /** http://127.0.0.1:port/job */
+  /** http://127.0.0.1:port/job (https:// with the `tls` option) */
   url: string;
   port: number;
   /** Every request in arrival order (recorded before the handler runs). */
@@ -45,6 +56,8 @@ export interface Endpoint {
   setHandler(handler: EndpointHandler): void;
   /** Total TCP connections accepted since start. */
   connections(): number;
+  /** TLS handshakes that failed, with the server-side error code (https endpoints only). */
+  tlsErrors: string[];
   /**
    * Stops listening, resets every open connection, cancels pending delayed answers. Idempotent. A
    * later startEndpoint(handler, { port }) brings the endpoint back on the same address.
@@ -80,7 +93,7 @@ const defaultHandler: EndpointHandler = () => DEFAULT_ANSWER;
  * A real HTTP server on 127.0.0.1 with a free port that records every request and answers as the
  * handler scripts. Always pair with `t.after(() => endpoint.close())`.
  */
-export function startEndpoint(handler: EndpointHandler = defaultHandler, options: { port?: number } = {}): Promise<Endpoint> {
+export function startEndpoint(handler: EndpointHandler = defaultHandler, options: { port?: number; tls?: EndpointTls } = {}): Promise<Endpoint> {
   let current = handler;
   let accepted = 0;
   const requests: RecordedRequest[] = [];
@@ -89,9 +102,18 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
   const pendingAnswers = new Set<NodeJS.Timeout>();
   let closing: Promise<void> | undefined;
 
-  const server = createServer((req, res) => {
+  const tlsErrors: string[] = [];
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     void onRequest(req, res);
-  });
+  };
+  const tls = options.tls;
+  const server =
+    tls === undefined
+      ? createServer(listener)
+      : createHttpsServer({ key: tls.key, cert: tls.cert, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }) }, listener);
+  server.on('tlsClientError', (error: NodeJS.ErrnoException) => tlsErrors.push(error.code ?? error.message));
+  // Requests of an https endpoint arrive on the TLS socket wrapped around the counted TCP one.
+  server.on('secureConnection', (socket: Socket) => socketIds.set(socket, accepted));
   server.on('connection', (socket: Socket) => {
     accepted++;
     socketIds.set(socket, accepted);
@@ -113,6 +135,7 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
       body: Buffer.concat(chunks),
       receivedAt: Date.now(),
       socketId: socketIds.get(req.socket) ?? 0,
+      clientCertificate: clientCertificateOf(req),
     };
     requests.push(recorded);
 
@@ -189,9 +212,10 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
       }
       const { port } = address;
       resolve({
-        url: `http://127.0.0.1:${port}/job`,
+        url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}/job`,
         port,
         requests,
+        tlsErrors,
         setHandler(next: EndpointHandler): void {
           current = next;
         },
@@ -209,6 +233,12 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
       });
     });
   });
+}
+
+function clientCertificateOf(req: IncomingMessage): string | null {
+  const socket = req.socket as Socket & { getPeerCertificate?: () => { subject?: { CN?: string } } | null; authorized?: boolean };
+  if (socket.getPeerCertificate === undefined || socket.authorized !== true) return null;
+  return socket.getPeerCertificate()?.subject?.CN ?? null;
 }
 
 function send(res: ServerResponse, answer: EndpointAnswer): void {
