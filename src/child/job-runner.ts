@@ -5,9 +5,9 @@
  * One undici Pool per runner, keep-alive, `connections` = worker_count: a slot runs at most one job,
  * so the pool never queues a request behind another one (original fault 9: a TCP connection per job).
  *
- * Requests go through `Pool.dispatch` with a legacy-style handler rather than `Pool.request`: no
- * Readable stream, no header parsing, no promise per job. The hot path is ~2 small allocations plus
- * the body.
+ * Requests go through `Pool.dispatch` with a dispatch handler (undici's current controller API)
+ * rather than `Pool.request`: no Readable stream, no promise per job; the two response headers we read
+ * come from the controller's raw list.
  */
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
@@ -23,10 +23,11 @@ import { responseBytes } from './response-body.js';
 
 /**
  * undici's Pool class from its own file, not from the package index: the index also loads fetch,
- * WebSocket, EventSource, the cache store and web streams (with zlib, worker_threads and more), which
- * cost each pool child 7 MiB of RSS at 10 slots and 11 MiB at 1,000 (measured idle, /proc) and which
- * a child never uses. The index itself requires this same file, and package-lock pins undici, so a
- * move of it would fail every test at once rather than in production.
+ * WebSocket, EventSource, the cache store and web streams (with zlib and more), which a child never
+ * uses. With undici 8.13 on Node 26 the index costs 8.1 MiB of RSS and 8.3 MiB of PSS more than this
+ * file (a process that loads either and creates a 10-connection Pool, after GC, /proc smaps_rollup,
+ * three runs each: 59.5 vs 67.8 MiB RSS). The index itself requires this same file, and package-lock
+ * pins undici, so a move of it would fail every test at once rather than in production.
  */
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
@@ -437,7 +438,7 @@ export class JobRunner {
           // undici takes SNI from the request before the Pool's connect options; a set name must win.
           ...(this.#template.tls?.serverName == null ? {} : { servername: this.#template.tls.serverName }),
         },
-        request as unknown as Dispatcher.DispatchHandler,
+        request,
       );
     } catch (error) {
       request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.https, this.#template.tls)}`, { cause: error }));
@@ -546,14 +547,15 @@ function containsBoundary(job: Job, boundary: string): boolean {
 }
 
 /**
- * One job's HTTP exchange: the undici (legacy) dispatch handler. `#done` guarantees exactly one
+ * One job's HTTP exchange: the undici dispatch handler. `#done` guarantees exactly one
  * outcome whatever order undici's callbacks and our aborts (timeout, shutdown) come in.
  */
 export class JobRequest {
   readonly #runner: JobRunner;
   readonly #listener: JobListener;
   readonly #template: RequestTemplate;
-  #abortRequest: ((error?: Error) => void) | null = null;
+  /** undici's handle on the request once it starts: aborts it. */
+  #controller: Dispatcher.DispatchController | null = null;
   #status = 0;
   /** performance.now() when a 200's headers arrived (the stall detector's start). */
   #headersAt = 0;
@@ -564,9 +566,9 @@ export class JobRequest {
   /** Set when a 200 answer is application/x-ndjson: its lines are handled as they arrive. */
   #ndjson: NdjsonAnswer | null = null;
   #done = false;
-  /** A response began and its status line has not reached onHeaders (see onError: the 100 Continue case). */
+  /** A response began and its status line has not reached onResponseStart (see onResponseError: the 100 Continue case). */
   #statusPending = false;
-  /** Set when we aborted: the outcome is already settled; undici's onError then only cleans up. */
+  /** Set when we aborted: the outcome is already settled; undici's onResponseError then only cleans up. */
   #abortReason: Error | null = null;
 
   constructor(runner: JobRunner, listener: JobListener, template: RequestTemplate) {
@@ -597,55 +599,52 @@ export class JobRequest {
     } else {
       this.#settle({ kind: 'fail', cause: code === 'DS_SHUTTING_DOWN' ? FailureCause.SHUTDOWN : FailureCause.HTTP, reason: reason.message });
     }
-    this.#abortRequest?.(reason);
+    this.#controller?.abort(reason);
   }
 
-  // ── undici handler (legacy interface: no header parsing, no controller object) ──────────────────
+  // ── undici dispatch handler ──────────────────────────────────────────────────────────────────────
 
-  onConnect(abort: (error?: Error) => void): void {
-    this.#abortRequest = abort;
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
     // Aborted while queued (e.g. the endpoint was still connecting): stop it now.
-    if (this.#abortReason !== null) abort(this.#abortReason);
+    if (this.#abortReason !== null) controller.abort(this.#abortReason);
   }
 
   onResponseStarted(): void {
     this.#statusPending = true;
   }
 
-  onHeaders(statusCode: number, rawHeaders?: Buffer[]): boolean {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
     this.#statusPending = false;
     this.#status = statusCode;
+    // The raw [name, value, …] list: two header lookups need no parsed object.
+    const rawHeaders = (controller as { rawHeaders?: Buffer[] }).rawHeaders;
     if (statusCode === 200) {
       this.#headersAt = performance.now();
       if (rawHeaders !== undefined && isNdjsonResponse(rawHeaders)) this.#ndjson = new NdjsonAnswer((update) => this.#progress(update));
     } else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
-    return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#template.maxResponseBytes) {
       this.abort(new HttpResponseError(`response body is over the ${this.#template.maxResponseBytes}-byte limit`));
-      return false;
+      return;
     }
     if (this.#ndjson !== null) {
       const problem = this.#ndjson.push(chunk);
-      if (problem !== null) {
-        this.abort(new HttpResponseError(problem));
-        return false;
-      }
-      return true;
+      if (problem !== null) this.abort(new HttpResponseError(problem));
+      return;
     }
     // Bodies of non-200 answers are read (so the connection stays reusable) but not kept.
     if (this.#status === 200) this.#chunks.push(chunk);
-    return true;
   }
 
   #progress(update: ProgressUpdate): void {
     if (!this.#done) this.#listener.onJobProgress(update);
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     if (this.#done) return;
     const status = this.#status;
     if (status !== 200) {
@@ -668,10 +667,10 @@ export class JobRequest {
     this.#settle(interpretBody(body));
   }
 
-  onError(error: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.#done) return;
     // undici's HTTP/1.1 client drops the connection on any 100 Continue (it never sends Expect) with
-    // this generic error, before the status reaches onHeaders; every other 1xx reaches onHeaders. The
+    // this generic error, before the status reaches onResponseStart; every other 1xx does. The
     // endpoint answered, wrongly, and will again: a permanent failure, named.
     if (this.#statusPending && error.message === 'bad response') {
       const reason = `the endpoint sent an unsolicited "100 Continue", which undici (the HTTP client) does not accept: configure the endpoint's server to send only the final response (request failed: ${errorReason(error)})`;
@@ -683,7 +682,7 @@ export class JobRequest {
     this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.https, this.#template.tls)}`, retryAfterMs: null });
   }
 
-  onUpgrade(): void {
+  onRequestUpgrade(): void {
     // Only reachable if the endpoint answers 101 to a POST: it answered, wrongly, so it is permanent.
     if (this.#done) return;
     this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: 'endpoint tried to upgrade the connection' });
