@@ -6,26 +6,11 @@ import path from 'node:path';
 import { runCheck } from '../../src/config/check.js';
 import type { CheckResult } from '../../src/config/check.js';
 import type { DaemonOptions } from '../../src/config/types.js';
+import { daemonOptions } from '../helpers/daemon-options.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
 function options(extra: Partial<DaemonOptions>): DaemonOptions {
-  return {
-    jobsconfig: '/nonexistent/jobs.json',
-    logconfig: null,
-    max_running_time: 300,
-    loop_timeout: 10,
-    child_unresponsive_after: 10,
-    child_kill_after: 60,
-    status_port: null,
-    status_host: '127.0.0.1',
-    user: null,
-    pid_file: null,
-    daemonize: false,
-    request_format: 'json',
-    check: true,
-    exporter_addr: null,
-    ...extra,
-  };
+  return daemonOptions('/nonexistent/jobs.json', { check: true, ...extra });
 }
 
 const GOOD_JOBS = {

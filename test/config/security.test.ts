@@ -14,6 +14,7 @@ import { loadJobsConfig } from '../../src/config/jobs-config.js';
 import type { DaemonOptions, JobsConfig } from '../../src/config/types.js';
 import { ConfigError } from '../../src/errors.js';
 import { makeTestPki } from '../helpers/tls-certs.js';
+import { daemonOptions } from '../helpers/daemon-options.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
 const DEFAULTS = { maxRunningTimeMs: 300_000, requestFormat: 'json' } as const;
@@ -171,22 +172,7 @@ test('a reload should count a changed secret (same file, new content) as a chang
 });
 
 function checkOptions(jobsconfig: string): DaemonOptions {
-  return {
-    jobsconfig,
-    logconfig: null,
-    max_running_time: 300,
-    loop_timeout: 10,
-    child_unresponsive_after: 10,
-    child_kill_after: 60,
-    status_port: null,
-    status_host: '127.0.0.1',
-    user: null,
-    pid_file: null,
-    daemonize: false,
-    request_format: 'json',
-    check: true,
-    exporter_addr: null,
-  };
+  return daemonOptions(jobsconfig, { check: true });
 }
 
 test('--check should list the secret sources it read (never their content), the warnings, and fail on an unreadable secret', (t) => {

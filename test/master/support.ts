@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
+import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
@@ -71,21 +72,5 @@ export function jobsFile(servers: string[], pools: Record<string, { uri: string;
 
 /** Daemon options as the master tests run it: fast loop_timeout, no listeners, `overrides` on top. */
 export function daemonOptions(jobsconfig: string, overrides: Partial<DaemonOptions> = {}): DaemonOptions {
-  return {
-    jobsconfig,
-    logconfig: null,
-    max_running_time: 1,
-    loop_timeout: 0.2,
-    child_unresponsive_after: 10,
-    child_kill_after: 60,
-    status_port: null,
-    status_host: '127.0.0.1',
-    user: null,
-    pid_file: null,
-    daemonize: false,
-    request_format: 'json',
-    check: false,
-    exporter_addr: null,
-    ...overrides,
-  };
+  return baseDaemonOptions(jobsconfig, { max_running_time: 1, loop_timeout: 0.2, ...overrides });
 }
