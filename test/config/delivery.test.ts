@@ -2,37 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../../src/errors.js';
-import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig, parseJobsConfig } from '../../src/config/jobs-config.js';
+import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig } from '../../src/config/jobs-config.js';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { JobsConfig } from '../../src/config/types.js';
+import { DEFAULTS, config, configParser, pool } from './jobs-text.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
 const FILE = '/etc/driveshaft/jobs.json';
-const DEFAULTS = { maxRunningTimeMs: 300_000, requestFormat: 'json' } as const;
 const D = 'pools_list.P.delivery';
-
-function pool(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { job_processing_uri: 'http://localhost/job.php', worker_count: 4, jobs_list: ['Sum'], ...extra };
-}
-
-function config(pools: Record<string, unknown>, servers: unknown = ['localhost']): string {
-  return JSON.stringify({ gearman_servers_list: servers, pools_list: pools });
-}
-
-function parse(text: string): JobsConfig {
-  return parseJobsConfig(text, FILE, DEFAULTS);
-}
-
-function problems(text: string): readonly string[] {
-  try {
-    parse(text);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+const { parse, problems } = configParser(FILE);
 
 /** Problems of one pool P with `delivery` set to `delivery`. */
 function deliveryProblems(delivery: unknown): readonly string[] {

@@ -2,38 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, ErrorCode } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { editDistance, loadJobsConfig, parseJobsConfig, suggestKey } from '../../src/config/jobs-config.js';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
-import type { JobsConfig } from '../../src/config/types.js';
+import { DEFAULTS, config, configParser, pool } from './jobs-text.js';
 import { tempDir, writeFile } from './temp-dir.js';
 
 const FILE = '/etc/jobs.json';
-const DEFAULTS = { maxRunningTimeMs: 300_000, requestFormat: 'json' } as const;
-
-function pool(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { job_processing_uri: 'http://localhost/job.php', worker_count: 4, jobs_list: ['Sum'], ...extra };
-}
-
-function config(pools: Record<string, unknown>, servers: unknown = ['localhost']): string {
-  return JSON.stringify({ gearman_servers_list: servers, pools_list: pools });
-}
-
-function parse(text: string): JobsConfig {
-  return parseJobsConfig(text, FILE, DEFAULTS);
-}
-
-/** The problem lines parsing `text` throws, asserting they come as one ConfigError. */
-function problems(text: string): readonly string[] {
-  try {
-    parse(text);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError);
-    assert.equal(error.code, ErrorCode.CONFIG);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+const { parse, problems } = configParser(FILE);
 
 const SEED_README_EXAMPLE = `{
 "gearman_servers_list":
