@@ -262,9 +262,15 @@ interface ThroughputResult {
   }>;
   rssBeforeKiB?: number;
   rssAfterKiB?: number;
-  /** PSS of the daemon's processes, summed: extra information beside RSS (shared pages counted once). */
+  /** PSS of the daemon's processes, summed (smaps_rollup): lowered by every other process sharing a page. */
   pssBeforeKiB?: number | null;
   pssAfterKiB?: number | null;
+  /**
+   * "PSS alone": every page resident in the daemon's processes counted once, as their summed PSS would
+   * be if nothing else on the machine mapped the node binary (pagemap; null when not root).
+   */
+  aloneBeforeKiB?: number | null;
+  aloneAfterKiB?: number | null;
   /** Distinct keep-alive connections the endpoint saw. */
   httpConnections?: number;
   integrity?: Integrity;
@@ -293,6 +299,8 @@ interface ScenarioResult {
   idleRssKiB?: number;
   /** The idle sample's PSS sum (null when smaps_rollup was unreadable). */
   idlePssKiB?: number | null;
+  /** The idle sample's "PSS alone" (see ThroughputResult.aloneAfterKiB). */
+  idleAloneKiB?: number | null;
   /** The idle sample per process, master first. */
   idleByProcess?: MemoryByProcess[];
   idleProcesses?: number;
@@ -725,6 +733,7 @@ async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
       const median = idle[Math.floor(idle.length / 2)] as TreeSample;
       result.idleRssKiB = median.rssKiB;
       result.idlePssKiB = orNull(median.pssKiB);
+      result.idleAloneKiB = orNull(median.uniqueKiB);
       result.idleByProcess = median.processes.map((p) => ({ pid: p.pid, rssKiB: p.rssKiB, rssAnonKiB: p.rssAnonKiB, rssFileKiB: p.rssFileKiB, pssKiB: orNull(p.pssKiB) }));
       result.idleProcesses = median.processes.length;
 
@@ -919,6 +928,8 @@ async function throughputRun(
   result.rssAfterKiB = after.workers.rssKiB;
   result.pssBeforeKiB = mode === 'cold' ? undefined : orNull(before.workers.pssKiB);
   result.pssAfterKiB = orNull(after.workers.pssKiB);
+  result.aloneBeforeKiB = mode === 'cold' ? undefined : orNull(before.workers.uniqueKiB);
+  result.aloneAfterKiB = orNull(after.workers.uniqueKiB);
   const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
   result.perProcess = after.workers.processes.map((p) => ({
     pid: p.pid,
@@ -1141,7 +1152,7 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
   const compares = scenarios.filter((s) => s.binary === 'compare');
   if (compares.length > 0) {
     const theirName = compares[0]?.compareKind === 'original' ? 'the original' : 'the compare build';
-    out.push(`Ours ÷ ${theirName}, same run (queue: the median run; memory: PSS, RSS in brackets):`);
+    out.push(`Ours ÷ ${theirName}, same run (queue: the median run; memory: PSS alone / PSS / RSS):`);
     for (const c of compares) {
       const mine = scenarios.find((s) => s.binary === 'ours' && s.label === c.label);
       const ours = mine?.runs.queue;
@@ -1157,12 +1168,15 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
         parts.push(`fg p50 ${fmt.int(ourLatency.p50Us)} vs ${fmt.int(theirLatency.p50Us)} µs`);
       }
       if (mine?.idleRssKiB !== undefined && c.idleRssKiB !== undefined) {
-        parts.push(`idle ${pssMib(mine.idlePssKiB)} (${fmt.mib(mine.idleRssKiB)}) vs ${pssMib(c.idlePssKiB)} (${fmt.mib(c.idleRssKiB)}) MiB`);
+        parts.push(`idle ${memoryTriple(mine.idleAloneKiB, mine.idlePssKiB, mine.idleRssKiB)} vs ${memoryTriple(c.idleAloneKiB, c.idlePssKiB, c.idleRssKiB)} MiB`);
       }
       const ourFirst = mine?.queueRuns?.[0] ?? ours;
       const theirFirst = c.queueRuns?.[0] ?? theirs;
       if (ourFirst?.kind === 'throughput' && theirFirst?.kind === 'throughput') {
-        parts.push(`after one run ${pssMib(ourFirst.pssAfterKiB)} (${fmt.mib(ourFirst.rssAfterKiB)}) vs ${pssMib(theirFirst.pssAfterKiB)} (${fmt.mib(theirFirst.rssAfterKiB)}) MiB`);
+        parts.push(
+          `after one run ${memoryTriple(ourFirst.aloneAfterKiB, ourFirst.pssAfterKiB, ourFirst.rssAfterKiB)} vs ` +
+            `${memoryTriple(theirFirst.aloneAfterKiB, theirFirst.pssAfterKiB, theirFirst.rssAfterKiB)} MiB`,
+        );
       }
       if (parts.length > 0) out.push(`  ${c.label}: ${parts.join('; ')}`);
     }
@@ -1170,7 +1184,7 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
   }
 
   const targets = evaluateTargets(options, scenarios);
-  out.push('Performance targets (ratios from this run; memory is PSS of master + children, RSS beside it):');
+  out.push('Performance targets (ratios from this run; memory: PSS alone of master + children, PSS and RSS beside it):');
   out.push(table(['target', 'measured', 'goal', 'verdict'], targets.map((t) => [t.name, t.value, t.goal, t.pass === undefined ? `n/a${t.note ? ` (${t.note})` : ''}` : t.pass ? 'PASS' : 'FAIL'])));
 
   for (const s of scenarios) {
@@ -1194,25 +1208,45 @@ function pssMib(kib: number | null | undefined): string {
   return kib === null || kib === undefined ? '—' : fmt.mib(kib);
 }
 
+/** "PSS alone / PSS / RSS" in MiB. */
+function memoryTriple(alone: number | null | undefined, pss: number | null | undefined, rss: number | undefined): string {
+  return `${pssMib(alone)} / ${pssMib(pss)} / ${fmt.mib(rss)}`;
+}
+
+/**
+ * The memory figure the targets judge: "PSS alone" (master + children, each page counted once, see
+ * uniqueSetKiB) when pagemap was readable, else the summed PSS, which other processes sharing the
+ * node binary lower.
+ */
+function judgedMemory(alone: number | null | undefined, pss: number | null | undefined): { kib: number; kind: string } | undefined {
+  if (alone !== null && alone !== undefined) return { kib: alone, kind: 'PSS alone' };
+  if (pss !== null && pss !== undefined) return { kib: pss, kind: 'PSS (pagemap unreadable: lowered by other processes)' };
+  return undefined;
+}
+
 /**
  * RSS per process, split into anonymous (the process's own heap and malloc) and file-backed (mostly
  * the node binary's pages, shared by every node process but counted by RSS in each), with PSS beside
  * it. The targets are PSS, which counts the node binary's pages once for master and children.
  */
 function memoryLines(scenarios: readonly ScenarioResult[]): string[] {
-  const out = ['Daemon memory, MiB (RSS = anon + file; PSS counts pages shared between processes once; targets use PSS):'];
+  const out = [
+    'Daemon memory, MiB (RSS = anon + file; PSS divides a shared page between every process mapping it, this harness',
+    "and other people's Node processes included; \"alone\" counts each page of master + children once, as their PSS",
+    'would be with nothing else mapping the node binary: the targets judge it):',
+  ];
   const who = (i: number): string => (i === 0 ? 'master' : `child ${i}`);
   const pss = pssMib;
   for (const s of scenarios) {
     const name = scenarioName(s);
     if (s.idleByProcess !== undefined) {
       const parts = s.idleByProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssKiB)} (${fmt.mib(p.rssAnonKiB)}+${fmt.mib(p.rssFileKiB)}, PSS ${pss(p.pssKiB)})`);
-      out.push(`  ${name} idle: RSS ${fmt.mib(s.idleRssKiB)}, PSS ${pss(s.idlePssKiB)}; ${parts.join(', ')}`);
+      out.push(`  ${name} idle: alone ${pss(s.idleAloneKiB)}, RSS ${fmt.mib(s.idleRssKiB)}, PSS ${pss(s.idlePssKiB)}; ${parts.join(', ')}`);
     }
     const q = s.queueRuns?.[0] ?? s.runs.queue ?? s.runs.cold;
     if (q?.kind === 'throughput' && q.perProcess !== undefined) {
       const parts = q.perProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssAfterKiB)} (${fmt.mib(p.rssAnonAfterKiB)}+${fmt.mib(p.rssFileAfterKiB)}, PSS ${pss(p.pssAfterKiB)})`);
-      out.push(`  ${name} after ${q.mode}: RSS ${fmt.mib(q.rssAfterKiB)}, PSS ${pss(q.pssAfterKiB)}; ${parts.join(', ')}`);
+      out.push(`  ${name} after ${q.mode}: alone ${pss(q.aloneAfterKiB)}, RSS ${fmt.mib(q.rssAfterKiB)}, PSS ${pss(q.pssAfterKiB)}; ${parts.join(', ')}`);
     }
   }
   return out;
@@ -1238,7 +1272,12 @@ function evaluateTargets(options: Options, scenarios: ScenarioResult[]): Target[
     const run = s?.runs.queue ?? s?.runs.cold;
     return run?.kind === 'throughput' ? run : undefined;
   };
-  const noOriginal = options.compareBin === undefined ? 'no original in this run: --original' : 'the compare binary is not the original';
+  const noOriginal =
+    options.compareBin === undefined
+      ? 'no original in this run: --original'
+      : compareKind(options.compareBin) === 'original'
+        ? 'needs this scenario, ours and the original'
+        : 'the compare binary is not the original';
   const targets: Target[] = [];
   const ceilingRatio = (s: ScenarioResult | undefined, rate: number): string => {
     const ceiling = ceilingFigures([s?.ceiling]).reported;
@@ -1317,37 +1356,39 @@ function evaluateTargets(options: Options, scenarios: ScenarioResult[]): Target[
 
   // After exactly one N-job run (the first, when --repeat ran several): what the target is about.
   const run1000 = ours('1000')?.queueRuns?.[0] ?? queueOf(ours('1000'));
-  const pss1000 = run1000?.pssAfterKiB ?? undefined;
+  const after1000 = judgedMemory(run1000?.aloneAfterKiB, run1000?.pssAfterKiB);
   targets.push({
     name: `1000 slots: PSS after a ${fmt.int(options.jobs)}-job run`,
-    value: pss1000 === undefined ? '—' : `${pssMib(pss1000)} MiB (RSS ${fmt.mib(run1000?.rssAfterKiB)})`,
+    value: after1000 === undefined ? '—' : `${fmt.mib(after1000.kib)} MiB ${after1000.kind} (PSS ${pssMib(run1000?.pssAfterKiB)}, RSS ${fmt.mib(run1000?.rssAfterKiB)})`,
     goal: `≤ ${TARGET_PSS_1000_AFTER_MIB} MiB`,
-    pass: pss1000 === undefined ? undefined : pss1000 / 1024 <= TARGET_PSS_1000_AFTER_MIB,
+    pass: after1000 === undefined ? undefined : after1000.kib / 1024 <= TARGET_PSS_1000_AFTER_MIB,
     note: 'no 1000-slot queue run, or PSS unreadable',
   });
 
-  const idlePss10 = ours('10')?.idlePssKiB ?? undefined;
+  const s10 = ours('10');
+  const idle10 = judgedMemory(s10?.idleAloneKiB, s10?.idlePssKiB);
   targets.push({
     name: `10 slots: idle PSS (${options.settleMs} ms after registering)`,
-    value: idlePss10 === undefined ? '—' : `${pssMib(idlePss10)} MiB (RSS ${fmt.mib(ours('10')?.idleRssKiB)})`,
+    value: idle10 === undefined ? '—' : `${fmt.mib(idle10.kib)} MiB ${idle10.kind} (PSS ${pssMib(s10?.idlePssKiB)}, RSS ${fmt.mib(s10?.idleRssKiB)})`,
     goal: `≤ ${TARGET_PSS_10_IDLE_MIB} MiB`,
-    pass: idlePss10 === undefined ? undefined : idlePss10 / 1024 <= TARGET_PSS_10_IDLE_MIB,
+    pass: idle10 === undefined ? undefined : idle10.kib / 1024 <= TARGET_PSS_10_IDLE_MIB,
     note: 'no 10-slot scenario, or PSS unreadable',
   });
 
-  const idlePss1000 = ours('1000')?.idlePssKiB ?? undefined;
-  const perSlotPss = idlePss10 !== undefined && idlePss1000 !== undefined ? (idlePss1000 - idlePss10) / 990 : undefined;
-  const idleRss10 = ours('10')?.idleRssKiB;
-  const idleRss1000 = ours('1000')?.idleRssKiB;
-  const perSlotRss = idleRss10 !== undefined && idleRss1000 !== undefined ? (idleRss1000 - idleRss10) / 990 : undefined;
+  const s1000 = ours('1000');
+  const idle1000 = judgedMemory(s1000?.idleAloneKiB, s1000?.idlePssKiB);
+  const perSlot = idle10 !== undefined && idle1000 !== undefined && idle10.kind === idle1000.kind ? (idle1000.kib - idle10.kib) / 990 : undefined;
+  const perSlotOf = (a: number | null | undefined, b: number | null | undefined): string =>
+    a === null || a === undefined || b === null || b === undefined ? '—' : fmt.f1((b - a) / 990);
   targets.push({
     name: 'idle PSS per extra slot (10→1000)',
     value:
-      perSlotPss === undefined
+      perSlot === undefined || idle10 === undefined || idle1000 === undefined
         ? '—'
-        : `${fmt.f1(perSlotPss)} KiB (${pssMib(idlePss10)} → ${pssMib(idlePss1000)} MiB; RSS ${fmt.f1(perSlotRss)} KiB/slot)`,
+        : `${fmt.f1(perSlot)} KiB ${idle10.kind} (${fmt.mib(idle10.kib)} → ${fmt.mib(idle1000.kib)} MiB; ` +
+          `PSS ${perSlotOf(s10?.idlePssKiB, s1000?.idlePssKiB)}, RSS ${perSlotOf(s10?.idleRssKiB, s1000?.idleRssKiB)} KiB/slot)`,
     goal: `≤ ${TARGET_PSS_PER_SLOT_KIB} KiB`,
-    pass: perSlotPss === undefined ? undefined : perSlotPss <= TARGET_PSS_PER_SLOT_KIB,
+    pass: perSlot === undefined ? undefined : perSlot <= TARGET_PSS_PER_SLOT_KIB,
     note: 'needs the 10 and 1000 scenarios',
   });
 
