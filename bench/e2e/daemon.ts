@@ -1,13 +1,14 @@
 /**
  * Starts the daemon under test through its real command line, as an operator would, and stops it
- * with every process it forked. The same code runs another compatible binary
- * (DRIVESHAFT_COMPARE_BIN, e.g. the original C++ Driveshaft), which takes a log4cxx XML log config
- * and insists on --max_running_time, --loop_timeout and --status_port all being given.
+ * with every process it forked. The same code runs the original C++ Driveshaft (a compare binary that
+ * is not a `.js` file), which takes a log4cxx XML log config, insists on --max_running_time,
+ * --loop_timeout and --status_port all being given, binds its status port on every address and runs
+ * every worker as a thread of one process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { join } from 'node:path';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gearmand } from '../../test/helpers/gearmand.js';
 import { freePort } from '../../test/helpers/free-port.js';
@@ -16,6 +17,40 @@ import { processTree, signalAll } from './proc-stats.js';
 /** Repository root, from dist/bench/e2e/. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const OUR_BIN = join(REPO_ROOT, 'bin', 'driveshaft.js');
+
+/** Where the original's build lives, relative to the repository (it is never copied into it). */
+const ORIGINAL_RELATIVE = join('..', 'shared', 'reference', 'original', 'driveshaft');
+
+/**
+ * The original C++ Driveshaft beside the repository (`../shared/reference/original/driveshaft`). In a
+ * git worktree the repository's folder is elsewhere, so the main checkout's neighbour is tried next.
+ * Throws, naming every place looked at, when there is none.
+ */
+export function originalBinary(): string {
+  const roots = [REPO_ROOT];
+  try {
+    const common = execFileSync('git', ['rev-parse', '--path-format=absolute', '--git-common-dir'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    roots.push(dirname(common));
+  } catch {
+    // not a git checkout: the repository's own neighbour is the only candidate
+  }
+  const candidates = [...new Set(roots.map((root) => resolvePath(root, ORIGINAL_RELATIVE)))];
+  const found = candidates.find((path) => existsSync(path));
+  if (found === undefined) {
+    throw new Error(`--original: the original daemon is not at ${candidates.join(' nor ')}; set DRIVESHAFT_COMPARE_BIN to its path instead`);
+  }
+  return found;
+}
+
+/**
+ * The original's --loop_timeout. It re-reads its config every loop_timeout/2 s, and at 1 s that loop
+ * spins: measured here, 1 s cost 0.55 of a core with nothing to do, 2 s nothing (its README's value).
+ */
+const ORIGINAL_LOOP_TIMEOUT_S = 2;
 
 export interface PoolSpec {
   name: string;
@@ -28,8 +63,8 @@ export interface PoolSpec {
 export interface DaemonOptions {
   /** Path of the executable; a `.js` file is run with this Node. */
   bin: string;
-  /** Our daemon (bunyan JSON log config) or another binary (log4cxx XML). */
-  flavour: 'ours' | 'compare';
+  /** Our daemon, any build of it (bunyan JSON log config), or the original C++ one (log4cxx XML). */
+  flavour: 'ours' | 'original';
   dir: string;
   gearmand: Gearmand;
   endpointUrl: string;
@@ -82,6 +117,18 @@ export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUr
   return { gearman_servers_list: [options.gearmand.label], pools_list: pools };
 }
 
+/**
+ * The log4cxx config for the original: the reference folder's `logconfig-<level>.xml` beside the
+ * binary when there is one (console output, which goes to `daemon.out`), else a file appender.
+ */
+function originalLogConfig(options: DaemonOptions, logPath: string): string {
+  const beside = join(dirname(options.bin), `logconfig-${options.logLevel}.xml`);
+  if (existsSync(beside)) return beside;
+  const generated = join(options.dir, 'log4cxx.xml');
+  writeFileSync(generated, log4cxxConfig(logPath, options.logLevel.toUpperCase()));
+  return generated;
+}
+
 function log4cxxConfig(logPath: string, level: string): string {
   return `<?xml version="1.0" encoding="UTF-8" ?>
 <log4j:configuration xmlns:log4j="http://jakarta.apache.org/log4j/">
@@ -105,14 +152,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const logConfig = { name: 'driveshaft', level: options.logLevel, streams: [stream] };
     writeFileSync(logConfigPath, `${JSON.stringify(logConfig)}\n`);
   } else {
-    logConfigPath = join(options.dir, 'log4cxx.xml');
-    writeFileSync(logConfigPath, log4cxxConfig(logPath, options.logLevel.toUpperCase()));
+    logConfigPath = originalLogConfig(options, logPath);
   }
-  const statusPort = await freePort();
+  // The original listens on 0.0.0.0: a port free on 127.0.0.1 alone could still clash there.
+  const statusPort = options.flavour === 'ours' ? await freePort() : await freePortAnyAddress();
   const args = [
     '--jobsconfig', jobsPath,
     '--logconfig', logConfigPath,
-    '--loop_timeout', '1',
+    '--loop_timeout', options.flavour === 'ours' ? '1' : String(ORIGINAL_LOOP_TIMEOUT_S),
     '--max_running_time', '300',
     '--status_port', String(statusPort),
   ];
@@ -199,6 +246,25 @@ export async function waitRegistered(
     }
     await delay(50);
   }
+}
+
+/** A TCP port that was free on every address (0.0.0.0) a moment ago. */
+function freePortAnyAddress(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '0.0.0.0', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error(`freePortAnyAddress: unexpected listen address ${String(address)}`));
+        return;
+      }
+      const { port } = address;
+      server.close((err) => (err ? reject(err) : resolvePort(port)));
+    });
+  });
 }
 
 function statusCommand(port: number, command: string): Promise<string> {

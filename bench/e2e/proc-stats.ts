@@ -6,7 +6,7 @@
  * /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN, which this machine's kernel lacks.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 
 export interface ProcessSample {
   pid: number;
@@ -38,6 +38,11 @@ export interface TreeSample {
   rssKiB: number;
   /** NaN unless PSS was read for every process. */
   pssKiB: number;
+  /**
+   * Every resident page of these processes counted once, however many of them map it, and whoever
+   * else does (see uniqueSetKiB). NaN unless read (with `pss`) and readable (root only).
+   */
+  uniqueKiB: number;
 }
 
 /** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. */
@@ -111,6 +116,77 @@ function readPssKiB(pid: number): number {
   }
 }
 
+const PAGE_SIZE = ((): number => {
+  try {
+    const size = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
+    if (Number.isInteger(size) && size > 0) return size;
+  } catch {
+    // getconf missing
+  }
+  return 4096;
+})();
+/** pagemap entries are 64 bits: bit 63 "present", bits 0–54 the page frame number. */
+const PAGEMAP_ENTRY = 8;
+const PAGEMAP_CHUNK_PAGES = 32_768;
+
+/**
+ * The memory these processes occupy together: the number of distinct physical pages resident in any
+ * of them, from /proc/<pid>/pagemap. This is what summed PSS means to say ("a page the master and a
+ * child both map counts once"), without PSS's dependence on the rest of the machine: PSS divides a
+ * page of the node binary between every process mapping it, this harness and other people's Node
+ * processes included, so the same daemon's summed PSS moves with what else runs. Page frame numbers
+ * are readable by root only (CAP_SYS_ADMIN); otherwise, or if a process vanished meanwhile, NaN.
+ */
+export function uniqueSetKiB(pids: readonly number[]): number {
+  const frames = new Set<number>();
+  for (const pid of pids) {
+    let smaps: string;
+    let fd: number;
+    try {
+      smaps = readFileSync(`/proc/${pid}/smaps`, 'latin1');
+      fd = openSync(`/proc/${pid}/pagemap`, 'r');
+    } catch {
+      return NaN;
+    }
+    try {
+      let sawFrame = false;
+      let range: [number, number] | undefined;
+      const buffer = Buffer.allocUnsafe(PAGEMAP_CHUNK_PAGES * PAGEMAP_ENTRY);
+      for (const line of smaps.split('\n')) {
+        const header = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (header !== null) {
+          range = [parseInt(header[1] as string, 16), parseInt(header[2] as string, 16)];
+          continue;
+        }
+        // Only mappings with resident pages are walked: V8 reserves gigabytes it never touches.
+        const rss = /^Rss:\s+(\d+) kB/.exec(line);
+        if (rss === null || range === undefined || Number(rss[1]) === 0) continue;
+        const [start, end] = range;
+        range = undefined;
+        if (start >= 2 ** 47) continue; // [vsyscall]: not in the process's page tables
+        for (let page = start / PAGE_SIZE; page < end / PAGE_SIZE; page += PAGEMAP_CHUNK_PAGES) {
+          const pages = Math.min(PAGEMAP_CHUNK_PAGES, end / PAGE_SIZE - page);
+          const n = readSync(fd, buffer, 0, pages * PAGEMAP_ENTRY, page * PAGEMAP_ENTRY);
+          for (let at = 0; at + PAGEMAP_ENTRY <= n; at += PAGEMAP_ENTRY) {
+            const high = buffer.readUInt32LE(at + 4);
+            if ((high & 0x8000_0000) === 0) continue; // not present (untouched, or swapped out)
+            const frame = (high & 0x7f_ffff) * 2 ** 32 + buffer.readUInt32LE(at);
+            if (frame !== 0) sawFrame = true;
+            frames.add(frame);
+          }
+        }
+      }
+      // Without CAP_SYS_ADMIN every frame number reads as 0.
+      if (!sawFrame) return NaN;
+    } catch {
+      return NaN;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return (frames.size * PAGE_SIZE) / 1024;
+}
+
 /** `root` and every live descendant, parents before children. */
 export function processTree(root: number): number[] {
   const childrenOf = new Map<number, number[]>();
@@ -131,8 +207,8 @@ export function processTree(root: number): number[] {
 
 /**
  * CPU and RSS of the given processes, summed. Processes that have exited count as zero. `pss` also
- * reads smaps_rollup (the kernel walks the page tables: a few ms for a large process, so only for the
- * daemon, and after its CPU time was read).
+ * reads smaps_rollup and the pages resident in any of them (uniqueSetKiB): the kernel walks the page
+ * tables, tens of ms for a large process, so only for the daemon, and after its CPU time was read.
  */
 export function sampleProcesses(pids: readonly number[], { pss = false }: { pss?: boolean } = {}): TreeSample {
   const processes: ProcessSample[] = [];
@@ -149,6 +225,7 @@ export function sampleProcesses(pids: readonly number[], { pss = false }: { pss?
     cpuUs: processes.reduce((sum, p) => sum + p.cpuUs, 0),
     rssKiB: processes.reduce((sum, p) => sum + p.rssKiB, 0),
     pssKiB: processes.reduce((sum, p) => sum + p.pssKiB, 0),
+    uniqueKiB: pss ? uniqueSetKiB(processes.map((p) => p.pid)) : NaN,
   };
 }
 
