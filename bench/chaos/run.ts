@@ -5,13 +5,13 @@
  * daemon every second and takes the endpoint down. Per fault: jobs lost, jobs answered twice (and
  * why), recovery time, and the daemon's RSS and open fds. `npm run bench:chaos -- --help`.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, jobsConfig, startDaemon, waitRegistered, type Daemon, type DaemonOptions, type PoolSpec } from '../e2e/daemon.js';
-import { loadAverage, processTree, signalAll } from '../e2e/proc-stats.js';
+import { processTree, signalAll } from '../e2e/proc-stats.js';
+import { BenchCli, type CommonOptions } from '../faults/bench-cli.js';
 import {
   Sampler,
   countersAt,
@@ -21,23 +21,26 @@ import {
   drainMs,
   errorText,
   fmt,
-  installGuards,
   linesBetween,
   livePids,
+  logSummaryText,
   minus,
   peakBacklog,
   rateBeforeFault,
-  rateIn,
   rateRecoveryMs,
-  readDaemonLog,
-  runMeta,
+  reportHeading,
+  settleRun,
   steadyBacklog,
+  stopRun,
   table,
+  tallyCells,
+  tallyHeader,
   waitUntil,
-  writeResult,
+  type CounterColumn,
   type Counters,
   type DaemonLog,
   type ProcessFigures,
+  type RunTally,
   type Sample,
 } from '../faults/common.js';
 import { FaultEndpoint, type EndpointReport } from '../faults/endpoint-control.js';
@@ -83,10 +86,10 @@ const USAGE = `npm run bench:chaos -- [options]
   --keep-tmp               keep the configs, the daemon's output and the queue database
 `;
 
-interface Options {
-  jobs: number;
-  slots: number;
-  rate: number;
+// At least two slots: the "workers" reload runs the pool with one slot less.
+const cli = new BenchCli({ kind: 'chaos', usage: USAGE, defaultJobs: '200000', defaultRate: '1500', minSlots: 2 });
+
+interface Options extends CommonOptions {
   faults: FaultName[];
   leadSeconds: number;
   pauseSeconds: number;
@@ -95,35 +98,14 @@ interface Options {
   sigstopSeconds: number;
   hupSeconds: number;
   hupChange: HupChange;
-  outageSeconds: number;
   queueDir: string | undefined;
-  failFast: boolean;
-  delivery: Record<string, unknown>;
-  logLevel: 'info' | 'warn';
-  drainTimeoutS: number;
-  maxMinutes: number;
-  out: string | undefined;
-  keepTmp: boolean;
-}
-
-function fail(message: string): never {
-  process.stderr.write(`bench:chaos: ${message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-function number(name: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isFinite(n) || n < min) fail(`--${name}: expected a number ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
-      jobs: { type: 'string', default: '200000' },
-      slots: { type: 'string', default: '10' },
-      rate: { type: 'string', default: '1500' },
+      ...cli.optionEntries(),
       faults: { type: 'string', default: FAULTS.join(',') },
       'lead-seconds': { type: 'string', default: '5' },
       'pause-seconds': { type: 'string', default: '3' },
@@ -132,59 +114,32 @@ function parseOptions(argv: string[]): Options {
       'sigstop-seconds': { type: 'string', default: '3' },
       'hup-seconds': { type: 'string', default: '10' },
       'hup-change': { type: 'string', default: 'mixed' },
-      'outage-seconds': { type: 'string', default: '5' },
       'queue-dir': { type: 'string' },
-      'fail-fast': { type: 'boolean', default: false },
-      delivery: { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
-      'drain-timeout': { type: 'string', default: '120' },
-      'max-minutes': { type: 'string', default: '10' },
-      out: { type: 'string' },
-      'keep-tmp': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  cli.exitOnHelp(values);
   const faults = (values.faults ?? '').split(',').map((f) => f.trim()).filter((f) => f !== '');
-  for (const fault of faults) if (!(FAULTS as readonly string[]).includes(fault)) fail(`--faults: expected some of ${FAULTS.join(', ')}, got ${JSON.stringify(fault)}`);
+  for (const fault of faults) if (!(FAULTS as readonly string[]).includes(fault)) cli.fail(`--faults: expected some of ${FAULTS.join(', ')}, got ${JSON.stringify(fault)}`);
   const hupChange = values['hup-change'] as HupChange;
-  if (!HUP_CHANGES.includes(hupChange)) fail(`--hup-change: expected one of ${HUP_CHANGES.join(', ')}, got ${JSON.stringify(hupChange)}`);
-  let delivery: Record<string, unknown> = {};
-  if (values.delivery !== undefined) {
-    try {
-      delivery = JSON.parse(values.delivery) as Record<string, unknown>;
-    } catch (error) {
-      fail(`--delivery: not JSON (${errorText(error)})`);
-    }
-    if (typeof delivery !== 'object' || delivery === null || Array.isArray(delivery)) fail('--delivery: expected a JSON object');
-  }
-  const logLevel = values['log-level'];
-  if (logLevel !== 'info' && logLevel !== 'warn') fail(`--log-level: expected info or warn, got ${JSON.stringify(logLevel)}`);
+  if (!HUP_CHANGES.includes(hupChange)) cli.fail(`--hup-change: expected one of ${HUP_CHANGES.join(', ')}, got ${JSON.stringify(hupChange)}`);
+  const { jobs, slots, rate, outageSeconds, ...rest } = cli.commonOptions(values);
+  // In the order the JSON result has always listed them.
   return {
-    jobs: number('jobs', values.jobs, 1),
-    slots: number('slots', values.slots, 2),
-    rate: number('rate', values.rate, 0),
+    jobs,
+    slots,
+    rate,
     faults: faults as FaultName[],
-    leadSeconds: number('lead-seconds', values['lead-seconds'], 0),
-    pauseSeconds: number('pause-seconds', values['pause-seconds'], 0),
-    recoveryTimeoutS: number('recovery-timeout', values['recovery-timeout'], 1),
-    gearmandDownSeconds: number('gearmand-down-seconds', values['gearmand-down-seconds'], 0),
-    sigstopSeconds: number('sigstop-seconds', values['sigstop-seconds'], 0.1),
-    hupSeconds: number('hup-seconds', values['hup-seconds'], 1),
+    leadSeconds: cli.number('lead-seconds', values['lead-seconds'], 0),
+    pauseSeconds: cli.number('pause-seconds', values['pause-seconds'], 0),
+    recoveryTimeoutS: cli.number('recovery-timeout', values['recovery-timeout'], 1),
+    gearmandDownSeconds: cli.number('gearmand-down-seconds', values['gearmand-down-seconds'], 0),
+    sigstopSeconds: cli.number('sigstop-seconds', values['sigstop-seconds'], 0.1),
+    hupSeconds: cli.number('hup-seconds', values['hup-seconds'], 1),
     hupChange,
-    outageSeconds: number('outage-seconds', values['outage-seconds'], 0.1),
+    outageSeconds,
     queueDir: values['queue-dir'],
-    failFast: values['fail-fast'] ?? false,
-    delivery,
-    logLevel,
-    drainTimeoutS: number('drain-timeout', values['drain-timeout'], 1),
-    maxMinutes: number('max-minutes', values['max-minutes'], 0.5),
-    out: values.out,
-    keepTmp: values['keep-tmp'] ?? false,
+    ...rest,
   };
 }
 
@@ -217,35 +172,23 @@ interface FaultResult {
   hadTraffic: boolean;
 }
 
-interface RunResult {
-  error?: string;
+interface RunResult extends RunTally {
   prefix: string;
   delivery: Record<string, unknown> | null;
   queueDb: string;
-  queued: number;
-  completed: number;
-  lost: number;
   lostUnattributed: number;
-  stillQueued: number;
-  duplicateIds: number;
   duplicatesBeforeFaults: number;
-  extraOk: number;
-  unexpectedIds: number;
-  feederReconnects: number;
   feederInDoubt: number;
-  counters: Counters;
-  workFail: number;
-  logLines: { total: number; nonJson: number; byLevel: Record<string, number>; top: Array<{ msg: string; count: number }> };
   faults: FaultResult[];
-  processesStart: ProcessFigures[];
-  processesEnd: ProcessFigures[];
-  rateSteady: number;
-  finalDrainMs: number | undefined;
-  feedSeconds: number;
-  wallMs: number;
 }
 
 const FUNCTION_NAME = 'bench_chaos';
+const RUN_COUNTERS: readonly CounterColumn[] = [
+  ['timed out', 'jobs_timed_out'],
+  ['requeued', 'jobs_requeued'],
+  ['retried', 'jobs_retried'],
+  ['handed back', 'jobs_handed_back'],
+];
 
 /** Everything a fault may need to reach, and the daemon it may replace. */
 interface Rig {
@@ -495,57 +438,18 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
       fault.processesAfter = daemonProcesses(r.daemon);
     }
 
-    await f.done;
-    const drained = await waitUntil(async () => {
-      const last = await s.sample();
-      return last.total === 0 && last.queued === options.jobs;
-    }, options.drainTimeoutS * 1000, 100);
-    const drainedAtMs = Date.now();
-    if (!drained) result.error = `queue not empty ${options.drainTimeoutS} s after the feed ended`;
-    await delay(500);
-    s.stop();
-    const final = await s.sample(true);
-    result.processesEnd = daemonProcesses(r.daemon);
-    result.stillQueued = final.total ?? 0;
-    result.queued = f.queued;
-    result.feederReconnects = f.reconnects;
+    const { report, log, drainedAtMs } = await settleRun(result, {
+      options, prefix, feeder: f, sampler: s, endpoint, daemon: r.daemon, topMessages: 10,
+      firstFaultAtMs: result.faults[0]?.startAtMs,
+      lastFaultEndMs: result.faults[result.faults.length - 1]?.endAtMs,
+    });
     result.feederInDoubt = f.inDoubt;
-    result.feedSeconds = (f.finishedAtMs - f.startedAtMs) / 1000;
-    result.counters = final.counters;
-    result.workFail = final.counters['jobs_failed'] ?? 0;
-    const lastFault = result.faults[result.faults.length - 1];
-    result.finalDrainMs = drained ? drainedAtMs - Math.max(lastFault?.endAtMs ?? 0, f.finishedAtMs) : undefined;
-
-    const report = await endpoint.report(prefix, f.queued);
-    result.completed = f.queued - report.missing.length;
-    result.lost = Math.max(0, report.missing.length - result.stillQueued);
-    result.duplicateIds = report.duplicates.length;
-    result.extraOk = report.extraOk;
-    result.unexpectedIds = report.unexpected;
-    const firstFault = result.faults[0]?.startAtMs ?? drainedAtMs;
-    result.rateSteady = rateIn(report, Math.max(f.startedAtMs + 1000, firstFault - 5000), firstFault);
-
-    await r.daemon.stop();
-    livePids.delete(r.daemon.pid);
-    const log = readDaemonLog(r.daemon.outPath);
-    result.logLines = { total: log.total, nonJson: log.nonJson, byLevel: log.byLevel, top: log.byMessage.slice(0, 10) };
     attribute(result, report, log, s.samples, options, drainedAtMs);
   } catch (error) {
     result.error = errorText(error);
     if (rig !== undefined) result.error += `\ndaemon output:\n${rig.daemon.output()}`;
   } finally {
-    sampler?.stop();
-    feeder?.stop();
-    if (rig !== undefined) {
-      await rig.daemon.stop();
-      livePids.delete(rig.daemon.pid);
-    }
-    if (gearmand !== undefined) {
-      await gearmand.stop();
-      livePids.delete(gearmand.pid);
-    }
-    await endpoint.stop();
-    livePids.delete(endpoint.pid);
+    await stopRun({ sampler, feeder, daemon: rig?.daemon, gearmand, endpoint });
     if (!options.keepTmp) rmSync(queueDb, { force: true });
     result.wallMs = Date.now() - started;
   }
@@ -558,33 +462,12 @@ function mib(list: readonly ProcessFigures[], role: 'master' | 'child'): string 
 }
 
 function report(options: Options, meta: Record<string, unknown>, r: RunResult): string {
-  const out: string[] = [];
-  out.push(`driveshaft chaos — ${String(meta['date'])}, commit ${String(meta['commit'])}, node ${String(meta['node'])}, ${String(meta['cpu'])} ×${String(meta['cores'])}`);
-  out.push(`command: ${String(meta['command'])}`);
-  out.push(
-    `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, delivery ${r.delivery === null ? 'default' : JSON.stringify(r.delivery)}; ` +
-      `load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
-  );
+  const out = reportHeading('chaos', meta, options, `delivery ${r.delivery === null ? 'default' : JSON.stringify(r.delivery)}`);
   out.push('');
   out.push(
     table(
-      ['queued', 'completed', 'LOST', 'dup ids', 'WORK_FAIL', 'http_errors', 'timed out', 'requeued', 'retried', 'handed back', 'log lines', 'steady/s', 'final drain', 'wall'],
-      [[
-        fmt.int(r.queued),
-        fmt.int(r.completed),
-        `${fmt.int(r.lost)}${r.stillQueued > 0 ? ` (+${fmt.int(r.stillQueued)} still queued)` : ''}`,
-        `${fmt.int(r.duplicateIds)}${r.extraOk > r.duplicateIds ? ` (${fmt.int(r.extraOk)} extra 200s)` : ''}`,
-        fmt.int(r.workFail),
-        fmt.int(r.counters['http_errors']),
-        fmt.int(r.counters['jobs_timed_out']),
-        fmt.int(r.counters['jobs_requeued']),
-        fmt.int(r.counters['jobs_retried']),
-        fmt.int(r.counters['jobs_handed_back']),
-        fmt.int(r.logLines.total),
-        fmt.int(r.rateSteady),
-        fmt.s(r.finalDrainMs),
-        fmt.s(r.wallMs),
-      ]],
+      tallyHeader(RUN_COUNTERS),
+      [tallyCells(r, RUN_COUNTERS)],
     ),
   );
   out.push('');
@@ -622,33 +505,12 @@ function report(options: Options, meta: Record<string, unknown>, r: RunResult): 
   if (r.duplicatesBeforeFaults > 0) out.push(`answered twice before the first fault: ${fmt.int(r.duplicatesBeforeFaults)}`);
   if (r.unexpectedIds > 0) out.push(`${r.unexpectedIds} ids answered that were never queued`);
   if (r.feederReconnects > 0) out.push(`the feeder reconnected to gearmand ${r.feederReconnects}× and resubmitted up to ${fmt.int(r.feederInDoubt)} unacknowledged jobs (gearmand merges a resubmission by its unique)`);
-  out.push(`daemon log ${JSON.stringify(r.logLines.byLevel)}${r.logLines.nonJson > 0 ? `, ${r.logLines.nonJson} non-JSON` : ''}; top: ${r.logLines.top.slice(0, 6).map((t) => `${t.count}× "${t.msg}"`).join(', ')}`);
+  out.push(logSummaryText(r.logLines, 6));
   if (r.error !== undefined) out.push(`ERROR: ${r.error}`);
   return out.join('\n');
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const watchdog = installGuards('bench:chaos', options.maxMinutes);
-  const meta = runMeta('bench:chaos', options);
-  const started = Date.now();
-  const tmp = mkdtempSync(join(tmpdir(), 'driveshaft-chaos-'));
-  const progress = (text: string): void => {
-    process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
-  };
-  process.stdout.write(`bench:chaos: ${meta['command'] as string}; temp ${tmp}\n`);
+cli.run(parseOptions, async (options, tmp, progress) => {
   const result = await run(options, tmp, progress);
-  meta['loadEnd'] = loadAverage();
-  meta['durationS'] = (Date.now() - started) / 1000;
-  process.stdout.write(`\n${report(options, meta, result)}\n`);
-  const path = writeResult('chaos', meta['date'] as string, { meta, result }, options.out);
-  process.stdout.write(`\nJSON: ${path}\n`);
-  if (options.keepTmp || result.error !== undefined) process.stdout.write(`temp dir kept: ${tmp}\n`);
-  else rmSync(tmp, { recursive: true, force: true });
-  clearTimeout(watchdog);
-}
-
-main().catch((error: unknown) => {
-  process.stderr.write(`bench:chaos failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
+  return { results: { result }, report: (meta) => report(options, meta, result), failed: result.error !== undefined };
 });

@@ -5,13 +5,12 @@
  * requests sent into the outage, log volume and how fast the daemon gets back to work.
  * `npm run bench:delivery -- --help`.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, startDaemon, waitRegistered, type Daemon } from '../e2e/daemon.js';
-import { loadAverage } from '../e2e/proc-stats.js';
+import { BenchCli, type CommonOptions } from '../faults/bench-cli.js';
 import {
   Sampler,
   daemonProcesses,
@@ -21,22 +20,24 @@ import {
   errorText,
   firstOkAfterMs,
   fmt,
-  installGuards,
   linesBetween,
   livePids,
+  logSummaryText,
   minus,
   peakBacklog,
   rateBeforeFault,
-  rateIn,
   rateRecoveryMs,
-  readDaemonLog,
-  runMeta,
+  reportHeading,
+  settleRun,
   steadyBacklog,
+  stopRun,
   table,
+  tallyCells,
+  tallyHeader,
   waitUntil,
-  writeResult,
+  type CounterColumn,
   type Counters,
-  type ProcessFigures,
+  type RunTally,
 } from '../faults/common.js';
 import { FaultEndpoint, type OutageMode } from '../faults/endpoint-control.js';
 import { Feeder } from '../faults/feeder.js';
@@ -63,94 +64,47 @@ const USAGE = `npm run bench:delivery -- [options]
   --keep-tmp                keep the configs and the daemon's output
 `;
 
-interface Options {
-  jobs: number;
-  slots: number;
-  rate: number;
+const cli = new BenchCli({ kind: 'delivery', usage: USAGE, defaultJobs: '100000', defaultRate: '2500', minSlots: 1 });
+
+interface Options extends CommonOptions {
   modes: OutageMode[];
   outages: number;
-  outageSeconds: number;
   minGapSeconds: number;
   hangMaxRunningTime: number;
-  failFast: boolean;
-  delivery: Record<string, unknown>;
   compareBin: string | undefined;
-  logLevel: 'info' | 'warn';
-  drainTimeoutS: number;
-  maxMinutes: number;
-  out: string | undefined;
-  keepTmp: boolean;
-}
-
-function fail(message: string): never {
-  process.stderr.write(`bench:delivery: ${message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-function number(name: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isFinite(n) || n < min) fail(`--${name}: expected a number ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
-      jobs: { type: 'string', default: '100000' },
-      slots: { type: 'string', default: '10' },
-      rate: { type: 'string', default: '2500' },
+      ...cli.optionEntries(),
       outage: { type: 'string', default: 'stop' },
       outages: { type: 'string', default: '3' },
-      'outage-seconds': { type: 'string', default: '5' },
       'min-gap-seconds': { type: 'string', default: '3' },
       'hang-max-running-time': { type: 'string', default: '2' },
-      'fail-fast': { type: 'boolean', default: false },
-      delivery: { type: 'string' },
       'compare-bin': { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
-      'drain-timeout': { type: 'string', default: '120' },
-      'max-minutes': { type: 'string', default: '10' },
-      out: { type: 'string' },
-      'keep-tmp': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
     },
     strict: true,
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  cli.exitOnHelp(values);
   const modes = (values.outage ?? '').split(',').map((m) => m.trim());
-  for (const mode of modes) if (!['stop', '503', 'hang'].includes(mode)) fail(`--outage: expected stop, 503 or hang, got ${JSON.stringify(mode)}`);
-  let delivery: Record<string, unknown> = {};
-  if (values.delivery !== undefined) {
-    try {
-      delivery = JSON.parse(values.delivery) as Record<string, unknown>;
-    } catch (error) {
-      fail(`--delivery: not JSON (${errorText(error)})`);
-    }
-    if (typeof delivery !== 'object' || delivery === null || Array.isArray(delivery)) fail('--delivery: expected a JSON object');
-  }
-  const logLevel = values['log-level'];
-  if (logLevel !== 'info' && logLevel !== 'warn') fail(`--log-level: expected info or warn, got ${JSON.stringify(logLevel)}`);
+  for (const mode of modes) if (!['stop', '503', 'hang'].includes(mode)) cli.fail(`--outage: expected stop, 503 or hang, got ${JSON.stringify(mode)}`);
+  const { jobs, slots, rate, outageSeconds, failFast, delivery, ...rest } = cli.commonOptions(values);
+  // In the order the JSON result has always listed them.
   return {
-    jobs: number('jobs', values.jobs, 1),
-    slots: number('slots', values.slots, 1),
-    rate: number('rate', values.rate, 0),
+    jobs,
+    slots,
+    rate,
     modes: modes as OutageMode[],
-    outages: number('outages', values.outages, 0),
-    outageSeconds: number('outage-seconds', values['outage-seconds'], 0.1),
-    minGapSeconds: number('min-gap-seconds', values['min-gap-seconds'], 0),
-    hangMaxRunningTime: number('hang-max-running-time', values['hang-max-running-time'], 0.1),
-    failFast: values['fail-fast'] ?? false,
+    outages: cli.number('outages', values.outages, 0),
+    outageSeconds,
+    minGapSeconds: cli.number('min-gap-seconds', values['min-gap-seconds'], 0),
+    hangMaxRunningTime: cli.number('hang-max-running-time', values['hang-max-running-time'], 0.1),
+    failFast,
     delivery,
     compareBin: values['compare-bin'],
-    logLevel,
-    drainTimeoutS: number('drain-timeout', values['drain-timeout'], 1),
-    maxMinutes: number('max-minutes', values['max-minutes'], 0.5),
-    out: values.out,
-    keepTmp: values['keep-tmp'] ?? false,
+    ...rest,
   };
 }
 
@@ -178,42 +132,21 @@ interface OutageResult {
   logLines: number;
 }
 
-interface RunResult {
+interface RunResult extends RunTally {
   mode: OutageMode;
   binary: string;
   bin: string;
   delivery: Record<string, unknown> | null;
   prefix: string;
-  error?: string;
-  queued: number;
-  completed: number;
-  /** Queued ids never answered 200, gearmand's queue empty. */
-  lost: number;
-  /** Still in gearmand when the drain timed out (neither lost nor completed yet). */
-  stillQueued: number;
-  /** Ids answered 200 more than once, and the 200s beyond the first. */
-  duplicateIds: number;
-  extraOk: number;
-  unexpectedIds: number;
-  counters: Counters;
-  workFail: number;
   endpointDownRequests: number;
   httpConnections: number;
-  logLines: { total: number; nonJson: number; byLevel: Record<string, number>; top: Array<{ msg: string; count: number }> };
   outages: OutageResult[];
-  /** From the last outage's end (or the feed's end if later) to the queue being empty. */
-  finalDrainMs: number | undefined;
-  wallMs: number;
-  feedSeconds: number;
-  feederReconnects: number;
-  rateSteady: number;
-  processesStart: ProcessFigures[];
-  processesEnd: ProcessFigures[];
   lostSample: string[];
   duplicateSample: Array<{ id: string; atMs: number[] }>;
 }
 
 const FUNCTION_NAME = 'bench_delivery';
+const RUN_COUNTERS: readonly CounterColumn[] = [['retried', 'jobs_retried'], ['handed back', 'jobs_handed_back']];
 const LOG_AFTER_UP_MS = 5_000;
 
 function deliveryFor(options: Options): Record<string, unknown> | null {
@@ -303,42 +236,15 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
       });
     }
 
-    await f.done;
-    const drained = await waitUntil(async () => {
-      const last = await s.sample();
-      return last.total === 0 && last.queued === options.jobs;
-    }, options.drainTimeoutS * 1000, 100);
-    const drainedAtMs = Date.now();
-    if (!drained) result.error = `queue not empty ${options.drainTimeoutS} s after the feed ended`;
-    // Answers in flight when gearmand's queue emptied reach the endpoint within a moment.
-    await delay(500);
-    s.stop();
-    const final = await s.sample(true);
-    result.processesEnd = daemonProcesses(d);
-    result.stillQueued = final.total ?? 0;
-    result.queued = f.queued;
-    result.feederReconnects = f.reconnects;
-    result.feedSeconds = (f.finishedAtMs - f.startedAtMs) / 1000;
-    result.counters = final.counters;
-    result.workFail = final.counters['jobs_failed'] ?? 0;
-
-    const report = await endpoint.report(prefix, f.queued);
-    result.completed = f.queued - report.missing.length;
-    result.lost = Math.max(0, report.missing.length - result.stillQueued);
+    const { report, log, drainedAtMs } = await settleRun(result, {
+      options, prefix, feeder: f, sampler: s, endpoint, daemon: d, topMessages: 8,
+      firstFaultAtMs: result.outages[0]?.downAtMs,
+      lastFaultEndMs: result.outages[result.outages.length - 1]?.upAtMs,
+    });
     result.lostSample = report.missing.slice(0, 20);
-    result.duplicateIds = report.duplicates.length;
     result.duplicateSample = report.duplicates.slice(0, 20);
-    result.extraOk = report.extraOk;
-    result.unexpectedIds = report.unexpected;
     result.endpointDownRequests = report.downRequests;
     result.httpConnections = report.connections;
-    const firstDown = result.outages[0]?.downAtMs ?? drainedAtMs;
-    result.rateSteady = rateIn(report, Math.max(f.startedAtMs + 1000, firstDown - 5000), firstDown);
-
-    await d.stop();
-    livePids.delete(d.pid);
-    const log = readDaemonLog(d.outPath);
-    result.logLines = { total: log.total, nonJson: log.nonJson, byLevel: log.byLevel, top: log.byMessage.slice(0, 8) };
     result.outages.forEach((o, k) => {
       const next = result.outages[k + 1]?.downAtMs ?? drainedAtMs;
       o.rateBefore = rateBeforeFault(report, o.downAtMs, options.rate);
@@ -348,58 +254,23 @@ async function runOne(options: Options, mode: OutageMode, binary: string, bin: s
       o.backlogDrainedAfterUpMs = options.rate > 0 ? drainMs(s.samples, o.upAtMs, next, steady) : undefined;
       o.logLines = linesBetween(log, o.downAtMs, Math.min(next, o.upAtMs + LOG_AFTER_UP_MS));
     });
-    const lastUpAtMs = result.outages[result.outages.length - 1]?.upAtMs ?? f.startedAtMs;
-    result.finalDrainMs = drained ? drainedAtMs - Math.max(lastUpAtMs, f.finishedAtMs) : undefined;
   } catch (error) {
     result.error = errorText(error);
     if (daemon !== undefined) result.error += `\ndaemon output:\n${daemon.output()}`;
   } finally {
-    sampler?.stop();
-    feeder?.stop();
-    if (daemon !== undefined) {
-      await daemon.stop();
-      livePids.delete(daemon.pid);
-    }
-    if (gearmand !== undefined) {
-      await gearmand.stop();
-      livePids.delete(gearmand.pid);
-    }
-    await endpoint.stop();
-    livePids.delete(endpoint.pid);
+    await stopRun({ sampler, feeder, daemon, gearmand, endpoint });
     result.wallMs = Date.now() - started;
   }
   return result;
 }
 
 function report(options: Options, meta: Record<string, unknown>, runs: readonly RunResult[]): string {
-  const out: string[] = [];
-  out.push(`driveshaft delivery — ${String(meta['date'])}, commit ${String(meta['commit'])}, node ${String(meta['node'])}, ${String(meta['cpu'])} ×${String(meta['cores'])}`);
-  out.push(`command: ${String(meta['command'])}`);
-  out.push(
-    `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, ` +
-      `${options.outages} outages of ${options.outageSeconds} s; load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
-  );
+  const out = reportHeading('delivery', meta, options, `${options.outages} outages of ${options.outageSeconds} s`);
   out.push('');
   out.push(
     table(
-      ['outage', 'daemon', 'delivery', 'queued', 'completed', 'LOST', 'dup ids', 'WORK_FAIL', 'http_errors', 'retried', 'handed back', 'log lines', 'steady/s', 'final drain', 'wall'],
-      runs.map((r) => [
-        r.mode,
-        r.binary,
-        r.delivery === null ? 'default' : JSON.stringify(r.delivery),
-        fmt.int(r.queued),
-        fmt.int(r.completed),
-        `${fmt.int(r.lost)}${r.stillQueued > 0 ? ` (+${fmt.int(r.stillQueued)} still queued)` : ''}`,
-        `${fmt.int(r.duplicateIds)}${r.extraOk > r.duplicateIds ? ` (${fmt.int(r.extraOk)} extra 200s)` : ''}`,
-        fmt.int(r.workFail),
-        fmt.int(r.counters['http_errors']),
-        fmt.int(r.counters['jobs_retried']),
-        fmt.int(r.counters['jobs_handed_back']),
-        fmt.int(r.logLines.total),
-        fmt.int(r.rateSteady),
-        fmt.s(r.finalDrainMs),
-        fmt.s(r.wallMs),
-      ]),
+      ['outage', 'daemon', 'delivery', ...tallyHeader(RUN_COUNTERS)],
+      runs.map((r) => [r.mode, r.binary, r.delivery === null ? 'default' : JSON.stringify(r.delivery), ...tallyCells(r, RUN_COUNTERS)]),
     ),
   );
   out.push('');
@@ -430,7 +301,7 @@ function report(options: Options, meta: Record<string, unknown>, runs: readonly 
   );
   for (const r of runs) {
     out.push('');
-    out.push(`${r.mode}/${r.binary}: daemon log ${JSON.stringify(r.logLines.byLevel)}${r.logLines.nonJson > 0 ? `, ${r.logLines.nonJson} non-JSON` : ''}; top: ${r.logLines.top.slice(0, 4).map((t) => `${t.count}× "${t.msg}"`).join(', ')}`);
+    out.push(`${r.mode}/${r.binary}: ${logSummaryText(r.logLines, 4)}`);
     out.push(`  processes start: ${describeProcesses(r.processesStart)}`);
     out.push(`  processes end:   ${describeProcesses(r.processesEnd)}`);
     if (r.lost > 0) out.push(`  lost e.g. ${r.lostSample.slice(0, 5).join(', ')}`);
@@ -442,16 +313,7 @@ function report(options: Options, meta: Record<string, unknown>, runs: readonly 
   return out.join('\n');
 }
 
-async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
-  const watchdog = installGuards('bench:delivery', options.maxMinutes);
-  const meta = runMeta('bench:delivery', options);
-  const started = Date.now();
-  const tmp = mkdtempSync(join(tmpdir(), 'driveshaft-delivery-'));
-  const progress = (text: string): void => {
-    process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${text}\n`);
-  };
-  process.stdout.write(`bench:delivery: ${meta['command'] as string}; temp ${tmp}\n`);
+cli.run(parseOptions, async (options, tmp, progress) => {
   const binaries = [{ binary: 'ours', bin: OUR_BIN }];
   if (options.compareBin !== undefined) binaries.push({ binary: 'compare', bin: options.compareBin });
   const runs: RunResult[] = [];
@@ -463,18 +325,5 @@ async function main(): Promise<void> {
       progress(`  queued ${fmt.int(run.queued)}, completed ${fmt.int(run.completed)}, lost ${fmt.int(run.lost)}, duplicates ${fmt.int(run.duplicateIds)}, WORK_FAIL ${fmt.int(run.workFail)}${run.error ? `; ERROR ${run.error.split('\n')[0]}` : ''}`);
     }
   }
-  meta['loadEnd'] = loadAverage();
-  meta['durationS'] = (Date.now() - started) / 1000;
-  const text = report(options, meta, runs);
-  process.stdout.write(`\n${text}\n`);
-  const path = writeResult('delivery', meta['date'] as string, { meta, runs }, options.out);
-  process.stdout.write(`\nJSON: ${path}\n`);
-  if (options.keepTmp || runs.some((r) => r.error !== undefined)) process.stdout.write(`temp dir kept: ${tmp}\n`);
-  else rmSync(tmp, { recursive: true, force: true });
-  clearTimeout(watchdog);
-}
-
-main().catch((error: unknown) => {
-  process.stderr.write(`bench:delivery failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
+  return { results: { runs }, report: (meta) => report(options, meta, runs), failed: runs.some((r) => r.error !== undefined) };
 });

@@ -16,7 +16,8 @@ import { gearmanCliBinary, startEchoWorkers, startLibgearmanWorkers, type EchoWo
 import { OUR_BIN, REPO_ROOT, originalBinary, startDaemon, sumCounters, waitRegistered, type Daemon, type PoolSpec } from './daemon.js';
 import { startEndpoint, type Endpoint, type EndpointKind } from './endpoint.js';
 import { GearmanClient, makeJobs, queueBackground, type BenchJob } from './gearman-client.js';
-import { cpuDeltaUs, loadAverage, machineBusyUs, nowMs, processTree, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
+import { killEverything, livePids } from './live-pids.js';
+import { cpuDeltaUs, loadAverage, machineBusyUs, nowMs, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
 import { summariseProfileDir, type ProfileSummary } from './profile.js';
 
 // ── Performance targets ───────────────────────────────────────────────────────────────────────────
@@ -365,24 +366,8 @@ interface CeilingResult {
 
 // ── Bookkeeping: everything started is stopped, whatever happens ─────────────────────────────────
 
-/** Pids of every process tree this harness started and has not stopped yet. */
-const livePids = new Set<number>();
 /** Configs and logs of this run; kept when the run is interrupted, for a look at what happened. */
 let tempDir: string | undefined;
-
-function killEverything(): void {
-  for (const pid of livePids) {
-    for (const p of processTree(pid).reverse()) {
-      try {
-        process.kill(p, 'SIGCONT');
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-  livePids.clear();
-}
 
 process.on('exit', killEverything);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,7 +1,8 @@
 /**
  * Pieces shared by the fault benchmarks (`bench/delivery`, `bench/chaos`): process bookkeeping so a
  * run never leaves anything behind, a sampler of gearmand's queue, the endpoint and the daemon's
- * counters, the recovery arithmetic, the daemon's log, and the report's table and JSON file.
+ * counters, the recovery arithmetic, the daemon's log, the report's table and JSON file, and the
+ * end of a run (the drain, the count of lost and repeated jobs, stopping everything).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,30 +11,14 @@ import { join } from 'node:path';
 import { COUNTER_NAMES } from '../../src/ipc/messages.js';
 import type { Gearmand } from '../../test/helpers/gearmand.js';
 import { REPO_ROOT, sumCounters, type Daemon } from '../e2e/daemon.js';
-import { loadAverage, openFds, processTree, sampleProcesses } from '../e2e/proc-stats.js';
+import { killEverything, livePids } from '../e2e/live-pids.js';
+import { loadAverage, openFds, sampleProcesses } from '../e2e/proc-stats.js';
 import type { EndpointReport, EndpointStats, FaultEndpoint } from './endpoint-control.js';
 import type { Feeder } from './feeder.js';
 
-export { REPO_ROOT };
+export { REPO_ROOT, killEverything, livePids };
 
 // ── Bookkeeping: everything started is stopped, whatever happens ─────────────────────────────────
-
-/** Roots of every process tree the harness started and has not stopped yet. */
-export const livePids = new Set<number>();
-
-export function killEverything(): void {
-  for (const pid of livePids) {
-    for (const p of processTree(pid).reverse()) {
-      try {
-        process.kill(p, 'SIGCONT');
-        process.kill(p, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-  livePids.clear();
-}
 
 /** Kills everything on exit, Ctrl-C and after `maxMinutes`. */
 export function installGuards(name: string, maxMinutes: number): NodeJS.Timeout {
@@ -120,6 +105,50 @@ export const fmt = {
   int: (n: number | undefined | null): string => (n === undefined || n === null || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
   s: (ms: number | undefined | null): string => (ms === undefined || ms === null || !Number.isFinite(ms) ? '—' : `${(ms / 1000).toFixed(1)} s`),
 };
+
+/**
+ * The report's first lines: which benchmark, when, on what and by which command; then the feed, the
+ * benchmark's own `setup` and the machine's load average at the start and the end (a busy shared
+ * machine skews every figure).
+ */
+export function reportHeading(kind: string, meta: Record<string, unknown>, options: { jobs: number; rate: number; slots: number }, setup: string): string[] {
+  return [
+    `driveshaft ${kind} — ${String(meta['date'])}, commit ${String(meta['commit'])}, node ${String(meta['node'])}, ${String(meta['cpu'])} ×${String(meta['cores'])}`,
+    `command: ${String(meta['command'])}`,
+    `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, ${setup}; ` +
+      `load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
+  ];
+}
+
+/** A daemon counter shown as a column of the run table: its header and the counter's name. */
+export type CounterColumn = readonly [header: string, counter: string];
+
+/** The run table's columns every fault benchmark shows, `counters` between http_errors and the log lines. */
+export function tallyHeader(counters: readonly CounterColumn[]): string[] {
+  return ['queued', 'completed', 'LOST', 'dup ids', 'WORK_FAIL', 'http_errors', ...counters.map(([header]) => header), 'log lines', 'steady/s', 'final drain', 'wall'];
+}
+
+/** A run's cells under tallyHeader(counters). */
+export function tallyCells(run: RunTally, counters: readonly CounterColumn[]): string[] {
+  return [
+    fmt.int(run.queued),
+    fmt.int(run.completed),
+    `${fmt.int(run.lost)}${run.stillQueued > 0 ? ` (+${fmt.int(run.stillQueued)} still queued)` : ''}`,
+    `${fmt.int(run.duplicateIds)}${run.extraOk > run.duplicateIds ? ` (${fmt.int(run.extraOk)} extra 200s)` : ''}`,
+    fmt.int(run.workFail),
+    fmt.int(run.counters['http_errors']),
+    ...counters.map(([, counter]) => fmt.int(run.counters[counter])),
+    fmt.int(run.logLines.total),
+    fmt.int(run.rateSteady),
+    fmt.s(run.finalDrainMs),
+    fmt.s(run.wallMs),
+  ];
+}
+
+/** The daemon's log lines by level and its `top` most frequent messages. */
+export function logSummaryText(lines: LogSummary, top: number): string {
+  return `daemon log ${JSON.stringify(lines.byLevel)}${lines.nonJson > 0 ? `, ${lines.nonJson} non-JSON` : ''}; top: ${lines.top.slice(0, top).map((t) => `${t.count}× "${t.msg}"`).join(', ')}`;
+}
 
 // ── The daemon's counters, across restarts of the daemon ─────────────────────────────────────────
 
@@ -422,4 +451,115 @@ export function daemonProcesses(daemon: Daemon): ProcessFigures[] {
 
 export function describeProcesses(list: readonly ProcessFigures[]): string {
   return list.map((p) => `${p.role} ${p.pid}: ${(p.rssKiB / 1024).toFixed(1)} MiB RSS, ${p.fds} fds`).join('; ');
+}
+
+// ── A run's outcome ──────────────────────────────────────────────────────────────────────────────
+
+/** The daemon's log as the JSON result keeps it. */
+export interface LogSummary {
+  total: number;
+  nonJson: number;
+  byLevel: Record<string, number>;
+  top: Array<{ msg: string; count: number }>;
+}
+
+/** What every fault benchmark counts for a run, whatever its faults. */
+export interface RunTally {
+  error?: string;
+  queued: number;
+  completed: number;
+  /** Queued ids never answered 200, gearmand's queue empty. */
+  lost: number;
+  /** Still in gearmand when the drain timed out (neither lost nor completed yet). */
+  stillQueued: number;
+  /** Ids answered 200 more than once, and the 200s beyond the first. */
+  duplicateIds: number;
+  extraOk: number;
+  unexpectedIds: number;
+  feederReconnects: number;
+  counters: Counters;
+  workFail: number;
+  logLines: LogSummary;
+  processesStart: ProcessFigures[];
+  processesEnd: ProcessFigures[];
+  /** Distinct completions per second over the 5 s before the first fault. */
+  rateSteady: number;
+  /** From the last fault's end (or the feed's end if later) to the queue being empty. */
+  finalDrainMs: number | undefined;
+  feedSeconds: number;
+  wallMs: number;
+}
+
+export interface SettleParts {
+  options: { jobs: number; drainTimeoutS: number };
+  prefix: string;
+  feeder: Feeder;
+  sampler: Sampler;
+  endpoint: FaultEndpoint;
+  /** The daemon running now (after any restart). */
+  daemon: Daemon;
+  /** The first fault's start and the last one's end; undefined when there was none. */
+  firstFaultAtMs: number | undefined;
+  lastFaultEndMs: number | undefined;
+  /** How many of the daemon's most frequent log messages the result keeps. */
+  topMessages: number;
+}
+
+/**
+ * The end of a run: waits for the feed to end and gearmand's queue to empty, asks the endpoint which
+ * ids were answered, stops the daemon, reads its log, and counts it all into `result`. Returns what
+ * the per-fault figures come from: the endpoint's report, the log and when the queue was empty.
+ */
+export async function settleRun(result: RunTally, parts: SettleParts): Promise<{ report: EndpointReport; log: DaemonLog; drainedAtMs: number }> {
+  const { options, feeder: f, sampler: s, daemon } = parts;
+  await f.done;
+  const drained = await waitUntil(async () => {
+    const last = await s.sample();
+    return last.total === 0 && last.queued === options.jobs;
+  }, options.drainTimeoutS * 1000, 100);
+  const drainedAtMs = Date.now();
+  if (!drained) result.error = `queue not empty ${options.drainTimeoutS} s after the feed ended`;
+  // Answers in flight when gearmand's queue emptied reach the endpoint within a moment.
+  await delay(500);
+  s.stop();
+  const final = await s.sample(true);
+  result.processesEnd = daemonProcesses(daemon);
+  result.stillQueued = final.total ?? 0;
+  result.queued = f.queued;
+  result.feederReconnects = f.reconnects;
+  result.feedSeconds = (f.finishedAtMs - f.startedAtMs) / 1000;
+  result.counters = final.counters;
+  result.workFail = final.counters['jobs_failed'] ?? 0;
+  result.finalDrainMs = drained ? drainedAtMs - Math.max(parts.lastFaultEndMs ?? 0, f.finishedAtMs) : undefined;
+
+  const report = await parts.endpoint.report(parts.prefix, f.queued);
+  result.completed = f.queued - report.missing.length;
+  result.lost = Math.max(0, report.missing.length - result.stillQueued);
+  result.duplicateIds = report.duplicates.length;
+  result.extraOk = report.extraOk;
+  result.unexpectedIds = report.unexpected;
+  const firstFault = parts.firstFaultAtMs ?? drainedAtMs;
+  result.rateSteady = rateIn(report, Math.max(f.startedAtMs + 1000, firstFault - 5000), firstFault);
+
+  await daemon.stop();
+  livePids.delete(daemon.pid);
+  const log = readDaemonLog(daemon.outPath);
+  result.logLines = { total: log.total, nonJson: log.nonJson, byLevel: log.byLevel, top: log.byMessage.slice(0, parts.topMessages) };
+  return { report, log, drainedAtMs };
+}
+
+/** Stops whatever of a run was started, whatever happened: the daemon first, the endpoint last. */
+export async function stopRun(parts: { sampler: Sampler | undefined; feeder: Feeder | undefined; daemon: Daemon | undefined; gearmand: Gearmand | undefined; endpoint: FaultEndpoint }): Promise<void> {
+  parts.sampler?.stop();
+  parts.feeder?.stop();
+  if (parts.daemon !== undefined) {
+    await parts.daemon.stop();
+    livePids.delete(parts.daemon.pid);
+  }
+  if (parts.gearmand !== undefined) {
+    await parts.gearmand.stop();
+    livePids.delete(parts.gearmand.pid);
+  }
+  await parts.endpoint.stop();
+  livePids.delete(parts.endpoint.pid);
 }
