@@ -174,14 +174,15 @@ const HEX_UPPER = '0123456789ABCDEF';
  * CR, LF or NUL-free binary cannot inject or break a header. The common case (a UUID, `H:host:42`)
  * is returned without a copy.
  */
-export function headerValue(bytes: Buffer): string {
+export function headerValue(bytes: Buffer, decoded?: string): string {
   let i = 0;
   while (i < bytes.length) {
     const byte = bytes[i] as number;
     if (byte < 0x21 || byte > 0x7e || byte === 0x25) break;
     i++;
   }
-  if (i === bytes.length) return bytes.toString('latin1');
+  // Printable ASCII only: any decoding of the bytes is the value (the job's text fields already are one).
+  if (i === bytes.length) return decoded ?? bytes.toString('latin1');
   let out = bytes.toString('latin1', 0, i);
   for (; i < bytes.length; i++) {
     const byte = bytes[i] as number;
@@ -419,9 +420,9 @@ export class JobRunner {
       FUNCTION_HEADER,
       this.#functionHeaderValue(job.functionName),
       JOB_HANDLE_HEADER,
-      headerValue(job.handle),
+      headerValue(job.handle, job.handleText),
       UNIQUE_HEADER,
-      headerValue(job.unique),
+      headerValue(job.unique, job.uniqueText),
     ];
     // Signed last, over the body exactly as built above; each attempt gets a fresh timestamp.
     if (this.#signer !== null) headers.push(...this.#signer.headers(webhookId(job.unique, job.handle), body));

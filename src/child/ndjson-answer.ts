@@ -130,10 +130,21 @@ export function isNdjsonResponse(rawHeaders: readonly Buffer[]): boolean {
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as Buffer;
     // "content-type" is 12 bytes: most headers are skipped on their length alone.
-    if (name.length !== 12 || name.toString('latin1').toLowerCase() !== 'content-type') continue;
+    if (name.length !== 12 || !isContentType(name)) continue;
     const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
     const semicolon = value.indexOf(';');
     return (semicolon < 0 ? value : value.slice(0, semicolon)).trim().toLowerCase() === 'application/x-ndjson';
   }
   return false;
+}
+
+const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
+
+/** `name` is "Content-Type" in any letter case, compared in place: one response header per job reaches here. */
+function isContentType(name: Buffer): boolean {
+  for (let i = 0; i < 12; i++) {
+    // ASCII letters differ from their lower case by the 0x20 bit; '-' (0x2d) has it set already.
+    if (((name[i] as number) | 0x20) !== CONTENT_TYPE[i]) return false;
+  }
+  return true;
 }
