@@ -13,7 +13,7 @@ import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/mas
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, memoryLogger, pool, server } from './support.js';
+import { FAKE_CHILD, fastTiming, memoryLogger, observationOf, pool, server } from './support.js';
 
 test('heartbeatIntervalMs should be a quarter of loop_timeout and of the unresponsive limit, within 250 ms-2.5 s', () => {
   assert.equal(heartbeatIntervalMs(10_000), 2500);
@@ -85,22 +85,7 @@ test('PoolSupervisor should SIGKILL a child silent for killAfterMs and restart i
 });
 
 function observation(children: ChildObservation[]): Observation {
-  return {
-    takenAt: 1_700_000_010_000,
-    version: 'driveshaft 0.0.0',
-    pid: 1,
-    state: 'running',
-    startedAt: 1_700_000_000_000,
-    configFile: '/etc/driveshaft/jobs.json',
-    configLoadedAt: 1_700_000_000_000,
-    servers: [server()],
-    pools: { Regular: pool('Regular'), Other: pool('Other') },
-    poolNames: ['Regular', 'Other'],
-    children,
-    totals: new Map(),
-    reloads: { ok: 0, failed: 0 },
-    childRestarts: 0,
-  };
+  return observationOf({ pools: { Regular: pool('Regular'), Other: pool('Other') }, poolNames: ['Regular', 'Other'], children });
 }
 
 function child(name: string, unresponsiveSince: number | null): ChildObservation {

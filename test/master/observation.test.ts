@@ -7,7 +7,7 @@ import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } fr
 import type { ChildObservation, Observation, PoolTotals } from '../../src/master/observation.js';
 import type { GearmandScrape } from '../../src/master/gearmand-poller.js';
 import { formatExposition } from '../../src/master/prometheus.js';
-import { pool, server } from './support.js';
+import { observationOf, pool, server } from './support.js';
 
 const A = server(4730);
 const B = server(4731);
@@ -49,14 +49,7 @@ function totals(): PoolTotals {
 function observation(overrides: Partial<Observation> = {}): Observation {
   const regular = pool('Regular', { workerCount: 3, jobsList: ['Sum', 'Sum2'] });
   const off = pool('Off', { workerCount: 0, jobsList: ['X'] });
-  return {
-    takenAt: 1_700_000_010_000,
-    version: 'driveshaft 0.0.0',
-    pid: 1,
-    state: 'running',
-    startedAt: 1_700_000_000_000,
-    configFile: '/etc/driveshaft/jobs.json',
-    configLoadedAt: 1_700_000_000_000,
+  return observationOf({
     servers: [A, B],
     pools: { Regular: regular, Off: off },
     poolNames: ['Regular', 'Off'],
@@ -71,7 +64,7 @@ function observation(overrides: Partial<Observation> = {}): Observation {
     reloads: { ok: 2, failed: 1 },
     childRestarts: 2,
     ...overrides,
-  };
+  });
 }
 
 const SCRAPES: GearmandScrape[] = [

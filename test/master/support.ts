@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
+import type { Observation } from '../../src/master/observation.js';
 import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';
@@ -73,4 +74,25 @@ export function jobsFile(servers: string[], pools: Record<string, { uri: string;
 /** Daemon options as the master tests run it: fast loop_timeout, no listeners, `overrides` on top. */
 export function daemonOptions(jobsconfig: string, overrides: Partial<DaemonOptions> = {}): DaemonOptions {
   return baseDaemonOptions(jobsconfig, { max_running_time: 1, loop_timeout: 0.2, ...overrides });
+}
+
+/** A master snapshot for the pure view functions: fixed times and names, one server, no pool; `overrides` on top. */
+export function observationOf(overrides: Partial<Observation> = {}): Observation {
+  return {
+    takenAt: 1_700_000_010_000,
+    version: 'driveshaft 0.0.0',
+    pid: 1,
+    state: 'running',
+    startedAt: 1_700_000_000_000,
+    configFile: '/etc/driveshaft/jobs.json',
+    configLoadedAt: 1_700_000_000_000,
+    servers: [server()],
+    pools: {},
+    poolNames: [],
+    children: [],
+    totals: new Map(),
+    reloads: { ok: 0, failed: 0 },
+    childRestarts: 0,
+    ...overrides,
+  };
 }
