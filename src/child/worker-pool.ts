@@ -378,6 +378,8 @@ export class WorkerPool {
   }
 
   #retire(slot: Slot, graceMs: number): void {
+    // A stopping slot takes no job: it no longer waits for a breaker permit.
+    this.#blocked.delete(slot);
     this.#stopping.add(slot);
     void slot.stop(graceMs).then(() => {
       this.#stopping.delete(slot);
