@@ -119,17 +119,17 @@ function deadLetterJobs(dir: string, deadLetterFile: string, delivery: Record<st
 
 /**
  * runCheck as an unprivileged user: root may write anywhere, so an unwritable folder is only
- * unwritable to someone else. As root, it runs in a child process as nobody; otherwise in-process.
+ * unwritable to someone else. As root, it runs in a child process that loads the module as root (the
+ * checkout may be private), then becomes nobody; otherwise in-process.
  */
 function runCheckUnprivileged(jobsconfig: string): CheckResult {
   if (process.getuid?.() !== 0) return runCheck(options({ jobsconfig }), 1024);
   const script = `import { runCheck } from ${JSON.stringify(CHECK_MODULE)};
+    process.setgroups([${NOBODY}]);
+    process.setgid(${NOBODY});
+    process.setuid(${NOBODY});
     process.stdout.write(JSON.stringify(runCheck(JSON.parse(process.argv[1]), 1024)));`;
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options({ jobsconfig }))], {
-    encoding: 'utf8',
-    uid: NOBODY,
-    gid: NOBODY,
-  });
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(options({ jobsconfig }))], { encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout) as CheckResult;
 }

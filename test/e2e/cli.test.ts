@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from '../helpers/free-port.js';
 import { startGearmand } from '../helpers/gearmand.js';
+import { nodeForEveryone } from '../helpers/node-for-everyone.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { BIN, isAlive, spawnDaemon, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
 
@@ -239,7 +240,7 @@ test('--user should run the children as that user (root only)', { skip: process.
   const gearmand = await startGearmand();
   t.after(() => gearmand.stop());
   const { file } = goodConfig(t, gearmand.port);
-  const daemon = await startServing(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, programCopy(t, true));
+  const daemon = await startServing(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, programCopy(t, true), nodeForEveryone());
   const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
   const childPid = daemon.logs.find((r) => r.event === 'ready')?.childPid as number;
   const nobody = daemon.logs.find((r) => r.event === 'user')?.uid as number;
@@ -255,7 +256,7 @@ test('--user should exit 2 with one line, before forking, when the user cannot r
   const { file } = goodConfig(t);
   const bin = programCopy(t, false);
   const privateDir = path.dirname(path.dirname(bin));
-  const daemon = spawnDaemon(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, bin);
+  const daemon = spawnDaemon(t, ['--jobsconfig', file, '--user', 'nobody', '--loop_timeout', '0.5'], {}, bin, nodeForEveryone());
   const exit = await Promise.race([daemon.exited, new Promise<null>((resolve) => setTimeout(() => resolve(null), 20_000).unref())]);
   assert.ok(exit !== null, `the daemon still runs after 20 s (children crash-looping?):\n${daemon.output().slice(0, 2000)}`);
   assert.equal(exit.code, 2, daemon.output());

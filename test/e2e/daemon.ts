@@ -57,8 +57,8 @@ export interface Daemon {
 }
 
 /** Spawns the CLI with `args` (`bin`: another copy of bin/driveshaft.js). Does not wait for anything; see startServing. */
-export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): Daemon {
-  const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN, node = process.execPath): Daemon {
+  const proc = spawn(node, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: LogRecord[] = [];
   let other = '';
   let pending = '';
@@ -116,8 +116,8 @@ export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessE
 }
 
 /** Spawns the CLI and waits for its "started" log line. */
-export async function startServing(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN): Promise<Daemon> {
-  const daemon = spawnDaemon(t, args, env, bin);
+export async function startServing(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN, node = process.execPath): Promise<Daemon> {
+  const daemon = spawnDaemon(t, args, env, bin, node);
   await daemon.waitForLog((r) => r.event === 'started', 'the daemon to start');
   return daemon;
 }

@@ -7,9 +7,12 @@ import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
 import { lookupUser, programFiles } from '../../src/master/drop-privileges.js';
 import { DEFAULT_CHILD_EXEC } from '../../src/master/child-process.js';
+import { nodeForEveryone } from '../helpers/node-for-everyone.js';
 
 const MODULE = new URL('../../src/master/drop-privileges.js', import.meta.url).href;
 const isRoot = process.getuid?.() === 0;
+/** The node the as-nobody scripts run on: nobody may run it wherever the checkout lives. */
+const NODE = isRoot ? nodeForEveryone() : process.execPath;
 
 test('lookupUser should read uid and gid from the passwd file', (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'ds-user-'));
@@ -77,9 +80,10 @@ test('checkProgramReadable should name the unreadable file and the directory tha
     const script = `import { checkProgramReadable, dropPrivileges } from ${JSON.stringify(MODULE)};
       dropPrivileges('nobody');
       try { checkProgramReadable('nobody', ${JSON.stringify(files)}); process.stdout.write('ok'); } catch (e) { process.stdout.write(e.code + ' ' + e.message); }`;
-    return spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }).stdout;
+    // A node nobody may run (this one may sit in a private checkout): the check looks at the running node first.
+    return spawnSync(NODE, ['--input-type=module', '-e', script], { encoding: 'utf8' }).stdout;
   };
-  assert.equal(run([process.execPath, open]), 'ok');
+  assert.equal(run([NODE, open]), 'ok');
   assert.equal(
     run([open, hidden]),
     `DS_USER --user nobody: the pool processes run as nobody and cannot read ${hidden}: EACCES (${shut} is not searchable by nobody); install driveshaft where nobody can read it (e.g. under /opt or /usr/local) or give nobody access to every directory on the way`,
