@@ -33,6 +33,8 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'DS_SHUTTING_DOWN',
   /** A dead letter could not be written (and synced) to the pool's dead-letter file. */
   DEAD_LETTER: 'DS_DEAD_LETTER',
+  /** The status port or the exporter could not bind its address. */
+  LISTEN: 'DS_LISTEN',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -195,6 +197,16 @@ export class DeadLetterError extends DriveshaftError {
     // Retryable: the full disk or the missing directory may be fixed before the job comes back.
     super(ErrorCode.DEAD_LETTER, `dead-letter file ${path}: ${message}`, { retryable: true, ...options });
     this.path = path;
+    this.osCode = options.osCode ?? null;
+  }
+}
+
+export class ListenError extends DriveshaftError {
+  override name = 'ListenError';
+  /** The operating system's code (EADDRINUSE, EACCES, EADDRNOTAVAIL…), or null. */
+  readonly osCode: string | null;
+  constructor(message: string, options: DriveshaftErrorOptions & { osCode?: string | null } = {}) {
+    super(ErrorCode.LISTEN, message, options);
     this.osCode = options.osCode ?? null;
   }
 }

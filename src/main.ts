@@ -9,7 +9,7 @@ import { loadJobsConfig } from './config/jobs-config.js';
 import { parseCommandLine, versionText } from './config/options.js';
 import { secondsToMs } from './config/seconds.js';
 import type { DaemonOptions, JobsConfig } from './config/types.js';
-import { serializeError } from './errors.js';
+import { UserError, serializeError } from './errors.js';
 import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
 import type { LogConfig, Logger } from './log.js';
 import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
@@ -120,7 +120,7 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
       const target = lookupUser(options.user);
       const uid = process.getuid?.();
       if (uid !== 0 && uid !== target.uid) {
-        throw new Error(`--user ${options.user}: only root can change user (running as uid ${uid})`);
+        throw new UserError(`--user ${options.user}: only root can change user (running as uid ${uid})`);
       }
     }
   } catch (error) {

@@ -13,6 +13,7 @@ import {
   HttpRequestError,
   HttpResponseError,
   IpcError,
+  ListenError,
   JobTimeoutError,
   OptionsError,
   PidFileError,
@@ -42,6 +43,7 @@ const EXPECTED: ReadonlyArray<{ make: () => DriveshaftError; name: string; code:
   { make: () => new UserError('bad'), name: 'UserError', code: 'DS_USER', retryable: false },
   { make: () => new ShuttingDownError('bad'), name: 'ShuttingDownError', code: 'DS_SHUTTING_DOWN', retryable: false },
   { make: () => new DeadLetterError('/var/spool/dead.jsonl', 'bad'), name: 'DeadLetterError', code: 'DS_DEAD_LETTER', retryable: true },
+  { make: () => new ListenError('bad', { osCode: 'EADDRINUSE' }), name: 'ListenError', code: 'DS_LISTEN', retryable: false },
 ];
 
 describe('errors', () => {

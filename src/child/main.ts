@@ -19,7 +19,7 @@
  * jobs of its dropped connections.
  */
 import type { Cluster } from 'node:cluster';
-import { serializeError } from '../errors.js';
+import { IpcError, serializeError } from '../errors.js';
 import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { createForwardingLogger } from '../forwarding-logger.js';
@@ -128,7 +128,7 @@ function onMessage(raw: unknown): void {
   switch (message.type) {
     case 'init': {
       if (pool !== null) {
-        send({ type: 'init-failed', ack: message.seq, error: { name: 'Error', code: 'DS_IPC', message: 'already initialised' } });
+        send({ type: 'init-failed', ack: message.seq, error: serializeError(new IpcError('already initialised')) });
         return;
       }
       let settings: ChildSettings;
@@ -149,7 +149,7 @@ function onMessage(raw: unknown): void {
     }
     case 'reconfigure': {
       if (pool === null || exiting) {
-        send({ type: 'reconfigure-failed', ack: message.seq, error: { name: 'Error', code: 'DS_IPC', message: exiting ? 'the pool is shutting down' : 'not initialised' } });
+        send({ type: 'reconfigure-failed', ack: message.seq, error: serializeError(new IpcError(exiting ? 'the pool is shutting down' : 'not initialised')) });
         return;
       }
       try {

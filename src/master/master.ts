@@ -35,7 +35,7 @@
 import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
 import type { ConfigDiff } from '../config/diff.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
-import { serializeError } from '../errors.js';
+import { ListenError, serializeError } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
 import { secondsToMs } from '../config/seconds.js';
@@ -222,7 +222,7 @@ export class Master implements StatusSource, ExporterSource {
         const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
         this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, requestTimeoutMs });
         this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
-          throw Object.assign(new Error(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`), { code: error.code });
+          throw new ListenError(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
       }
       if (options.exporter_addr !== null) {
@@ -230,7 +230,7 @@ export class Master implements StatusSource, ExporterSource {
         const { Exporter } = await import('./exporter.js');
         this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
         this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
-          throw Object.assign(new Error(`--exporter_addr ${where}: cannot listen: ${error.message}`), { code: error.code });
+          throw new ListenError(`--exporter_addr ${where}: cannot listen: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
       }
       if (this.#state !== MasterState.STARTING) return; // stopped while binding
