@@ -67,6 +67,13 @@ export interface SerializedError {
   message: string;
 }
 
+/** The lines an error stands for in a report: a ConfigError's own problem lines, otherwise its message. */
+export function problemLines(error: unknown): string[] {
+  const problems = (error as { problems?: unknown }).problems;
+  if (Array.isArray(problems) && problems.length > 0 && problems.every((p) => typeof p === 'string')) return problems as string[];
+  return [serializeError(error).message];
+}
+
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof DriveshaftError) return error.toJSON();
   if (error instanceof Error) {

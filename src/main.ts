@@ -9,7 +9,7 @@ import { loadJobsConfig } from './config/jobs-config.js';
 import { parseCommandLine, versionText } from './config/options.js';
 import { secondsToMs } from './config/seconds.js';
 import type { DaemonOptions, JobsConfig } from './config/types.js';
-import { UserError, serializeError } from './errors.js';
+import { UserError, problemLines } from './errors.js';
 import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
 import type { LogConfig, Logger } from './log.js';
 import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
@@ -29,12 +29,6 @@ const DAEMON_READY_TIMEOUT_MS = 60_000;
 /** Where startup problems go: stderr, or the launcher when this process is the detached daemon. */
 interface Reporter {
   fail(code: number, lines: string[]): Promise<number>;
-}
-
-function problemLines(error: unknown): string[] {
-  const problems = (error as { problems?: unknown }).problems;
-  if (Array.isArray(problems) && problems.length > 0) return problems.map(String);
-  return [serializeError(error).message];
 }
 
 function prefixed(lines: string[]): string[] {

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { serializeError, ErrorCode } from '../errors.js';
+import { problemLines } from '../errors.js';
 import { loadLogConfig } from '../log.js';
 import { checkFdBudget, largestFdNeed, openFileLimit } from './fd-budget.js';
 import { deadLetterPath } from './delivery.js';
@@ -19,13 +19,6 @@ import type { DaemonOptions, JobsConfig, PoolConfig } from './types.js';
 export interface CheckResult {
   ok: boolean;
   lines: string[];
-}
-
-/** The problem lines an error stands for: a ConfigError's own lines, otherwise its message. */
-function problemLines(error: unknown): string[] {
-  const problems = (error as { problems?: unknown }).problems;
-  if (serializeError(error).code === ErrorCode.CONFIG && Array.isArray(problems)) return problems as string[];
-  return [serializeError(error).message];
 }
 
 function summary(config: JobsConfig): string {

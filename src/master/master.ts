@@ -35,7 +35,7 @@
 import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
 import type { ConfigDiff } from '../config/diff.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
-import { ListenError, serializeError } from '../errors.js';
+import { ListenError, problemLines } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
 import { secondsToMs } from '../config/seconds.js';
@@ -116,12 +116,6 @@ function addTotals(a: PoolTotals, b: PoolTotals): PoolTotals {
 
 function totalsOf(supervisor: PoolSupervisor): PoolTotals {
   return { counters: supervisor.counters, metrics: supervisor.metrics, restarts: supervisor.restarts, breakerOpened: supervisor.breakerOpened };
-}
-
-function problemsOf(error: unknown): string[] {
-  const problems = (error as { problems?: unknown }).problems;
-  if (Array.isArray(problems) && problems.every((p) => typeof p === 'string')) return problems as string[];
-  return [serializeError(error).message];
 }
 
 export class Master implements StatusSource, ExporterSource {
@@ -551,7 +545,7 @@ export class Master implements StatusSource, ExporterSource {
       next = this.#opts.loadConfig(file);
       this.#opts.checkBudget(next);
     } catch (error) {
-      const problems = problemsOf(error);
+      const problems = problemLines(error);
       this.#stats.reload_failures++;
       this.#log.error(
         { event: 'reload-failed', trigger, file, problems },
