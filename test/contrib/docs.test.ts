@@ -19,7 +19,7 @@ const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8
 /** Option names as --help lists them. */
 function optionNames(): string[] {
   const names = [...helpText().matchAll(/^ {2}--([a-z_]+)/gm)].map((m) => m[1] as string);
-  assert.ok(names.length >= 13, `expected the SPEC §1 options in --help, found ${names.join(', ')}`);
+  assert.ok(names.length >= 13, `expected the README's options in --help, found ${names.join(', ')}`);
   return names;
 }
 
