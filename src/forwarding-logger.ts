@@ -1,5 +1,5 @@
 /**
- * The pool child's logger (SPEC §7: the master owns every log stream; children forward their records
+ * The pool child's logger (the master owns every log stream; children forward their records
  * over IPC). It builds the same records bunyan would (name, hostname, pid, the logger's fields, level,
  * the call's fields with `err` serialized, msg, time, v) and hands each one to `send`; the master
  * writes them with its own bunyan streams (emitForwardedRecord).

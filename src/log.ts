@@ -1,5 +1,5 @@
 /**
- * Logging (SPEC §7). The master owns every log stream; children forward their records over IPC so
+ * Logging (README: Logs). The master owns every log stream; children forward their records over IPC so
  * that one process writes each file (rotating-file streams break when two processes rotate one file)
  * and USR2 reopens everything in one place. The children's logger is src/forwarding-logger.ts, which
  * does not load bunyan; this module is the master's (children import only its types).

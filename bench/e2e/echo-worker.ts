@@ -8,7 +8,7 @@
  * harness's or the daemon's.
  *
  * With `--http URL` it is the **Node floor** instead: each job is first POSTed to URL (the JSON body
- * SPEC §3 describes, on one raw keep-alive socket per connection, request written in one piece,
+ * docs/http-contract.md describes, on one raw keep-alive socket per connection, request written in one piece,
  * response framed by Content-Length and JSON.parse'd) and WORK_COMPLETE follows the answer. No HTTP
  * library, no timers, no metrics, no logging: the least any Node worker manager must do per job, so
  * the daemon's 1-slot rate can be read against what Node itself allows on this machine.

@@ -1,5 +1,5 @@
 /**
- * One TCP connection of one slot to one gearmand (SPEC §3).
+ * One TCP connection of one slot to one gearmand (docs/architecture.md, Lifecycles).
  *
  * Lifecycle: connecting → ready (registered: RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… written on
  * connect; gearmand answers none of them) → grabbing → running | sleeping | parked → ready (NOOP, or

@@ -1,9 +1,9 @@
 /**
- * Runs one Gearman job as one HTTP POST to the pool's job_processing_uri (SPEC §3) and turns the
+ * Runs one Gearman job as one HTTP POST to the pool's job_processing_uri (docs/http-contract.md) and turns the
  * endpoint's answer into exactly one outcome.
  *
  * One undici Pool per runner, keep-alive, `connections` = worker_count: a slot runs at most one job,
- * so the pool never queues a request behind another one (original fault 9: a TCP connection per job).
+ * so the pool never queues a request behind another one (the original opened a TCP connection per job).
  *
  * Requests go through `Pool.dispatch` with a dispatch handler (undici's current controller API)
  * rather than `Pool.request`: no Readable stream, no promise per job; the two response headers we read
@@ -35,7 +35,7 @@ const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as 
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /** Below this a multipart body is assembled into one buffer: a copy is cheaper than undici's async iterable writer. */
 const MULTIPART_COPY_LIMIT = 64 * 1024;
-/** INT32 range: gearman_ret is a C int in libgearman; the original crashed on values ≥ 2^31 (fault 1). */
+/** INT32 range: gearman_ret is a C int in libgearman; the original crashed on values ≥ 2^31. */
 const INT32_MIN = -0x80000000;
 const INT32_MAX = 0x7fffffff;
 /** libgearman's GEARMAN_LOST_CONNECTION: "drop the connection so gearmand re-queues the job". */
@@ -240,8 +240,9 @@ function plainSuccessResult(body: Buffer): Buffer | null {
 }
 
 /**
- * The SPEC §3 table, for an HTTP 200 body. Success needs a JSON object with gearman_ret the integer 0
- * and response_string a string; 14 re-queues; any other integer fails; everything else is invalid.
+ * The outcome table (docs/http-contract.md), for an HTTP 200 body. Success needs a JSON object with
+ * gearman_ret the integer 0 and response_string a string; 14 re-queues; any other integer fails;
+ * everything else is invalid.
  */
 export function interpretBody(body: Buffer): JobOutcome {
   const plain = plainSuccessResult(body);
@@ -284,7 +285,7 @@ export function interpretAnswer(body: Buffer, parsed: unknown): JobOutcome {
     if (typeof text !== 'string') {
       return { kind: 'fail', cause: FailureCause.HTTP, reason: `response_string is ${text === undefined ? 'missing' : `not a string (${text === null ? 'null' : typeof text})`}` };
     }
-    // The bytes the endpoint sent, U+0000 (original fault 3) and invalid UTF-8 included.
+    // The bytes the endpoint sent, U+0000 (the original truncated the result there) and invalid UTF-8 included.
     const result = responseBytes(body, text, response.response_encoding);
     if (typeof result === 'string') return { kind: 'fail', cause: FailureCause.HTTP, reason: result };
     return { kind: 'complete', result };
@@ -497,7 +498,7 @@ export class JobRunner {
       if (this.#functionJson.size < 1024) this.#functionJson.set(job.functionName, fn);
     }
     const head = `{"function_name":${fn},"job_handle":${JSON.stringify(job.handleText)},"unique":${JSON.stringify(job.uniqueText)},"workload":`;
-    // SPEC §3: a workload that is not valid UTF-8 cannot be a JSON string without loss: base64 it.
+    // A workload that is not valid UTF-8 cannot be a JSON string without loss: base64 it.
     if (isUtf8(job.workload)) return `${head}${JSON.stringify(job.workload.toString('utf8'))}}`;
     return `${head}${JSON.stringify(job.workload.toString('base64'))},"workload_encoding":"base64"}`;
   }

@@ -1,6 +1,6 @@
 /**
  * A slot: one logical Gearman worker (the original's "thread"), one GearmanConnection per server,
- * at most ONE job at a time across all of them (SPEC §3).
+ * at most ONE job at a time across all of them (docs/architecture.md, Lifecycles).
  *
  * Grab strategy: at most one GRAB_JOB_UNIQ is outstanding per slot, and none while a job runs, so an
  * assignment can never arrive that the slot cannot take (gearmand offers no way to refuse one).
@@ -178,7 +178,7 @@ export class Slot implements ConnectionOwner {
    * max_running_time, lazily: armed for the deadline of the job that found it disarmed and, when it
    * fires, re-armed for the deadline of whatever job runs then (or left off when none does). Jobs
    * that finish in time cost no timer operation at all, yet a late one fails within a millisecond of
-   * its own deadline (original fault 10: the original's limit was loop_timeout-coarse).
+   * its own deadline (the original's limit was loop_timeout-coarse).
    */
   #deadlineTimer: NodeJS.Timeout | null = null;
   /** performance.now() by which a running job must be done once stopping; a later stop() can only shorten it. */

@@ -1,11 +1,11 @@
 /**
- * One pool's slots inside its child process: start, reconfigure (SPEC §4), status, drain, destroy.
+ * One pool's slots inside its child process: start, reconfigure (README: Signals and reload), status, drain, destroy.
  *
  * - worker_count up → slots added; down → surplus slots stopped (idle ones first, newest first) with
  *   max_running_time to finish a running job.
  * - jobs_list, servers or loop_timeout changed → a new set of slots is started first; the old ones keep
  *   serving until the new ones are registered with every server (or loop_timeout passes), then they
- *   are stopped gracefully. The pool is never left at zero workers (original fault 6).
+ *   are stopped gracefully. The pool is never left at zero workers (the original's could be, for a while).
  * - URI, request_format, headers or max_running_time changed → only the HTTP side changes: new jobs use
  *   a new JobRunner, running jobs finish on the old one, and no Gearman connection drops. (Replacing
  *   slots would buy nothing and re-register every worker.)

@@ -1,5 +1,5 @@
 /**
- * File-descriptor budget (SPEC §8). The original aborted the whole process halfway through starting
+ * File-descriptor budget (docs/configuration.md). The original aborted the whole process halfway through starting
  * workers when it ran out of descriptors; we refuse such a config up front instead, with both numbers.
  *
  * Each pool runs in its own child process, which inherits the master's limits, so the budget is per

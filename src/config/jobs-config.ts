@@ -1,5 +1,5 @@
 /**
- * The jobs config file (SPEC §2): the seed's format, validated strictly. Every problem in the file is
+ * The jobs config file (README: Jobs config): the seed's format, validated strictly. Every problem in the file is
  * collected and thrown at once as one ConfigError, one line per problem, so an operator fixes a file in
  * one pass instead of one error per restart.
  *

@@ -1,7 +1,7 @@
 /**
  * How the master starts a pool child: node:cluster, one process per pool. The pool's name is the only
- * thing passed in the environment (for `ps e` and crash reports); the config goes over IPC (STYLE "Not
- * to imitate": config as JSON in environment variables).
+ * thing passed in the environment (for `ps e` and crash reports); the config goes over IPC, not as JSON
+ * in environment variables, which any process of the same user can read and which have size limits.
  */
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';

@@ -1,7 +1,7 @@
 /**
- * Notices a changed jobs config file (SPEC §4: checked every loop_timeout/2 s, the original's
+ * Notices a changed jobs config file (checked every loop_timeout/2 s, the original's
  * behaviour). Only a stat() per tick: the original re-parsed the file every tick because its mtime
- * check was dead (original-behavior.md fault 5). A change of mtime, size or inode counts, so an editor
+ * check was dead. A change of mtime, size or inode counts, so an editor
  * that replaces the file by rename is seen even when the new file has the same mtime and size.
  *
  * fs.watch is not used: it misses changes on network and overlay file systems and loses the watch when
@@ -46,7 +46,7 @@ export class ConfigWatcher {
   start(): void {
     if (this.#timer !== null) return;
     // Kept ref'd on purpose: with every pool at worker_count 0 and no status port this timer is all
-    // that keeps the daemon up, waiting for the edit that turns a pool on (SPEC §2). Master.stop()
+    // that keeps the daemon up, waiting for the edit that turns a pool on. Master.stop()
     // closes it, so it never holds a stopping process.
     this.#timer = setInterval(() => this.check(), this.#options.intervalMs);
   }

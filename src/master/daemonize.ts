@@ -1,8 +1,8 @@
 /**
- * --daemonize (SPEC §1): the launching command re-runs itself detached (a new session, stdio on
+ * --daemonize (README: Options): the launching command re-runs itself detached (a new session, stdio on
  * /dev/null) with an IPC channel back, and exits 0 only once the daemon reports that it is serving
  * (config valid, children ready, status port bound, pid file written), or non-zero with the daemon's
- * own error lines. The original returned 0 before anything had started (original-behavior.md fault 13).
+ * own error lines. The original returned 0 before anything had started.
  *
  * The daemon runs the ordinary startup path; only its reporting differs (DaemonHandshake). Relative
  * paths were made absolute by the options parser, and the daemon keeps the launcher's working directory

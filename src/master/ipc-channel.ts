@@ -1,5 +1,5 @@
 /**
- * Request/reply over one child's IPC channel (DESIGN "IPC"): every request gets a `seq`, its reply
+ * Request/reply over one child's IPC channel (docs/architecture.md, IPC): every request gets a `seq`, its reply
  * carries the same number as `ack`, and every request has a timeout, so a stuck child shows up as a
  * rejected promise instead of a caller waiting forever. Messages without an `ack` (log records) go to
  * the unsolicited handler. The channel knows nothing about what the messages mean.

@@ -1,5 +1,5 @@
 /**
- * The master process (DESIGN "Processes"): owns the config, one supervisor per pool child, the status
+ * The master process (docs/architecture.md): owns the config, one supervisor per pool child, the status
  * port, the config watcher and the signals. It never touches a job or a packet.
  *
  *   starting ──► running ⇄ reloading
@@ -10,7 +10,7 @@
  *   the pools whose config changed.
  * - Reloads never overlap: one requested while another runs is done once after it.
  * - Stopping pools (removed, or worker_count → 0) get their pool's max_running_time to finish running
- *   jobs (SPEC §4); a daemon shutdown shortens that to its own deadline.
+ *   jobs (README: Signals and reload); a daemon shutdown shortens that to its own deadline.
  * - `threads` skips the slots of a child that does not answer within the status timeout and logs a
  *   warning: the original's line format has no place for "unknown". `gauges` shows it as
  *   `<pool>.responding: 0`. A child that has missed its heartbeats for --child_unresponsive_after is
@@ -277,8 +277,8 @@ export class Master implements StatusSource, ExporterSource {
   }
 
   /**
-   * Reads the jobs config again and applies the difference (SPEC §4). An invalid or unreadable file, or
-   * one over the fd budget, changes nothing and is logged with every problem.
+   * Reads the jobs config again and applies the difference (docs/configuration.md, Reload). An invalid
+   * or unreadable file, or one over the fd budget, changes nothing and is logged with every problem.
    */
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (this.#state === MasterState.STOPPING || this.#state === MasterState.STOPPED || this.#state === MasterState.STARTING) {
@@ -344,7 +344,7 @@ export class Master implements StatusSource, ExporterSource {
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // StatusSource (SPEC §6)
+  // StatusSource (README: Status port)
 
   async threads(): Promise<string> {
     const results = await this.#pollAll();

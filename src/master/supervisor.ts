@@ -1,5 +1,5 @@
 /**
- * One pool's child process, kept alive (DESIGN "Processes"; pm2's God.js rules): fork, ready handshake
+ * One pool's child process, kept alive (docs/architecture.md; pm2's God.js rules): fork, ready handshake
  * with a timeout, restart after an unexpected exit with backoff ×1.5 up to a cap, a crash-loop limit
  * that marks the pool failed instead of forking forever, and stop escalation IPC shutdown → SIGTERM →
  * SIGKILL. The supervisor never looks inside a job: it sends settings and asks for status.
@@ -59,7 +59,7 @@ export interface SupervisorTiming {
 export const DEFAULT_UNRESPONSIVE_AFTER_MS = 10_000;
 export const DEFAULT_KILL_AFTER_MS = 60_000;
 
-/** Timings derived from loop_timeout (SPEC §1: loop_timeout drives liveness checks and shutdown waits). */
+/** Timings derived from loop_timeout, which drives liveness checks and shutdown waits (README: Options). */
 export function supervisorTiming(
   loopTimeoutMs: number,
   { unresponsiveAfterMs = DEFAULT_UNRESPONSIVE_AFTER_MS, killAfterMs = DEFAULT_KILL_AFTER_MS }: { unresponsiveAfterMs?: number; killAfterMs?: number } = {},
@@ -222,7 +222,7 @@ export class PoolSupervisor {
   }
 
   /**
-   * Applies new settings in place (SPEC §4: the child adds, drains or replaces slots without dropping the
+   * Applies new settings in place (the child adds, drains or replaces slots without dropping the
    * pool to zero). A child that refuses or does not answer is replaced by a fresh one with the new
    * settings. A child that is not running picks the settings up when it next starts.
    */

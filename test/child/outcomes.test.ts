@@ -1,6 +1,7 @@
 /**
- * SPEC §3's outcome table, row by row, end to end: a real gearmand, a real HTTP endpoint, a WorkerPool
- * in this process, and a Gearman client that sees what users' clients see.
+ * The HTTP contract's outcome table (docs/http-contract.md), row by row, end to end: a real gearmand,
+ * a real HTTP endpoint, a WorkerPool in this process, and a Gearman client that sees what users'
+ * clients see.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
@@ -14,7 +15,7 @@ import { rig } from './fixtures.js';
 /** The original's behaviour, where every failure is a WORK_FAIL at once: the timing tests below need it. */
 const FAIL_FAST = { ...DEFAULT_DELIVERY, mode: DeliveryMode.FAIL_FAST };
 
-test('WorkerPool outcomes should follow the SPEC §3 table', async (t) => {
+test('WorkerPool outcomes should follow the outcome table of the HTTP contract', async (t) => {
   const r = await rig(t, { maxResponseBytes: 4096 });
   const { client, endpoint, fn, pool } = r;
   const fail = async (reason: RegExp): Promise<void> => {

@@ -1,5 +1,5 @@
 /**
- * What the endpoint receives (SPEC §3 request formats, binary workloads, headers, keep-alive) and
+ * What the endpoint receives (docs/http-contract.md: request formats, binary workloads, headers, keep-alive) and
  * volume: every job answered exactly once.
  */
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ const WORKLOADS: Array<[string, Buffer]> = [
   ['1 MiB of valid UTF-8', Buffer.from('é☃x'.repeat(1024 * 1024 / 6 + 1), 'utf8')],
 ];
 
-test('interpretBody should classify bodies exactly as the SPEC §3 table', () => {
+test('interpretBody should classify bodies exactly as the outcome table of the HTTP contract', () => {
   const body = (text: string): Buffer => Buffer.from(text);
   assert.deepEqual(interpretBody(body('{"gearman_ret":0,"response_string":"3"}')), { kind: 'complete', result: body('3') });
   assert.deepEqual(interpretBody(body('{"gearman_ret":14}')), { kind: 'requeue' });
@@ -37,7 +37,7 @@ test('interpretBody should classify bodies exactly as the SPEC §3 table', () =>
 });
 
 test('interpretBody should give the bytes JSON.parse would for any success body (its no-parse fast path included)', () => {
-  // Reference: the SPEC §3 rule spelled out, parse then encode. A body that is not UTF-8 delivers the
+  // Reference: the HTTP contract's rule spelled out, parse then encode. A body that is not UTF-8 delivers the
   // bytes between the quotes: with this alphabet (escapes only of ASCII) that is its latin1 reading.
   const reference = (body: Buffer): string => {
     try {

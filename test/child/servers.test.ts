@@ -1,6 +1,6 @@
 /**
- * Several gearmands per slot (SPEC §3): jobs from each answered on the right connection, a gearmand
- * killed and restarted mid-run rejoined without traffic elsewhere, no slot stuck.
+ * Several gearmands per slot (docs/architecture.md, Lifecycles): jobs from each answered on the right
+ * connection, a gearmand killed and restarted mid-run rejoined without traffic elsewhere, no slot stuck.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,7 +1,7 @@
 /**
  * Shared inputs for the codec tests. Every packet's bytes come from the test-side builder
  * (test/helpers/packet-builder.ts), never from src/codec's encoder, so an encoder bug cannot hide a
- * parser bug. Argument counts are copied from /work/shared/reference/gearman-protocol.md.
+ * parser bug. Argument counts are copied from the Gearman protocol document (gearman.org/protocol).
  */
 import { buildPacket, T, type Magic } from '../helpers/packet-builder.js';
 

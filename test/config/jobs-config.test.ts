@@ -74,7 +74,7 @@ test('parseJobsConfig should accept the seed README example', () => {
   });
 });
 
-test('parseJobsConfig should accept the SPEC example with two servers', () => {
+test('parseJobsConfig should accept a config with two servers', () => {
   const result = parse(config({ Regular: pool({ jobs_list: ['Sum', 'Sum2'] }) }, ['localhost', '10.0.0.2:4730']));
   assert.deepEqual(
     result.servers.map((s) => s.label),

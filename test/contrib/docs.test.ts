@@ -3,7 +3,7 @@
  * src/config/options.ts must show up in the man page, the README and the service files, or this fails.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8
 /** Option names as --help lists them. */
 function optionNames(): string[] {
   const names = [...helpText().matchAll(/^ {2}--([a-z_]+)/gm)].map((m) => m[1] as string);
-  assert.ok(names.length >= 13, `expected the SPEC §1 options in --help, found ${names.join(', ')}`);
+  assert.ok(names.length >= 13, `expected the README's options in --help, found ${names.join(', ')}`);
   return names;
 }
 
@@ -88,4 +88,57 @@ test('README.md and the man page should document every security key and every he
     assert.ok(headerTable.toLowerCase().includes(`\`${header.toLowerCase()}\``), `README header table lacks ${header}`);
     assert.ok(man.toLowerCase().includes(header.toLowerCase()), `man page lacks header ${header}`);
   }
+});
+
+/** Heading texts of a markdown file, without the leading #s. */
+function headings(markdown: string): string[] {
+  return [...markdown.matchAll(/^#{1,6} (.+)$/gm)].map((m) => (m[1] as string).trim());
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function anchor(heading: string): string {
+  return heading.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+}
+
+/** Source files under a folder of the checkout, recursively (TypeScript only). */
+function sourceFiles(folder: string): string[] {
+  return readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => path.join(folder, name));
+}
+
+test('links from docs/ to README sections should land on a README heading', () => {
+  const anchors = new Set(headings(read('README.md')).map(anchor));
+  const pages = readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md'));
+  assert.ok(pages.includes('architecture.md') && pages.includes('http-contract.md') && pages.includes('configuration.md'));
+  let links = 0;
+  for (const page of pages) {
+    for (const [, target] of read(`docs/${page}`).matchAll(/\]\(\.\.\/README\.md#([^)]+)\)/g)) {
+      links++;
+      assert.ok(anchors.has(target as string), `docs/${page} links to README.md#${target}, which is no README heading`);
+    }
+  }
+  assert.ok(links > 0, 'expected docs/ to link to README sections');
+});
+
+test('comments citing a README section or a docs page should name one that exists', () => {
+  const readmeHeadings = headings(read('README.md'));
+  let cites = 0;
+  // This file holds the patterns themselves, not citations.
+  const files = [...sourceFiles('src'), ...sourceFiles('test'), ...sourceFiles('bench')].filter((file) => !file.endsWith(path.join('contrib', 'docs.test.ts')));
+  for (const file of files) {
+    const text = read(file);
+    for (const [, section] of text.matchAll(/\(README: ([^);]+)[);]/g)) {
+      cites++;
+      assert.ok(readmeHeadings.includes((section as string).trim()), `${file} cites README section "${section}", which README.md does not have`);
+    }
+    for (const [, page, section] of text.matchAll(/\bdocs\/([a-z-]+\.md)(?:, ([A-Z][A-Za-z]*))?/g)) {
+      cites++;
+      const markdown = read(`docs/${page}`);
+      if (section !== undefined) {
+        assert.ok(headings(markdown).some((heading) => heading.startsWith(section)), `${file} cites section "${section}" of docs/${page}, which has none`);
+      }
+    }
+  }
+  assert.ok(cites > 0, 'expected comments to cite the README or docs/');
 });

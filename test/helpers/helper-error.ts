@@ -1,5 +1,5 @@
 /**
- * Errors thrown by the test helpers. They carry a string `code` (STYLE.md: branch on codes, not classes)
+ * Errors thrown by the test helpers. They carry a string `code` (branch on codes, not classes)
  * and are deliberately separate from src/errors.ts: helpers must keep working while the daemon's own
  * error module changes, and a helper failure must never be mistaken for a daemon error in an assertion.
  */
@@ -14,7 +14,7 @@ export const HelperErrorCode = {
   GEARMAND_ADMIN: 'HELPER_GEARMAND_ADMIN',
   /** A multipart body does not follow RFC 7578 framing. */
   MULTIPART: 'HELPER_MULTIPART',
-  /** A JSON job body does not have the shape SPEC.md §3 describes. */
+  /** A JSON job body does not have the shape the HTTP contract describes (docs/http-contract.md). */
   JSON_JOB: 'HELPER_JSON_JOB',
 } as const;
 export type HelperErrorCode = (typeof HelperErrorCode)[keyof typeof HelperErrorCode];

@@ -73,7 +73,7 @@ export interface MultipartPart {
   data: Buffer;
 }
 
-/** The JSON body SPEC.md §3 describes, plus the workload bytes decoded. */
+/** The JSON body the HTTP contract describes (docs/http-contract.md), plus the workload bytes decoded. */
 export interface JsonJob {
   function_name: string;
   job_handle: string;
@@ -322,7 +322,7 @@ export function parseMultipart(body: Buffer, contentType: string): MultipartPart
 const JSON_JOB_KEYS = new Set(['function_name', 'job_handle', 'unique', 'workload', 'workload_encoding']);
 
 /**
- * Parses and checks a JSON job body (SPEC.md §3) strictly: the four string fields, an optional
+ * Parses and checks a JSON job body (docs/http-contract.md) strictly: the four string fields, an optional
  * `"workload_encoding":"base64"`, nothing else. Throws a HelperError (code HELPER_JSON_JOB) otherwise.
  */
 export function parseJsonJob(body: Buffer | string): JsonJob {

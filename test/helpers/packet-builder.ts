@@ -1,7 +1,7 @@
 /**
- * Test-side Gearman packet encoder. It is written independently of src/codec on purpose (STYLE.md,
- * after node-postgres's testing/buffer-list.ts): fixtures built by the encoder under test would agree
- * with its bugs. Numbers are copied from /work/shared/reference/gearman-protocol.md, not imported.
+ * Test-side Gearman packet encoder. It is written independently of src/codec on purpose (after
+ * node-postgres's testing/buffer-list.ts): fixtures built by the encoder under test would agree
+ * with its bugs. Numbers are copied from the Gearman protocol document (gearman.org/protocol), not imported.
  */
 
 export const HEADER_SIZE = 12;
