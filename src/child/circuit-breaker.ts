@@ -156,9 +156,9 @@ export class CircuitBreaker {
 
   /** A reload changed the policy: thresholds and cool-offs apply from the next event. */
   update(policy: DeliveryPolicy): void {
-    const wasOff = this.#policy.breakerThreshold;
+    const previousThreshold = this.#policy.breakerThreshold;
     this.#policy = policy;
-    if (policy.breakerThreshold === 0 && wasOff !== 0 && this.tripped) this.#close('the breaker was disabled by a reload');
+    if (policy.breakerThreshold === 0 && previousThreshold !== 0 && this.tripped) this.#close('the breaker was disabled by a reload');
   }
 
   status(retrying: number): DeliveryStatus {

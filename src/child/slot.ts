@@ -431,13 +431,12 @@ export class Slot implements ConnectionOwner {
   }
 
   /** Sends the outcome to gearmand on the assigning socket and moves on (next grab, or close if stopping). */
-  #answer(running: RunningJob, outcome: FinalOutcome): void {
+  #answer(running: RunningJob, final: FinalOutcome): void {
     if (this.#job !== running) return;
     this.#job = null;
     const { job, connection, epoch } = running;
     const durationMs = performance.now() - running.assignedAt;
     const httpStatus = running.request?.httpStatus ?? 0;
-    const final = outcome;
     if (final.kind === 'requeue') {
       // Allowed by #conclude: the job goes back to gearmand with the socket that holds it.
       connection.drop(epoch, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
@@ -464,6 +463,18 @@ export class Slot implements ConnectionOwner {
     } else {
       packet = encodeWorkFail(job.handle);
     }
+    const sent = this.#sendAndGrabNext(connection, epoch, packet, body);
+    this.#context.record(final, job.functionName, durationMs, httpStatus, running.httpCounted);
+    this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
+    this.#afterJob();
+  }
+
+  /**
+   * Sends a job's answer on the socket that assigned it and, unless stopping, grabs the next job: on
+   * the same connection in the same write when it is next in the round-robin. Returns false (nothing
+   * sent) when that socket is gone: gearmand has re-queued the job.
+   */
+  #sendAndGrabNext(connection: GearmanConnection, epoch: number, packet: Buffer, body: Buffer | null): boolean {
     const live = connection.holdsJob(epoch);
     // The permit goes back and is taken again for the next grab: a ramping breaker may want it elsewhere.
     this.#releasePermit();
@@ -477,9 +488,7 @@ export class Slot implements ConnectionOwner {
       this.#grabbing = next;
       if (next !== connection) next.grab();
     }
-    this.#context.record(final, job.functionName, durationMs, httpStatus, running.httpCounted);
-    this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
-    this.#afterJob();
+    return sent;
   }
 
   /** POSTs the job (again). The current runner: a reload between attempts takes effect at once. */
@@ -725,13 +734,7 @@ export class Slot implements ConnectionOwner {
     const limit = connection.maxWorkloadBytes;
     const outcome: FinalOutcome = { kind: 'fail', cause: FailureCause.WORKLOAD_LIMIT, reason: `workload of ${workloadBytes} bytes is over max_workload_bytes (${limit})` };
     this.#context.settleHandle(connection.server.label, handleText);
-    const next = this.#stopping ? null : this.#pickNext(connection);
-    // Synchronous with the assignment: the socket that assigned the job is still the live one.
-    connection.finishJob(epoch, encodeWorkFail(handle), null, next === connection);
-    if (next !== null) {
-      this.#grabbing = next;
-      if (next !== connection) next.grab();
-    }
+    this.#sendAndGrabNext(connection, epoch, encodeWorkFail(handle), null);
     this.#context.record(outcome, functionName, 0, 0, false);
     this.#log.warn(
       { function: functionName, handle: handleText, server: connection.server.label, workloadBytes, maxWorkloadBytes: limit, cause: outcome.cause, reason: outcome.reason },

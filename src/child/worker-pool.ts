@@ -20,7 +20,7 @@ import { queryStatus } from '../admin-query.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterFile } from './dead-letters.js';
 import { checkHealth } from './health-check.js';
-import { FailureCause, JobRunner, MAX_REQUEUES } from './job-runner.js';
+import { FailureCause, JobRunner, MAX_REQUEUES, TransientCause } from './job-runner.js';
 import type { AttemptInfo, FinalOutcome, Job, JobOutcome } from './job-runner.js';
 import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 import { Slot } from './slot.js';
@@ -528,7 +528,7 @@ export class WorkerPool {
   /** A transient attempt: its HTTP outcome counts now, whatever becomes of the job. */
   #attemptFailed(outcome: JobOutcome & { kind: 'transient' }, httpStatus: number): void {
     this.#counters.http_errors++;
-    this.#metrics.recordHttp(outcome.cause === 'timeout' ? HTTP_TIMEOUT : httpStatus === 0 ? HTTP_ERROR : httpStatus);
+    this.#metrics.recordHttp(outcome.cause === TransientCause.TIMEOUT ? HTTP_TIMEOUT : httpStatus === 0 ? HTTP_ERROR : httpStatus);
   }
 
   #record(outcome: FinalOutcome, functionName: string, durationMs: number, httpStatus: number, httpCounted: boolean): void {
