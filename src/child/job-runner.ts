@@ -19,6 +19,7 @@ import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from './ndjson-answer.js';
 import type { JobTrace } from './trace-context.js';
 import { CLOSED_AFTER_HANDSHAKE, RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
+import { rawHeaderValue } from './raw-headers.js';
 import { responseBytes } from './response-body.js';
 
 /**
@@ -702,16 +703,15 @@ export class JobRequest {
 
 /** Retry-After in milliseconds: delta-seconds or an HTTP date (RFC 9110); null when absent or unreadable. */
 export function retryAfterMs(rawHeaders: readonly Buffer[], now = Date.now()): number | null {
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as Buffer;
-    if (name.length !== 11 || name.toString('latin1').toLowerCase() !== 'retry-after') continue;
-    const value = (rawHeaders[i + 1] as Buffer).toString('latin1').trim();
-    if (/^[0-9]+$/.test(value)) return Math.min(Number(value), MAX_TIMER_MS / 1000) * 1000;
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? null : Math.max(0, date - now);
-  }
-  return null;
+  const raw = rawHeaderValue(rawHeaders, RETRY_AFTER);
+  if (raw === null) return null;
+  const value = raw.trim();
+  if (/^[0-9]+$/.test(value)) return Math.min(Number(value), MAX_TIMER_MS / 1000) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
+
+const RETRY_AFTER = Buffer.from('retry-after', 'latin1');
 
 let isoMs = -1;
 let isoText = '';

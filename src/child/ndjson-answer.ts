@@ -11,6 +11,7 @@
  * gearmand while the endpoint is still working. Any line that breaks these rules ends the job with a
  * permanent failure naming the line: a malformed stream is an endpoint bug, not a passing fault.
  */
+import { rawHeaderValue } from './raw-headers.js';
 
 /** One update to forward to gearmand while the job runs. */
 export type ProgressUpdate =
@@ -127,24 +128,10 @@ function preview(line: Buffer): string {
 
 /** Whether a response's raw headers (undici's flat [name, value, …] Buffers) say application/x-ndjson. */
 export function isNdjsonResponse(rawHeaders: readonly Buffer[]): boolean {
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as Buffer;
-    // "content-type" is 12 bytes: most headers are skipped on their length alone.
-    if (name.length !== 12 || !isContentType(name)) continue;
-    const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
-    const semicolon = value.indexOf(';');
-    return (semicolon < 0 ? value : value.slice(0, semicolon)).trim().toLowerCase() === 'application/x-ndjson';
-  }
-  return false;
+  const value = rawHeaderValue(rawHeaders, CONTENT_TYPE);
+  if (value === null) return false;
+  const semicolon = value.indexOf(';');
+  return (semicolon < 0 ? value : value.slice(0, semicolon)).trim().toLowerCase() === 'application/x-ndjson';
 }
 
 const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
-
-/** `name` is "Content-Type" in any letter case, compared in place: one response header per job reaches here. */
-function isContentType(name: Buffer): boolean {
-  for (let i = 0; i < 12; i++) {
-    // ASCII letters differ from their lower case by the 0x20 bit; '-' (0x2d) has it set already.
-    if (((name[i] as number) | 0x20) !== CONTENT_TYPE[i]) return false;
-  }
-  return true;
-}
