@@ -13,11 +13,11 @@ import { UserError, problemLines } from './errors.js';
 import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
 import type { LogConfig, Logger } from './log.js';
 import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
-import { DaemonHandshake, launchDaemon } from './master/daemonize.js';
-import { checkProgramReadable, dropPrivileges, lookupUser, programFiles } from './master/drop-privileges.js';
+import { DaemonHandshake, launchDaemon } from './daemon/daemonize.js';
+import { checkProgramReadable, dropPrivileges, lookupUser, programFiles } from './daemon/drop-privileges.js';
 import { Master } from './master/master.js';
-import { PidFile } from './master/pid-file.js';
-import { makeFileStreamsReopenable } from './master/reopen-logs.js';
+import { PidFile } from './daemon/pid-file.js';
+import { makeFileStreamsReopenable } from './daemon/reopen-logs.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -46,17 +46,17 @@ import { effectiveLevel } from '../log.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
 // The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.
-import type { Exporter, ExporterSource } from './exporter.js';
-import { GearmandPoller } from './gearmand-poller.js';
-import type { GearmandScrape } from './gearmand-poller.js';
-import { addMetrics, emptyMetrics } from './job-metrics.js';
-import { poolDelivery } from './observation.js';
-import type { Observation, PoolTotals } from './observation.js';
-import { reopenLogFiles } from './reopen-logs.js';
+import type { Exporter, ExporterSource } from '../observe/exporter.js';
+import { GearmandPoller } from '../observe/gearmand-poller.js';
+import type { GearmandScrape } from '../observe/gearmand-poller.js';
+import { addMetrics, emptyMetrics } from '../observe/job-metrics.js';
+import { poolDelivery } from '../observe/observation.js';
+import type { Observation, PoolTotals } from '../observe/observation.js';
+import { reopenLogFiles } from '../daemon/reopen-logs.js';
 import { SignalRouter } from './signals.js';
 import type { SignalSource } from './signals.js';
-import { StatusServer } from './status-server.js';
-import type { StatusSource } from './status-server.js';
+import { StatusServer } from '../observe/status-server.js';
+import type { StatusSource } from '../observe/status-server.js';
 import { PoolSupervisor, SupervisorState, supervisorTiming } from './supervisor.js';
 import type { StatusResult, SupervisorTiming } from './supervisor.js';
 
@@ -221,7 +221,7 @@ export class Master implements StatusSource, ExporterSource {
       }
       if (options.exporter_addr !== null) {
         const where = formatListenAddress(options.exporter_addr);
-        const { Exporter } = await import('./exporter.js');
+        const { Exporter } = await import('../observe/exporter.js');
         this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
         this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
           throw new ListenError(`--exporter_addr ${where}: cannot listen: ${error.message}`, { cause: error, osCode: error.code ?? null });

@@ -20,7 +20,7 @@ import { BreakerState, heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
-import { addMetrics, emptyMetrics, sanitizeMetrics } from './job-metrics.js';
+import { addMetrics, emptyMetrics, sanitizeMetrics } from '../observe/job-metrics.js';
 
 export const SupervisorState = {
   STARTING: 'starting',

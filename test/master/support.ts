@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
-import type { Observation } from '../../src/master/observation.js';
+import type { Observation } from '../../src/observe/observation.js';
 import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';

@@ -36,7 +36,7 @@ import { metricFamilies, readiness, statusDocument } from './observation.js';
 import type { Observation } from './observation.js';
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from './prometheus.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../daemon/listen.js';
 
 export const MAX_CONNECTIONS = 64;
 

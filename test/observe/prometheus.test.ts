@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { escapeHelp, escapeLabelValue, formatExposition, formatValue, MetricType } from '../../src/master/prometheus.js';
+import { escapeHelp, escapeLabelValue, formatExposition, formatValue, MetricType } from '../../src/observe/prometheus.js';
 
 test('formatExposition should write HELP, TYPE and one line per sample in the 0.0.4 text format', () => {
   const text = formatExposition([

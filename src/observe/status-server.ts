@@ -19,7 +19,7 @@
  */
 import net from 'node:net';
 import type { Logger } from '../log.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../daemon/listen.js';
 
 export const MAX_LINE_BYTES = 1024;
 export const MAX_CONNECTIONS = 64;

@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/messages.js';
 import type { DeliveryStatus } from '../../src/ipc/messages.js';
-import { Exporter } from '../../src/master/exporter.js';
-import type { ChildObservation, Observation } from '../../src/master/observation.js';
-import { emptyMetrics } from '../../src/master/job-metrics.js';
-import { memoryLogger, pool, server } from './support.js';
+import { Exporter } from '../../src/observe/exporter.js';
+import type { ChildObservation, Observation } from '../../src/observe/observation.js';
+import { emptyMetrics } from '../../src/observe/job-metrics.js';
+import { memoryLogger, pool, server } from '../master/support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createLogger, emitForwardedRecord } from '../../src/log.js';
-import { makeFileStreamsReopenable, reopenLogFiles } from '../../src/master/reopen-logs.js';
+import { makeFileStreamsReopenable, reopenLogFiles } from '../../src/daemon/reopen-logs.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 test('reopenLogFiles should move every logger, children included, to a fresh file after a rename', async (t) => {

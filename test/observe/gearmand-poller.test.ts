@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { GearmandPoller, queryStatus } from '../../src/master/gearmand-poller.js';
+import { GearmandPoller, queryStatus } from '../../src/observe/gearmand-poller.js';
 import { freePort } from '../helpers/free-port.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger, server } from './support.js';
+import { memoryLogger, server } from '../master/support.js';
 
 /** A TCP server that accepts and then runs `onSocket` (never answering, or answering garbage). */
 async function fakeServer(t: import('node:test').TestContext, onSocket: (socket: net.Socket) => void): Promise<number> {

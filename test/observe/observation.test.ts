@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DURATION_BUCKETS, zeroCounters } from '../../src/ipc/messages.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
-import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/master/job-metrics.js';
-import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/master/observation.js';
-import type { ChildObservation, Observation, PoolTotals } from '../../src/master/observation.js';
-import type { GearmandScrape } from '../../src/master/gearmand-poller.js';
-import { formatExposition } from '../../src/master/prometheus.js';
-import { observationOf, pool, server } from './support.js';
+import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/observe/job-metrics.js';
+import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
+import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
+import type { GearmandScrape } from '../../src/observe/gearmand-poller.js';
+import { formatExposition } from '../../src/observe/prometheus.js';
+import { observationOf, pool, server } from '../master/support.js';
 
 const A = server(4730);
 const B = server(4731);

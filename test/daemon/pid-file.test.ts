@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
-import { isProcessAlive, isZombie, PidFile } from '../../src/master/pid-file.js';
+import { isProcessAlive, isZombie, PidFile } from '../../src/daemon/pid-file.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 function tempDir(t: import('node:test').TestContext): string {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { LINE_TOO_LONG, MAX_CONNECTIONS, SERVER_BUSY, StatusServer, UNRECOGNIZED } from '../../src/master/status-server.js';
-import type { StatusSource } from '../../src/master/status-server.js';
+import { LINE_TOO_LONG, MAX_CONNECTIONS, SERVER_BUSY, StatusServer, UNRECOGNIZED } from '../../src/observe/status-server.js';
+import type { StatusSource } from '../../src/observe/status-server.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger } from './support.js';
+import { memoryLogger } from '../master/support.js';
 
 const THREADS = '1-1\tRegular\t0\tWaiting for work\r\n1-2\tRegular\t1\tjob_handle=H:x:1 job_unique=u\r\n';
 

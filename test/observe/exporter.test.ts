@@ -3,12 +3,12 @@ import net from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { zeroCounters } from '../../src/ipc/messages.js';
-import { Exporter, MAX_CONNECTIONS } from '../../src/master/exporter.js';
-import type { ExporterSource, ExporterOptions } from '../../src/master/exporter.js';
-import type { Observation } from '../../src/master/observation.js';
-import { EXPOSITION_CONTENT_TYPE } from '../../src/master/prometheus.js';
+import { Exporter, MAX_CONNECTIONS } from '../../src/observe/exporter.js';
+import type { ExporterSource, ExporterOptions } from '../../src/observe/exporter.js';
+import type { Observation } from '../../src/observe/observation.js';
+import { EXPOSITION_CONTENT_TYPE } from '../../src/observe/prometheus.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger, pool, server } from './support.js';
+import { memoryLogger, pool, server } from '../master/support.js';
 
 function observation(connected: boolean): Observation {
   return {

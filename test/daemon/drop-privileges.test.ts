@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
-import { lookupUser, programFiles } from '../../src/master/drop-privileges.js';
+import { lookupUser, programFiles } from '../../src/daemon/drop-privileges.js';
 import { DEFAULT_CHILD_EXEC } from '../../src/master/child-process.js';
 import { nodeForEveryone } from '../helpers/node-for-everyone.js';
 
-const MODULE = new URL('../../src/master/drop-privileges.js', import.meta.url).href;
+const MODULE = new URL('../../src/daemon/drop-privileges.js', import.meta.url).href;
 const isRoot = process.getuid?.() === 0;
 /** The node the as-nobody scripts run on: nobody may run it wherever the checkout lives. */
 const NODE = isRoot ? nodeForEveryone() : process.execPath;
