@@ -10,8 +10,9 @@ import { parseCommandLine, versionText } from './config/options.js';
 import { secondsToMs } from './config/seconds.js';
 import type { DaemonOptions, JobsConfig } from './config/types.js';
 import { UserError, problemLines } from './errors.js';
-import { createLogger, DEFAULT_LOG_CONFIG, loadLogConfig } from './log.js';
-import type { LogConfig, Logger } from './log.js';
+import { createLogger, flushLogFiles } from './log/bunyan-logger.js';
+import { DEFAULT_LOG_CONFIG, loadLogConfig, type LogConfig } from './log/log-config.js';
+import type { Logger } from './log/logger.js';
 import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
 import { DaemonHandshake, launchDaemon } from './daemon/daemonize.js';
 import { checkProgramReadable, dropPrivileges, lookupUser, programFiles } from './daemon/drop-privileges.js';
@@ -38,16 +39,6 @@ function prefixed(lines: string[]): string[] {
 function loadConfigFor(options: DaemonOptions): (file: string) => JobsConfig {
   const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format };
   return (file) => loadJobsConfig(file, defaults);
-}
-
-/** Finishes writing buffered log records (file streams are asynchronous) before the process exits. */
-function flushLogs(logger: Logger): Promise<void> {
-  const pending: Array<Promise<void>> = [];
-  for (const entry of (logger as unknown as { streams: Array<{ type: string; stream: NodeJS.WritableStream }> }).streams) {
-    if (entry.type !== 'file' && entry.type !== 'rotating-file') continue;
-    pending.push(new Promise((resolve) => entry.stream.end(() => resolve())));
-  }
-  return Promise.race([Promise.all(pending).then(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
 }
 
 /** Runs the command; resolves with the exit status. Never throws. */
@@ -152,7 +143,7 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
     // Also on stderr: the crash may be in logging itself.
     process.stderr.write(`driveshaft: uncaught exception: ${error.stack ?? error.message}\n`);
     // Children exit on their own when the IPC channel drops; gearmand re-queues their jobs.
-    void flushLogs(logger).then(() => process.exit(EXIT_FAILURE));
+    void flushLogFiles(logger).then(() => process.exit(EXIT_FAILURE));
   });
   process.on('unhandledRejection', (reason) => {
     log.error({ event: 'unhandled-rejection', err: reason }, `unhandled rejection: ${String(reason)}`);
@@ -187,14 +178,14 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
     const lines = problemLines(error);
     log.error({ event: 'start-failed', problems: lines }, `startup failed: ${lines.join('; ')}`);
     pidFile?.release();
-    await flushLogs(logger);
+    await flushLogFiles(logger);
     return reporter.fail(EXIT_USAGE, lines);
   }
   if (handshake !== null) await handshake.ready();
 
   const code = await master.done;
   pidFile?.release();
-  await flushLogs(logger);
+  await flushLogFiles(logger);
   return code;
 }
 

@@ -74,7 +74,7 @@ test('the master should not load undici, the exporter or rotating-file support u
 });
 
 test("the exporter should load node:http without Node's bundled undici", () => {
-  const loaded = loadedBy(`await import(DIST + 'master/exporter.js');`);
+  const loaded = loadedBy(`await import(DIST + 'observe/exporter.js');`);
   assert.ok(loaded.builtins.includes('http'), `the exporter loads node:http: ${loaded.builtins.join(' ')}`);
   // Node 24+ loads its undici (with zlib and web streams) for an ES import of node:http: ~8 MiB.
   assert.equal(loaded.nodeUndici, false, "the exporter loads Node's bundled undici (an ES import of node:http?)");
@@ -83,7 +83,7 @@ test("the exporter should load node:http without Node's bundled undici", () => {
 
 test('a rotating-file stream should load the real mv when the logger is created', () => {
   const loaded = loadedBy(`
-    const { createLogger } = await import(DIST + 'log.js');
+    const { createLogger } = await import(DIST + 'log/bunyan-logger.js');
     createLogger({ name: 'd', level: 'info', streams: [{ type: 'rotating-file', path: ${JSON.stringify(path.join(tmpdir(), 'ds-footprint-rotating.log'))}, period: '1d', count: 1 }] });
   `);
   rmSync(path.join(tmpdir(), 'ds-footprint-rotating.log'), { force: true });
@@ -97,7 +97,7 @@ test('the deferred mv should still move files when bunyan calls it', (t) => {
   const to = path.join(dir, 'a.log.0');
   writeFileSync(from, 'rotated\n');
   const loaded = loadedBy(`
-    await import(DIST + 'log.js');
+    await import(DIST + 'log/bunyan-logger.js');
     // The module bunyan got when it required 'mv': the stand-in until first use.
     const fromBunyan = createRequire(createRequire(import.meta.url).resolve('bunyan'));
     const mv = fromBunyan('mv');

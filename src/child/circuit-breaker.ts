@@ -19,7 +19,7 @@
 import { BreakerState } from '../ipc/messages.js';
 import type { DeliveryStatus } from '../ipc/messages.js';
 import type { DeliveryPolicy } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import { MAX_TIMER_MS } from './job-runner.js';
 
 /** While the breaker stays open, at most one summary line per this many milliseconds. */

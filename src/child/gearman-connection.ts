@@ -35,7 +35,7 @@ import {
 import type { OversizedPacket, Packet } from '../codec/index.js';
 import { GearmanConnectionError, GearmanServerError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import type { Job } from './job-runner.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 

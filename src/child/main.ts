@@ -22,8 +22,8 @@ import type { Cluster } from 'node:cluster';
 import { IpcError, serializeError } from '../errors.js';
 import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
-import { createForwardingLogger } from '../forwarding-logger.js';
-import type { Logger } from '../log.js';
+import { createForwardingLogger } from '../log/forwarding-logger.js';
+import type { Logger } from '../log/logger.js';
 import { reopenDeadLetterFiles } from './dead-letters.js';
 import { WorkerPool, validateSettings } from './worker-pool.js';
 

@@ -20,7 +20,7 @@ import type { DeliveryPolicy, ServerAddress } from '../config/types.js';
 import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkData, encodeWorkException, encodeWorkFail, encodeWorkStatus, encodeWorkWarning } from '../codec/index.js';
 import { JobTimeoutError, ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';

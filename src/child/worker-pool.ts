@@ -15,7 +15,7 @@
 import { ConfigError } from '../errors.js';
 import { zeroCounters } from '../ipc/messages.js';
 import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../ipc/messages.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterFile } from './dead-letters.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { problemLines } from '../errors.js';
-import { loadLogConfig } from '../log.js';
+import { loadLogConfig } from '../log/log-config.js';
 import { checkFdBudget, largestFdNeed, openFileLimit } from './fd-budget.js';
 import { deadLetterPath } from './delivery.js';
 import { loadJobsConfig } from './jobs-config.js';

@@ -4,7 +4,7 @@
  * bind are logged, never thrown, so a listener fault cannot take the daemon down.
  */
 import type { AddressInfo, Server } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 
 export function listenOn(server: Server, host: string, port: number, log: Logger, what: string): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {

@@ -9,7 +9,8 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
-import type { Logger } from '../log.js';
+import { logStreamEntries } from '../log/bunyan-logger.js';
+import type { Logger } from '../log/logger.js';
 
 export class ReopenableFile extends Writable {
   readonly path: string;
@@ -45,19 +46,9 @@ export class ReopenableFile extends Writable {
   }
 }
 
-interface StreamEntry {
-  type: string;
-  path?: string;
-  stream: NodeJS.WritableStream;
-}
-
-function entries(logger: Logger): StreamEntry[] {
-  return (logger as unknown as { streams: StreamEntry[] }).streams;
-}
-
 /** Wraps every file stream of `logger` in a ReopenableFile. Call before creating any child logger. */
 export function makeFileStreamsReopenable(logger: Logger): void {
-  for (const entry of entries(logger)) {
+  for (const entry of logStreamEntries(logger)) {
     if (entry.type !== 'file' || entry.path === undefined || entry.stream instanceof ReopenableFile) continue;
     entry.stream = new ReopenableFile(entry.path, entry.stream as WriteStream);
   }
@@ -66,7 +57,7 @@ export function makeFileStreamsReopenable(logger: Logger): void {
 /** Reopens every wrapped file stream; returns their paths. */
 export function reopenLogFiles(logger: Logger): string[] {
   const reopened: string[] = [];
-  for (const entry of entries(logger)) {
+  for (const entry of logStreamEntries(logger)) {
     if (entry.stream instanceof ReopenableFile) {
       entry.stream.reopen();
       reopened.push(entry.stream.path);

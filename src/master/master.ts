@@ -41,8 +41,8 @@ import { versionText } from '../config/options.js';
 import { secondsToMs } from '../config/seconds.js';
 import type { ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
 import { addCounters, COUNTER_NAMES, ShutdownMode as Mode, zeroCounters } from '../ipc/messages.js';
-import type { Logger } from '../log.js';
-import { effectiveLevel } from '../log.js';
+import type { Logger } from '../log/logger.js';
+import { effectiveLevel } from '../log/bunyan-logger.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
 // The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.

@@ -13,8 +13,8 @@
  *      │  init-failed / timeout / exit ─────┘   └─ too many unstable exits ──► failed
  *      └──────────── stop() ──► stopping ──exit──► stopped      (recycle: stopping ──exit──► starting)
  */
-import type { Logger } from '../log.js';
-import { emitForwardedRecord } from '../log.js';
+import type { Logger } from '../log/logger.js';
+import { emitForwardedRecord } from '../log/bunyan-logger.js';
 import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, DeliveryStatus, ShutdownMode } from '../ipc/messages.js';
 import { BreakerState, heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/messages.js';
 import type { ForkChild, ForkedChild } from './child-process.js';

@@ -30,7 +30,7 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { metricFamilies, readiness, statusDocument } from './observation.js';
 import type { Observation } from './observation.js';

@@ -18,7 +18,7 @@
 import net from 'node:net';
 import type { AdminFunctionStatus } from '../codec/admin.js';
 import type { ServerAddress } from '../config/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 
 export interface GearmandScrape {
   /** The server's label (`host:port`). */

@@ -18,7 +18,7 @@
  *   client already being answered, the newcomer is told `Error: server busy\r\n` and closed.
  */
 import net from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../log/logger.js';
 import { listenOn } from '../daemon/listen.js';
 
 export const MAX_LINE_BYTES = 1024;

@@ -7,7 +7,7 @@ import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { ChildSettings } from '../../src/ipc/messages.js';
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../src/log/logger.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startEndpoint, type Endpoint, type EndpointHandler, type EndpointTls } from '../helpers/http-endpoint.js';

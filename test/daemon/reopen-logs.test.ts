@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createLogger, emitForwardedRecord } from '../../src/log.js';
+import { createLogger, emitForwardedRecord } from '../../src/log/bunyan-logger.js';
 import { makeFileStreamsReopenable, reopenLogFiles } from '../../src/daemon/reopen-logs.js';
 import { waitFor } from '../helpers/wait-for.js';
 

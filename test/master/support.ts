@@ -7,7 +7,7 @@ import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { Observation } from '../../src/observe/observation.js';
 import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
-import type { Logger } from '../../src/log.js';
+import type { Logger } from '../../src/log/logger.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 
 /** The compiled stand-in child (see fixtures/fake-child.ts). */

@@ -8,29 +8,14 @@
  * costs each child ~2 MiB of heap and ~5 MiB of resident node-binary pages (its `mv` dependency pulls
  * in glob, rimraf, ncp and more for rotating files that children never rotate), and bunyan's
  * child() makes a full EventEmitter-based Logger per slot. This module imports nothing heavy (the
- * child must not import src/log.ts at run time, which loads bunyan).
+ * child must not import bunyan-logger.ts, which loads bunyan).
  */
 import { hostname } from 'node:os';
 import { format, inspect } from 'node:util';
-import type { Logger } from './log.js';
-
-/** bunyan's numeric levels: records carry the number, the master's streams filter on it. */
-export const LogLevel = {
-  trace: 10,
-  debug: 20,
-  info: 30,
-  warn: 40,
-  error: 50,
-  fatal: 60,
-} as const;
-export type LevelName = keyof typeof LogLevel;
+import { levelNumber, LogLevel, type Logger } from './logger.js';
 
 /** bunyan's record format version (the `v` field). */
 const RECORD_VERSION = 0;
-
-export function levelNumber(name: string, fallback: number = LogLevel.info): number {
-  return Object.hasOwn(LogLevel, name) ? LogLevel[name as LevelName] : fallback;
-}
 
 /** What every logger of one child shares; child() copies only its fields. */
 interface Core {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import bunyan from 'bunyan';
-import { createForwardingLogger, levelNumber, LogLevel, serializeErr } from '../src/forwarding-logger.js';
-import type { Logger } from '../src/log.js';
+import { createForwardingLogger, serializeErr } from '../../src/log/forwarding-logger.js';
+import { levelNumber, LogLevel, type Logger } from '../../src/log/logger.js';
 
 type LogRecord = Record<string, unknown>;
 
