@@ -1,0 +1,156 @@
+/**
+ * What the e2e benchmark measures, as the scenarios produce it, the report reads it and the JSON
+ * result file holds it.
+ */
+import type { Mode } from './options.js';
+import type { ProfileSummary } from './profile.js';
+
+/** Label suffix of a scenario run with signing on. */
+export const SIGNED_SUFFIX = '+signed';
+
+export interface CpuShare {
+  /** CPU µs per job of the measured workers (daemon, echo workers or gearman -w processes). */
+  workers: number;
+  gearmand: number;
+  endpoint: number;
+  /** This harness (submitting, polling). */
+  harness: number;
+}
+
+export interface Integrity {
+  /** Requests the endpoint logged during the run. */
+  answered: number;
+  non200: number;
+  /** gearmand `status` shows no job queued or running for the run's functions. */
+  queueEmpty: boolean;
+  /** Daemon counters (status port `counters`) over the run, when the binary has them. */
+  completed?: number;
+  failed?: number;
+  /** Only with --verify-bodies: uniques never seen and uniques seen more than once. */
+  lost?: number;
+  duplicated?: number;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface ThroughputResult {
+  kind: 'throughput';
+  mode: 'queue' | 'cold' | 'concurrent';
+  jobs: number;
+  /** Jobs per second from the first to the last request/answer. */
+  rate: number;
+  spanMs: number;
+  cpuUsPerJob: CpuShare;
+  /** Sum of all measured processes' CPU over the span, in cores (2 = the whole machine). */
+  coresBusy: number;
+  /**
+   * CPU used over the same time by processes this benchmark did not start (other engineers' tests),
+   * in cores. Above ~0.3 on 2 cores the run competed for CPU and its absolute figures are low.
+   */
+  otherCores: number;
+  /** CPU µs per job per process of the daemon tree (master first). */
+  perProcess?: Array<{
+    pid: number;
+    name: string;
+    cpuUsPerJob: number;
+    sysUsPerJob: number;
+    rssBeforeKiB: number;
+    rssAfterKiB: number;
+    /** The after-run RSS split: anonymous (heap, malloc) and file-backed (the node binary). */
+    rssAnonAfterKiB: number;
+    rssFileAfterKiB: number;
+    /** null when smaps_rollup could not be read. */
+    pssBeforeKiB: number | null;
+    pssAfterKiB: number | null;
+  }>;
+  rssBeforeKiB?: number;
+  rssAfterKiB?: number;
+  /** PSS of the daemon's processes, summed (smaps_rollup): lowered by every other process sharing a page. */
+  pssBeforeKiB?: number | null;
+  pssAfterKiB?: number | null;
+  /**
+   * "PSS alone": every page resident in the daemon's processes counted once, as their summed PSS would
+   * be if nothing else on the machine mapped the node binary (pagemap; null when not root).
+   */
+  aloneBeforeKiB?: number | null;
+  aloneAfterKiB?: number | null;
+  /** Distinct keep-alive connections the endpoint saw. */
+  httpConnections?: number;
+  integrity?: Integrity;
+}
+
+export interface LatencyResult {
+  kind: 'latency';
+  jobs: number;
+  failed: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  maxUs: number;
+  meanUs: number;
+}
+
+export type RunResult = ThroughputResult | LatencyResult;
+
+export interface ScenarioResult {
+  label: string;
+  binary: 'ours' | 'compare';
+  /** For the compare binary: another build of ours or the original. */
+  compareKind?: 'build' | 'original';
+  slots: number;
+  pools: number;
+  idleRssKiB?: number;
+  /** The idle sample's PSS sum (null when smaps_rollup was unreadable). */
+  idlePssKiB?: number | null;
+  /** The idle sample's "PSS alone" (see ThroughputResult.aloneAfterKiB). */
+  idleAloneKiB?: number | null;
+  /** The idle sample per process, master first. */
+  idleByProcess?: MemoryByProcess[];
+  idleProcesses?: number;
+  registerMs?: number;
+  runs: Partial<Record<Mode, RunResult>>;
+  error?: string;
+  profile?: ProfileSummary[];
+  load: [number, number, number];
+  /** The ceiling measured right before this scenario (or the run's only one). */
+  ceiling?: CeilingResult;
+  /** Every queue-mode run when --repeat > 1 (runs.queue is their median by rate). */
+  queueRuns?: ThroughputResult[];
+  /**
+   * 1 slot only: the Node floor (echo-worker.ts --http) draining the same N jobs through the same
+   * endpoint and gearmand — what a Node worker with no HTTP library, timers or bookkeeping reaches.
+   */
+  floor?: ThroughputResult;
+  /** The Node floor's foreground latency (latency mode), the 1-slot p50 any Node daemon starts from. */
+  floorLatency?: LatencyResult;
+  floorError?: string;
+}
+
+export interface MemoryByProcess {
+  pid: number;
+  rssKiB: number;
+  rssAnonKiB: number;
+  rssFileKiB: number;
+  pssKiB: number | null;
+}
+
+/** NaN (not read) becomes null, which JSON can hold. */
+export function orNull(kib: number): number | null {
+  return Number.isFinite(kib) ? kib : null;
+}
+
+export interface CeilingResult {
+  /** When it was measured: 'start', or right before which scenario. */
+  at: string;
+  node?: ThroughputResult;
+  nodeConcurrent?: ThroughputResult;
+  libgearman?: ThroughputResult;
+  latencyNode?: LatencyResult;
+  latencyLibgearman?: LatencyResult;
+  /**
+   * Foreground latency with as many echo connections asleep as the scenario has slots per pool:
+   * gearmand wakes every sleeping worker for each job, so this is the floor for that slot count.
+   */
+  latencyNodeHerd?: LatencyResult & { connections: number };
+  errors: string[];
+}

@@ -1,0 +1,188 @@
+/**
+ * The performance targets of the e2e benchmark and their verdicts on one run's results.
+ */
+import { compareKind, type Options } from './options.js';
+import { ceilingFigures, fmt, judgedMemory, pssMib } from './report.js';
+import type { LatencyResult, RunResult, ScenarioResult, ThroughputResult } from './results.js';
+
+// Every ratio is between figures of the same run: the original (the compare binary), the Node floor
+// and the ceiling are measured minutes or seconds from ours on the same machine.
+
+/** 10 slots: our jobs/s ÷ the original's. */
+const TARGET_SPEEDUP_10 = 2.5;
+/** 10 slots: our daemon CPU per job ÷ the original's, at most. */
+const TARGET_CPU_RATIO_10 = 0.5;
+/** 1 slot: our jobs/s ÷ the Node floor (one raw-socket Node worker), at least. */
+const TARGET_FLOOR_RATIO_1 = 0.9;
+/** 1 slot: our jobs/s ÷ the original's. */
+const TARGET_SPEEDUP_1 = 1.5;
+/** 1 slot: foreground p50 at most this far above the echo worker's (the latency ceiling). */
+const TARGET_P50_OVER_CEILING_US = 150;
+/** Memory is judged by PSS, master + children: a page two Node processes share counts once. */
+const TARGET_PSS_1000_AFTER_MIB = 100;
+const TARGET_PSS_10_IDLE_MIB = 60;
+const TARGET_PSS_PER_SLOT_KIB = 16;
+
+export interface Target {
+  name: string;
+  value: string;
+  goal: string;
+  pass: boolean | undefined;
+  note?: string;
+}
+
+export function evaluateTargets(options: Options, scenarios: ScenarioResult[]): Target[] {
+  const ours = (label: string): ScenarioResult | undefined => scenarios.find((s) => s.binary === 'ours' && s.label === label);
+  const original = (label: string): ScenarioResult | undefined =>
+    scenarios.find((s) => s.binary === 'compare' && s.compareKind === 'original' && s.label === label);
+  const queueOf = (s: ScenarioResult | undefined): ThroughputResult | undefined => {
+    const run = s?.runs.queue ?? s?.runs.cold;
+    return run?.kind === 'throughput' ? run : undefined;
+  };
+  const noOriginal =
+    options.compareBin === undefined
+      ? 'no original in this run: --original'
+      : compareKind(options.compareBin) === 'original'
+        ? 'needs this scenario, ours and the original'
+        : 'the compare binary is not the original';
+  const targets: Target[] = [];
+  const ceilingRatio = (s: ScenarioResult | undefined, rate: number): string => {
+    const ceiling = ceilingFigures([s?.ceiling]).reported;
+    return ceiling === undefined ? '—' : fmt.f3(rate / ceiling);
+  };
+
+  const speedup = (label: string, goal: number): void => {
+    const mine = queueOf(ours(label));
+    const theirs = queueOf(original(label));
+    const ratio = mine !== undefined && theirs !== undefined ? mine.rate / theirs.rate : undefined;
+    targets.push({
+      name: `${label} slot${label === '1' ? '' : 's'}: jobs/s ÷ the original's`,
+      value:
+        mine === undefined || theirs === undefined || ratio === undefined
+          ? '—'
+          : `${fmt.f3(ratio)}× (${fmt.int(mine.rate)} vs ${fmt.int(theirs.rate)}; × ceiling ${ceilingRatio(ours(label), mine.rate)} vs ${ceilingRatio(original(label), theirs.rate)})`,
+      goal: `≥ ${goal}×`,
+      pass: ratio === undefined ? undefined : ratio >= goal,
+      note: noOriginal,
+    });
+  };
+
+  speedup('10', TARGET_SPEEDUP_10);
+  {
+    const mine = queueOf(ours('10'))?.cpuUsPerJob.workers;
+    const theirs = queueOf(original('10'))?.cpuUsPerJob.workers;
+    const ratio = mine !== undefined && theirs !== undefined ? mine / theirs : undefined;
+    targets.push({
+      name: "10 slots: daemon CPU per job ÷ the original's",
+      value: ratio === undefined ? (mine === undefined ? '—' : `ours ${fmt.f1(mine)} µs`) : `${fmt.f3(ratio)}× (${fmt.f1(mine)} vs ${fmt.f1(theirs)} µs)`,
+      goal: `≤ ${TARGET_CPU_RATIO_10}×`,
+      pass: ratio === undefined ? undefined : ratio <= TARGET_CPU_RATIO_10,
+      note: noOriginal,
+    });
+  }
+
+  // One slot is a serial chain whose rate is per-job latency: the floor is what Node itself allows.
+  {
+    const mine = queueOf(ours('1'));
+    const floor = ours('1')?.floor;
+    const ratio = mine !== undefined && floor !== undefined ? mine.rate / floor.rate : undefined;
+    targets.push({
+      name: '1 slot: jobs/s ÷ the Node floor',
+      value:
+        ratio === undefined || mine === undefined || floor === undefined
+          ? '—'
+          : `${fmt.f3(ratio)}× (${fmt.int(mine.rate)} vs ${fmt.int(floor.rate)}; floor CPU ${fmt.f1(floor.cpuUsPerJob.workers)} µs/job, ours ${fmt.f1(mine.cpuUsPerJob.workers)})`,
+      goal: `≥ ${TARGET_FLOOR_RATIO_1}×`,
+      pass: ratio === undefined ? undefined : ratio >= TARGET_FLOOR_RATIO_1,
+      note: ours('1')?.floorError ?? 'no 1-slot queue run',
+    });
+  }
+  speedup('1', TARGET_SPEEDUP_1);
+
+  const floorP50 = ours('1')?.floorLatency?.p50Us;
+  for (const label of ['1', '10']) {
+    const latency = ours(label)?.runs.latency;
+    const p50 = latency?.kind === 'latency' ? latency.p50Us : undefined;
+    const base = ceilingFigures([ours(label)?.ceiling]);
+    const theirs = original(label)?.runs.latency;
+    const context =
+      (label !== '1' && base.herdP50 !== undefined ? `; echo ×${label} ${fmt.int(base.herdP50)}` : '') +
+      (label === '1' && floorP50 !== undefined && base.latencyP50 !== undefined ? `; Node floor +${fmt.int(floorP50 - base.latencyP50)}` : '') +
+      (theirs?.kind === 'latency' ? `; original ${fmt.int(theirs.p50Us)}` : '');
+    const ceilingP50 = base.latencyP50;
+    const measured = p50 !== undefined && ceilingP50 !== undefined;
+    targets.push({
+      name: `${label} slot${label === '1' ? '' : 's'}: foreground p50`,
+      value: measured ? `${fmt.int(p50)} µs (ceiling ${fmt.int(ceilingP50)}, +${fmt.int(p50 - ceilingP50)}${context})` : '—',
+      goal: `≤ ceiling p50 + ${TARGET_P50_OVER_CEILING_US} µs`,
+      // The target is the 1-slot figure; 10 slots is shown beside it.
+      pass: label === '1' && measured ? p50 <= ceilingP50 + TARGET_P50_OVER_CEILING_US : undefined,
+      note: label === '1' ? 'no latency run' : 'context, not a target',
+    });
+  }
+
+  // After exactly one N-job run (the first, when --repeat ran several): what the target is about.
+  const run1000 = ours('1000')?.queueRuns?.[0] ?? queueOf(ours('1000'));
+  const after1000 = judgedMemory(run1000?.aloneAfterKiB, run1000?.pssAfterKiB);
+  targets.push({
+    name: `1000 slots: PSS after a ${fmt.int(options.jobs)}-job run`,
+    value: after1000 === undefined ? '—' : `${fmt.mib(after1000.kib)} MiB ${after1000.kind} (PSS ${pssMib(run1000?.pssAfterKiB)}, RSS ${fmt.mib(run1000?.rssAfterKiB)})`,
+    goal: `≤ ${TARGET_PSS_1000_AFTER_MIB} MiB`,
+    pass: after1000 === undefined ? undefined : after1000.kib / 1024 <= TARGET_PSS_1000_AFTER_MIB,
+    note: 'no 1000-slot queue run, or PSS unreadable',
+  });
+
+  const s10 = ours('10');
+  const idle10 = judgedMemory(s10?.idleAloneKiB, s10?.idlePssKiB);
+  targets.push({
+    name: `10 slots: idle PSS (${options.settleMs} ms after registering)`,
+    value: idle10 === undefined ? '—' : `${fmt.mib(idle10.kib)} MiB ${idle10.kind} (PSS ${pssMib(s10?.idlePssKiB)}, RSS ${fmt.mib(s10?.idleRssKiB)})`,
+    goal: `≤ ${TARGET_PSS_10_IDLE_MIB} MiB`,
+    pass: idle10 === undefined ? undefined : idle10.kib / 1024 <= TARGET_PSS_10_IDLE_MIB,
+    note: 'no 10-slot scenario, or PSS unreadable',
+  });
+
+  const s1000 = ours('1000');
+  const idle1000 = judgedMemory(s1000?.idleAloneKiB, s1000?.idlePssKiB);
+  const perSlot = idle10 !== undefined && idle1000 !== undefined && idle10.kind === idle1000.kind ? (idle1000.kib - idle10.kib) / 990 : undefined;
+  const perSlotOf = (a: number | null | undefined, b: number | null | undefined): string =>
+    a === null || a === undefined || b === null || b === undefined ? '—' : fmt.f1((b - a) / 990);
+  targets.push({
+    name: 'idle PSS per extra slot (10→1000)',
+    value:
+      perSlot === undefined || idle10 === undefined || idle1000 === undefined
+        ? '—'
+        : `${fmt.f1(perSlot)} KiB ${idle10.kind} (${fmt.mib(idle10.kib)} → ${fmt.mib(idle1000.kib)} MiB; ` +
+          `PSS ${perSlotOf(s10?.idlePssKiB, s1000?.idlePssKiB)}, RSS ${perSlotOf(s10?.idleRssKiB, s1000?.idleRssKiB)} KiB/slot)`,
+    goal: `≤ ${TARGET_PSS_PER_SLOT_KIB} KiB`,
+    pass: perSlot === undefined ? undefined : perSlot <= TARGET_PSS_PER_SLOT_KIB,
+    note: 'needs the 10 and 1000 scenarios',
+  });
+
+  const runsOf = (binary: ScenarioResult['binary']): RunResult[] =>
+    scenarios.filter((s) => s.binary === binary).flatMap((s) => [...Object.values(s.runs), ...(s.queueRuns ?? [])]);
+  const cleanliness = (runs: RunResult[]): { checked: number; bad: number; latencyFailures: number } => {
+    const checked = runs.filter((r): r is ThroughputResult => r.kind === 'throughput');
+    return {
+      checked: checked.length,
+      bad: checked.filter((r) => r.integrity !== undefined && !r.integrity.ok).length,
+      latencyFailures: runs.filter((r): r is LatencyResult => r.kind === 'latency').reduce((sum, r) => sum + r.failed, 0),
+    };
+  };
+  const mine = cleanliness(runsOf('ours'));
+  const theirs = cleanliness(runsOf('compare'));
+  const scenariosWithErrors = scenarios.filter((s) => s.binary === 'ours' && s.error !== undefined).length;
+  targets.push({
+    name: 'zero lost or duplicated jobs, every scenario',
+    value:
+      mine.checked === 0
+        ? '—'
+        : `${mine.checked - mine.bad}/${mine.checked} runs clean (${options.verifyBodies ? 'every unique checked' : 'counts, queue and counters'}), ` +
+          `${mine.latencyFailures} foreground failures${scenariosWithErrors > 0 ? `, ${scenariosWithErrors} scenarios failed` : ''}` +
+          (theirs.checked > 0 ? `; compare: ${theirs.checked - theirs.bad}/${theirs.checked} clean` : ''),
+    goal: 'all runs clean',
+    pass: mine.checked === 0 ? undefined : mine.bad === 0 && mine.latencyFailures === 0 && scenariosWithErrors === 0,
+    note: 'no run',
+  });
+  return targets;
+}
