@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   const binaries: Array<{ binary: 'ours' | 'compare'; bin: string; signed: boolean }> = [];
   if (problem === undefined) binaries.push({ binary: 'ours', bin: OUR_BIN, signed: false });
   if (problem === undefined && options.signing) binaries.push({ binary: 'ours', bin: OUR_BIN, signed: true });
-  else process.stdout.write(`NOTE: the daemon is not runnable yet, scenarios skipped: ${problem}\n`);
+  if (problem !== undefined) process.stdout.write(`NOTE: the daemon is not runnable yet, scenarios skipped: ${problem}\n`);
   if (options.compareBin !== undefined) {
     const compareProblem = daemonRunnable(options.compareBin);
     if (compareProblem === undefined) binaries.push({ binary: 'compare', bin: options.compareBin, signed: false });
