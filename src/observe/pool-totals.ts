@@ -59,7 +59,6 @@ export class PoolTotalsLedger {
     entry.open.add(child);
     return {
       report: ({ counters, metrics, breakerOpened }) => {
-        if (!entry.open.has(child)) return;
         const last = child.figures;
         child.figures = { counters: counters ?? last.counters, metrics: metrics ?? last.metrics, restarts: 0, breakerOpened: breakerOpened ?? last.breakerOpened };
       },
