@@ -11,15 +11,13 @@
  * - Reloads never overlap: one requested while another runs is done once after it.
  * - Stopping pools (removed, or worker_count → 0) get their pool's max_running_time to finish running
  *   jobs (README: Signals and reload); a daemon shutdown shortens that to its own deadline.
- * - `threads` skips the slots of a child that does not answer within the status timeout and logs a
- *   warning: the original's line format has no place for "unknown". `gauges` shows it as
- *   `<pool>.responding: 0`. A child that has missed its heartbeats for --child_unresponsive_after is
- *   `<pool>.child_responding: 0` (`threads` keeps its columns), `responding: false` in /status,
- *   driveshaft_child_responding 0 and not ready in /readyz.
+ * - Every status view (the status port's `threads`, `counters`, `gauges`; the exporter's /metrics,
+ *   /status, /readyz) is rendered from one snapshot built by observe(): the children's status replies
+ *   and the pools' totals (src/observe/pool-totals.ts, fed by the supervisors). A child that does not
+ *   answer within the status timeout is logged as a warning and its slots are left out.
  * - Counters are cumulative since the master started, across child restarts, reloads, pool removal and
  *   scaling to zero and back; a crashed child's jobs since the last status poll are lost from them
- *   (gearmand re-queues those jobs anyway). `counters`, /metrics and /status read one set of per-pool
- *   totals (#poolTotals), so they always agree.
+ *   (gearmand re-queues those jobs anyway).
  * - Exit code 0 after a clean stop, graceful or hard; 1 when the shutdown deadline had to kill children.
  * - A status client must send its whole command line within loop_timeout (at least 1 s, at most 5 s) of
  *   connecting, or it is closed without a reply.
@@ -39,8 +37,8 @@ import { ListenError, problemLines } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
 import { secondsToMs } from '../config/seconds.js';
-import type { ChildSettings, ChildStatus, ShutdownMode } from '../ipc/messages.js';
-import { addCounters, COUNTER_NAMES, ShutdownMode as Mode, zeroCounters } from '../ipc/messages.js';
+import type { ChildSettings, ShutdownMode } from '../ipc/messages.js';
+import { ShutdownMode as Mode } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import { effectiveLevel } from '../log/bunyan-logger.js';
 import type { ForkChild } from './child-process.js';
@@ -49,14 +47,13 @@ import { ConfigWatcher, fileSignature } from './config-watcher.js';
 import type { Exporter, ExporterSource } from '../observe/exporter.js';
 import { GearmandPoller } from '../observe/gearmand-poller.js';
 import type { GearmandScrape } from '../observe/gearmand-poller.js';
-import { addMetrics, emptyMetrics } from '../observe/job-metrics.js';
-import { poolDelivery } from '../observe/observation.js';
-import type { Observation, PoolTotals } from '../observe/observation.js';
+import type { Observation } from '../observe/observation.js';
+import { PoolTotalsLedger } from '../observe/pool-totals.js';
+import { statusCommands } from '../observe/status-text.js';
 import { reopenLogFiles } from '../daemon/reopen-logs.js';
 import { SignalRouter } from './signals.js';
 import type { SignalSource } from './signals.js';
 import { StatusServer } from '../observe/status-server.js';
-import type { StatusSource } from '../observe/status-server.js';
 import { PoolSupervisor, SupervisorState, supervisorTiming } from './supervisor.js';
 import type { StatusResult, SupervisorTiming } from './supervisor.js';
 
@@ -94,31 +91,9 @@ export interface MasterOptions {
   timing?: Partial<SupervisorTiming>;
 }
 
-/** Control characters in a handle or unique would break the one-line-per-slot format. */
-function printable(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
 const VERSION = versionText();
 
-function emptyTotals(): PoolTotals {
-  return { counters: zeroCounters(), metrics: emptyMetrics(), restarts: 0, breakerOpened: 0 };
-}
-
-function addTotals(a: PoolTotals, b: PoolTotals): PoolTotals {
-  return {
-    counters: addCounters(a.counters, b.counters),
-    metrics: addMetrics(a.metrics, b.metrics),
-    restarts: a.restarts + b.restarts,
-    breakerOpened: a.breakerOpened + b.breakerOpened,
-  };
-}
-
-function totalsOf(supervisor: PoolSupervisor): PoolTotals {
-  return { counters: supervisor.counters, metrics: supervisor.metrics, restarts: supervisor.restarts, breakerOpened: supervisor.breakerOpened };
-}
-
-export class Master implements StatusSource, ExporterSource {
+export class Master implements ExporterSource {
   readonly #opts: MasterOptions;
   readonly #log: Logger;
   readonly #loopMs: number;
@@ -128,10 +103,10 @@ export class Master implements StatusSource, ExporterSource {
   /** Supervisors draining a pool that was removed or scaled to zero. */
   readonly #retiring = new Set<PoolSupervisor>();
   /**
-   * Counters, metrics and restarts of supervisors that drained away, by pool: a removed pool, or one
-   * scaled to zero and back, keeps what it counted (the Prometheus counters never go back).
+   * Every pool's counters, metrics and restarts over every child it had, fed by its supervisors: a
+   * removed pool, or one scaled to zero and back, keeps what it counted.
    */
-  readonly #retired = new Map<string, PoolTotals>();
+  readonly #totals = new PoolTotalsLedger();
   readonly #startedAt = Date.now();
   #config: JobsConfig;
   #configLoadedAt = Date.now();
@@ -148,7 +123,7 @@ export class Master implements StatusSource, ExporterSource {
   #deadline: { timer: NodeJS.Timeout; at: number } | null = null;
   #resolveDone!: (code: number) => void;
   readonly #done: Promise<number>;
-  #stats = { reloads: 0, reload_failures: 0, child_restarts: 0 };
+  #reloads = { ok: 0, failed: 0 };
 
   constructor(options: MasterOptions) {
     this.#opts = options;
@@ -214,7 +189,7 @@ export class Master implements StatusSource, ExporterSource {
     try {
       if (options.status_port !== null) {
         const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
-        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: this, logger: this.#opts.logger, requestTimeoutMs });
+        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: statusCommands(() => this.observe()), logger: this.#opts.logger, requestTimeoutMs });
         this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
           throw new ListenError(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
@@ -344,88 +319,13 @@ export class Master implements StatusSource, ExporterSource {
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // StatusSource (README: Status port)
+  // The one snapshot every status view is rendered from (status port, exporter)
 
-  async threads(): Promise<string> {
-    const results = await this.#pollAll();
-    const lines: string[] = [];
-    for (const { supervisor, result, retiring } of results) {
-      if (!result.ok) continue;
-      for (const slot of result.status.slots) {
-        const state = slot.job === null ? 'Waiting for work' : `job_handle=${printable(slot.job.handle)} job_unique=${printable(slot.job.unique)}`;
-        const flag = slot.stopping || retiring || supervisor.state === SupervisorState.STOPPING ? 1 : 0;
-        lines.push(`${printable(slot.id)}\t${printable(supervisor.name)}\t${flag}\t${state}\r\n`);
-      }
-    }
-    return lines.join('');
-  }
-
-  /** Every pool's totals, the pools removed long ago included: the same figures /metrics and /status show. */
-  async counters(): Promise<string> {
-    // Polled first so the live children's counters are current.
-    await this.#pollAll();
-    const lines = [
-      `reloads: ${this.#stats.reloads}`,
-      `reload_failures: ${this.#stats.reload_failures}`,
-      `child_restarts: ${this.#stats.child_restarts}`,
-    ];
-    for (const [pool, totals] of this.#poolTotals()) {
-      for (const name of COUNTER_NAMES) lines.push(`${pool}.${name}: ${totals.counters[name]}`);
-      lines.push(`${pool}.breaker_opened: ${totals.breakerOpened}`, `${pool}.child_restarts: ${totals.restarts}`);
-    }
-    return lines.map((line) => `${line}\r\n`).join('');
-  }
-
-  async gauges(): Promise<string> {
-    const results = await this.#pollAll();
-    const live = [...this.#allSupervisors()].filter((s) => s.pid !== null).length;
-    const failed = [...this.#supervisors.values()].filter((s) => s.state === SupervisorState.FAILED).length;
-    const lines = [
-      `pools: ${Object.keys(this.#config.pools).length}`,
-      `children: ${live}`,
-      `failed_pools: ${failed}`,
-      `uptime_seconds: ${Math.floor((Date.now() - this.#startedAt) / 1000)}`,
-    ];
-    for (const pool of this.#poolNames()) {
-      const statuses: ChildStatus[] = [];
-      let responding = 1;
-      for (const { supervisor, result } of results) {
-        if (supervisor.name !== pool) continue;
-        if (result.ok) statuses.push(result.status);
-        else if (supervisor.pid !== null) responding = 0;
-      }
-      const slots = statuses.flatMap((status) => status.slots);
-      const supervisor = this.#supervisors.get(pool);
-      const delivery = poolDelivery(results.filter((r) => r.supervisor.name === pool).map(({ result, retiring }) => ({ status: result.ok ? result.status : null, retiring })));
-      lines.push(
-        `${pool}.worker_count: ${this.#config.pools[pool]?.workerCount ?? 0}`,
-        `${pool}.slots: ${slots.length}`,
-        `${pool}.busy_slots: ${slots.filter((slot) => slot.job !== null).length}`,
-        `${pool}.stopping_slots: ${slots.filter((slot) => slot.stopping).length}`,
-        // Servers the best-connected slot is registered with; `connections` counts every slot's.
-        `${pool}.connected_servers: ${slots.reduce((max, slot) => Math.max(max, slot.connectedServers), 0)}`,
-        `${pool}.connections: ${slots.reduce((sum, slot) => sum + slot.connectedServers, 0)}`,
-        `${pool}.child_pid: ${supervisor?.pid ?? 0}`,
-        `${pool}.responding: ${responding}`,
-        `${pool}.child_responding: ${[...this.#allSupervisors()].some((s) => s.name === pool && s.unresponsiveSince !== null) ? 0 : 1}`,
-        `${pool}.failed: ${supervisor?.state === SupervisorState.FAILED ? 1 : 0}`,
-        // `unknown` while no child of the pool reports a delivery status (none running, or not answering).
-        `${pool}.breaker: ${delivery?.breaker ?? 'unknown'}`,
-        `${pool}.retrying: ${delivery?.retrying ?? 0}`,
-        `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
-      );
-    }
-    return lines.map((line) => `${line}\r\n`).join('');
-  }
-
-  // ---------------------------------------------------------------------------------------------------
-  // ExporterSource (issue #7)
-
-  /** Polls every child once and returns everything the exporter's views need, as plain data. */
+  /** Polls every child once and returns everything the status views need, as plain data. */
   async observe(): Promise<Observation> {
     const results = await this.#pollAll();
     const takenAt = Date.now();
-    const totals = this.#poolTotals();
+    const poolNames = this.#poolNames();
     return {
       takenAt,
       version: VERSION,
@@ -436,7 +336,7 @@ export class Master implements StatusSource, ExporterSource {
       configLoadedAt: this.#configLoadedAt,
       servers: this.#config.servers,
       pools: this.#config.pools,
-      poolNames: this.#poolNames(),
+      poolNames,
       children: results.map(({ supervisor, result, retiring }) => ({
         pool: supervisor.name,
         state: supervisor.state,
@@ -448,9 +348,9 @@ export class Master implements StatusSource, ExporterSource {
         status: result.ok ? result.status : null,
         statusError: result.ok ? null : result.reason,
       })),
-      totals,
-      reloads: { ok: this.#stats.reloads, failed: this.#stats.reload_failures },
-      childRestarts: this.#stats.child_restarts,
+      totals: this.#totals.totals(poolNames),
+      reloads: { ...this.#reloads },
+      childRestarts: this.#totals.restarts,
     };
   }
 
@@ -476,9 +376,7 @@ export class Master implements StatusSource, ExporterSource {
       fork: this.#opts.fork,
       logger: this.#opts.logger,
       timing: this.#timing,
-      onRestart: () => {
-        this.#stats.child_restarts++;
-      },
+      totals: this.#totals,
     });
     this.#supervisors.set(pool.name, supervisor);
     return supervisor.start();
@@ -488,27 +386,8 @@ export class Master implements StatusSource, ExporterSource {
   #retire(supervisor: PoolSupervisor, deadlineMs: number): void {
     this.#supervisors.delete(supervisor.name);
     this.#retiring.add(supervisor);
-    void supervisor.stop(Mode.GRACEFUL, deadlineMs).then(() => {
-      // One synchronous step: the supervisor's figures move from the live sums to the retired ones.
-      this.#retiring.delete(supervisor);
-      this.#retired.set(supervisor.name, addTotals(this.#retired.get(supervisor.name) ?? emptyTotals(), totalsOf(supervisor)));
-    });
-  }
-
-  /**
-   * Cumulative totals per pool over every child it ever had: what drained away plus every live or
-   * draining supervisor's last known figures. Configured pools first, in file order, then draining
-   * ones, then pools removed long ago. `counters`, /metrics and /status all read this.
-   */
-  #poolTotals(): Map<string, PoolTotals> {
-    const totals = new Map<string, PoolTotals>();
-    for (const pool of [...this.#poolNames(), ...this.#retired.keys()]) {
-      if (!totals.has(pool)) totals.set(pool, this.#retired.get(pool) ?? emptyTotals());
-    }
-    for (const supervisor of this.#allSupervisors()) {
-      totals.set(supervisor.name, addTotals(totals.get(supervisor.name) ?? emptyTotals(), totalsOf(supervisor)));
-    }
-    return totals;
+    // Its child's figures stay in the pool's totals: the ledger settled them when the child exited.
+    void supervisor.stop(Mode.GRACEFUL, deadlineMs).then(() => this.#retiring.delete(supervisor));
   }
 
   *#allSupervisors(): Iterable<PoolSupervisor> {
@@ -546,7 +425,7 @@ export class Master implements StatusSource, ExporterSource {
       this.#opts.checkBudget(next);
     } catch (error) {
       const problems = problemLines(error);
-      this.#stats.reload_failures++;
+      this.#reloads.failed++;
       this.#log.error(
         { event: 'reload-failed', trigger, file, problems },
         `reload of ${file} failed, keeping the running config: ${problems.join('; ')}`,
@@ -559,7 +438,7 @@ export class Master implements StatusSource, ExporterSource {
     const diff = diffJobsConfig(previous, next);
     this.#config = next;
     this.#configLoadedAt = Date.now();
-    this.#stats.reloads++;
+    this.#reloads.ok++;
     this.#poller?.setServers(next.servers);
     const work: Array<Promise<void>> = [];
     if (trigger === ReloadTrigger.SIGNAL) {

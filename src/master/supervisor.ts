@@ -20,7 +20,9 @@ import { BreakerState, heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
-import { addMetrics, emptyMetrics, sanitizeMetrics } from '../observe/job-metrics.js';
+import { sanitizeMetrics } from '../observe/job-metrics.js';
+import { PoolTotalsLedger } from '../observe/pool-totals.js';
+import type { ChildTally } from '../observe/pool-totals.js';
 
 export const SupervisorState = {
   STARTING: 'starting',
@@ -94,8 +96,14 @@ export interface SupervisorOptions {
   /** The master's logger: supervisor events and forwarded child records both go here. */
   logger: Logger;
   timing: SupervisorTiming;
-  /** Called each time a child is forked again after an unexpected exit (daemon-wide child_restarts). */
+  /** Called each time a child is forked again after an unexpected exit. */
   onRestart?: () => void;
+  /**
+   * Where the children's figures and the restarts are recorded. The master gives every supervisor one
+   * ledger, so a pool's totals outlive its supervisor (scaled to zero and back, removed); by default
+   * the supervisor keeps one of its own.
+   */
+  totals?: PoolTotalsLedger;
 }
 
 /** One child process's lifetime. */
@@ -106,6 +114,8 @@ interface Incarnation {
   exited: boolean;
   /** Resolved by the child's `hello`: only then is it listening, and may be sent `init`. */
   hello: Promise<void>;
+  /** Its counters, metrics and breaker openings in the pool's totals. */
+  tally: ChildTally;
   /** Date.now() of the last heartbeat (of `ready` before the first one). */
   lastHeartbeatAt: number;
   /** The last heartbeat before a silence of unresponsiveAfterMs; null while the child beats. */
@@ -122,6 +132,7 @@ export class PoolSupervisor {
   readonly #log: Logger;
   readonly #timing: SupervisorTiming;
   readonly #onRestart: () => void;
+  readonly #totals: PoolTotalsLedger;
   #settings: ChildSettings;
   #state: SupervisorState = SupervisorState.STOPPED;
   #current: Incarnation | null = null;
@@ -129,15 +140,6 @@ export class PoolSupervisor {
   #restartDelay: number;
   #unstableExits = 0;
   #restarts = 0;
-  /** Counters of children that have exited, plus the last ones seen from the current child. */
-  #pastCounters: ChildCounters = zeroCounters();
-  #lastCounters: ChildCounters = zeroCounters();
-  /** The same for the per-function and per-HTTP-code metrics. */
-  #pastMetrics: ChildMetrics = emptyMetrics();
-  #lastMetrics: ChildMetrics = emptyMetrics();
-  /** Breaker openings of children that have exited, and the current child's last delivery status. */
-  #pastBreakerOpened = 0;
-  #lastDelivery: DeliveryStatus | null = null;
   #stopMode: ShutdownMode | null = null;
   #stopDeadlineAt = Infinity;
   #recycleAfterStop = false;
@@ -154,6 +156,7 @@ export class PoolSupervisor {
     this.#log = options.logger.child({ component: 'supervisor', pool: this.name });
     this.#timing = options.timing;
     this.#onRestart = options.onRestart ?? (() => {});
+    this.#totals = options.totals ?? new PoolTotalsLedger();
     this.#restartDelay = options.timing.restartDelayMs;
   }
 
@@ -188,19 +191,14 @@ export class PoolSupervisor {
     return this.#failReason;
   }
 
-  /** Jobs counters over every child this supervisor ran (the last poll's values for the live one). */
+  /** The pool's jobs counters in its ledger: every child that exited, the last poll's values for the live one. */
   get counters(): ChildCounters {
-    return addCounters(this.#pastCounters, this.#lastCounters);
+    return this.#totals.totalsOf(this.name).counters;
   }
 
-  /** Job metrics over every child this supervisor ran, like `counters`. */
+  /** The pool's job metrics in its ledger, like `counters`. */
   get metrics(): ChildMetrics {
-    return addMetrics(this.#pastMetrics, this.#lastMetrics);
-  }
-
-  /** Times a child's breaker opened, over every child this supervisor ran, like `counters`. */
-  get breakerOpened(): number {
-    return this.#pastBreakerOpened + (this.#lastDelivery?.opened ?? 0);
+    return this.#totals.totalsOf(this.name).metrics;
   }
 
   /** Forks the child; resolves once it is ready, or has failed to start (the restart is then scheduled). */
@@ -260,12 +258,12 @@ export class PoolSupervisor {
       const reply = await current.channel.request({ type: 'status' }, this.#timing.statusTimeoutMs);
       if (reply.type !== 'status-reply') return { ok: false, reason: `unexpected reply ${reply.type}` };
       const delivery = sanitizeDelivery(reply.status.delivery);
-      if (this.#current === current) {
-        this.#lastCounters = sanitizeCounters(reply.status.counters);
-        this.#lastMetrics = sanitizeMetrics(reply.status.metrics);
+      current.tally.report({
+        counters: sanitizeCounters(reply.status.counters),
+        metrics: sanitizeMetrics(reply.status.metrics),
         // A child that does not report delivery (an older one) keeps the last count it did report.
-        if (delivery !== null) this.#lastDelivery = delivery;
-      }
+        ...(delivery === null ? {} : { breakerOpened: delivery.opened }),
+      });
       return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined } };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
@@ -353,9 +351,6 @@ export class PoolSupervisor {
     this.#setState(SupervisorState.STARTING);
     this.#stopMode = null;
     this.#stopDeadlineAt = Infinity;
-    this.#lastCounters = zeroCounters();
-    this.#lastMetrics = emptyMetrics();
-    this.#lastDelivery = null;
     let child: ForkedChild;
     try {
       child = this.#fork(this.name);
@@ -372,7 +367,8 @@ export class PoolSupervisor {
       helloReceived = resolve;
     });
     const now = Date.now();
-    const incarnation: Incarnation = { child, channel, spawnedAt: now, exited: false, hello, lastHeartbeatAt: now, unresponsiveSince: null, watch: null, killedForSilence: false };
+    const tally = this.#totals.openChild(this.name);
+    const incarnation: Incarnation = { child, channel, spawnedAt: now, exited: false, hello, tally, lastHeartbeatAt: now, unresponsiveSince: null, watch: null, killedForSilence: false };
     this.#current = incarnation;
     channel.onNotice((notice) => {
       if (notice.type === 'log') emitForwardedRecord(this.#root, notice.record);
@@ -505,12 +501,16 @@ export class PoolSupervisor {
     this.#armEscalation(current, deadlineMs);
   }
 
-  /** A `stopped` reply's counters and metrics are the child's last word: they replace the last poll's. */
+  /**
+   * A `stopped` reply's counters and metrics are the child's last word: they replace the last poll's
+   * (after the exit its tally is settled, and a late reply changes nothing).
+   */
   #takeFinalTotals(incarnation: Incarnation, reply: ChildToMaster): void {
-    // After the exit the last poll's values have already moved into the past sums: too late to replace.
-    if (reply.type !== 'stopped' || this.#current !== incarnation || incarnation.exited) return;
-    if (reply.counters !== undefined) this.#lastCounters = sanitizeCounters(reply.counters);
-    if (reply.metrics !== undefined) this.#lastMetrics = sanitizeMetrics(reply.metrics);
+    if (reply.type !== 'stopped') return;
+    incarnation.tally.report({
+      ...(reply.counters === undefined ? {} : { counters: sanitizeCounters(reply.counters) }),
+      ...(reply.metrics === undefined ? {} : { metrics: sanitizeMetrics(reply.metrics) }),
+    });
   }
 
   #onExit(incarnation: Incarnation, code: number | null, signal: NodeJS.Signals | null): void {
@@ -518,14 +518,9 @@ export class PoolSupervisor {
     incarnation.exited = true;
     if (incarnation.watch !== null) clearInterval(incarnation.watch);
     incarnation.channel.close(`child exited (code ${code}, signal ${signal})`);
+    incarnation.tally.settle();
     if (this.#current !== incarnation) return;
     this.#clearEscalation();
-    this.#pastCounters = addCounters(this.#pastCounters, this.#lastCounters);
-    this.#lastCounters = zeroCounters();
-    this.#pastMetrics = addMetrics(this.#pastMetrics, this.#lastMetrics);
-    this.#lastMetrics = emptyMetrics();
-    this.#pastBreakerOpened += this.#lastDelivery?.opened ?? 0;
-    this.#lastDelivery = null;
     const uptimeMs = Date.now() - incarnation.spawnedAt;
     const childPid = incarnation.child.pid;
     if (this.#state === SupervisorState.STOPPING) {
@@ -566,6 +561,7 @@ export class PoolSupervisor {
       this.#restartTimer = null;
       if (this.#state !== SupervisorState.BACKOFF) return;
       this.#restarts++;
+      this.#totals.restarted(this.name);
       this.#onRestart();
       this.#spawn();
     }, delay);

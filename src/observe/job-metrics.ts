@@ -1,7 +1,7 @@
 /**
- * Sums of the children's job metrics (src/ipc/messages.ts ChildMetrics) in the master. A supervisor
- * keeps the sum over the children it ran, the way it keeps their counters, so the Prometheus counters
- * never go back when a child is restarted or a pool is removed.
+ * Sums of the children's job metrics (src/ipc/messages.ts ChildMetrics) in the master. The pools' totals
+ * (pool-totals.ts) keep the sum over every child a pool had, the way they keep the counters, so the
+ * Prometheus counters never go back when a child is restarted or a pool is removed.
  */
 import { DURATION_BUCKETS } from '../ipc/messages.js';
 import type { ChildMetrics, FunctionMetrics } from '../ipc/messages.js';

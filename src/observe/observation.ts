@@ -1,7 +1,9 @@
 /**
- * What the exporter shows (issue #7), computed from one snapshot of the master: the Prometheus metric
- * families, the /status document and the /readyz verdict. Pure functions of plain data, so each view
- * is tested without processes, and all three agree on what a slot's state is.
+ * One snapshot of the master (its pools, their children's status replies, the pools' totals) and what
+ * the exporter shows from it: the Prometheus metric families, the /status document and the /readyz
+ * verdict. The status port's text is rendered from the same snapshot (status-text.ts). Pure functions
+ * of plain data, so each view is tested without processes, and all of them agree on what a slot's
+ * state is.
  */
 import type { AdminFunctionStatus } from '../codec/admin.js';
 import type { PoolConfig, ServerAddress } from '../config/types.js';
@@ -75,7 +77,7 @@ export function slotState(slot: SlotStatus, child: ChildObservation): SlotState 
   return slot.job === null ? SlotState.IDLE : SlotState.BUSY;
 }
 
-function childrenOf(observation: Observation, pool: string): ChildObservation[] {
+export function childrenOf(observation: Observation, pool: string): ChildObservation[] {
   return observation.children.filter((child) => child.pool === pool);
 }
 
@@ -84,7 +86,7 @@ function isUnresponsive(child: ChildObservation): boolean {
 }
 
 /** False while a child of the pool has missed its heartbeats (a pool without a child is not "unresponsive"). */
-function childResponding(observation: Observation, pool: string): boolean {
+export function childResponding(observation: Observation, pool: string): boolean {
   return !childrenOf(observation, pool).some(isUnresponsive);
 }
 /**
@@ -99,10 +101,17 @@ export function poolDelivery(children: ReadonlyArray<Pick<ChildObservation, 'sta
 
 const BREAKER_STATES: readonly BreakerState[] = [BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN];
 
-function slotsOf(observation: Observation, pool: string): Array<{ slot: SlotStatus; child: ChildObservation }> {
+export function slotsOf(observation: Observation, pool: string): Array<{ slot: SlotStatus; child: ChildObservation }> {
   const out: Array<{ slot: SlotStatus; child: ChildObservation }> = [];
   for (const child of childrenOf(observation, pool)) for (const slot of child.status?.slots ?? []) out.push({ slot, child });
   return out;
+}
+
+/** The pools whose totals are shown: configured and draining ones, then pools removed long ago. */
+export function countedPools(observation: Observation): string[] {
+  const pools = [...observation.poolNames];
+  for (const name of observation.totals.keys()) if (!pools.includes(name)) pools.push(name);
+  return pools;
 }
 
 /** The pool's functions: configured ones first (so their series exist at zero), then any others seen. */
@@ -146,9 +155,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const breaker: Sample[] = [];
   const retrying: Sample[] = [];
   const admitted: Sample[] = [];
-  const pools = [...observation.poolNames];
-  for (const name of observation.totals.keys()) if (!pools.includes(name)) pools.push(name);
-  for (const pool of pools) {
+  for (const pool of countedPools(observation)) {
     const totals = observation.totals.get(pool);
     for (const fn of functionsOf(observation, pool, totals)) {
       const f = totals?.metrics.functions[fn] ?? emptyFunctionMetrics();

@@ -14,12 +14,13 @@ import { Master, MasterState } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
 import { COUNTER_NAMES } from '../../src/ipc/messages.js';
+import type { StatusDocument } from '../../src/observe/observation.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';
 import type { LogRecord } from './support.js';
 
-type Pools = Record<string, { uri: string; count: number; jobs: string[] }>;
+type Pools = Record<string, { uri: string; count: number; jobs: string[]; maxRunningTime?: number }>;
 
 const SERVERS = ['127.0.0.1:4730'];
 
@@ -308,64 +309,236 @@ test('Master.stop should let a graceful drain run out its deadline when nothing 
   assert.ok(took >= 750 && took < 2500, `took ${took} ms`);
 });
 
-test('Master counters and /metrics should agree for every pool and counter after a pool is removed and another scaled to 0 and back', async (t) => {
-  // `Steady` pools report the same figures to every poll, so the two views can be compared one after the other.
+/** One status-port slot line: `<id>\t<pool>\t<stopping>\t<state>`. */
+interface ThreadLine {
+  id: string;
+  pool: string;
+  stopping: boolean;
+  busy: boolean;
+}
+
+/** What every status view says at one moment. */
+interface Views {
+  threads: ThreadLine[];
+  counters: Map<string, number>;
+  gauges: Map<string, number>;
+  words: Map<string, string>;
+  status: StatusDocument;
+  metrics: string;
+}
+
+function parseThreads(text: string): ThreadLine[] {
+  return text
+    .split('\r\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const [id, pool, flag, state] = line.split('\t');
+      assert.ok(flag === '0' || flag === '1', `bad threads line ${JSON.stringify(line)}`);
+      return { id: id as string, pool: pool as string, stopping: flag === '1', busy: (state as string).startsWith('job_handle=') };
+    });
+}
+
+/** Prometheus samples `name{labels} value` with the labels as an object. */
+function samples(exposition: string, name: string): Array<{ labels: Record<string, string>; value: number }> {
+  const out: Array<{ labels: Record<string, string>; value: number }> = [];
+  for (const line of exposition.split('\n')) {
+    const match = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const labels = Object.fromEntries([...(match[2] as string).matchAll(/([a-z_]+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]));
+    out.push({ labels, value: Number(match[3]) });
+  }
+  return out;
+}
+
+/** The value of the one sample of `name` with all of `labels`, or undefined when there is none. */
+function sampleValue(exposition: string, name: string, labels: Record<string, string>): number | undefined {
+  const found = samples(exposition, name).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)}: ${found.length} samples`);
+  return found[0]?.value;
+}
+
+async function viewsOf(h: Harness, base: string): Promise<Views> {
+  const gaugesText = await h.ask('gauges');
+  return {
+    threads: parseThreads(await h.ask('threads')),
+    counters: parseNameValues(await h.ask('counters')),
+    gauges: parseNameValues(gaugesText),
+    words: parseWords(gaugesText),
+    status: (await (await fetch(`${base}/status`)).json()) as StatusDocument,
+    metrics: await (await fetch(`${base}/metrics`)).text(),
+  };
+}
+
+/** Pool names of `name: value` lines ending in `.suffix`, in order. */
+function poolsOf(lines: Map<string, number>, suffix: string): string[] {
+  return [...lines.keys()].filter((key) => key.endsWith(`.${suffix}`)).map((key) => key.slice(0, -suffix.length - 1));
+}
+
+/**
+ * Asserts that threads, counters, gauges, /status and /metrics say the same thing: the pools, each
+ * slot and its state, every counter, restarts, reloads, the child and breaker state. Every figure a
+ * view shows is compared with the same figure in every other view that shows it.
+ */
+function assertViewsAgree(step: string, v: Views): void {
+  const { status, metrics, counters, gauges, words } = v;
+  const at = (what: string) => `${step}: ${what}`;
+  // Daemon-wide.
+  assert.equal(counters.get('reloads'), status.reloads.ok, at('reloads'));
+  assert.equal(sampleValue(metrics, 'driveshaft_reloads_total', { result: 'ok' }), status.reloads.ok, at('reloads in /metrics'));
+  assert.equal(counters.get('reload_failures'), status.reloads.failed, at('reload_failures'));
+  assert.equal(sampleValue(metrics, 'driveshaft_reloads_total', { result: 'failed' }), status.reloads.failed, at('failed reloads in /metrics'));
+  assert.equal(counters.get('child_restarts'), status.childRestarts, at('child_restarts'));
+  const restartSamples = samples(metrics, 'driveshaft_child_restarts_total');
+  assert.equal(restartSamples.reduce((sum, s) => sum + s.value, 0), status.childRestarts, at('child restarts summed over /metrics'));
+  assert.equal(gauges.get('pools'), status.pools.filter((p) => p.configured).length, at('pools'));
+  assert.equal(gauges.get('children'), status.pools.flatMap((p) => p.children).filter((c) => c.pid !== null).length, at('children'));
+  assert.equal(gauges.get('failed_pools'), status.pools.filter((p) => p.children.some((c) => !c.retiring && c.state === 'failed')).length, at('failed_pools'));
+
+  // Which pools: gauges and /status show the configured and draining ones; counters and /metrics also the removed ones.
+  const shown = status.pools.map((p) => p.name);
+  assert.deepEqual(poolsOf(gauges, 'worker_count'), shown, at('pools in gauges and /status'));
+  const counted = poolsOf(counters, 'jobs_completed');
+  assert.deepEqual(restartSamples.map((s) => s.labels.pool), counted, at('pools in counters and /metrics'));
+  assert.ok(shown.every((pool) => counted.includes(pool)), at('every shown pool is counted'));
+  assert.ok(v.threads.every((line) => shown.includes(line.pool)), at('threads lists only shown pools'));
+
+  for (const pool of counted) {
+    const of = (what: string) => at(`${pool} ${what}`);
+    // Slots and their states.
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    const threads = v.threads.filter((line) => line.pool === pool).map(({ id, stopping, busy }) => ({ id, stopping, busy })).sort(byId);
+    const doc = status.pools.find((p) => p.name === pool);
+    const slotCounts = {
+      idle: threads.filter((s) => !s.stopping && !s.busy).length,
+      busy: threads.filter((s) => !s.stopping && s.busy).length,
+      stopping: threads.filter((s) => s.stopping).length,
+    };
+    const metricSlots = Object.fromEntries(Object.keys(slotCounts).map((state) => [state, sampleValue(metrics, 'driveshaft_slots', { pool, state })]));
+    assert.deepEqual(metricSlots, slotCounts, of('slots by state in /metrics and threads'));
+    // Counters, restarts, breaker openings in /metrics.
+    const jobs = (outcome: string) => samples(metrics, 'driveshaft_jobs_total').filter((s) => s.labels.pool === pool && s.labels.outcome === outcome).reduce((sum, s) => sum + s.value, 0);
+    const fromMetrics: Record<string, number | undefined> = {
+      jobs_completed: jobs('completed'),
+      jobs_failed: jobs('failed'),
+      jobs_timed_out: jobs('timed_out'),
+      jobs_requeued: jobs('requeued'),
+      http_errors: sumByPool(metrics, 'driveshaft_http_responses_total', (labels) => !labels.includes('code="200"')).get(pool) ?? 0,
+      jobs_retried: sampleValue(metrics, 'driveshaft_jobs_retried_total', { pool }),
+      jobs_handed_back: sampleValue(metrics, 'driveshaft_jobs_handed_back_total', { pool }),
+      jobs_dead_lettered: sampleValue(metrics, 'driveshaft_jobs_dead_lettered_total', { pool }),
+      breaker_opened: sampleValue(metrics, 'driveshaft_breaker_opened_total', { pool }),
+      child_restarts: sampleValue(metrics, 'driveshaft_child_restarts_total', { pool }),
+    };
+    assert.deepEqual(Object.keys(fromMetrics).slice(0, COUNTER_NAMES.length), [...COUNTER_NAMES], 'every counter is compared');
+    for (const [name, value] of Object.entries(fromMetrics)) assert.equal(counters.get(`${pool}.${name}`), value, of(`${name} in counters and /metrics`));
+    if (doc === undefined) {
+      assert.deepEqual(threads, [], of('a removed pool has no slots'));
+      continue;
+    }
+    // /status and gauges.
+    const statusSlots = doc.slots.map((s) => ({ id: s.id, stopping: s.stopping, busy: s.job !== null })).sort(byId);
+    assert.deepEqual(statusSlots, threads, of('slots in /status and threads'));
+    assert.deepEqual(doc.slotCounts, slotCounts, of('slot counts in /status and threads'));
+    assert.equal(gauges.get(`${pool}.slots`), threads.length, of('slots in gauges'));
+    assert.equal(gauges.get(`${pool}.busy_slots`), threads.filter((s) => s.busy).length, of('busy_slots'));
+    assert.equal(gauges.get(`${pool}.stopping_slots`), slotCounts.stopping, of('stopping_slots'));
+    assert.equal(gauges.get(`${pool}.worker_count`), doc.workerCount, of('worker_count'));
+    const serving = doc.children.find((c) => !c.retiring);
+    assert.equal(gauges.get(`${pool}.child_pid`), serving?.pid ?? 0, of('child_pid'));
+    assert.equal(gauges.get(`${pool}.failed`), serving?.state === 'failed' ? 1 : 0, of('failed'));
+    assert.equal(gauges.get(`${pool}.responding`), doc.children.every((c) => c.error === null) ? 1 : 0, of('responding'));
+    assert.equal(gauges.get(`${pool}.child_responding`), doc.childResponding ? 1 : 0, of('child_responding'));
+    assert.equal(sampleValue(metrics, 'driveshaft_child_responding', { pool }), doc.childResponding ? 1 : 0, of('child_responding in /metrics'));
+    const breaker = doc.delivery?.breaker ?? 'unknown';
+    assert.equal(words.get(`${pool}.breaker`), breaker, of('breaker'));
+    const metricBreaker = samples(metrics, 'driveshaft_breaker_state').filter((s) => s.labels.pool === pool && s.value === 1).map((s) => s.labels.state);
+    assert.deepEqual(metricBreaker, breaker === 'unknown' ? [] : [breaker], of('breaker state in /metrics'));
+    assert.equal(gauges.get(`${pool}.retrying`), doc.delivery?.retrying ?? 0, of('retrying'));
+    assert.equal(sampleValue(metrics, 'driveshaft_retrying_jobs', { pool }), doc.delivery?.retrying, of('retrying in /metrics'));
+    assert.equal(gauges.get(`${pool}.admitted_slots`), doc.delivery?.admittedSlots ?? 0, of('admitted_slots'));
+    assert.equal(sampleValue(metrics, 'driveshaft_admitted_slots', { pool }), doc.delivery?.admittedSlots, of('admitted slots in /metrics'));
+    for (const name of COUNTER_NAMES) assert.equal(counters.get(`${pool}.${name}`), doc.counters[name], of(`${name} in counters and /status`));
+    assert.equal(counters.get(`${pool}.child_restarts`), doc.childRestarts, of('child_restarts in /status'));
+    if (doc.delivery !== null) assert.equal(counters.get(`${pool}.breaker_opened`), doc.delivery.openedTotal, of('breaker_opened in /status'));
+  }
+}
+
+test('Master threads, counters, gauges, /status and /metrics should agree after jobs, a crash, a pool removed by reload (draining, then gone) and one scaled to 0 and back', async (t) => {
+  // `Steady` pools report the same figures to every poll, so the views can be taken one after the other.
+  // The removed pool drains for its max_running_time (`slowstop`), long enough to read every view meanwhile.
+  const KEEP = 'okSteadyKeepbusy';
+  const GONE = 'slowstopSteadyGone';
+  const FLIP = 'okSteadyFlipOpen';
   const h = await startMaster(
     t,
     {
-      okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] },
-      okSteadyGone: { uri: URI, count: 2, jobs: ['Sum'] },
-      okSteadyFlipOpen: { uri: URI, count: 1, jobs: ['Sum'] },
+      [KEEP]: { uri: URI, count: 2, jobs: ['Sum'] },
+      [GONE]: { uri: URI, count: 2, jobs: ['Sum'], maxRunningTime: 3 },
+      [FLIP]: { uri: URI, count: 1, jobs: ['Sum'] },
     },
     { exporter: true },
   );
   const address = h.master.exporterAddress;
   assert.ok(address !== null);
-  await h.ask('counters');
-  // A crash before the scale-down: its restart must survive the pool's trip to zero.
-  process.kill(pidOf(h.master, 'okSteadyFlipOpen') as number, 'SIGKILL');
-  await waitFor(() => h.master.supervisor('okSteadyFlipOpen')?.state === SupervisorState.RUNNING && h.master.supervisor('okSteadyFlipOpen')?.restarts === 1, { timeoutMs: 5000, message: 'okSteadyFlipOpen restarted' });
-  await h.ask('counters');
-  const gone = pidOf(h.master, 'okSteadyGone') as number;
-  const flip = pidOf(h.master, 'okSteadyFlipOpen') as number;
-  h.write({ okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] }, okSteadyFlipOpen: { uri: URI, count: 0, jobs: ['Sum'] } });
-  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 1, { timeoutMs: 5000, message: 'the first reload' });
-  await waitFor(() => !isAlive(gone) && !isAlive(flip), { timeoutMs: 5000, message: 'the removed and zeroed children to exit' });
-  h.write({ okSteadyKeep: { uri: URI, count: 1, jobs: ['Sum'] }, okSteadyFlipOpen: { uri: URI, count: 1, jobs: ['Sum'] } });
-  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 2, { timeoutMs: 5000, message: 'the second reload' });
-  await waitFor(() => h.master.supervisor('okSteadyFlipOpen')?.state === SupervisorState.RUNNING, { timeoutMs: 5000, message: 'okSteadyFlipOpen back' });
+  const base = `http://127.0.0.1:${address.port}`;
+  const poolIn = (status: StatusDocument, name: string) => status.pools.find((p) => p.name === name);
+  // The exporter reuses a snapshot for up to a second: wait until it shows the step before reading every view.
+  const shown = (message: string, probe: (status: StatusDocument) => boolean | undefined) =>
+    waitFor(async () => probe((await (await fetch(`${base}/status`)).json()) as StatusDocument) === true, { timeoutMs: 8000, message });
 
-  const metrics = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
-  const counters = parseNameValues(await h.ask('counters'));
-  const outcome = (name: string) => sumByPool(metrics, 'driveshaft_jobs_total', (labels) => labels.includes(`outcome="${name}"`));
-  const fromMetrics: Record<string, Map<string, number>> = {
-    jobs_completed: outcome('completed'),
-    jobs_failed: outcome('failed'),
-    jobs_timed_out: outcome('timed_out'),
-    jobs_requeued: outcome('requeued'),
-    http_errors: sumByPool(metrics, 'driveshaft_http_responses_total', (labels) => !labels.includes('code="200"')),
-    jobs_retried: sumByPool(metrics, 'driveshaft_jobs_retried_total'),
-    jobs_handed_back: sumByPool(metrics, 'driveshaft_jobs_handed_back_total'),
-    jobs_dead_lettered: sumByPool(metrics, 'driveshaft_jobs_dead_lettered_total'),
-    breaker_opened: sumByPool(metrics, 'driveshaft_breaker_opened_total'),
-    child_restarts: sumByPool(metrics, 'driveshaft_child_restarts_total'),
-  };
-  assert.deepEqual(Object.keys(fromMetrics).slice(0, COUNTER_NAMES.length), [...COUNTER_NAMES], 'every counter is compared');
-  const pools = ['okSteadyKeep', 'okSteadyGone', 'okSteadyFlipOpen'];
-  assert.deepEqual([...fromMetrics.jobs_completed?.keys() ?? []].sort(), [...pools].sort());
-  for (const pool of pools) {
-    for (const [name, values] of Object.entries(fromMetrics)) {
-      assert.equal(counters.get(`${pool}.${name}`), values.get(pool), `${pool}.${name}: counters ${counters.get(`${pool}.${name}`)}, /metrics ${values.get(pool)}`);
-    }
-  }
+  // Every pool serving; each child has "run" the jobs of one poll.
+  await shown('every pool serving', (s) => s.pools.every((p) => p.slots.length === p.workerCount));
+  let views = await viewsOf(h, base);
+  assertViewsAgree('started', views);
+  assert.equal(views.counters.get(`${KEEP}.jobs_completed`), 10);
+  assert.deepEqual(views.threads.filter((line) => line.busy).map((line) => line.pool), [KEEP]);
+
+  // A crash before the scale-down: its restart must survive the pool's trip to zero.
+  process.kill(pidOf(h.master, FLIP) as number, 'SIGKILL');
+  await waitFor(() => h.master.supervisor(FLIP)?.state === SupervisorState.RUNNING && h.master.supervisor(FLIP)?.restarts === 1, { timeoutMs: 5000, message: `${FLIP} restarted` });
+  await shown('the restarted child', (s) => s.childRestarts === 1 && poolIn(s, FLIP)?.slots.length === 1);
+  views = await viewsOf(h, base);
+  assertViewsAgree('after a crash', views);
+  assert.equal(views.counters.get(`${FLIP}.child_restarts`), 1);
+  assert.equal(views.counters.get(`${FLIP}.jobs_completed`), 20, 'the dead child\'s 10 and the new one\'s 10');
+
+  // Reload: GONE removed (its child drains), FLIP scaled to 0.
+  const gone = pidOf(h.master, GONE) as number;
+  const flip = pidOf(h.master, FLIP) as number;
+  h.write({ [KEEP]: { uri: URI, count: 2, jobs: ['Sum'] }, [FLIP]: { uri: URI, count: 0, jobs: ['Sum'] } });
+  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 1, { timeoutMs: 5000, message: 'the first reload' });
+  await waitFor(() => !isAlive(flip), { timeoutMs: 5000, message: 'the zeroed child to exit' });
+  await shown('GONE draining, FLIP without a child', (s) => poolIn(s, GONE)?.slots.every((slot) => slot.stopping) === true && poolIn(s, GONE)?.slots.length === 2 && poolIn(s, FLIP)?.children.length === 0);
+  views = await viewsOf(h, base);
+  assert.ok(isAlive(gone), 'the views were read while the removed pool drained');
+  assertViewsAgree('while the removed pool drains', views);
+  assert.deepEqual(views.threads.filter((line) => line.pool === GONE).map((line) => line.stopping), [true, true]);
+  assert.equal(views.gauges.get(`${FLIP}.slots`), 0);
+
+  // The removed pool's child stops, with its final totals.
+  await waitFor(() => !isAlive(gone), { timeoutMs: 8000, message: 'the removed pool\'s child to exit' });
+  await shown('GONE no longer shown', (s) => poolIn(s, GONE) === undefined);
+  views = await viewsOf(h, base);
+  assertViewsAgree('after the removed pool stopped', views);
+  assert.equal(views.counters.get(`${GONE}.jobs_completed`), 15, 'one poll\'s 10 and the final report\'s 5 more');
+
+  // FLIP back to one worker.
+  h.write({ [KEEP]: { uri: URI, count: 2, jobs: ['Sum'] }, [FLIP]: { uri: URI, count: 1, jobs: ['Sum'] } });
+  await waitFor(() => h.records.filter((r) => r.event === 'reloaded').length === 2, { timeoutMs: 5000, message: 'the second reload' });
+  await waitFor(() => h.master.supervisor(FLIP)?.state === SupervisorState.RUNNING, { timeoutMs: 5000, message: `${FLIP} back` });
+  await shown('FLIP serving again', (s) => s.reloads.ok === 2 && poolIn(s, FLIP)?.slots.length === 1);
+  views = await viewsOf(h, base);
+  assertViewsAgree('after the scale back', views);
+  const { counters } = views;
   // The figures themselves: the removed pool's child reported one poll plus its final 5 jobs; the
   // flipped pool had three children (the crashed one, the one scaled away, the one now running).
-  assert.equal(counters.get('okSteadyGone.jobs_completed'), 15);
-  assert.equal(counters.get('okSteadyGone.jobs_retried'), 3);
-  assert.equal(counters.get('okSteadyFlipOpen.jobs_completed'), 10 + 15 + 10);
-  assert.equal(counters.get('okSteadyFlipOpen.child_restarts'), 1);
-  assert.equal(counters.get('okSteadyFlipOpen.breaker_opened'), 3);
+  assert.equal(counters.get(`${GONE}.jobs_completed`), 15);
+  assert.equal(counters.get(`${GONE}.jobs_retried`), 3);
+  assert.equal(counters.get(`${FLIP}.jobs_completed`), 10 + 15 + 10);
+  assert.equal(counters.get(`${FLIP}.child_restarts`), 1);
+  assert.equal(counters.get(`${FLIP}.breaker_opened`), 3);
   assert.equal(counters.get('child_restarts'), 1);
+  assert.equal(counters.get('reloads'), 2);
 });
 
 test('Master should show each pool\'s delivery state in gauges, counters, /status, /metrics and /readyz', async (t) => {

@@ -64,10 +64,12 @@ export function fastTiming(overrides: Partial<SupervisorTiming> = {}): Superviso
   };
 }
 
-/** The seed's JSON shape of a jobs config, for writing files. */
-export function jobsFile(servers: string[], pools: Record<string, { uri: string; count: number; jobs: string[] }>): string {
+/** The seed's JSON shape of a jobs config, for writing files; `maxRunningTime` (seconds) is the pool's own max_running_time. */
+export function jobsFile(servers: string[], pools: Record<string, { uri: string; count: number; jobs: string[]; maxRunningTime?: number }>): string {
   const poolsList: Record<string, unknown> = {};
-  for (const [name, p] of Object.entries(pools)) poolsList[name] = { job_processing_uri: p.uri, worker_count: p.count, jobs_list: p.jobs };
+  for (const [name, p] of Object.entries(pools)) {
+    poolsList[name] = { job_processing_uri: p.uri, worker_count: p.count, jobs_list: p.jobs, ...(p.maxRunningTime === undefined ? {} : { max_running_time: p.maxRunningTime }) };
+  }
   return `${JSON.stringify({ gearman_servers_list: servers, pools_list: poolsList }, null, 2)}\n`;
 }
 

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { zeroCounters } from '../../src/ipc/messages.js';
+import { emptyMetrics } from '../../src/observe/job-metrics.js';
+import { PoolTotalsLedger } from '../../src/observe/pool-totals.js';
+
+const completed = (n: number) => ({ ...zeroCounters(), jobs_completed: n });
+const http200 = (n: number) => ({ ...emptyMetrics(), http: { '200': n } });
+
+test('PoolTotalsLedger should replace a child\'s figures with each report and keep them after its exit', () => {
+  const ledger = new PoolTotalsLedger();
+  const first = ledger.openChild('A');
+  first.report({ counters: completed(10), metrics: http200(10), breakerOpened: 1 });
+  first.report({ counters: completed(12) });
+  assert.equal(ledger.totalsOf('A').counters.jobs_completed, 12, 'a report replaces, it does not add');
+  assert.equal(ledger.totalsOf('A').metrics.http['200'], 10, 'a field left out keeps its last value');
+  assert.equal(ledger.totalsOf('A').breakerOpened, 1);
+  first.settle();
+  first.report({ counters: completed(99) });
+  first.settle();
+  assert.equal(ledger.totalsOf('A').counters.jobs_completed, 12, 'a report after the exit changes nothing, nor a second exit');
+  ledger.restarted('A');
+  const second = ledger.openChild('A');
+  second.report({ counters: completed(3), breakerOpened: 1 });
+  assert.deepEqual(
+    { ...ledger.totalsOf('A'), counters: ledger.totalsOf('A').counters.jobs_completed },
+    { counters: 15, metrics: http200(10), restarts: 1, breakerOpened: 2 },
+  );
+});
+
+test('PoolTotalsLedger should sum a draining child and its successor, and keep a removed pool after the given ones', () => {
+  const ledger = new PoolTotalsLedger();
+  const gone = ledger.openChild('Gone');
+  gone.report({ counters: completed(5) });
+  ledger.restarted('Gone');
+  const draining = ledger.openChild('Flip');
+  const successor = ledger.openChild('Flip');
+  draining.report({ counters: completed(7) });
+  successor.report({ counters: completed(1) });
+  assert.equal(ledger.totalsOf('Flip').counters.jobs_completed, 8);
+  draining.settle();
+  gone.settle();
+  assert.equal(ledger.totalsOf('Flip').counters.jobs_completed, 8, 'a draining child\'s exit moves nothing out');
+  const totals = ledger.totals(['Flip', 'Off']);
+  assert.deepEqual([...totals.keys()], ['Flip', 'Off', 'Gone']);
+  assert.equal(totals.get('Off')?.counters.jobs_completed, 0);
+  assert.equal(totals.get('Gone')?.counters.jobs_completed, 5);
+  assert.equal(ledger.restarts, 1);
+  assert.equal(ledger.totalsOf('Never').restarts, 0);
+});
