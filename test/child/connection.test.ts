@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import { backoffDelay } from '../../src/child/gearman-connection.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import type { ServerAddress } from '../../src/config/types.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { startGearmand } from '../helpers/gearmand.js';

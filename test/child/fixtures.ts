@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { PoolConfig, ServerAddress } from '../../src/config/types.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import type { Logger } from '../../src/log.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { GearmanClient } from '../helpers/gearman-client.js';

@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { heartbeatIntervalMs, zeroCounters } from '../../src/ipc/messages.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import { heartbeatIntervalMs } from '../../src/ipc/settings.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { clusterForker } from '../../src/master/child-process.js';
 import { metricFamilies, readiness, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';

@@ -13,7 +13,7 @@ import { clusterForker } from '../../src/master/child-process.js';
 import { Master, MasterState } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
-import { COUNTER_NAMES } from '../../src/ipc/messages.js';
+import { COUNTER_NAMES } from '../../src/ipc/counters.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { zeroCounters } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
 import { Exporter, MAX_CONNECTIONS } from '../../src/observe/exporter.js';
 import type { ExporterSource, ExporterOptions } from '../../src/observe/exporter.js';
 import type { Observation } from '../../src/observe/observation.js';
