@@ -12,6 +12,7 @@
  *
  * Counters and metrics are updated in one place (#record), from the outcome every job reports exactly once.
  */
+import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
 import { zeroCounters } from '../ipc/counters.js';
 import type { ChildCounters } from '../ipc/counters.js';
@@ -166,7 +167,7 @@ export class WorkerPool {
   }
 
   start(settings: ChildSettings): void {
-    if (this.#state !== PoolState.IDLE) throw new Error(`WorkerPool.start called in state ${this.#state}`);
+    if (this.#state !== PoolState.IDLE) throw new InternalError(`WorkerPool.start called in state ${this.#state}`);
     validateSettings(settings);
     this.#settings = settings;
     this.#runner = this.#newRunner(settings);
@@ -183,7 +184,7 @@ export class WorkerPool {
   }
 
   reconfigure(settings: ChildSettings): void {
-    if (this.#state !== PoolState.RUNNING) throw new Error(`WorkerPool.reconfigure called in state ${this.#state}`);
+    if (this.#state !== PoolState.RUNNING) throw new InternalError(`WorkerPool.reconfigure called in state ${this.#state}`);
     validateSettings(settings);
     const old = this.#settings as ChildSettings;
     this.#settings = settings;
