@@ -14,7 +14,8 @@ import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/mas
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, memoryLogger, observationOf, pool, server } from './support.js';
+import { FAKE_CHILD, fastTiming, observationOf, pool, server } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 test('heartbeatIntervalMs should be a quarter of loop_timeout and of the unresponsive limit, within 250 ms-2.5 s', () => {
   assert.equal(heartbeatIntervalMs(10_000), 2500);

@@ -16,8 +16,10 @@ import { SupervisorState } from '../../src/master/supervisor.js';
 import { COUNTER_NAMES } from '../../src/ipc/counters.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';
-import type { LogRecord } from './support.js';
+import { FAKE_CHILD, daemonOptions, fastTiming } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import type { LogRecord } from '../helpers/memory-logger.js';
 
 type Pools = Record<string, { uri: string; count: number; jobs: string[] }>;
 
@@ -43,7 +45,7 @@ async function startMaster(
 ): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ds-master-'));
   const file = path.join(dir, 'jobs.json');
-  const write = (next: Pools, servers = SERVERS): void => writeFileSync(file, jobsFile(servers, next));
+  const write = (next: Pools, servers = SERVERS): void => writeJobs(file, servers, next);
   write(pools);
   const opts = { ...options(file), exporter_addr: extra.exporter === true ? { host: '127.0.0.1', port: 0 } : null };
   const load = (f: string) => loadJobsConfig(f, { maxRunningTimeMs: 1000, requestFormat: 'json' });

@@ -6,7 +6,8 @@ import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/mas
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, memoryLogger, pool, server } from './support.js';
+import { FAKE_CHILD, fastTiming, pool, server } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 function settings(name: string, workerCount = 2): ChildSettings {
   return { pool: pool(name, { workerCount }), servers: [server()], loopTimeoutMs: 500, logLevel: 'info' };

@@ -8,7 +8,8 @@ import type { ExporterSource, ExporterOptions } from '../../src/observe/exporter
 import type { Observation } from '../../src/observe/observation.js';
 import { EXPOSITION_CONTENT_TYPE } from '../../src/observe/prometheus.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger, pool, server } from '../master/support.js';
+import { pool, server } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 function observation(connected: boolean): Observation {
   return {

@@ -10,7 +10,8 @@ import type { DeliveryStatus } from '../../src/ipc/messages.js';
 import { Exporter } from '../../src/observe/exporter.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
-import { memoryLogger, pool, server } from '../master/support.js';
+import { pool, server } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
