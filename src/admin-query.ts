@@ -45,7 +45,7 @@ export function queryStatus(server: ServerAddress, timeoutMs: number, register?:
         finish(error as Error);
       }
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => finish(new GearmanConnectionError(`${server.label}: ${error.code ?? error.message}`, { cause: error, retryable: true })));
+    socket.on('error', (error: NodeJS.ErrnoException) => finish(new GearmanConnectionError(`${server.label}: ${error.code ?? error.message}`, { cause: error })));
     socket.on('close', () => finish(new GearmanConnectionError(`${server.label}: connection closed before the admin status reply ended`)));
   });
 }

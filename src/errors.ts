@@ -35,24 +35,22 @@ export const ErrorCode = {
   DEAD_LETTER: 'DS_DEAD_LETTER',
   /** The status port or the exporter could not bind its address. */
   LISTEN: 'DS_LISTEN',
+  /** Code called against its own contract (an argument out of range, a method in the wrong state): a bug, never bad input. */
+  INTERNAL: 'DS_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 export interface DriveshaftErrorOptions {
   cause?: unknown;
-  /** Whether trying the same thing again later may succeed. */
-  retryable?: boolean;
 }
 
 export class DriveshaftError extends Error {
   override name = 'DriveshaftError';
   readonly code: ErrorCode;
-  readonly retryable: boolean;
 
   constructor(code: ErrorCode, message: string, options: DriveshaftErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.retryable = options.retryable ?? false;
   }
 
   /** The shape sent across IPC: classes do not survive structured clone, codes do. */
@@ -74,13 +72,16 @@ export function problemLines(error: unknown): string[] {
   return [serializeError(error).message];
 }
 
+/** The code of a serialized error that had none (a foreign error, a thrown string): not one of ErrorCode. */
+const UNKNOWN_CODE = 'UNKNOWN';
+
 export function serializeError(error: unknown): SerializedError {
   if (error instanceof DriveshaftError) return error.toJSON();
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return { name: error.name, code: typeof code === 'string' ? code : 'UNKNOWN', message: error.message };
+    return { name: error.name, code: typeof code === 'string' ? code : UNKNOWN_CODE, message: error.message };
   }
-  return { name: 'Error', code: 'UNKNOWN', message: String(error) };
+  return { name: 'Error', code: UNKNOWN_CODE, message: String(error) };
 }
 
 export class ProtocolError extends DriveshaftError {
@@ -134,14 +135,14 @@ export class FdBudgetError extends DriveshaftError {
 export class GearmanConnectionError extends DriveshaftError {
   override name = 'GearmanConnectionError';
   constructor(message: string, options: DriveshaftErrorOptions = {}) {
-    super(ErrorCode.GEARMAN_CONNECTION, message, { retryable: true, ...options });
+    super(ErrorCode.GEARMAN_CONNECTION, message, options);
   }
 }
 
 export class GearmanServerError extends DriveshaftError {
   override name = 'GearmanServerError';
   constructor(message: string) {
-    super(ErrorCode.GEARMAN_SERVER, message, { retryable: true });
+    super(ErrorCode.GEARMAN_SERVER, message);
   }
 }
 
@@ -169,7 +170,7 @@ export class JobTimeoutError extends DriveshaftError {
 export class IpcError extends DriveshaftError {
   override name = 'IpcError';
   constructor(message: string) {
-    super(ErrorCode.IPC, message, { retryable: true });
+    super(ErrorCode.IPC, message);
   }
 }
 
@@ -201,8 +202,7 @@ export class DeadLetterError extends DriveshaftError {
   /** The operating system's code (ENOSPC, EACCES, ENOENT…), or null when the file was closed. */
   readonly osCode: string | null;
   constructor(path: string, message: string, options: DriveshaftErrorOptions & { osCode?: string | null } = {}) {
-    // Retryable: the full disk or the missing directory may be fixed before the job comes back.
-    super(ErrorCode.DEAD_LETTER, `dead-letter file ${path}: ${message}`, { retryable: true, ...options });
+    super(ErrorCode.DEAD_LETTER, `dead-letter file ${path}: ${message}`, options);
     this.path = path;
     this.osCode = options.osCode ?? null;
   }
@@ -215,5 +215,17 @@ export class ListenError extends DriveshaftError {
   constructor(message: string, options: DriveshaftErrorOptions & { osCode?: string | null } = {}) {
     super(ErrorCode.LISTEN, message, options);
     this.osCode = options.osCode ?? null;
+  }
+}
+
+/**
+ * A caller broke a function's contract: an argument no valid input can produce (a NUL inside a Gearman
+ * argument, a size past the 32-bit field, a malformed metric name) or a method called in the wrong
+ * state. Input from users and peers is checked before it gets this far; this names the bug.
+ */
+export class InternalError extends DriveshaftError {
+  override name = 'InternalError';
+  constructor(message: string) {
+    super(ErrorCode.INTERNAL, message);
   }
 }

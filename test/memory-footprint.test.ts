@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './helpers/temp-dir.js';
 
 const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
@@ -91,8 +92,7 @@ test('a rotating-file stream should load the real mv when the logger is created'
 });
 
 test('the deferred mv should still move files when bunyan calls it', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-footprint-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const from = path.join(dir, 'a.log');
   const to = path.join(dir, 'a.log.0');
   writeFileSync(from, 'rotated\n');

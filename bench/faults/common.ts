@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { COUNTER_NAMES } from '../../src/ipc/messages.js';
+import { COUNTER_NAMES } from '../../src/ipc/counters.js';
 import type { Gearmand } from '../../test/helpers/gearmand.js';
 import { REPO_ROOT, sumCounters, type Daemon } from '../e2e/daemon.js';
 import { killEverything, livePids } from '../e2e/live-pids.js';

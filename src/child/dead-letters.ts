@@ -20,7 +20,7 @@ import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DeadLetterError } from '../errors.js';
+import { DeadLetterError, ErrorCode } from '../errors.js';
 
 /** A job to dead-letter: the Job's own fields (Buffers as gearmand sent them) plus why it died. */
 export interface DeadLetter {
@@ -284,7 +284,7 @@ export class DeadLetterFile {
 
 /** Which step failed, to name it in the DeadLetterError; never leaves this module. */
 class WriteFailure extends Error {
-  readonly code = 'DS_DEAD_LETTER';
+  readonly code = ErrorCode.DEAD_LETTER;
   readonly step: string;
   constructor(step: string, cause: unknown) {
     super(step, { cause });

@@ -33,7 +33,7 @@ import {
   packetTypeName,
 } from '../codec/index.js';
 import type { OversizedPacket, Packet } from '../codec/index.js';
-import { GearmanConnectionError, GearmanServerError } from '../errors.js';
+import { GearmanConnectionError, GearmanServerError, InternalError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Job } from './job-runner.js';
@@ -352,7 +352,7 @@ export class GearmanConnection implements WakeMember {
   #transition(next: ConnectionState): void {
     const previous = this.#state;
     if (!TRANSITIONS[previous].includes(next)) {
-      throw new Error(`GearmanConnection ${this.server.label}: illegal transition ${previous} → ${next}`);
+      throw new InternalError(`GearmanConnection ${this.server.label}: illegal transition ${previous} → ${next}`);
     }
     this.#state = next;
     // Leaving the group's view. A NOOP (sleeping → ready) reports after the slot had its chance to

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { PoolTls, RequestFormat } from '../config/types.js';
-import { HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
+import { ErrorCode, HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
 import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from './ndjson-answer.js';
 import type { JobTrace } from './trace-context.js';
@@ -597,10 +597,10 @@ export class JobRequest {
     if (this.#done) return;
     this.#abortReason = reason;
     const code = (reason as { code?: unknown }).code;
-    if (code === 'DS_JOB_TIMEOUT') {
+    if (code === ErrorCode.JOB_TIMEOUT) {
       this.#settle({ kind: 'transient', cause: TransientCause.TIMEOUT, reason: reason.message, retryAfterMs: null });
     } else {
-      this.#settle({ kind: 'fail', cause: code === 'DS_SHUTTING_DOWN' ? FailureCause.SHUTDOWN : FailureCause.HTTP, reason: reason.message });
+      this.#settle({ kind: 'fail', cause: code === ErrorCode.SHUTTING_DOWN ? FailureCause.SHUTDOWN : FailureCause.HTTP, reason: reason.message });
     }
     this.#controller?.abort(reason);
   }

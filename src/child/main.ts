@@ -20,12 +20,14 @@
  */
 import type { Cluster } from 'node:cluster';
 import { IpcError, serializeError } from '../errors.js';
-import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
-import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
+import type { ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
+import { zeroCounters } from '../ipc/counters.js';
+import { heartbeatIntervalMs, validateSettings } from '../ipc/settings.js';
+import type { ChildSettings } from '../ipc/settings.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
 import type { Logger } from '../log/logger.js';
 import { reopenDeadLetterFiles } from './dead-letters.js';
-import { WorkerPool, validateSettings } from './worker-pool.js';
+import { WorkerPool } from './worker-pool.js';
 
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */
 const EXIT_WATCHDOG_SLACK_MS = 5000;

@@ -7,8 +7,8 @@
  * one Map lookup by status code. No strings are built and nothing is allocated per job once a function
  * and a code have been seen. Snapshots (the allocating part) happen only when the master asks.
  */
-import { DURATION_BUCKETS } from '../ipc/messages.js';
-import type { ChildMetrics, FunctionMetrics } from '../ipc/messages.js';
+import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
+import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
 
 /** What a job ended as, for `driveshaft_jobs_total{outcome}`. */
 export const JobResult = {
@@ -37,7 +37,6 @@ const MAX_CODES = 1024;
 
 
 const BOUNDS = DURATION_BUCKETS;
-const BUCKET_COUNT = BOUNDS.length + 1;
 
 /** Index of the bucket `seconds` falls in (upper bounds are inclusive, as Prometheus' `le`). */
 export function bucketIndex(seconds: number): number {
@@ -102,7 +101,7 @@ export class JobMetrics {
     const name = this.#functions.size < MAX_FUNCTIONS ? functionName : OVERFLOW_FUNCTION;
     let counts = this.#functions.get(name);
     if (counts === undefined) {
-      counts = { completed: 0, failed: 0, timedOut: 0, requeued: 0, buckets: new Array<number>(BUCKET_COUNT).fill(0), durationSum: 0 };
+      counts = emptyFunctionMetrics();
       this.#functions.set(name, counts);
     }
     return counts;

@@ -12,9 +12,12 @@
  *
  * Counters and metrics are updated in one place (#record), from the outcome every job reports exactly once.
  */
-import { ConfigError } from '../errors.js';
-import { zeroCounters } from '../ipc/messages.js';
-import type { ChildCounters, ChildSettings, ChildStatus, SlotStatus } from '../ipc/messages.js';
+import { InternalError } from '../errors.js';
+import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
+import { zeroCounters } from '../ipc/counters.js';
+import type { ChildCounters } from '../ipc/counters.js';
+import { validateSettings } from '../ipc/settings.js';
+import type { ChildSettings } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -49,82 +52,6 @@ export const PoolState = {
   STOPPED: 'stopped',
 } as const;
 export type PoolState = (typeof PoolState)[keyof typeof PoolState];
-
-/** Checks the shape of settings received over IPC; throws ConfigError naming every bad field. */
-export function validateSettings(settings: unknown): ChildSettings {
-  const problems: string[] = [];
-  const bad = (where: string, expected: string): void => {
-    problems.push(`settings.${where}: expected ${expected}`);
-  };
-  if (typeof settings !== 'object' || settings === null) throw new ConfigError(['settings: expected an object']);
-  const s = settings as Record<string, unknown>;
-  const pool = s.pool as Record<string, unknown> | undefined;
-  if (typeof pool !== 'object' || pool === null) {
-    bad('pool', 'an object');
-  } else {
-    if (typeof pool.name !== 'string' || pool.name === '') bad('pool.name', 'a non-empty string');
-    try {
-      const url = new URL(String(pool.jobProcessingUri));
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') bad('pool.jobProcessingUri', 'an http:// or https:// URL');
-    } catch {
-      bad('pool.jobProcessingUri', 'an http:// or https:// URL');
-    }
-    if (!Number.isInteger(pool.workerCount) || (pool.workerCount as number) < 0) bad('pool.workerCount', 'an integer >= 0');
-    if (!Array.isArray(pool.jobsList) || !pool.jobsList.every((f) => typeof f === 'string' && f !== '')) {
-      bad('pool.jobsList', 'an array of non-empty strings');
-    }
-    if (pool.requestFormat !== 'json' && pool.requestFormat !== 'multipart') bad('pool.requestFormat', '"json" or "multipart"');
-    if (typeof pool.maxRunningTimeMs !== 'number' || !(pool.maxRunningTimeMs > 0)) bad('pool.maxRunningTimeMs', 'a number > 0');
-    if (typeof pool.keepAlive !== 'boolean') bad('pool.keepAlive', 'a boolean');
-    if (!Number.isSafeInteger(pool.maxWorkloadBytes) || (pool.maxWorkloadBytes as number) < 0) bad('pool.maxWorkloadBytes', 'an integer >= 0');
-    if (pool.traceParentField !== null && (typeof pool.traceParentField !== 'string' || pool.traceParentField === '')) bad('pool.traceParentField', 'a non-empty string or null');
-    const delivery = pool.delivery as Record<string, unknown> | undefined;
-    if (typeof delivery !== 'object' || delivery === null) {
-      bad('pool.delivery', 'an object');
-    } else {
-      if (delivery.mode !== 'retry' && delivery.mode !== 'fail_fast') bad('pool.delivery.mode', '"retry" or "fail_fast"');
-      for (const key of ['maxAttempts', 'maxRetryDurationMs', 'minBackoffMs', 'maxBackoffMs', 'maxDoublings', 'breakerThreshold', 'breakerCooloffMs', 'breakerMaxCooloffMs'] as const) {
-        if (typeof delivery[key] !== 'number' || !((delivery[key] as number) >= 0)) bad(`pool.delivery.${key}`, 'a number >= 0');
-      }
-      if (!((delivery.maxAttempts as number) >= 1)) bad('pool.delivery.maxAttempts', 'a number >= 1');
-      if (!Array.isArray(delivery.retryOnStatus) || !delivery.retryOnStatus.every((code) => Number.isInteger(code))) bad('pool.delivery.retryOnStatus', 'an array of HTTP status codes');
-      if (delivery.healthUrl !== null && typeof delivery.healthUrl !== 'string') bad('pool.delivery.healthUrl', 'a URL or null');
-      if (delivery.deadLetterFile !== null && typeof delivery.deadLetterFile !== 'string') bad('pool.delivery.deadLetterFile', 'a path or null');
-    }
-    if (!Array.isArray(pool.signingKeys) || !pool.signingKeys.every((key) => typeof key === 'string' && key !== '')) bad('pool.signingKeys', 'an array of base64 keys');
-    if (pool.bearerToken !== null && typeof pool.bearerToken !== 'string') bad('pool.bearerToken', 'a string or null');
-    const tls = pool.tls as Record<string, unknown> | null | undefined;
-    if (tls !== null && (typeof tls !== 'object' || !['ca', 'cert', 'key', 'serverName'].every((key) => tls[key] === null || typeof tls[key] === 'string'))) {
-      bad('pool.tls', 'null or an object of PEM strings and a server name');
-    }
-    if (
-      typeof pool.headers !== 'object' ||
-      pool.headers === null ||
-      !Object.values(pool.headers as object).every((v) => typeof v === 'string')
-    ) {
-      bad('pool.headers', 'an object of strings');
-    }
-  }
-  if (
-    !Array.isArray(s.servers) ||
-    !s.servers.every(
-      (server: unknown) =>
-        typeof server === 'object' &&
-        server !== null &&
-        typeof (server as Record<string, unknown>).host === 'string' &&
-        Number.isInteger((server as Record<string, unknown>).port) &&
-        ((server as Record<string, unknown>).port as number) > 0 &&
-        ((server as Record<string, unknown>).port as number) < 65536 &&
-        typeof (server as Record<string, unknown>).label === 'string',
-    )
-  ) {
-    bad('servers', 'an array of {host, port, label}');
-  }
-  if (typeof s.loopTimeoutMs !== 'number' || !(s.loopTimeoutMs > 0)) bad('loopTimeoutMs', 'a number > 0');
-  if (typeof s.logLevel !== 'string') bad('logLevel', 'a bunyan level name');
-  if (problems.length > 0) throw new ConfigError(problems);
-  return settings as ChildSettings;
-}
 
 function sameGearmanSide(a: ChildSettings, b: ChildSettings): boolean {
   return (
@@ -240,7 +167,7 @@ export class WorkerPool {
   }
 
   start(settings: ChildSettings): void {
-    if (this.#state !== PoolState.IDLE) throw new Error(`WorkerPool.start called in state ${this.#state}`);
+    if (this.#state !== PoolState.IDLE) throw new InternalError(`WorkerPool.start called in state ${this.#state}`);
     validateSettings(settings);
     this.#settings = settings;
     this.#runner = this.#newRunner(settings);
@@ -257,7 +184,7 @@ export class WorkerPool {
   }
 
   reconfigure(settings: ChildSettings): void {
-    if (this.#state !== PoolState.RUNNING) throw new Error(`WorkerPool.reconfigure called in state ${this.#state}`);
+    if (this.#state !== PoolState.RUNNING) throw new InternalError(`WorkerPool.reconfigure called in state ${this.#state}`);
     validateSettings(settings);
     const old = this.#settings as ChildSettings;
     this.#settings = settings;

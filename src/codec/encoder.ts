@@ -8,6 +8,7 @@
  * the last argument unterminated.
  */
 import { ARITY, HEADER_SIZE, MAGIC_REQ, MAGIC_RES, Magic, PacketType, packetTypeName } from './constants.js';
+import { InternalError } from '../errors.js';
 
 export type PacketArg = Buffer | string;
 
@@ -35,7 +36,7 @@ function hasNul(arg: PacketArg): boolean {
 
 function checkDataSize(type: number, size: number): void {
   if (size > MAX_DATA_SIZE) {
-    throw new RangeError(`${packetTypeName(type)} data of ${size} bytes does not fit the 32-bit size field`);
+    throw new InternalError(`${packetTypeName(type)} data of ${size} bytes does not fit the 32-bit size field`);
   }
 }
 
@@ -55,15 +56,15 @@ function writeArg(buffer: Buffer, arg: PacketArg, offset: number): number {
  */
 export function encodePacket(magic: Magic, type: number, args: readonly PacketArg[]): Buffer {
   const arity = ARITY[type];
-  if (arity === undefined || arity === -1) throw new TypeError(`unknown packet type ${type}`);
+  if (arity === undefined || arity === -1) throw new InternalError(`unknown packet type ${type}`);
   if (arity !== args.length) {
-    throw new TypeError(`${packetTypeName(type)} takes ${arity} arguments, got ${args.length}`);
+    throw new InternalError(`${packetTypeName(type)} takes ${arity} arguments, got ${args.length}`);
   }
   let size = args.length > 0 ? args.length - 1 : 0;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as PacketArg;
     if (i < args.length - 1 && hasNul(arg)) {
-      throw new TypeError(`${packetTypeName(type)} argument ${i} contains a NUL byte; only the last argument may`);
+      throw new InternalError(`${packetTypeName(type)} argument ${i} contains a NUL byte; only the last argument may`);
     }
     size += byteLength(arg);
   }
@@ -114,7 +115,7 @@ export function encodeCantDo(functionName: string): Buffer {
  */
 export function encodeCanDoTimeout(functionName: string, timeoutMs: number): Buffer {
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > MAX_TIMEOUT_MS) {
-    throw new RangeError(`CAN_DO_TIMEOUT timeout must be above 0 and at most ${MAX_TIMEOUT_MS} ms, got ${timeoutMs}`);
+    throw new InternalError(`CAN_DO_TIMEOUT timeout must be above 0 and at most ${MAX_TIMEOUT_MS} ms, got ${timeoutMs}`);
   }
   return request(PacketType.CAN_DO_TIMEOUT, functionName, String(Math.max(MIN_TIMEOUT_MS, Math.ceil(timeoutMs))));
 }
@@ -168,7 +169,7 @@ export function encodeWorkStatus(handle: PacketArg, numerator: number, denominat
   for (const value of [numerator, denominator]) {
     // String(NaN) or "1.5e+21" would reach clients as text gearmand's atoi() misreads.
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`WORK_STATUS numerator and denominator must be non-negative integers, got ${value}`);
+      throw new InternalError(`WORK_STATUS numerator and denominator must be non-negative integers, got ${value}`);
     }
   }
   return request(PacketType.WORK_STATUS, handle, String(numerator), String(denominator));
@@ -181,9 +182,9 @@ export function encodeOptionReq(option: string): Buffer {
 
 function encodeHead(type: number, first: PacketArg, lastLength: number): Buffer {
   if (!Number.isSafeInteger(lastLength) || lastLength < 0) {
-    throw new RangeError(`${packetTypeName(type)} body length must be a non-negative integer, got ${lastLength}`);
+    throw new InternalError(`${packetTypeName(type)} body length must be a non-negative integer, got ${lastLength}`);
   }
-  if (hasNul(first)) throw new TypeError(`${packetTypeName(type)} argument 0 contains a NUL byte; only the last argument may`);
+  if (hasNul(first)) throw new InternalError(`${packetTypeName(type)} argument 0 contains a NUL byte; only the last argument may`);
   const firstLength = byteLength(first);
   checkDataSize(type, firstLength + 1 + lastLength);
   const buffer = Buffer.allocUnsafe(HEADER_SIZE + firstLength + 1);

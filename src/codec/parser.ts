@@ -21,7 +21,7 @@
  * exception leaves `push` and the parser turns `failed`: the bytes after that packet were never parsed,
  * so the stream position is lost.
  */
-import { ProtocolError } from '../errors.js';
+import { InternalError, ProtocolError } from '../errors.js';
 import {
   ARITY,
   DEFAULT_MAX_PACKET_SIZE,
@@ -162,14 +162,14 @@ export class Parser {
     const maxPacketSize = options.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
     // NaN would compare false with every size and silently disable the limit.
     if (!Number.isInteger(maxPacketSize) || maxPacketSize < 0 || maxPacketSize > MAX_SIZE_FIELD) {
-      throw new RangeError(`maxPacketSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxPacketSize}`);
+      throw new InternalError(`maxPacketSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxPacketSize}`);
     }
     const maxWorkloadSize = options.maxWorkloadSize;
     if (maxWorkloadSize !== undefined) {
       if (!Number.isInteger(maxWorkloadSize) || maxWorkloadSize < 0 || maxWorkloadSize > MAX_SIZE_FIELD) {
-        throw new RangeError(`maxWorkloadSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxWorkloadSize}`);
+        throw new InternalError(`maxWorkloadSize must be an integer from 0 to ${MAX_SIZE_FIELD}, got ${maxWorkloadSize}`);
       }
-      if (options.onOversizedPacket === undefined) throw new TypeError('maxWorkloadSize needs an onOversizedPacket callback');
+      if (options.onOversizedPacket === undefined) throw new InternalError('maxWorkloadSize needs an onOversizedPacket callback');
     }
     this.#onPacket = options.onPacket;
     this.#onError = options.onError;

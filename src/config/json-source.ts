@@ -5,6 +5,7 @@
  * scanner walks the text once to find the first syntax error with its line and column, and every
  * duplicate key with its JSON path; JSON.parse then builds the value.
  */
+import { ErrorCode } from '../errors.js';
 
 /** A syntax error or a duplicate key, located for the operator. */
 export interface JsonIssue {
@@ -46,7 +47,9 @@ export function lineAndColumn(text: string, index: number): { line: number; colu
   return { line, column: index - lineStart + 1 };
 }
 
+/** Where the scan stopped; caught below and turned into a ConfigError naming the line and column. */
 class ScanError extends Error {
+  readonly code = ErrorCode.CONFIG;
   readonly index: number;
   constructor(message: string, index: number) {
     super(message);

@@ -22,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
-import { OptionsError } from '../errors.js';
+import { ErrorCode, OptionsError } from '../errors.js';
 import { suggestKey } from './jobs-config.js';
 import { parseListenAddress } from './listen-address.js';
 import { MAX_LOOP_TIMEOUT_SECONDS, MAX_TIMER_SECONDS, secondsProblem } from './seconds.js';
@@ -38,7 +38,10 @@ export type CommandLine = { kind: 'help'; text: string } | { kind: 'version'; te
 const FLAG_VALUES: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false };
 const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
 
-class FormatProblem extends Error {}
+/** One option's problem, thrown inside convict's validation (which keeps only its message). */
+class FormatProblem extends Error {
+  readonly code = ErrorCode.OPTIONS;
+}
 
 convict.addFormats({
   'driveshaft-flag': {

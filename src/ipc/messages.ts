@@ -1,38 +1,34 @@
 /**
- * Typed messages between the master and a pool child, one discriminated union per direction.
- * Requests carry `seq`; their replies carry `ack` with the same number. Everything here is plain data:
- * it crosses the IPC channel as JSON.
+ * The messages between the master and a pool child. REQUEST_REPLIES below is the one list of message
+ * types: the TypeScript unions each direction uses and the master's runtime check of what a child sends
+ * both derive from it. Requests carry `seq`; their replies carry `ack` with the same number. Everything
+ * here is plain data: it crosses the IPC channel as JSON.
  */
-import type { PoolConfig, ServerAddress } from '../config/types.js';
 import type { SerializedError } from '../errors.js';
+import type { ChildCounters } from './counters.js';
+import type { ChildMetrics } from './metrics.js';
+import { reportedCount } from './metrics.js';
+import type { ChildSettings } from './settings.js';
 
-/** What a child needs to run its pool. */
-export interface ChildSettings {
-  pool: PoolConfig;
-  servers: ServerAddress[];
-  /** loop_timeout in milliseconds: liveness probes and backoff caps derive from it. */
-  loopTimeoutMs: number;
-  /** bunyan level name the child filters at before forwarding records to the master. */
-  logLevel: string;
-  /**
-   * How often the child sends `heartbeat` (absent from older masters: the child derives it from
-   * loopTimeoutMs with heartbeatIntervalMs).
-   */
-  heartbeatIntervalMs?: number;
-}
+/** Every request the master sends a child, with the reply types that may answer it. */
+export const REQUEST_REPLIES = {
+  init: ['ready', 'init-failed'],
+  reconfigure: ['reconfigured', 'reconfigure-failed'],
+  status: ['status-reply'],
+  'reopen-files': ['files-reopened'],
+  shutdown: ['stopped'],
+} as const;
 
-/** The shortest and longest heartbeat period: often enough to notice a wedged child, rare enough to cost nothing. */
-export const MIN_HEARTBEAT_INTERVAL_MS = 250;
-export const MAX_HEARTBEAT_INTERVAL_MS = 2500;
+/** What a child sends unasked: nothing answers these and they carry no `ack`. */
+export const NOTICE_TYPES = ['hello', 'log', 'heartbeat'] as const;
 
-/**
- * A child's heartbeat period: a quarter of loop_timeout, and at most a quarter of the time after which
- * the master calls a silent child unresponsive (so one late beat is not yet a verdict), within 250 ms–2.5 s.
- */
-export function heartbeatIntervalMs(loopTimeoutMs: number, unresponsiveAfterMs: number = Infinity): number {
-  const wanted = Math.min(loopTimeoutMs / 4, unresponsiveAfterMs / 4);
-  return Math.round(Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.max(MIN_HEARTBEAT_INTERVAL_MS, wanted)));
-}
+export type RequestType = keyof typeof REQUEST_REPLIES;
+export type ReplyType = (typeof REQUEST_REPLIES)[RequestType][number];
+export type NoticeType = (typeof NOTICE_TYPES)[number];
+
+/** Every reply type, for the master's check of a message from a child. */
+export const REPLY_TYPES: ReadonlySet<string> = new Set<string>(Object.values(REQUEST_REPLIES).flat());
+export const NOTICE_TYPE_SET: ReadonlySet<string> = new Set<string>(NOTICE_TYPES);
 
 export const ShutdownMode = {
   /** Stop grabbing, let running jobs finish until the deadline, WORK_FAIL the rest, close. */
@@ -42,40 +38,71 @@ export const ShutdownMode = {
 } as const;
 export type ShutdownMode = (typeof ShutdownMode)[keyof typeof ShutdownMode];
 
-export type MasterToChild =
-  | { type: 'init'; seq: number; settings: ChildSettings }
-  | { type: 'reconfigure'; seq: number; settings: ChildSettings }
-  | { type: 'status'; seq: number }
-  | { type: 'shutdown'; seq: number; mode: ShutdownMode; deadlineMs: number }
-  /** USR2 (logrotate): close the pool's dead-letter files after their pending writes; the next write reopens the path. */
-  | { type: 'reopen-files'; seq: number };
+/** A message that carries nothing but its type (and `seq` or `ack`). */
+type Bare = Record<never, never>;
+/** `Fields` with exactly the keys `Types`: a type missing from the table, or one the table lacks, fails to compile. */
+type FieldsOf<Types extends string, Fields extends Record<Types, object> & Record<Exclude<keyof Fields, Types>, never>> = Fields;
 
-export type ChildToMaster =
-  /**
-   * Sent once the child listens for messages. The child's ES module loads asynchronously, and a message
-   * that arrives before its listener exists is dropped, so the master sends `init` only after this.
-   */
-  | { type: 'hello' }
-  | { type: 'ready'; ack: number }
-  | { type: 'init-failed'; ack: number; error: SerializedError }
-  | { type: 'reconfigured'; ack: number }
-  | { type: 'reconfigure-failed'; ack: number; error: SerializedError }
-  | { type: 'status-reply'; ack: number; status: ChildStatus }
-  /** The dead-letter files closed for reopening (none when the pool has none). */
-  | { type: 'files-reopened'; ack: number; files: string[] }
-  /**
-   * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
-   * the final counters and metrics, so jobs finished since the master's last status poll still count.
-   */
-  | { type: 'stopped'; ack: number; counters?: ChildCounters; metrics?: ChildMetrics }
-  /** A bunyan record from the child; the master writes it to its own streams. */
-  | { type: 'log'; record: Record<string, unknown> }
-  /**
-   * Sent every heartbeatIntervalMs from `ready` until the child exits, by a timer on the child's event
-   * loop: a child that is stopped (SIGSTOP) or whose event loop is blocked falls silent, and the master
-   * notices that without asking for a status.
-   */
-  | { type: 'heartbeat' };
+/** What each request carries besides `type` and `seq`. */
+type RequestFields = FieldsOf<
+  RequestType,
+  {
+    init: { settings: ChildSettings };
+    reconfigure: { settings: ChildSettings };
+    status: Bare;
+    /** USR2 (logrotate): close the pool's dead-letter files after their pending writes; the next write reopens the path. */
+    'reopen-files': Bare;
+    shutdown: { mode: ShutdownMode; deadlineMs: number };
+  }
+>;
+
+/** What each reply carries besides `type` and `ack`. */
+type ReplyFields = FieldsOf<
+  ReplyType,
+  {
+    ready: Bare;
+    'init-failed': { error: SerializedError };
+    reconfigured: Bare;
+    'reconfigure-failed': { error: SerializedError };
+    'status-reply': { status: ChildStatus };
+    /** The dead-letter files closed for reopening (none when the pool has none). */
+    'files-reopened': { files: string[] };
+    /**
+     * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
+     * the final counters and metrics, so jobs finished since the master's last status poll still count.
+     */
+    stopped: { counters?: ChildCounters; metrics?: ChildMetrics };
+  }
+>;
+
+/** What each notice carries besides `type`. */
+type NoticeFields = FieldsOf<
+  NoticeType,
+  {
+    /**
+     * Sent once the child listens for messages. The child's ES module loads asynchronously, and a message
+     * that arrives before its listener exists is dropped, so the master sends `init` only after this.
+     */
+    hello: Bare;
+    /** A bunyan record from the child; the master writes it to its own streams. */
+    log: { record: Record<string, unknown> };
+    /**
+     * Sent every heartbeatIntervalMs from `ready` until the child exits, by a timer on the child's event
+     * loop: a child that is stopped (SIGSTOP) or whose event loop is blocked falls silent, and the master
+     * notices that without asking for a status.
+     */
+    heartbeat: Bare;
+  }
+>;
+
+/** A request as its sender writes it; the IPC channel adds `seq`. */
+export type MasterRequest = { [T in RequestType]: { type: T } & RequestFields[T] }[RequestType];
+export type MasterToChild = MasterRequest & { seq: number };
+/** A child-to-master message that answers a request. */
+export type ChildReply = { [T in ReplyType]: { type: T; ack: number } & ReplyFields[T] }[ReplyType];
+/** A child-to-master message that answers nothing (hello, a heartbeat, a forwarded log record). */
+export type ChildNotice = { [T in NoticeType]: { type: T } & NoticeFields[T] }[NoticeType];
+export type ChildToMaster = ChildReply | ChildNotice;
 
 export interface SlotStatus {
   /** Unique across the daemon for the slot's lifetime: `<child pid>-<n>`. */
@@ -103,44 +130,6 @@ export interface SlotStatus {
   connections?: Array<{ server: string; state: string; connected: boolean }>;
 }
 
-export interface ChildCounters {
-  jobs_completed: number;
-  jobs_failed: number;
-  jobs_timed_out: number;
-  /** gearman_ret 14: connection dropped so gearmand re-queues. */
-  jobs_requeued: number;
-  /** Transport failures and non-200 / invalid responses. */
-  http_errors: number;
-  /** Transient outcomes answered by POSTing the same job again after a backoff. */
-  jobs_retried: number;
-  /** Jobs given back to gearmand unfailed (breaker open, stop while waiting to retry). */
-  jobs_handed_back: number;
-  /** Jobs written to the pool's dead-letter file before their WORK_FAIL. */
-  jobs_dead_lettered: number;
-}
-
-/** Every ChildCounters key, in the order the status port prints them: the one list of the counters. */
-export const COUNTER_NAMES = [
-  'jobs_completed',
-  'jobs_failed',
-  'jobs_timed_out',
-  'jobs_requeued',
-  'http_errors',
-  'jobs_retried',
-  'jobs_handed_back',
-  'jobs_dead_lettered',
-] as const satisfies ReadonlyArray<keyof ChildCounters>;
-
-export function zeroCounters(): ChildCounters {
-  return { jobs_completed: 0, jobs_failed: 0, jobs_timed_out: 0, jobs_requeued: 0, http_errors: 0, jobs_retried: 0, jobs_handed_back: 0, jobs_dead_lettered: 0 };
-}
-
-export function addCounters(a: ChildCounters, b: ChildCounters): ChildCounters {
-  const sum = zeroCounters();
-  for (const name of COUNTER_NAMES) sum[name] = a[name] + b[name];
-  return sum;
-}
-
 export const BreakerState = {
   /** Jobs flow; after a re-close, `admitted` slots may hold a job while the pool ramps back up. */
   CLOSED: 'closed',
@@ -166,35 +155,19 @@ export interface DeliveryStatus {
   opened: number;
 }
 
-/**
- * Upper bounds, in seconds, of the job duration histogram's buckets (+Inf is implicit). Part of the IPC
- * contract: a child's bucket counts mean nothing without these bounds, and the master sums counts
- * index by index.
- */
-export const DURATION_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const BREAKER_STATES: ReadonlySet<string> = new Set(Object.values(BreakerState));
 
-/** One function's job metrics in one child, cumulative since the child started. */
-export interface FunctionMetrics {
-  completed: number;
-  /** Failed for any reason but max_running_time (those are timedOut). */
-  failed: number;
-  timedOut: number;
-  /** gearman_ret 14 answered by dropping the connection. */
-  requeued: number;
-  /**
-   * Jobs per duration bucket, NOT cumulative: index i counts durations in (DURATION_BUCKETS[i-1],
-   * DURATION_BUCKETS[i]]; the last index (DURATION_BUCKETS.length) counts those above the last bound.
-   */
-  buckets: number[];
-  /** Sum of every job's duration, in seconds. */
-  durationSum: number;
-}
-
-export interface ChildMetrics {
-  /** By function name. */
-  functions: Record<string, FunctionMetrics>;
-  /** HTTP outcomes by code: the status ("200", "500"…), "error" (no response) or "timeout". */
-  http: Record<string, number>;
+/** A child's delivery status as the master keeps it, or null when it sent none or one the views could not show. */
+export function sanitizeDelivery(delivery: DeliveryStatus | undefined): DeliveryStatus | null {
+  if (delivery === undefined || delivery === null || typeof delivery !== 'object' || !BREAKER_STATES.has(delivery.breaker)) return null;
+  return {
+    breaker: delivery.breaker,
+    since: reportedCount(delivery.since),
+    lastReason: typeof delivery.lastReason === 'string' ? delivery.lastReason : null,
+    admitted: reportedCount(delivery.admitted),
+    retrying: reportedCount(delivery.retrying),
+    opened: reportedCount(delivery.opened),
+  };
 }
 
 export interface ChildStatus {

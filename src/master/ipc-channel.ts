@@ -5,7 +5,8 @@
  * the unsolicited handler. The channel knows nothing about what the messages mean.
  */
 import { IpcError } from '../errors.js';
-import type { ChildToMaster, MasterToChild } from '../ipc/messages.js';
+import { NOTICE_TYPE_SET, REPLY_TYPES } from '../ipc/messages.js';
+import type { ChildNotice, ChildReply, ChildToMaster, MasterRequest, MasterToChild } from '../ipc/messages.js';
 
 /** What the channel needs from a cluster Worker (or a child_process.ChildProcess, in tests). */
 export interface IpcEndpoint {
@@ -14,14 +15,6 @@ export interface IpcEndpoint {
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
-/** A request as the caller writes it: the channel adds `seq`. */
-export type MasterRequest = MasterToChild extends infer M ? (M extends MasterToChild ? Omit<M, 'seq'> : never) : never;
-
-/** A reply: every child-to-master message that answers a request. */
-export type ChildReply = Extract<ChildToMaster, { ack: number }>;
-/** A message that answers nothing (hello, a heartbeat, a forwarded log record). */
-export type ChildNotice = Exclude<ChildToMaster, { ack: number }>;
-
 interface Pending {
   type: string;
   resolve(reply: ChildReply): void;
@@ -29,23 +22,19 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-const REPLY_TYPES: ReadonlySet<string> = new Set([
-  'ready',
-  'init-failed',
-  'reconfigured',
-  'reconfigure-failed',
-  'status-reply',
-  'files-reopened',
-  'stopped',
-]);
-
 /** Shape check only: a child is our own code, but a bug there must not throw in the master. */
 export function isChildMessage(message: unknown): message is ChildToMaster {
   if (typeof message !== 'object' || message === null) return false;
   const { type, ack, record } = message as { type?: unknown; ack?: unknown; record?: unknown };
   if (type === 'log') return typeof record === 'object' && record !== null;
-  if (type === 'hello' || type === 'heartbeat') return true;
-  return typeof type === 'string' && REPLY_TYPES.has(type) && Number.isSafeInteger(ack);
+  if (typeof type !== 'string') return false;
+  if (NOTICE_TYPE_SET.has(type)) return true;
+  return REPLY_TYPES.has(type) && Number.isSafeInteger(ack);
+}
+
+/** By type, not by the presence of `ack`: a notice that happens to carry one answers nothing. */
+function isChildReply(message: ChildToMaster): message is ChildReply {
+  return REPLY_TYPES.has(message.type);
 }
 
 export class IpcChannel {
@@ -138,7 +127,7 @@ export class IpcChannel {
       this.#onInvalid(message);
       return;
     }
-    if (!('ack' in message)) {
+    if (!isChildReply(message)) {
       this.#onNotice(message);
       return;
     }

@@ -15,12 +15,17 @@
  */
 import type { Logger } from '../log/logger.js';
 import { emitForwardedRecord } from '../log/bunyan-logger.js';
-import type { ChildCounters, ChildMetrics, ChildSettings, ChildStatus, ChildToMaster, DeliveryStatus, ShutdownMode } from '../ipc/messages.js';
-import { BreakerState, heartbeatIntervalMs, ShutdownMode as Mode } from '../ipc/messages.js';
+import type { ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
+import { sanitizeDelivery, ShutdownMode as Mode } from '../ipc/messages.js';
+import type { ChildCounters } from '../ipc/counters.js';
+import { sanitizeCounters } from '../ipc/counters.js';
+import type { ChildMetrics } from '../ipc/metrics.js';
+import { sanitizeMetrics } from '../ipc/metrics.js';
+import type { ChildSettings } from '../ipc/settings.js';
+import { heartbeatIntervalMs } from '../ipc/settings.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
-import { sanitizeMetrics } from '../observe/job-metrics.js';
 import { PoolTotalsLedger } from '../observe/pool-totals.js';
 import type { ChildTally } from '../observe/pool-totals.js';
 
@@ -84,9 +89,6 @@ export function supervisorTiming(
     killAfterMs,
   };
 }
-
-import { addCounters, zeroCounters } from '../ipc/messages.js';
-export { addCounters, zeroCounters };
 
 export type StatusResult = { ok: true; status: ChildStatus } | { ok: false; reason: string };
 
@@ -566,33 +568,6 @@ export class PoolSupervisor {
       this.#spawn();
     }, delay);
   }
-}
-
-/** Counters from a child are ours, but a NaN must not poison every later sum. */
-function sanitizeCounters(counters: ChildCounters | undefined): ChildCounters {
-  const out = zeroCounters();
-  if (counters === undefined || counters === null) return out;
-  for (const key of Object.keys(out) as Array<keyof ChildCounters>) {
-    const value = counters[key];
-    out[key] = typeof value === 'number' && Number.isFinite(value) ? value : 0;
-  }
-  return out;
-}
-
-const BREAKER_STATES: ReadonlySet<string> = new Set(Object.values(BreakerState));
-
-/** A child's delivery status, or null when it sent none or one the views could not show. */
-export function sanitizeDelivery(delivery: DeliveryStatus | undefined): DeliveryStatus | null {
-  if (delivery === undefined || delivery === null || typeof delivery !== 'object' || !BREAKER_STATES.has(delivery.breaker)) return null;
-  const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0);
-  return {
-    breaker: delivery.breaker,
-    since: count(delivery.since),
-    lastReason: typeof delivery.lastReason === 'string' ? delivery.lastReason : null,
-    admitted: count(delivery.admitted),
-    retrying: count(delivery.retrying),
-    opened: count(delivery.opened),
-  };
 }
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */

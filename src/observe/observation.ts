@@ -7,10 +7,13 @@
  */
 import type { AdminFunctionStatus } from '../codec/admin.js';
 import type { PoolConfig, ServerAddress } from '../config/types.js';
-import { BreakerState, DURATION_BUCKETS, zeroCounters } from '../ipc/messages.js';
-import type { ChildCounters, ChildMetrics, ChildStatus, DeliveryStatus, FunctionMetrics, SlotStatus } from '../ipc/messages.js';
+import { BreakerState } from '../ipc/messages.js';
+import type { ChildStatus, DeliveryStatus, SlotStatus } from '../ipc/messages.js';
+import { zeroCounters } from '../ipc/counters.js';
+import type { ChildCounters } from '../ipc/counters.js';
+import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
+import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
 import type { GearmandScrape } from './gearmand-poller.js';
-import { emptyFunctionMetrics } from './job-metrics.js';
 import { MetricType } from './prometheus.js';
 import type { HistogramSample, MetricFamily, Sample } from './prometheus.js';
 

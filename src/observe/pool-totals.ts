@@ -9,9 +9,10 @@
  * last one into the pool's settled sums. A crashed child's jobs since its last report are lost
  * (gearmand re-queues those jobs anyway).
  */
-import type { ChildCounters, ChildMetrics } from '../ipc/messages.js';
-import { addCounters, zeroCounters } from '../ipc/messages.js';
-import { addMetrics, emptyMetrics } from './job-metrics.js';
+import type { ChildCounters } from '../ipc/counters.js';
+import { addCounters, zeroCounters } from '../ipc/counters.js';
+import type { ChildMetrics } from '../ipc/metrics.js';
+import { addMetrics, emptyMetrics } from '../ipc/metrics.js';
 import type { PoolTotals } from './observation.js';
 
 export function emptyTotals(): PoolTotals {

@@ -17,6 +17,7 @@
  *   ParseFloat reads), and +Inf, -Inf, NaN spelled the way the format wants.
  * - Names are constants of ours: an invalid one is a programming error and throws.
  */
+import { InternalError } from '../errors.js';
 
 /** The Content-Type a scraper expects for this format. */
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -71,7 +72,7 @@ export function formatValue(value: number): string {
 function labelText(labels: Labels, extra?: readonly [string, string]): string {
   const parts: string[] = [];
   for (const [name, value] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(name) || name.startsWith('__')) throw new Error(`invalid Prometheus label name ${JSON.stringify(name)}`);
+    if (!LABEL_NAME.test(name) || name.startsWith('__')) throw new InternalError(`invalid Prometheus label name ${JSON.stringify(name)}`);
     parts.push(`${name}="${escapeLabelValue(value)}"`);
   }
   if (extra !== undefined) parts.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
@@ -79,9 +80,9 @@ function labelText(labels: Labels, extra?: readonly [string, string]): string {
 }
 
 function histogramLines(name: string, sample: HistogramSample, out: string[]): void {
-  if ('le' in sample.labels) throw new Error(`histogram ${name}: "le" is reserved for buckets`);
+  if ('le' in sample.labels) throw new InternalError(`histogram ${name}: "le" is reserved for buckets`);
   if (sample.counts.length !== sample.bounds.length + 1) {
-    throw new Error(`histogram ${name}: ${sample.counts.length} counts for ${sample.bounds.length} bounds (expected bounds + 1)`);
+    throw new InternalError(`histogram ${name}: ${sample.counts.length} counts for ${sample.bounds.length} bounds (expected bounds + 1)`);
   }
   let cumulative = 0;
   for (let i = 0; i < sample.bounds.length; i++) {
@@ -100,8 +101,8 @@ export function formatExposition(families: readonly MetricFamily[]): string {
   const out: string[] = [];
   const seen = new Set<string>();
   for (const family of families) {
-    if (!METRIC_NAME.test(family.name)) throw new Error(`invalid Prometheus metric name ${JSON.stringify(family.name)}`);
-    if (seen.has(family.name)) throw new Error(`metric family ${family.name} given twice`);
+    if (!METRIC_NAME.test(family.name)) throw new InternalError(`invalid Prometheus metric name ${JSON.stringify(family.name)}`);
+    if (seen.has(family.name)) throw new InternalError(`metric family ${family.name} given twice`);
     seen.add(family.name);
     out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
     if (family.type === MetricType.HISTOGRAM) {

@@ -9,7 +9,7 @@
  * - A slot's `threads` flag, `gauges`' `stopping_slots`, /status and /metrics share one definition of
  *   stopping (slotState): told to stop by the child, or its child draining.
  */
-import { COUNTER_NAMES } from '../ipc/messages.js';
+import { COUNTER_NAMES } from '../ipc/counters.js';
 import { childrenOf, childResponding, countedPools, poolDelivery, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
 import { emptyTotals } from './pool-totals.js';

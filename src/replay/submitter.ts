@@ -48,7 +48,7 @@ export class Submitter {
         failures.push(`${server.label} (${(error as Error).message})`);
       }
     }
-    throw new GearmanConnectionError(`no gearmand reachable: ${failures.join(', ')}`, { retryable: false });
+    throw new GearmanConnectionError(`no gearmand reachable: ${failures.join(', ')}`);
   }
 
   static connect(server: ServerAddress, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<Submitter> {
@@ -56,7 +56,7 @@ export class Submitter {
       const socket = net.connect({ host: server.host, port: server.port, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`no connection within ${connectTimeoutMs} ms`));
+        reject(new GearmanConnectionError(`no connection within ${connectTimeoutMs} ms`));
       }, connectTimeoutMs);
       socket.once('error', (error) => {
         clearTimeout(timer);
@@ -122,7 +122,7 @@ export class Submitter {
 
   #fail(reason: string): void {
     if (this.#failure !== null) return;
-    this.#failure = new GearmanConnectionError(`gearmand ${this.server.label}: ${reason}`, { retryable: false });
+    this.#failure = new GearmanConnectionError(`gearmand ${this.server.label}: ${reason}`);
     if (this.#replyTimer !== null) clearTimeout(this.#replyTimer);
     this.#replyTimer = null;
     for (const pending of this.#pending.splice(0)) pending.reject(this.#failure);

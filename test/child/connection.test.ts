@@ -7,21 +7,22 @@ import { test, type TestContext } from 'node:test';
 import { backoffDelay } from '../../src/child/gearman-connection.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import type { ServerAddress } from '../../src/config/types.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { buildPacket } from '../helpers/packet-builder.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FakeGearmand, T } from './fake-gearmand.js';
-import { capturingLogger, makeSettings, serverOf, waitForWorkers, type CapturingLogger } from './fixtures.js';
+import { makeSettings, serverOf, waitForWorkers } from './fixtures.js';
+import { memoryLogger, type MemoryLogger } from '../helpers/memory-logger.js';
 
 interface FakeRig {
   fake: FakeGearmand;
   endpoint: Endpoint;
   pool: WorkerPool;
   settings: ChildSettings;
-  logger: CapturingLogger;
+  logger: MemoryLogger;
 }
 
 async function fakeRig(t: TestContext, options: { loopTimeoutMs?: number; extraServers?: ServerAddress[]; workerCount?: number } = {}): Promise<FakeRig> {
@@ -29,9 +30,9 @@ async function fakeRig(t: TestContext, options: { loopTimeoutMs?: number; extraS
   t.after(() => fake.close());
   const endpoint = await startEndpoint((req) => ({ body: { gearman_ret: 0, response_string: `r:${req.body.length}` } }));
   t.after(() => endpoint.close());
-  const logger = capturingLogger('warn');
+  const logger = memoryLogger('warn');
   const settings = makeSettings([fake.address, ...(options.extraServers ?? [])], endpoint.url, { workerCount: options.workerCount ?? 1 }, { loopTimeoutMs: options.loopTimeoutMs ?? 1000 });
-  const pool = new WorkerPool({ log: logger.log });
+  const pool = new WorkerPool({ log: logger.logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   return { fake, endpoint, pool, settings, logger };
@@ -186,9 +187,9 @@ test('GearmanConnection should retry a refused server with backoff and register 
   await fake.close();
   const endpoint = await startEndpoint();
   t.after(() => endpoint.close());
-  const logger = capturingLogger('debug');
+  const logger = memoryLogger('debug');
   const settings = makeSettings([{ host: '127.0.0.1', port, label: `127.0.0.1:${port}` }], endpoint.url, {}, { loopTimeoutMs: 1000 });
-  const pool = new WorkerPool({ log: logger.log });
+  const pool = new WorkerPool({ log: logger.logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   assert.equal(pool.status().slots[0]?.connectedServers, 0);

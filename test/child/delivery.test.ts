@@ -4,8 +4,7 @@
  * client that sees what users' clients see.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
@@ -16,6 +15,7 @@ import type { Endpoint, EndpointHandler } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { rig } from './fixtures.js';
 import type { Rig } from './fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const OK = { body: { gearman_ret: 0, response_string: 'ok' } };
 
@@ -250,8 +250,7 @@ test('keep_alive false opens a new endpoint connection per job', async (t) => {
 });
 
 test('a permanent failure and an exhausted job are written to the dead-letter file before their WORK_FAIL', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-dead-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const file = path.join(dir, 'letters.jsonl');
   const r = await rig(t, {
     pool: { delivery: policy({ maxAttempts: 2, minBackoffMs: 10, breakerThreshold: 0, deadLetterFile: file }) },
@@ -280,8 +279,7 @@ test('a permanent failure and an exhausted job are written to the dead-letter fi
 });
 
 test('a dead letter that cannot be written hands the job back to gearmand instead of failing it', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-dead-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   let permanent = true;
   const r = await rig(t, {
     pool: { delivery: policy({ deadLetterFile: path.join(dir, 'missing-directory', 'letters.jsonl') }) },

@@ -1,37 +1,17 @@
 /**
- * Shared set-up for the child tests: settings builders, a capturing logger, and a WorkerPool started
+ * Shared set-up for the child tests: settings builders and a WorkerPool started (its logger in memory)
  * against a real gearmand and a real HTTP endpoint, all cleaned up through `t.after`.
  */
 import type { TestContext } from 'node:test';
-import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { PoolConfig, ServerAddress } from '../../src/config/types.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
-import type { Logger } from '../../src/log/logger.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
+import { memoryLogger, type MemoryLogger } from '../helpers/memory-logger.js';
 import { startEndpoint, type Endpoint, type EndpointHandler, type EndpointTls } from '../helpers/http-endpoint.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-export interface CapturingLogger {
-  log: Logger;
-  records: Array<Record<string, unknown> & { level: number; msg: string }>;
-  /** Records whose msg contains `text`. */
-  find(text: string): Array<Record<string, unknown> & { level: number; msg: string }>;
-}
-
-/** A bunyan logger that keeps its records in memory (level warn unless told). */
-export function capturingLogger(level: bunyan.LogLevel = 'warn'): CapturingLogger {
-  const records: CapturingLogger['records'] = [];
-  const log = bunyan.createLogger({
-    name: 'test',
-    level,
-    streams: [{ type: 'raw', level, stream: { write: (record: object) => records.push(record as CapturingLogger['records'][number]) } as unknown as NodeJS.WritableStream }],
-    serializers: { err: bunyan.stdSerializers.err },
-  });
-  return { log, records, find: (text) => records.filter((r) => r.msg.includes(text)) };
-}
 
 export function serverOf(gearmand: Gearmand): ServerAddress {
   return { host: gearmand.host, port: gearmand.port, label: gearmand.label };
@@ -66,7 +46,7 @@ export interface Rig {
   pool: WorkerPool;
   settings: ChildSettings;
   client: GearmanClient;
-  logger: CapturingLogger;
+  logger: MemoryLogger;
   /** The pool's first function name. */
   fn: string;
 }
@@ -77,7 +57,7 @@ export interface RigOptions {
   handler?: EndpointHandler;
   /** An https endpoint with this certificate (and client CA for mutual TLS). */
   endpointTls?: EndpointTls;
-  logLevel?: bunyan.LogLevel;
+  logLevel?: import('bunyan').LogLevel;
   maxResponseBytes?: number;
   /** Wait until gearmand lists this many workers for fn (default workerCount). */
   waitWorkers?: number;
@@ -89,9 +69,9 @@ export async function rig(t: TestContext, options: RigOptions = {}): Promise<Rig
   t.after(() => gearmand.stop());
   const endpoint = await startEndpoint(options.handler, options.endpointTls === undefined ? {} : { tls: options.endpointTls });
   t.after(() => endpoint.close());
-  const logger = capturingLogger(options.logLevel ?? 'warn');
+  const logger = memoryLogger(options.logLevel ?? 'warn');
   const settings = makeSettings([serverOf(gearmand)], endpoint.url, options.pool, options.settings);
-  const pool = new WorkerPool({ log: logger.log, ...(options.maxResponseBytes === undefined ? {} : { maxResponseBytes: options.maxResponseBytes }) });
+  const pool = new WorkerPool({ log: logger.logger, ...(options.maxResponseBytes === undefined ? {} : { maxResponseBytes: options.maxResponseBytes }) });
   pool.start(settings);
   t.after(() => pool.destroy());
   const fn = settings.pool.jobsList[0] as string;

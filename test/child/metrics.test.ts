@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bucketIndex, HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult, OVERFLOW_FUNCTION } from '../../src/child/metrics.js';
-import { DURATION_BUCKETS } from '../../src/ipc/messages.js';
+import { DURATION_BUCKETS } from '../../src/ipc/metrics.js';
 
 test('bucketIndex should put a duration in the first bucket whose upper bound is at least it (le is inclusive)', () => {
   assert.equal(bucketIndex(0), 0);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
-import { tempDir } from '../config/temp-dir.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { php } from '../helpers/php-client.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -9,7 +9,8 @@ import { GearmanClient } from '../helpers/gearman-client.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { capturingLogger, makeSettings, serverOf, waitForWorkers } from './fixtures.js';
+import { makeSettings, serverOf, waitForWorkers } from './fixtures.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 test('WorkerPool should serve jobs from two gearmands, each answered on its own connection', async (t) => {
   const [a, b] = await Promise.all([startGearmand(), startGearmand()]);
@@ -21,7 +22,7 @@ test('WorkerPool should serve jobs from two gearmands, each answered on its own 
   });
   t.after(() => endpoint.close());
   const settings = makeSettings([serverOf(a), serverOf(b)], endpoint.url, { workerCount: 2, jobsList: ['Sum', 'Sum2'] });
-  const pool = new WorkerPool({ log: capturingLogger().log });
+  const pool = new WorkerPool({ log: memoryLogger('warn').logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   await Promise.all([waitForWorkers(a, 'Sum', 2), waitForWorkers(b, 'Sum', 2)]);
@@ -58,10 +59,10 @@ test('WorkerPool should rejoin a gearmand killed and restarted mid-run, with no 
     return { delayMs: job.workload.startsWith('slow') ? 600 : 0, body: { gearman_ret: 0, response_string: job.workload } };
   });
   t.after(() => endpoint.close());
-  const logger = capturingLogger('info');
+  const logger = memoryLogger('info');
   const settings = makeSettings([serverOf(a), serverOf(b)], endpoint.url, { workerCount: 2 }, { loopTimeoutMs: 1000 });
   const fn = settings.pool.jobsList[0] as string;
-  const pool = new WorkerPool({ log: logger.log });
+  const pool = new WorkerPool({ log: logger.logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   await Promise.all([waitForWorkers(a, fn, 2), waitForWorkers(b, fn, 2)]);
@@ -104,7 +105,7 @@ test('Slot should not let a busy gearmand starve another (round-robin grabs)', a
   t.after(() => endpoint.close());
   const settings = makeSettings([serverOf(a), serverOf(b)], endpoint.url, { workerCount: 1 });
   const fn = settings.pool.jobsList[0] as string;
-  const pool = new WorkerPool({ log: capturingLogger().log });
+  const pool = new WorkerPool({ log: memoryLogger('warn').logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   await Promise.all([waitForWorkers(a, fn, 1), waitForWorkers(b, fn, 1)]);

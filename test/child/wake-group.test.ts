@@ -14,7 +14,8 @@ import { startEndpoint, type EndpointHandler } from '../helpers/http-endpoint.js
 import { T } from '../helpers/packet-builder.js';
 import { startPacketTap, type PacketTap } from '../helpers/packet-tap.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { capturingLogger, makeSettings, waitForWorkers } from './fixtures.js';
+import { makeSettings, waitForWorkers } from './fixtures.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 // ── the rule ─────────────────────────────────────────────────────────────────────────────────────
 
@@ -117,7 +118,7 @@ async function tapRig(t: TestContext, workerCount: number, handler?: EndpointHan
   t.after(() => endpoint.close());
   const server: ServerAddress = { host: '127.0.0.1', port: tap.port, label: `127.0.0.1:${tap.port}` };
   const settings = makeSettings([server], endpoint.url, { workerCount }, { loopTimeoutMs });
-  const pool = new WorkerPool({ log: capturingLogger('warn').log });
+  const pool = new WorkerPool({ log: memoryLogger('warn').logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   const fn = settings.pool.jobsList[0] as string;
@@ -213,7 +214,7 @@ test('WorkerPool with two gearmands should keep one sleeper per server and serve
   t.after(() => endpoint.close());
   const servers = gearmands.map((g) => ({ host: g.host, port: g.port, label: g.label }));
   const settings = makeSettings(servers, endpoint.url, { workerCount: slots });
-  const pool = new WorkerPool({ log: capturingLogger('warn').log });
+  const pool = new WorkerPool({ log: memoryLogger('warn').logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   const fn = settings.pool.jobsList[0] as string;

@@ -31,6 +31,7 @@ import {
   encodeWorkWarning,
   type Packet,
 } from '../../src/codec/index.js';
+import { InternalError } from '../../src/errors.js';
 import { buildPacket, T } from '../helpers/packet-builder.js';
 import { ARGS, BINARY } from './fixtures.js';
 
@@ -108,19 +109,20 @@ describe('encoder', () => {
     for (const [name, actual, expected] of cases) assertBytes(actual, expected, name);
   });
 
-  test('encodePacket should throw a TypeError on a wrong argument count', () => {
+  test('encodePacket should throw an InternalError on a wrong argument count', () => {
     assert.throws(() => encodePacket(Magic.REQ, T.WORK_COMPLETE, [HANDLE]), {
-      name: 'TypeError',
+      name: 'InternalError',
+      code: 'DS_INTERNAL',
       message: 'WORK_COMPLETE takes 2 arguments, got 1',
     });
-    assert.throws(() => encodePacket(Magic.REQ, T.WORK_COMPLETE, [HANDLE, 'a', 'b']), TypeError);
-    assert.throws(() => encodePacket(Magic.REQ, T.NOOP, ['']), TypeError);
-    assert.throws(() => encodePacket(Magic.REQ, T.JOB_ASSIGN_UNIQ, []), TypeError);
+    assert.throws(() => encodePacket(Magic.REQ, T.WORK_COMPLETE, [HANDLE, 'a', 'b']), InternalError);
+    assert.throws(() => encodePacket(Magic.REQ, T.NOOP, ['']), InternalError);
+    assert.throws(() => encodePacket(Magic.REQ, T.JOB_ASSIGN_UNIQ, []), InternalError);
   });
 
-  test('encodePacket should throw a TypeError on an unknown type', () => {
+  test('encodePacket should throw an InternalError on an unknown type', () => {
     for (const type of [0, 5, 43, -1, 1.5]) {
-      assert.throws(() => encodePacket(Magic.REQ, type, []), { name: 'TypeError', message: `unknown packet type ${type}` });
+      assert.throws(() => encodePacket(Magic.REQ, type, []), { name: 'InternalError', code: 'DS_INTERNAL', message: `unknown packet type ${type}` });
     }
   });
 
@@ -128,8 +130,8 @@ describe('encoder', () => {
     // Sent, "a\0b" as a function name would reach gearmand as function "a" and unique "b…".
     assert.throws(() => encodeSubmitJob(SubmitKind.NORMAL, 'a\0b', 'u', 'w'), /argument 0 contains a NUL/);
     assert.throws(() => encodeSubmitJob(SubmitKind.NORMAL, 'f', Buffer.from([0x75, 0]), 'w'), /argument 1 contains a NUL/);
-    assert.throws(() => encodeWorkComplete(Buffer.from('H:\0'), 'r'), TypeError);
-    assert.throws(() => encodeWorkCompleteHead('H:\0', 1), TypeError);
+    assert.throws(() => encodeWorkComplete(Buffer.from('H:\0'), 'r'), InternalError);
+    assert.throws(() => encodeWorkCompleteHead('H:\0', 1), InternalError);
     // The last argument is opaque.
     assert.doesNotThrow(() => encodeSubmitJob(SubmitKind.NORMAL, 'f', 'u', Buffer.from([0, 0])));
   });
@@ -148,9 +150,9 @@ describe('encoder', () => {
 
   test('encodeWorkCompleteHead should refuse a length that is not a byte count or does not fit the size field', () => {
     for (const bad of [-1, 1.5, Number.NaN, Infinity]) {
-      assert.throws(() => encodeWorkCompleteHead(HANDLE, bad), RangeError, String(bad));
+      assert.throws(() => encodeWorkCompleteHead(HANDLE, bad), InternalError, String(bad));
     }
-    assert.throws(() => encodeWorkCompleteHead(HANDLE, 2 ** 32 - HANDLE.length - 1), RangeError);
+    assert.throws(() => encodeWorkCompleteHead(HANDLE, 2 ** 32 - HANDLE.length - 1), InternalError);
     assert.doesNotThrow(() => encodeWorkCompleteHead(HANDLE, 2 ** 32 - HANDLE.length - 2));
   });
 
@@ -168,14 +170,14 @@ describe('encoder', () => {
     assert.equal(timeout(300_000), '300000');
     assert.equal(timeout(2 ** 31 - 1), String(2 ** 31 - 1));
     for (const bad of [0, -5, Number.NaN, Infinity, 2 ** 31]) {
-      assert.throws(() => encodeCanDoTimeout('f', bad), RangeError, String(bad));
+      assert.throws(() => encodeCanDoTimeout('f', bad), InternalError, String(bad));
     }
   });
 
   test('encodeWorkStatus should refuse numbers that are not non-negative integers', () => {
     for (const bad of [-1, 0.5, Number.NaN, Infinity, 2 ** 60]) {
-      assert.throws(() => encodeWorkStatus(HANDLE, bad, 10), RangeError, String(bad));
-      assert.throws(() => encodeWorkStatus(HANDLE, 1, bad), RangeError, String(bad));
+      assert.throws(() => encodeWorkStatus(HANDLE, bad, 10), InternalError, String(bad));
+      assert.throws(() => encodeWorkStatus(HANDLE, 1, bad), InternalError, String(bad));
     }
     assertBytes(encodeWorkStatus(HANDLE, 0, 0), buildPacket('REQ', T.WORK_STATUS, [HANDLE, '0', '0']), '0/0');
   });

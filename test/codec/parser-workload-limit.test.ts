@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_LEADING_BYTES, Parser, type OversizedPacket, type Packet, type ParserOptions } from '../../src/codec/index.js';
+import { InternalError } from '../../src/errors.js';
 import type { ProtocolError } from '../../src/errors.js';
 import { buildPacket, HEADER_SIZE, T } from '../helpers/packet-builder.js';
 import { BINARY } from './fixtures.js';
@@ -226,7 +227,7 @@ describe('Parser maxWorkloadSize', () => {
 
   test('Parser constructor should refuse a bad maxWorkloadSize, or one without onOversizedPacket', () => {
     for (const bad of [-1, 1.5, NaN, 2 ** 32]) {
-      assert.throws(() => new Parser({ onPacket: () => undefined, onError: () => undefined, onOversizedPacket: () => undefined, maxWorkloadSize: bad }), RangeError);
+      assert.throws(() => new Parser({ onPacket: () => undefined, onError: () => undefined, onOversizedPacket: () => undefined, maxWorkloadSize: bad }), InternalError);
     }
     assert.throws(() => new Parser({ onPacket: () => undefined, onError: () => undefined, maxWorkloadSize: 10 }), /needs an onOversizedPacket callback/);
   });

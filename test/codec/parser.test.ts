@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Parser, type Packet, type ParserOptions } from '../../src/codec/index.js';
-import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import { ErrorCode, InternalError, ProtocolError } from '../../src/errors.js';
 import { buildPacket, T } from '../helpers/packet-builder.js';
 import { ARGS, BINARY, FIXTURES, HANDLE_FIRST_TYPES, STREAM, fixture, prng, randomBytes, type Fixture } from './fixtures.js';
 
@@ -449,7 +449,7 @@ describe('Parser', () => {
 
   test('Parser constructor should refuse a maxPacketSize that is not a uint32', () => {
     for (const bad of [Number.NaN, -1, 1.5, 2 ** 32, Infinity]) {
-      assert.throws(() => collect({ maxPacketSize: bad }), RangeError, String(bad));
+      assert.throws(() => collect({ maxPacketSize: bad }), InternalError, String(bad));
     }
     assert.doesNotThrow(() => collect({ maxPacketSize: 0 }));
   });

@@ -7,7 +7,7 @@ import { runCheck } from '../../src/config/check.js';
 import type { CheckResult } from '../../src/config/check.js';
 import type { DaemonOptions } from '../../src/config/types.js';
 import { daemonOptions } from '../helpers/daemon-options.js';
-import { tempDir, writeFile } from './temp-dir.js';
+import { tempDir, writeFile } from '../helpers/temp-dir.js';
 
 function options(extra: Partial<DaemonOptions>): DaemonOptions {
   return daemonOptions('/nonexistent/jobs.json', { check: true, ...extra });

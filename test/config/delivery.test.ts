@@ -6,7 +6,7 @@ import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig } from
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { JobsConfig } from '../../src/config/types.js';
 import { DEFAULTS, config, configParser, pool } from './jobs-text.js';
-import { tempDir, writeFile } from './temp-dir.js';
+import { tempDir, writeFile } from '../helpers/temp-dir.js';
 
 const FILE = '/etc/driveshaft/jobs.json';
 const D = 'pools_list.P.delivery';

@@ -6,7 +6,7 @@ import { ErrorCode } from '../../src/errors.js';
 import { editDistance, loadJobsConfig, parseJobsConfig, suggestKey } from '../../src/config/jobs-config.js';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import { DEFAULTS, config, configParser, pool } from './jobs-text.js';
-import { tempDir, writeFile } from './temp-dir.js';
+import { tempDir, writeFile } from '../helpers/temp-dir.js';
 
 const FILE = '/etc/jobs.json';
 const { parse, problems } = configParser(FILE);

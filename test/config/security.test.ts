@@ -15,7 +15,7 @@ import type { DaemonOptions, JobsConfig } from '../../src/config/types.js';
 import { ConfigError } from '../../src/errors.js';
 import { makeTestPki } from '../helpers/tls-certs.js';
 import { daemonOptions } from '../helpers/daemon-options.js';
-import { tempDir, writeFile } from './temp-dir.js';
+import { tempDir, writeFile } from '../helpers/temp-dir.js';
 
 const DEFAULTS = { maxRunningTimeMs: 300_000, requestFormat: 'json' } as const;
 

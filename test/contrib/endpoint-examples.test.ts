@@ -12,7 +12,8 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { DEFAULT_DELIVERY, DeliveryMode } from '../../src/config/types.js';
-import { capturingLogger, makeSettings, serverOf, waitForWorkers } from '../child/fixtures.js';
+import { makeSettings, serverOf, waitForWorkers } from '../child/fixtures.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 import { freePort } from '../helpers/free-port.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
@@ -64,9 +65,9 @@ async function checkExample(t: TestContext, url: string, key: Keys): Promise<voi
     [[key.other.toString('base64'), key.good.toString('base64')], 'complete'],
     [[key.other.toString('base64')], 'fail'],
   ] as const) {
-    const logger = capturingLogger();
+    const logger = memoryLogger('warn');
     const settings = makeSettings([serverOf(gearmand)], url, { signingKeys: [...signingKeys], delivery: FAIL_FAST, jobsList: ['Sum'] });
-    const pool = new WorkerPool({ log: logger.log });
+    const pool = new WorkerPool({ log: logger.logger });
     pool.start(settings);
     await waitForWorkers(gearmand, 'Sum', 1);
     const result = await client.submit('Sum', '[1,2]', { unique: 'order.42' });

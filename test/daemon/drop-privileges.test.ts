@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
 import { lookupUser, programFiles } from '../../src/daemon/drop-privileges.js';
 import { DEFAULT_CHILD_EXEC } from '../../src/master/child-process.js';
 import { nodeForEveryone } from '../helpers/node-for-everyone.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const MODULE = new URL('../../src/daemon/drop-privileges.js', import.meta.url).href;
 const isRoot = process.getuid?.() === 0;
@@ -15,8 +15,7 @@ const isRoot = process.getuid?.() === 0;
 const NODE = isRoot ? nodeForEveryone() : process.execPath;
 
 test('lookupUser should read uid and gid from the passwd file', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-user-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const passwd = path.join(dir, 'passwd');
   writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/sh\nworker:x:1234:567::/home/worker:/bin/false\n');
   assert.deepEqual(lookupUser('worker', passwd), { name: 'worker', uid: 1234, gid: 567 });
@@ -62,8 +61,7 @@ test('programFiles should list node, the child entry, the package.json and each 
 });
 
 test('checkProgramReadable should name the unreadable file and the directory that stops the user', { skip: isRoot ? false : 'needs root' }, (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-private-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   chmodSync(dir, 0o755);
   const shut = path.join(dir, 'shut');
   mkdirSync(path.join(shut, 'inner'), { recursive: true });

@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
 import { isProcessAlive, isZombie, PidFile } from '../../src/daemon/pid-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-function tempDir(t: import('node:test').TestContext): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-pid-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A pid that belonged to a process that has exited. */
 function deadPid(): number {

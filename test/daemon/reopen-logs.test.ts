@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createLogger, emitForwardedRecord } from '../../src/log/bunyan-logger.js';
 import { makeFileStreamsReopenable, reopenLogFiles } from '../../src/daemon/reopen-logs.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 test('reopenLogFiles should move every logger, children included, to a fresh file after a rename', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-logs-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const file = path.join(dir, 'd.log');
   const logger = createLogger({ name: 'driveshaft', level: 'info', streams: [{ type: 'file', path: file }, { type: 'stderr', level: 'fatal' }] });
   makeFileStreamsReopenable(logger);

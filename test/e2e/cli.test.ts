@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -10,7 +9,9 @@ import { freePort } from '../helpers/free-port.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { nodeForEveryone } from '../helpers/node-for-everyone.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { BIN, isAlive, spawnDaemon, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+import { BIN, isAlive, spawnDaemon, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -214,8 +215,7 @@ test('--daemonize should exit non-zero with the reason when the daemon cannot st
  */
 function programCopy(t: import('node:test').TestContext, readable: boolean): string {
   const root = path.dirname(path.dirname(BIN));
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-program-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
   cpSync(path.join(root, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
   cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));

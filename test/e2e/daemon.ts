@@ -4,10 +4,7 @@
  * port, and always kills it (and its children) when the test ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { waitFor } from '../helpers/wait-for.js';
@@ -18,30 +15,6 @@ export { isAlive } from '../helpers/process.js';
 export const BIN = fileURLToPath(new URL('../../../bin/driveshaft.js', import.meta.url));
 
 export type LogRecord = Record<string, unknown> & { msg: string; level: number; pid: number };
-
-export interface PoolSpec {
-  uri: string;
-  count: number;
-  jobs: string[];
-  extra?: Record<string, unknown>;
-}
-
-export function jobsJson(servers: string[], pools: Record<string, PoolSpec>): string {
-  const poolsList: Record<string, unknown> = {};
-  for (const [name, p] of Object.entries(pools)) poolsList[name] = { job_processing_uri: p.uri, worker_count: p.count, jobs_list: p.jobs, ...p.extra };
-  return `${JSON.stringify({ gearman_servers_list: servers, pools_list: poolsList }, null, 2)}\n`;
-}
-
-/** A temporary folder removed after the test. */
-export function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-e2e-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-export function writeJobs(file: string, servers: string[], pools: Record<string, PoolSpec>): void {
-  writeFileSync(file, jobsJson(servers, pools));
-}
 
 export interface Daemon {
   readonly proc: ChildProcess;

@@ -17,7 +17,9 @@ import type { Gearmand } from '../helpers/gearmand.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import type { Endpoint, EndpointAnswer } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { BIN, nameValues, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+import { BIN, nameValues, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
 

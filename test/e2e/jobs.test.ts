@@ -9,7 +9,9 @@ import { startGearmand } from '../helpers/gearmand.js';
 import { startEndpoint } from '../helpers/http-endpoint.js';
 import { parseJsonJob } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { isAlive, nameValues, parseThreads, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+import { isAlive, nameValues, parseThreads, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
 

@@ -15,8 +15,11 @@ import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import type { Endpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
 import net from 'node:net';
-import { parseThreads, spawnDaemon, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
-import type { Daemon, PoolSpec } from './daemon.js';
+import { parseThreads, spawnDaemon, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import type { Daemon } from './daemon.js';
+import type { PoolSpec } from '../helpers/jobs-file.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';

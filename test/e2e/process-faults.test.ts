@@ -10,7 +10,9 @@ import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { isAlive, nameValues, startServing, statusExchange, tempDir, writeJobs, type Daemon, type LogRecord } from './daemon.js';
+import { isAlive, nameValues, startServing, statusExchange, type Daemon, type LogRecord } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 
 /** dist/test/e2e/process-faults.test.js → dist/test/e2e/fixtures/busy-loop-preload.js */

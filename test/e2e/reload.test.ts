@@ -8,8 +8,11 @@ import { startGearmand } from '../helpers/gearmand.js';
 import type { Gearmand, GearmandWorker } from '../helpers/gearmand.js';
 import { startEndpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { nameValues, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
-import type { Daemon, PoolSpec } from './daemon.js';
+import { nameValues, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import type { Daemon } from './daemon.js';
+import type { PoolSpec } from '../helpers/jobs-file.js';
 
 function byFunction(workers: GearmandWorker[], fn: string): GearmandWorker[] {
   return workers.filter((w) => w.functions.includes(fn));

@@ -17,7 +17,9 @@ import { startGearmand } from '../helpers/gearmand.js';
 import { startEndpoint } from '../helpers/http-endpoint.js';
 import type { RecordedRequest } from '../helpers/http-endpoint.js';
 import { makeTestPki } from '../helpers/tls-certs.js';
-import { BIN, startServing, tempDir, writeJobs } from './daemon.js';
+import { BIN, startServing } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const execFileAsync = promisify(execFile);
 

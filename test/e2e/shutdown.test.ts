@@ -7,7 +7,9 @@ import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { startEndpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { isAlive, parseThreads, spawnDaemon, startServing, statusExchange, tempDir, writeJobs } from './daemon.js';
+import { isAlive, parseThreads, spawnDaemon, startServing, statusExchange } from './daemon.js';
+import { writeJobs } from '../helpers/jobs-file.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 async function slowSetup(t: import('node:test').TestContext, delayMs: number) {
   const gearmand = await startGearmand();

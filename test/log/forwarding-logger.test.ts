@@ -3,18 +3,9 @@ import { test } from 'node:test';
 import bunyan from 'bunyan';
 import { createForwardingLogger, serializeErr } from '../../src/log/forwarding-logger.js';
 import { levelNumber, LogLevel, type Logger } from '../../src/log/logger.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 type LogRecord = Record<string, unknown>;
-
-/** A bunyan logger configured as the children's used to be: raw stream, err serializer. */
-function bunyanLogger(level: bunyan.LogLevel, records: LogRecord[]): Logger {
-  return bunyan.createLogger({
-    name: 'driveshaft',
-    level,
-    streams: [{ type: 'raw', level, stream: { write: (record: LogRecord) => records.push(record) } as unknown as NodeJS.WritableStream }],
-    serializers: { err: bunyan.stdSerializers.err },
-  });
-}
 
 /** Records as the master receives them over IPC (JSON), `time` checked and dropped. */
 function comparable(records: LogRecord[]): LogRecord[] {
@@ -52,9 +43,10 @@ function exercise(log: Logger): void {
 }
 
 test('forwarded records should match what bunyan builds for the same calls', () => {
-  const fromBunyan: LogRecord[] = [];
+  // A bunyan logger configured as the children's used to be: raw stream, err serializer.
+  const { logger, records: fromBunyan } = memoryLogger('info');
   const forwarded: LogRecord[] = [];
-  exercise(bunyanLogger('info', fromBunyan));
+  exercise(logger);
   exercise(createForwardingLogger('driveshaft', 'info', (record) => forwarded.push(record)));
   assert.equal(forwarded.length, fromBunyan.length);
   assert.deepEqual(comparable(forwarded), comparable(fromBunyan));

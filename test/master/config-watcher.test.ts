@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ConfigWatcher, fileSignature, sameSignature } from '../../src/master/config-watcher.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 function tempFile(t: import('node:test').TestContext, text = 'one'): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'ds-watch-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const file = path.join(dir, 'jobs.json');
   writeFileSync(file, text);
   return file;

@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { heartbeatIntervalMs, zeroCounters } from '../../src/ipc/messages.js';
-import type { ChildSettings } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import { heartbeatIntervalMs } from '../../src/ipc/settings.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { clusterForker } from '../../src/master/child-process.js';
 import { metricFamilies, readiness, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
@@ -13,7 +14,8 @@ import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/mas
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, memoryLogger, observationOf, pool, server } from './support.js';
+import { FAKE_CHILD, fastTiming, observationOf, pool, server } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 test('heartbeatIntervalMs should be a quarter of loop_timeout and of the unresponsive limit, within 250 ms-2.5 s', () => {
   assert.equal(heartbeatIntervalMs(10_000), 2500);

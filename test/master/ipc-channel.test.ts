@@ -93,11 +93,26 @@ test('IpcChannel should pass log notices on and report malformed messages withou
 });
 
 test('isChildMessage should accept every reply type of the protocol', () => {
-  for (const type of ['ready', 'init-failed', 'reconfigured', 'reconfigure-failed', 'status-reply', 'stopped']) {
+  for (const type of ['ready', 'init-failed', 'reconfigured', 'reconfigure-failed', 'status-reply', 'files-reopened', 'stopped']) {
     assert.equal(isChildMessage({ type, ack: 1 }), true, type);
   }
   assert.equal(isChildMessage({ type: 'log', record: {} }), true);
   assert.equal(isChildMessage({ type: 'hello' }), true);
+  assert.equal(isChildMessage({ type: 'heartbeat' }), true);
+});
+
+test('IpcChannel should take a notice that carries an ack for a notice, not for the reply', async () => {
+  const endpoint = new FakeEndpoint();
+  const channel = new IpcChannel(endpoint, 'child test');
+  const notices: unknown[] = [];
+  channel.onNotice((n) => notices.push(n));
+  const pending = channel.request({ type: 'status' }, 1000);
+  const seq = endpoint.sent[0]?.seq;
+  endpoint.reply({ type: 'heartbeat', ack: seq });
+  assert.equal(notices.length, 1);
+  assert.equal(channel.pendingCount, 1, 'the request still waits for its status-reply');
+  endpoint.reply({ type: 'status-reply', ack: seq, status: { pool: 'a', pid: 1, slots: [], counters: {} } });
+  assert.equal((await pending).type, 'status-reply');
 });
 
 test('IpcChannel should talk to a real forked process', async (t) => {

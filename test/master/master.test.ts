@@ -13,14 +13,16 @@ import { clusterForker } from '../../src/master/child-process.js';
 import { Master, MasterState } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
 import { SupervisorState } from '../../src/master/supervisor.js';
-import { COUNTER_NAMES } from '../../src/ipc/messages.js';
+import { COUNTER_NAMES } from '../../src/ipc/counters.js';
 import type { StatusDocument } from '../../src/observe/observation.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger } from './support.js';
-import type { LogRecord } from './support.js';
+import { FAKE_CHILD, daemonOptions, fastTiming } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
+import { writeJobs, type PoolSpec } from '../helpers/jobs-file.js';
+import type { LogRecord } from '../helpers/memory-logger.js';
 
-type Pools = Record<string, { uri: string; count: number; jobs: string[]; maxRunningTime?: number }>;
+type Pools = Record<string, PoolSpec>;
 
 const SERVERS = ['127.0.0.1:4730'];
 
@@ -44,7 +46,7 @@ async function startMaster(
 ): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ds-master-'));
   const file = path.join(dir, 'jobs.json');
-  const write = (next: Pools, servers = SERVERS): void => writeFileSync(file, jobsFile(servers, next));
+  const write = (next: Pools, servers = SERVERS): void => writeJobs(file, servers, next);
   write(pools);
   const opts = { ...options(file), exporter_addr: extra.exporter === true ? { host: '127.0.0.1', port: 0 } : null };
   const load = (f: string) => loadJobsConfig(f, { maxRunningTimeMs: 1000, requestFormat: 'json' });
@@ -473,7 +475,7 @@ test('Master threads, counters, gauges, /status and /metrics should agree after 
     t,
     {
       [KEEP]: { uri: URI, count: 2, jobs: ['Sum'] },
-      [GONE]: { uri: URI, count: 2, jobs: ['Sum'], maxRunningTime: 3 },
+      [GONE]: { uri: URI, count: 2, jobs: ['Sum'], extra: { max_running_time: 3 } },
       [FLIP]: { uri: URI, count: 1, jobs: ['Sum'] },
     },
     { exporter: true },

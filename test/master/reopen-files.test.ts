@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +12,12 @@ import type { DaemonOptions } from '../../src/config/types.js';
 import { clusterForker } from '../../src/master/child-process.js';
 import { Master } from '../../src/master/master.js';
 import type { SignalSource } from '../../src/master/signals.js';
-import { tempDir } from '../config/temp-dir.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { freePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, daemonOptions, fastTiming, jobsFile, memoryLogger, type LogRecord } from './support.js';
+import { FAKE_CHILD, daemonOptions, fastTiming } from './support.js';
+import { memoryLogger, type LogRecord } from '../helpers/memory-logger.js';
+import { writeJobs } from '../helpers/jobs-file.js';
 
 /** The real child entry with a DeadLetterFile open at $DEAD_LETTER_FILE. */
 const DEAD_LETTER_CHILD = fileURLToPath(new URL('../child/fixtures/dead-letter-child.js', import.meta.url));
@@ -28,7 +29,7 @@ function options(file: string): DaemonOptions {
 async function startMaster(t: TestContext, exec: string): Promise<{ records: LogRecord[]; signals: EventEmitter }> {
   const file = path.join(tempDir(t), 'jobs.json');
   // Nothing listens there: the real child is ready without gearmand and only has to answer IPC.
-  writeFileSync(file, jobsFile([`127.0.0.1:${await freePort()}`], { Regular: { uri: 'http://127.0.0.1:1/job', count: 1, jobs: ['Sum'] } }));
+  writeJobs(file, [`127.0.0.1:${await freePort()}`], { Regular: { uri: 'http://127.0.0.1:1/job', count: 1, jobs: ['Sum'] } });
   const load = (f: string) => loadJobsConfig(f, { maxRunningTimeMs: 1000, requestFormat: 'json' });
   const { logger, records } = memoryLogger();
   const signals = new EventEmitter();

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ChildSettings, DeliveryStatus } from '../../src/ipc/messages.js';
+import type { ChildSettings } from '../../src/ipc/settings.js';
 import { clusterForker } from '../../src/master/child-process.js';
-import { PoolSupervisor, sanitizeDelivery, SupervisorState, supervisorTiming } from '../../src/master/supervisor.js';
+import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/master/supervisor.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { FAKE_CHILD, fastTiming, memoryLogger, pool, server } from './support.js';
+import { FAKE_CHILD, fastTiming, pool, server } from './support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 function settings(name: string, workerCount = 2): ChildSettings {
   return { pool: pool(name, { workerCount }), servers: [server()], loopTimeoutMs: 500, logLevel: 'info' };
@@ -204,12 +205,4 @@ test('PoolSupervisor.reconfigure should replace a child that refuses, with the n
   const status = await supervisor.status();
   assert.equal(status.ok && status.status.slots.length, 4);
   assert.equal(supervisor.restarts, 0, 'a replacement is not a crash restart');
-});
-
-test('sanitizeDelivery should keep a well-formed delivery status and refuse or zero what is malformed', () => {
-  const good: DeliveryStatus = { breaker: 'half-open', since: 1, lastReason: 'timeout', admitted: 1, retrying: 0, opened: 2 };
-  assert.deepEqual(sanitizeDelivery(good), good);
-  assert.equal(sanitizeDelivery(undefined), null);
-  assert.equal(sanitizeDelivery({ ...good, breaker: 'ajar' as DeliveryStatus['breaker'] }), null, 'an unknown state is not shown');
-  assert.deepEqual(sanitizeDelivery({ ...good, opened: Number.NaN, retrying: -3, lastReason: 7 as unknown as string }), { ...good, opened: 0, retrying: 0, lastReason: null });
 });

@@ -1,27 +1,15 @@
 /**
- * Shared pieces of the master tests: an in-memory logger, config builders and fast supervisor timings.
+ * Shared pieces of the master tests: config builders and fast supervisor timings.
  */
 import { fileURLToPath } from 'node:url';
-import bunyan from 'bunyan';
 import { defaultPoolExtensions } from '../../src/config/types.js';
 import type { Observation } from '../../src/observe/observation.js';
 import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
-import type { Logger } from '../../src/log/logger.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 
 /** The compiled stand-in child (see fixtures/fake-child.ts). */
 export const FAKE_CHILD = fileURLToPath(new URL('./fixtures/fake-child.js', import.meta.url));
-
-export type LogRecord = Record<string, unknown> & { msg: string; level: number };
-
-/** A logger that keeps every record (trace and up) in `records`. */
-export function memoryLogger(): { logger: Logger; records: LogRecord[] } {
-  const records: LogRecord[] = [];
-  const stream = { write: (record: LogRecord) => void records.push(record) };
-  const logger = bunyan.createLogger({ name: 'driveshaft', level: 'trace', streams: [{ type: 'raw', level: 'trace', stream: stream as unknown as NodeJS.WritableStream }] });
-  return { logger, records };
-}
 
 export function server(port = 4730): ServerAddress {
   return { host: '127.0.0.1', port, label: `127.0.0.1:${port}` };
@@ -62,15 +50,6 @@ export function fastTiming(overrides: Partial<SupervisorTiming> = {}): Superviso
     killAfterMs: 0,
     ...overrides,
   };
-}
-
-/** The seed's JSON shape of a jobs config, for writing files; `maxRunningTime` (seconds) is the pool's own max_running_time. */
-export function jobsFile(servers: string[], pools: Record<string, { uri: string; count: number; jobs: string[]; maxRunningTime?: number }>): string {
-  const poolsList: Record<string, unknown> = {};
-  for (const [name, p] of Object.entries(pools)) {
-    poolsList[name] = { job_processing_uri: p.uri, worker_count: p.count, jobs_list: p.jobs, ...(p.maxRunningTime === undefined ? {} : { max_running_time: p.maxRunningTime }) };
-  }
-  return `${JSON.stringify({ gearman_servers_list: servers, pools_list: poolsList }, null, 2)}\n`;
 }
 
 /** Daemon options as the master tests run it: fast loop_timeout, no listeners, `overrides` on top. */

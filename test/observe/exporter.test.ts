@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { zeroCounters } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
 import { Exporter, MAX_CONNECTIONS } from '../../src/observe/exporter.js';
 import type { ExporterSource, ExporterOptions } from '../../src/observe/exporter.js';
 import type { Observation } from '../../src/observe/observation.js';
 import { EXPOSITION_CONTENT_TYPE } from '../../src/observe/prometheus.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger, pool, server } from '../master/support.js';
+import { pool, server } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 function observation(connected: boolean): Observation {
   return {

@@ -6,7 +6,8 @@ import { freePort } from '../helpers/free-port.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger, server } from '../master/support.js';
+import { server } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 /** A TCP server that accepts and then runs `onSocket` (never answering, or answering garbage). */
 async function fakeServer(t: import('node:test').TestContext, onSocket: (socket: net.Socket) => void): Promise<number> {

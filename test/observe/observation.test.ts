@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DURATION_BUCKETS, zeroCounters } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import { addMetrics, DURATION_BUCKETS, emptyFunctionMetrics, sanitizeMetrics } from '../../src/ipc/metrics.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
-import { addMetrics, emptyFunctionMetrics, sanitizeMetrics } from '../../src/observe/job-metrics.js';
 import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
 import type { GearmandScrape } from '../../src/observe/gearmand-poller.js';

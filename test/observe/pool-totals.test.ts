@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { zeroCounters } from '../../src/ipc/messages.js';
-import { emptyMetrics } from '../../src/observe/job-metrics.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import { emptyMetrics } from '../../src/ipc/metrics.js';
 import { PoolTotalsLedger } from '../../src/observe/pool-totals.js';
 
 const completed = (n: number) => ({ ...zeroCounters(), jobs_completed: n });

@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
-import { zeroCounters } from '../../src/ipc/messages.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
 import type { DeliveryStatus } from '../../src/ipc/messages.js';
 import { Exporter } from '../../src/observe/exporter.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
-import { emptyMetrics } from '../../src/observe/job-metrics.js';
-import { memoryLogger, pool, server } from '../master/support.js';
+import { emptyMetrics } from '../../src/ipc/metrics.js';
+import { pool, server } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { LINE_TOO_LONG, MAX_CONNECTIONS, SERVER_BUSY, StatusServer, UNRECOGNIZED } from '../../src/observe/status-server.js';
 import type { StatusSource } from '../../src/observe/status-server.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { memoryLogger } from '../master/support.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const THREADS = '1-1\tRegular\t0\tWaiting for work\r\n1-2\tRegular\t1\tjob_handle=H:x:1 job_unique=u\r\n';
 

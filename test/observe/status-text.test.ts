@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COUNTER_NAMES, zeroCounters } from '../../src/ipc/messages.js';
+import { COUNTER_NAMES, zeroCounters } from '../../src/ipc/counters.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
-import { emptyMetrics } from '../../src/observe/job-metrics.js';
+import { emptyMetrics } from '../../src/ipc/metrics.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
 import { countersText, gaugesText, statusCommands, threadsText } from '../../src/observe/status-text.js';
 import { observationOf, pool } from '../master/support.js';

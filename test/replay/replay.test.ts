@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { DeadLetterFile, type DeadLetter } from '../../src/child/dead-letters.js';
 import { replayMain, type ReplayOutput } from '../../src/replay/replay.js';
 import { parseReplayCommandLine } from '../../src/replay/options.js';
-import { tempDir } from '../config/temp-dir.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { freePort } from '../helpers/free-port.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { waitFor } from '../helpers/wait-for.js';

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 
-/** A fresh folder for config files, removed when the test ends. */
+/** A fresh private folder (mkdtemp's mode 0700), removed with everything in it when the test ends. */
 export function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'driveshaft-config-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'driveshaft-test-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
