@@ -1087,7 +1087,7 @@ function report(options: Options, meta: Record<string, unknown>, ceilings: Ceili
     c.latencyNode ? `${fmt.int(c.latencyNode.p50Us)}/${fmt.int(c.latencyNode.p99Us)}` : '—',
     c.latencyLibgearman ? `${fmt.int(c.latencyLibgearman.p50Us)}/${fmt.int(c.latencyLibgearman.p99Us)}` : '—',
     c.latencyNodeHerd ? `${fmt.int(c.latencyNodeHerd.p50Us)}/${fmt.int(c.latencyNodeHerd.p99Us)} (×${c.latencyNodeHerd.connections})` : '—',
-    c.libgearman ? `${fmt.f1(c.libgearman.cpuUsPerJob.gearmand)}` : fmt.f1(c.node?.cpuUsPerJob.gearmand),
+    c.libgearman ? fmt.f1(c.libgearman.cpuUsPerJob.gearmand) : fmt.f1(c.node?.cpuUsPerJob.gearmand),
     c.errors.join('; '),
   ]);
   out.push(table(['measured', 'gearman -w jobs/s', 'echo jobs/s', 'echo concurrent', 'echo ×1 fg', 'gearman -w ×1 fg', 'echo ×slots fg', 'gearmand µs/job', 'errors'], ceilRows));

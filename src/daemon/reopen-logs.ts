@@ -59,6 +59,8 @@ function entries(logger: Logger): StreamEntry[] {
 export function makeFileStreamsReopenable(logger: Logger): void {
   for (const entry of entries(logger)) {
     if (entry.type !== 'file' || entry.path === undefined || entry.stream instanceof ReopenableFile) continue;
+    // bunyan opens a 'file' entry's stream with fs.createWriteStream.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     entry.stream = new ReopenableFile(entry.path, entry.stream as WriteStream);
   }
 }
