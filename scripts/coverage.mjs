@@ -3,6 +3,11 @@
 // src/ through the source maps, prints the summary for src/ and fails under the floor that .c8rc.json sets.
 // Usage: node scripts/coverage.mjs <command…> (package.json: `npm run test:suite`).
 //
+// The floor (.c8rc.json: lines 95, branches 88, functions 95) sits about two points under a full run as root
+// on 2026-12-01 (lines 97.1, branches 90.5, functions 97.4), because the root-only tests (--user, the init
+// script) and the browser test of the status page add to the figure, and a run without them must pass too.
+// Raise it as coverage grows; lower it only with a reason in the commit.
+//
 // The coverage folder is made here rather than by c8: the --user tests run pool children as `nobody`, and
 // those must be able to write their coverage too. c8's own folder would be root's 0755 one, and every such
 // child would print an EACCES line on its stderr, which the tests read. So: a fresh folder under the system
