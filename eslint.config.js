@@ -7,7 +7,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['dist/', 'node_modules/', '.node/', 'bench/results/', 'test-artifacts/', 'tmp/'] },
+  { ignores: ['dist/', 'node_modules/', '.node/', 'bench/results/', 'test-artifacts/', 'tmp/', 'coverage/'] },
   js.configs.recommended,
   tseslint.configs.strictTypeChecked,
   {
