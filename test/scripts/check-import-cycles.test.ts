@@ -6,55 +6,50 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../config/temp-dir.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../scripts/check-import-cycles.mjs', import.meta.url));
 
-function writeTree(root: string, files: Record<string, string>): void {
+/** Writes `files` (path → text) into a fresh folder and runs the script there on `dirs`. */
+function checkTree(t: TestContext, files: Record<string, string>, ...dirs: string[]): { status: number | null; stdout: string; stderr: string } {
+  const root = tempDir(t);
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
     fs.writeFileSync(path.join(root, name), text);
   }
-}
-
-function check(cwd: string, ...dirs: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [SCRIPT, ...dirs], { cwd, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, [SCRIPT, ...dirs], { cwd: root, encoding: 'utf8' });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 test('check-import-cycles should print each cycle once, type-only edges included, and exit 1', (t) => {
-  const root = tempDir(t);
-  writeTree(root, {
+  const result = checkTree(t, {
     'src/a.ts': "import { b } from './b.js';\nexport const a = b + 1;\n",
     'src/b.ts': "import type { Thing } from './nested/c.js';\nexport const b = 1;\nexport type { Thing };\n",
     'src/nested/c.ts': "export type { Other } from '../a.js';\nexport type Thing = string;\n",
     'src/log.ts': "import { level } from './logger.js';\nexport const log = level;\n",
     'src/logger.ts': "import type { log } from './log.js';\nexport const level = 1;\nexport type L = typeof log;\n",
     'src/leaf.ts': "import { a } from './a.js';\nimport fs from 'node:fs';\nexport const leaf = [a, fs];\n",
-  });
-  const result = check(root, 'src');
+  }, 'src');
   assert.equal(result.status, 1, result.stdout + result.stderr);
   const cycles = result.stderr.split('\n').filter((line) => line.includes('→')).map((line) => line.trim());
   assert.deepEqual(cycles, ['src/a.ts → src/b.ts → src/nested/c.ts → src/a.ts', 'src/log.ts → src/logger.ts → src/log.ts']);
 });
 
 test('check-import-cycles should exit 0 on a tree without a cycle, however its imports fan in', (t) => {
-  const root = tempDir(t);
-  writeTree(root, {
+  const result = checkTree(t, {
     'src/a.ts': "import { b } from './b.js';\nimport { c } from './c.js';\nexport const a = b + c;\n",
     'src/b.ts': "import { c } from './c.js';\nexport const b = c;\n",
     'src/c.ts': "import { EventEmitter } from 'node:events';\nexport const c = EventEmitter.length;\n",
     'test/a.test.ts': "import { a } from '../src/a.js';\nexport const t = a;\n",
-  });
-  const result = check(root, 'src', 'test');
+  }, 'src', 'test');
   assert.equal(result.status, 0, result.stdout + result.stderr);
   assert.match(result.stdout, /import cycles: none among 4 files under src, test/);
 });
 
 test('check-import-cycles should refuse a folder that does not exist with exit 2 and its name', (t) => {
-  const result = check(tempDir(t), 'missing');
+  const result = checkTree(t, {}, 'missing');
   assert.equal(result.status, 2);
   assert.match(result.stderr, /missing: expected a folder of TypeScript files/);
 });
