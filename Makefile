@@ -22,7 +22,7 @@ build: | node_modules
 
 # Node.js >= 24 (into .node/ when the machine's is older), gearmand, the gearman CLI and the npm
 # dependencies when missing (scripts/install-deps.sh), then the suite. `npm test` first names the node
-# it runs under, then builds (pretest).
+# it runs under, builds, lints and checks for import cycles (pretest), then runs the suite under coverage.
 test: deps
 	npm test
 

@@ -124,7 +124,7 @@ interface Round {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ds-bench-scrape-'));
-  const cleanup: Array<() => Promise<unknown> | unknown> = [() => rmSync(dir, { recursive: true, force: true })];
+  const cleanup: Array<() => unknown> = [() => rmSync(dir, { recursive: true, force: true })];
   try {
     const gearmand = await startGearmand();
     cleanup.unshift(() => gearmand.stop());

@@ -3,8 +3,7 @@
  * the targets' verdicts, as text.
  */
 import { MODES, type Options } from './options.js';
-import { SIGNED_SUFFIX, type CeilingResult, type Integrity, type ScenarioResult, type ThroughputResult } from './results.js';
-import type { Target } from './targets.js';
+import { SIGNED_SUFFIX, type CeilingResult, type Integrity, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 export const fmt = {
   int: (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
@@ -79,7 +78,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
     c.latencyNode ? `${fmt.int(c.latencyNode.p50Us)}/${fmt.int(c.latencyNode.p99Us)}` : '—',
     c.latencyLibgearman ? `${fmt.int(c.latencyLibgearman.p50Us)}/${fmt.int(c.latencyLibgearman.p99Us)}` : '—',
     c.latencyNodeHerd ? `${fmt.int(c.latencyNodeHerd.p50Us)}/${fmt.int(c.latencyNodeHerd.p99Us)} (×${c.latencyNodeHerd.connections})` : '—',
-    c.libgearman ? `${fmt.f1(c.libgearman.cpuUsPerJob.gearmand)}` : fmt.f1(c.node?.cpuUsPerJob.gearmand),
+    c.libgearman ? fmt.f1(c.libgearman.cpuUsPerJob.gearmand) : fmt.f1(c.node?.cpuUsPerJob.gearmand),
     c.errors.join('; '),
   ]);
   out.push(table(['measured', 'gearman -w jobs/s', 'echo jobs/s', 'echo concurrent', 'echo ×1 fg', 'gearman -w ×1 fg', 'echo ×slots fg', 'gearmand µs/job', 'errors'], ceilRows));

@@ -154,3 +154,12 @@ export interface CeilingResult {
   latencyNodeHerd?: LatencyResult & { connections: number };
   errors: string[];
 }
+
+/** One performance target as judged from a run: the report prints it, the JSON keeps it. */
+export interface Target {
+  name: string;
+  value: string;
+  goal: string;
+  pass: boolean | undefined;
+  note?: string;
+}

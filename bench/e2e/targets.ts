@@ -3,7 +3,7 @@
  */
 import { compareKind, type Options } from './options.js';
 import { ceilingFigures, fmt, judgedMemory, pssMib } from './report.js';
-import type { LatencyResult, RunResult, ScenarioResult, ThroughputResult } from './results.js';
+import type { LatencyResult, RunResult, ScenarioResult, Target, ThroughputResult } from './results.js';
 
 // Every ratio is between figures of the same run: the original (the compare binary), the Node floor
 // and the ceiling are measured minutes or seconds from ours on the same machine.
@@ -22,14 +22,6 @@ const TARGET_P50_OVER_CEILING_US = 150;
 const TARGET_PSS_1000_AFTER_MIB = 100;
 const TARGET_PSS_10_IDLE_MIB = 60;
 const TARGET_PSS_PER_SLOT_KIB = 16;
-
-export interface Target {
-  name: string;
-  value: string;
-  goal: string;
-  pass: boolean | undefined;
-  note?: string;
-}
 
 export function evaluateTargets(options: Options, scenarios: ScenarioResult[]): Target[] {
   const ours = (label: string): ScenarioResult | undefined => scenarios.find((s) => s.binary === 'ours' && s.label === label);

@@ -42,6 +42,7 @@ const LOW_SURROGATE_MAX = 0xdfff;
 export function responseBytes(body: Buffer, text: string, encoding: unknown): Buffer | string {
   if (encoding !== undefined) {
     if (encoding !== 'base64') {
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- only what JSON.stringify cannot render
       return `response_encoding ${JSON.stringify(encoding)?.slice(0, 64) ?? String(encoding)} is not supported (the only encoding is "base64")`;
     }
     // A byte that was not valid UTF-8 became U+FFFD in `text`, which no base64 alphabet contains:

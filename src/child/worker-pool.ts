@@ -119,7 +119,7 @@ export class WorkerPool {
     this.#log = options.log;
     this.#pid = options.pid ?? process.pid;
     this.#maxResponseBytes = options.maxResponseBytes;
-    const pool = this;
+    const pool = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getter below cannot be an arrow
     this.#context = {
       get runner(): JobRunner {
         return pool.#runner as JobRunner;

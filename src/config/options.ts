@@ -367,7 +367,7 @@ export function versionText(): string {
 }
 
 function defaultText(name: OptionName): string {
-  const value = SCHEMA[name].default as unknown;
+  const value = SCHEMA[name].default as string | number | boolean | null;
   if (value === null || value === false) return '';
   return `default ${String(value)}`;
 }

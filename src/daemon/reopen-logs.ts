@@ -50,6 +50,8 @@ export class ReopenableFile extends Writable {
 export function makeFileStreamsReopenable(logger: Logger): void {
   for (const entry of logStreamEntries(logger)) {
     if (entry.type !== 'file' || entry.path === undefined || entry.stream instanceof ReopenableFile) continue;
+    // bunyan opens a 'file' entry's stream with fs.createWriteStream.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     entry.stream = new ReopenableFile(entry.path, entry.stream as WriteStream);
   }
 }

@@ -39,7 +39,8 @@ export const ShutdownMode = {
 export type ShutdownMode = (typeof ShutdownMode)[keyof typeof ShutdownMode];
 
 /** A message that carries nothing but its type (and `seq` or `ack`). */
-type Bare = Record<never, never>;
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- a message with no fields of its own is exactly the empty shape
+type Bare = {};
 /** `Fields` with exactly the keys `Types`: a type missing from the table, or one the table lacks, fails to compile. */
 type FieldsOf<Types extends string, Fields extends Record<Types, object> & Record<Exclude<keyof Fields, Types>, never>> = Fields;
 

@@ -38,7 +38,7 @@ export interface QueuedJob {
  * Return true from a hook to say "handled, skip the default". Defaults: GRAB_JOB_UNIQ → the next
  * queued job or NO_JOB; PRE_SLEEP → sleeping (NOOP at once if jobs wait); ECHO_REQ → ECHO_RES.
  */
-export type FakeHook = (connection: FakeConnection, packet: FakePacket) => boolean | void;
+export type FakeHook = (connection: FakeConnection, packet: FakePacket) => boolean | undefined;
 
 export class FakeGearmand {
   readonly server: net.Server;

@@ -112,7 +112,7 @@ function join(parts: Buffer[]): Buffer[] {
 
 function resultOf(body: Buffer): string {
   const outcome = interpretBody(body);
-  return outcome.kind === 'complete' ? `complete:${outcome.result.toString('hex')}` : `${outcome.kind}`;
+  return outcome.kind === 'complete' ? `complete:${outcome.result.toString('hex')}` : outcome.kind;
 }
 
 test('rawResponseString should find the same member as JSON.parse in any valid UTF-8 body, and decode it to the same bytes', () => {

@@ -13,6 +13,7 @@ const MiB = 1024 * 1024;
  * the job runner could hold a workload goes through one of these.
  */
 async function largestAllocation(work: () => Promise<void>): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- Buffer's static allocators do not use `this`
   const { alloc, allocUnsafe, allocUnsafeSlow } = Buffer;
   let largest = 0;
   const note = (size: number): void => {

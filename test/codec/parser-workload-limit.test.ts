@@ -145,6 +145,7 @@ describe('Parser maxWorkloadSize', () => {
     header.writeUInt32BE(header.length - HEADER_SIZE + big, 8);
     const slice = Buffer.alloc(64 * 1024, 0x61);
     const allocations: number[] = [];
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- Buffer's static allocators do not use `this`
     const { allocUnsafe, alloc } = Buffer;
     Buffer.allocUnsafe = (size: number) => {
       allocations.push(size);

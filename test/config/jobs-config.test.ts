@@ -363,7 +363,7 @@ test('parseJobsConfig should keep a pool or header named like an Object.prototyp
   const result = parse(text);
   assert.ok(Object.hasOwn(result.pools, '__proto__'));
   assert.deepEqual(Object.keys(result.pools), ['__proto__']);
-  const headers = Object.getOwnPropertyDescriptor(result.pools, '__proto__')?.value.headers as Record<string, string>;
+  const headers = (Object.getOwnPropertyDescriptor(result.pools, '__proto__')?.value as { headers: Record<string, string> }).headers;
   assert.deepEqual(Object.entries(headers), [
     ['constructor', 'c'],
     ['__proto__', 'p'],

@@ -20,9 +20,9 @@ export function config(pools: Record<string, unknown>, servers: unknown = ['loca
 }
 
 export interface ConfigParser {
-  parse(text: string): JobsConfig;
+  parse: (text: string) => JobsConfig;
   /** The problem lines parsing `text` throws, asserting they come as one ConfigError. */
-  problems(text: string): readonly string[];
+  problems: (text: string) => readonly string[];
 }
 
 export function configParser(file: string): ConfigParser {

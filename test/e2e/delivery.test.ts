@@ -60,7 +60,7 @@ async function queueJobs(gearmand: Gearmand): Promise<void> {
   try {
     await Promise.all(Array.from({ length: JOBS }, (_, i) => client.submit('Deliver', `job ${i}`, { unique: `job-${i}`, background: true })));
   } finally {
-    client.close();
+    await client.close();
   }
 }
 

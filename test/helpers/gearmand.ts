@@ -448,7 +448,7 @@ function describeExit(exit: Exit): string {
 
 function unrefStream(stream: unknown): void {
   if (stream !== null && typeof stream === 'object' && 'unref' in stream && typeof stream.unref === 'function') {
-    stream.unref();
+    (stream as { unref(): void }).unref();
   }
 }
 

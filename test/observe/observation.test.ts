@@ -248,7 +248,7 @@ test('statusDocument should give each pool a delivery object, null while no chil
 });
 
 test('addMetrics should sum functions, buckets and codes; sanitizeMetrics should zero what is malformed', () => {
-  const a = sanitizeMetrics({ functions: { F: { completed: 1, failed: 0, timedOut: 0, requeued: 0, buckets: [1, ...new Array(DURATION_BUCKETS.length).fill(0)], durationSum: 0.5 } }, http: { '200': 1 } });
+  const a = sanitizeMetrics({ functions: { F: { completed: 1, failed: 0, timedOut: 0, requeued: 0, buckets: [1, ...new Array<number>(DURATION_BUCKETS.length).fill(0)], durationSum: 0.5 } }, http: { '200': 1 } });
   const b = sanitizeMetrics({ functions: { F: { completed: 2, failed: 'x', timedOut: -1, requeued: Number.NaN, buckets: [1, 2], durationSum: 1 }, G: null }, http: { '200': 2, error: 1, bad: 'no' } });
   assert.deepEqual(b.functions.F?.buckets, new Array(DURATION_BUCKETS.length + 1).fill(0), 'wrong-length buckets are dropped');
   assert.equal(b.functions.G, undefined);

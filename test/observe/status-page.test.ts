@@ -58,7 +58,7 @@ function observation(): Observation {
 
 test('the status page should show each pool\'s breaker state, its reason and the delivery counts', { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' }, async (t) => {
   const { logger } = memoryLogger();
-  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger, source: { observe: async () => observation(), gearmandScrapes: () => [] } });
+  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger, source: { observe: () => Promise.resolve(observation()), gearmandScrapes: () => [] } });
   t.after(() => exporter.close());
   const { port } = await exporter.listen();
   const { chromium } = await import('playwright-core');

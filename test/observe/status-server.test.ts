@@ -10,9 +10,9 @@ const THREADS = '1-1\tRegular\t0\tWaiting for work\r\n1-2\tRegular\t1\tjob_handl
 
 function source(overrides: Partial<StatusSource> = {}): StatusSource {
   return {
-    threads: async () => THREADS,
-    counters: async () => 'reloads: 0\r\n',
-    gauges: async () => 'pools: 1\r\n',
+    threads: () => Promise.resolve(THREADS),
+    counters: () => Promise.resolve('reloads: 0\r\n'),
+    gauges: () => Promise.resolve('pools: 1\r\n'),
     ...overrides,
   };
 }
@@ -192,9 +192,7 @@ test('StatusServer should survive clients that reset mid-reply and a source that
         await slow;
         return THREADS;
       },
-      gauges: async () => {
-        throw new Error('boom');
-      },
+      gauges: () => Promise.reject(new Error('boom')),
     }),
   );
   const socket = net.connect(port, '127.0.0.1');

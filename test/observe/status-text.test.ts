@@ -112,9 +112,9 @@ test('gaugesText should describe each configured or draining pool from its child
 
 test('statusCommands should answer every command from a fresh snapshot', async () => {
   let taken = 0;
-  const commands = statusCommands(async () => {
+  const commands = statusCommands(() => {
     taken++;
-    return observation({ reloads: { ok: taken, failed: 0 } });
+    return Promise.resolve(observation({ reloads: { ok: taken, failed: 0 } }));
   });
   assert.match(await commands.counters(), /^reloads: 1\r$/m);
   assert.match(await commands.counters(), /^reloads: 2\r$/m);

@@ -146,7 +146,7 @@ test('--dry-run should list the selected letters and submit nothing', async (t) 
   assert.equal(code, 0, output.stderr.join('\n'));
   assert.deepEqual(output.stdout, [
     'would submit line 1: function "Sum", unique "u-1", 5 workload bytes (2026-12-01T10:00:00.000Z, pool "Regular", 5 attempts, reason "HTTP 503")',
-    `would submit line 2: function "Sum", unique base64 /w==, ${BINARY.length} workload bytes (${JSON.parse(readFileSync(file, 'utf8').split('\n')[1] as string).time}, pool "Regular", 5 attempts, reason "HTTP 503")`,
+    `would submit line 2: function "Sum", unique base64 /w==, ${BINARY.length} workload bytes (${(JSON.parse(readFileSync(file, 'utf8').split('\n')[1] as string) as { time: string }).time}, pool "Regular", 5 attempts, reason "HTTP 503")`,
     'dry run: would replay 2 of 3 letters (1 skipped by filter, 0 bad lines)',
   ]);
   assert.deepEqual(await queued(server), {}, 'gearmand holds no job');
