@@ -70,6 +70,24 @@ async function setup(t: TestContext, handler?: EndpointHandler, pool: Partial<Ch
   return { gearmand, settings, client };
 }
 
+/** A one-slot child that is running one job (its endpoint answers after `delayMs`), and its status then. */
+async function childRunningOneJob(t: TestContext, delayMs: number) {
+  const { gearmand, settings, client } = await setup(t, () => ({ delayMs, body: { gearman_ret: 0, response_string: 'done' } }), { workerCount: 1 });
+  const child = forkChild(t);
+  await child.reply('ready', child.send({ type: 'init', settings }));
+  const fn = settings.pool.jobsList[0] as string;
+  await waitForWorkers(gearmand, fn, 1);
+  const job = client.submit(fn, 'x');
+  const { status } = await waitFor(
+    async () => {
+      const reply = await child.reply('status-reply', child.send({ type: 'status' }));
+      return reply.status.slots[0]?.job ? reply : undefined;
+    },
+    { timeoutMs: 5000, message: 'the job to show in the status' },
+  );
+  return { child, job, status, fn };
+}
+
 test('child main should answer init with ready, serve jobs, report status and forward logs', async (t) => {
   const { gearmand, settings, client } = await setup(t);
   const child = forkChild(t);
@@ -131,19 +149,7 @@ test('child main should answer invalid settings with init-failed and exit 2', as
 });
 
 test('child main should let a running job finish on graceful shutdown', async (t) => {
-  const { gearmand, settings, client } = await setup(t, () => ({ delayMs: 300, body: { gearman_ret: 0, response_string: 'done' } }), { workerCount: 1 });
-  const child = forkChild(t);
-  await child.reply('ready', child.send({ type: 'init', settings }));
-  const fn = settings.pool.jobsList[0] as string;
-  await waitForWorkers(gearmand, fn, 1);
-  const job = client.submit(fn, 'x');
-  const { status } = await waitFor(
-    async () => {
-      const reply = await child.reply('status-reply', child.send({ type: 'status' }));
-      return reply.status.slots[0]?.job !== null ? reply : undefined;
-    },
-    { timeoutMs: 5000, message: 'the job to show in the status' },
-  );
+  const { child, job, status, fn } = await childRunningOneJob(t, 300);
   assert.equal(status.slots[0]?.job?.functionName, fn);
   const seq = child.send({ type: 'shutdown', mode: 'graceful', deadlineMs: 5000 });
   assert.equal((await job).outcome, 'complete');
@@ -152,13 +158,7 @@ test('child main should let a running job finish on graceful shutdown', async (t
 });
 
 test('child main should WORK_FAIL a running job on hard shutdown', async (t) => {
-  const { gearmand, settings, client } = await setup(t, () => ({ delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } }), { workerCount: 1 });
-  const child = forkChild(t);
-  await child.reply('ready', child.send({ type: 'init', settings }));
-  const fn = settings.pool.jobsList[0] as string;
-  await waitForWorkers(gearmand, fn, 1);
-  const job = client.submit(fn, 'x');
-  await waitFor(async () => (await child.reply('status-reply', child.send({ type: 'status' }))).status.slots[0]?.job ?? undefined, { timeoutMs: 5000, message: 'the job to run' });
+  const { child, job } = await childRunningOneJob(t, 5000);
   const start = Date.now();
   const seq = child.send({ type: 'shutdown', mode: 'hard', deadlineMs: 0 });
   assert.equal((await job).outcome, 'fail');
@@ -180,13 +180,7 @@ test('child main should drain and exit when the master disconnects', async (t) =
 });
 
 test('child main should ignore SIGINT, drain on SIGTERM, and stop hard on a SIGTERM while draining', async (t) => {
-  const { gearmand, settings, client } = await setup(t, () => ({ delayMs: 5000, body: { gearman_ret: 0, response_string: 'late' } }), { workerCount: 1 });
-  const child = forkChild(t);
-  await child.reply('ready', child.send({ type: 'init', settings }));
-  const fn = settings.pool.jobsList[0] as string;
-  await waitForWorkers(gearmand, fn, 1);
-  const job = client.submit(fn, 'x');
-  await waitFor(async () => (await child.reply('status-reply', child.send({ type: 'status' }))).status.slots[0]?.job ?? undefined, { timeoutMs: 5000, message: 'the job to run' });
+  const { child, job } = await childRunningOneJob(t, 5000);
   child.process.kill('SIGINT');
   const { status } = await child.reply('status-reply', child.send({ type: 'status' }));
   assert.equal(status.slots[0]?.stopping, false, 'SIGINT is for the master');

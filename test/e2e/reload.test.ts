@@ -1,18 +1,27 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { freePort } from '../helpers/free-port.js';
 import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import type { Gearmand, GearmandWorker } from '../helpers/gearmand.js';
-import { startEndpoint } from '../helpers/http-endpoint.js';
+import { startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { nameValues, startServing, statusExchange } from './daemon.js';
 import { writeJobs } from '../helpers/jobs-file.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import type { Daemon } from './daemon.js';
 import type { PoolSpec } from '../helpers/jobs-file.js';
+
+/** A real gearmand and endpoint for one test, and the path of its (not yet written) jobs config. */
+async function peers(t: TestContext): Promise<{ gearmand: Gearmand; endpoint: Endpoint; file: string; servers: string[] }> {
+  const gearmand = await startGearmand();
+  t.after(() => gearmand.stop());
+  const endpoint = await startEndpoint();
+  t.after(() => endpoint.close());
+  return { gearmand, endpoint, file: path.join(tempDir(t), 'jobs.json'), servers: [gearmand.label] };
+}
 
 function byFunction(workers: GearmandWorker[], fn: string): GearmandWorker[] {
   return workers.filter((w) => w.functions.includes(fn));
@@ -106,12 +115,7 @@ test('driveshaft should apply jobs-config edits: resize, add, remove, change URI
 });
 
 test('driveshaft should reload on SIGHUP, turn a pool off and on with worker_count 0, and keep serving through an invalid edit', async (t) => {
-  const gearmand = await startGearmand();
-  t.after(() => gearmand.stop());
-  const endpoint = await startEndpoint();
-  t.after(() => endpoint.close());
-  const file = path.join(tempDir(t), 'jobs.json');
-  const servers = [gearmand.label];
+  const { gearmand, endpoint, file, servers } = await peers(t);
   const pools: Record<string, PoolSpec> = { Main: { uri: endpoint.url, count: 2, jobs: ['Main'] }, Switch: { uri: endpoint.url, count: 1, jobs: ['Switch'] } };
   writeJobs(file, servers, pools);
   // A long loop_timeout: the file poll (every 10 s) cannot be what reloads here, only SIGHUP.
@@ -155,12 +159,7 @@ test('driveshaft should reload on SIGHUP, turn a pool off and on with worker_cou
 // Regression: with every pool at worker_count 0 and no status port, nothing kept the event loop alive
 // and the daemon exited (code 13) right after "started" — the seed's own example config did that.
 test('driveshaft should stay up with every pool at worker_count 0 and start a pool when an edit turns it on', async (t) => {
-  const gearmand = await startGearmand();
-  t.after(() => gearmand.stop());
-  const endpoint = await startEndpoint();
-  t.after(() => endpoint.close());
-  const file = path.join(tempDir(t), 'jobs.json');
-  const servers = [gearmand.label];
+  const { gearmand, endpoint, file, servers } = await peers(t);
   writeJobs(file, servers, { Dormant: { uri: endpoint.url, count: 0, jobs: ['Dormant'] } });
   const daemon = await startServing(t, ['--jobsconfig', file, '--loop_timeout', '0.5']);
   writeJobs(file, servers, { Dormant: { uri: endpoint.url, count: 1, jobs: ['Dormant'] } });
