@@ -74,7 +74,7 @@ test('the master should not load undici, the exporter or rotating-file support u
 });
 
 test("the exporter should load node:http without Node's bundled undici", () => {
-  const loaded = loadedBy(`await import(DIST + 'master/exporter.js');`);
+  const loaded = loadedBy(`await import(DIST + 'observe/exporter.js');`);
   assert.ok(loaded.builtins.includes('http'), `the exporter loads node:http: ${loaded.builtins.join(' ')}`);
   // Node 24+ loads its undici (with zlib and web streams) for an ES import of node:http: ~8 MiB.
   assert.equal(loaded.nodeUndici, false, "the exporter loads Node's bundled undici (an ES import of node:http?)");
