@@ -1,6 +1,7 @@
 /**
  * How the master starts a pool child: node:cluster, one process per pool. The pool's name is the only
- * thing passed in the environment (for `ps e` and crash reports); the config goes over IPC, not as JSON
+ * setting passed in the environment (for `ps e` and crash reports), beside MALLOC_ARENA_MAX (see
+ * childEnv); the config goes over IPC, not as JSON
  * in environment variables, which any process of the same user can read and which have size limits.
  */
 import cluster from 'node:cluster';
@@ -53,6 +54,23 @@ export function poolNodeFlags(workerCount: number | undefined): readonly string[
   return [`--max-semi-space-size=${workerCount > SMALL_POOL_MAX_SLOTS ? LARGE_POOL_SEMI_SPACE_MIB : SMALL_POOL_SEMI_SPACE_MIB}`];
 }
 
+/**
+ * glibc gives each thread that meets a locked arena one of its own (up to 8 per core), and memory freed
+ * into one arena serves no other. A child's allocations come from its main thread; V8's compiler and GC
+ * threads only add arenas that stay resident after a burst: 14 MiB of them in a 1,000-slot child after
+ * 20,000 jobs (/proc/<pid>/smaps). bench/e2e --scenarios 10,1000 --modes queue --repeat 3, unset / 1 / 2,
+ * two rounds back to back, PSS alone: after the 1,000-slot burst 191.9 and 195.2 / 179.3 and 170.7 /
+ * 177.1 and 184.3 MiB; 10 slots idle 78.7 and 78.9 / 77.3 and 77.2 / 77.7 MiB; CPU per job within the
+ * run-to-run noise of a shared machine. The operator's own MALLOC_ARENA_MAX, inherited from the
+ * master's environment, wins.
+ */
+export const CHILD_MALLOC_ARENA_MAX = '1';
+
+/** The environment a pool child gets on top of the master's (cluster.fork merges it into process.env). */
+export function childEnv(pool: string, parentEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { DRIVESHAFT_POOL: pool, ...(parentEnv['MALLOC_ARENA_MAX'] === undefined ? { MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX } : {}) };
+}
+
 /** `--max_semi_space_size=2` → `--max-semi-space-size`: V8 treats `_` and `-` alike. */
 function flagName(arg: string): string {
   const eq = arg.indexOf('=');
@@ -79,7 +97,7 @@ export function clusterForker(exec: string = DEFAULT_CHILD_EXEC, nodeFlagsFor: (
     // setupPrimary only affects later forks; calling it each time keeps two masters' settings (tests
     // that run a fixture child beside the real one) from leaking into each other.
     cluster.setupPrimary({ exec, args: [], silent: false, execArgv: childExecArgv(nodeFlagsFor(pool)) });
-    const worker = cluster.fork({ DRIVESHAFT_POOL: pool });
+    const worker = cluster.fork(childEnv(pool));
     return {
       pid: worker.process.pid ?? -1,
       endpoint: worker,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
+import { CHILD_MALLOC_ARENA_MAX, childEnv, childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
 
 const REPORTER = fileURLToPath(new URL('./fixtures/report-exec-argv.js', import.meta.url));
 
@@ -43,4 +43,20 @@ test('clusterForker should start the child with the pool\'s flags', async (t) =>
   assert.deepEqual(pools, ['Small', 'Large']);
   assert.ok(small.execArgv.includes('--max-semi-space-size=1'), `small pool: ${small.execArgv.join(' ')}`);
   assert.ok(large.execArgv.includes('--max-semi-space-size=16'), `large pool: ${large.execArgv.join(' ')}`);
+});
+
+test('a pool child should get one malloc arena unless the operator chose otherwise', () => {
+  assert.deepEqual(childEnv('Regular', {}), { DRIVESHAFT_POOL: 'Regular', MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX });
+  // The master's own MALLOC_ARENA_MAX reaches the child through cluster.fork's merge with process.env.
+  assert.deepEqual(childEnv('Regular', { MALLOC_ARENA_MAX: '4' }), { DRIVESHAFT_POOL: 'Regular' });
+});
+
+test('clusterForker should start the child with MALLOC_ARENA_MAX in its environment', async (t) => {
+  const child = clusterForker(REPORTER)('Arena');
+  t.after(() => child.kill('SIGKILL'));
+  const report = await new Promise<{ env: Record<string, string | undefined> }>((resolve) => {
+    child.endpoint.on('message', (message) => resolve(message as { env: Record<string, string | undefined> }));
+  });
+  assert.equal(report.env['DRIVESHAFT_POOL'], 'Arena');
+  assert.equal(report.env['MALLOC_ARENA_MAX'], process.env['MALLOC_ARENA_MAX'] ?? CHILD_MALLOC_ARENA_MAX);
 });
