@@ -23,6 +23,7 @@ import { IpcError, serializeError } from '../errors.js';
 import { heartbeatIntervalMs, zeroCounters } from '../ipc/messages.js';
 import type { ChildSettings, ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { createForwardingLogger } from '../forwarding-logger.js';
+import { startIdleMemoryRelease } from '../idle-memory.js';
 import type { Logger } from '../log.js';
 import { reopenDeadLetterFiles } from './dead-letters.js';
 import { WorkerPool, validateSettings } from './worker-pool.js';
@@ -145,6 +146,8 @@ function onMessage(raw: unknown): void {
       }
       send({ type: 'ready', ack: message.seq });
       startHeartbeat(settings.heartbeatIntervalMs ?? heartbeatIntervalMs(settings.loopTimeoutMs));
+      // After the slots have connected and after every burst of jobs: see src/idle-memory.ts.
+      startIdleMemoryRelease({ onRelease: (before, after) => log?.debug({ event: 'memory-released', heapBefore: before, heapAfter: after }, 'released heap memory after going idle') });
       return;
     }
     case 'reconfigure': {
