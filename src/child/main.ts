@@ -24,6 +24,7 @@ import type { ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.
 import { zeroCounters } from '../ipc/counters.js';
 import { heartbeatIntervalMs, validateSettings } from '../ipc/settings.js';
 import type { ChildSettings } from '../ipc/settings.js';
+import { startIdleMemoryRelease } from '../idle-memory.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
 import type { Logger } from '../log/logger.js';
 import { reopenDeadLetterFiles } from './dead-letters.js';
@@ -147,6 +148,8 @@ function onMessage(raw: unknown): void {
       }
       send({ type: 'ready', ack: message.seq });
       startHeartbeat(settings.heartbeatIntervalMs ?? heartbeatIntervalMs(settings.loopTimeoutMs));
+      // After the slots have connected and after every burst of jobs: see src/idle-memory.ts.
+      startIdleMemoryRelease({ onRelease: (before, after) => log?.debug({ event: 'memory-released', heapBefore: before, heapAfter: after }, 'released heap memory after going idle') });
       return;
     }
     case 'reconfigure': {

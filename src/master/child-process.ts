@@ -1,6 +1,7 @@
 /**
  * How the master starts a pool child: node:cluster, one process per pool. The pool's name is the only
- * thing passed in the environment (for `ps e` and crash reports); the config goes over IPC, not as JSON
+ * setting passed in the environment (for `ps e` and crash reports), beside MALLOC_ARENA_MAX (see
+ * childEnv); the config goes over IPC, not as JSON
  * in environment variables, which any process of the same user can read and which have size limits.
  */
 import cluster from 'node:cluster';
@@ -25,7 +26,7 @@ export const DEFAULT_CHILD_EXEC = fileURLToPath(new URL('../child/main.js', impo
 
 /**
  * Pools up to this many slots get a 1 MiB young generation (V8's two semi-spaces, 1 MiB each); larger
- * ones keep V8's default (up to 16 MiB each on 64-bit machines with enough memory). README "Memory".
+ * ones LARGE_POOL_SEMI_SPACE_MIB. README "Memory".
  *
  * A child allocates per job (HTTP request and response objects, promises) and almost none of it
  * outlives the job. During a burst V8 grows the semi-spaces towards their maximum, and that memory
@@ -38,11 +39,36 @@ export const DEFAULT_CHILD_EXEC = fileURLToPath(new URL('../child/main.js', impo
  */
 export const SMALL_POOL_MAX_SLOTS = 16;
 const SMALL_POOL_SEMI_SPACE_MIB = 1;
+/**
+ * Node 22+ (V8 12.4+) lets a semi-space grow to 32 MiB where Node 20 stopped at 16: a 1,000-slot child
+ * ended a 20,000-job burst with a 60 MiB young generation, mostly empty. 16 MiB still holds what 1,000
+ * slots have in flight; 8 or less promotes it (more memory, not less). bench/e2e, 1,000 slots, same
+ * machine, back to back (MALLOC_ARENA_MAX=1 in both): PSS alone after the burst 174.0 / 175.3 MiB with
+ * V8's default / 32, 143.5 with 16, 149.1 with 8; earlier runs 190.8 with 2, 192.8 with 4.
+ */
+const LARGE_POOL_SEMI_SPACE_MIB = 16;
 
 /** The V8 flags a pool child of `workerCount` slots gets by default (none when the count is unknown). */
 export function poolNodeFlags(workerCount: number | undefined): readonly string[] {
-  if (workerCount === undefined || workerCount > SMALL_POOL_MAX_SLOTS) return [];
-  return [`--max-semi-space-size=${SMALL_POOL_SEMI_SPACE_MIB}`];
+  if (workerCount === undefined) return [];
+  return [`--max-semi-space-size=${workerCount > SMALL_POOL_MAX_SLOTS ? LARGE_POOL_SEMI_SPACE_MIB : SMALL_POOL_SEMI_SPACE_MIB}`];
+}
+
+/**
+ * glibc gives each thread that meets a locked arena one of its own (up to 8 per core), and memory freed
+ * into one arena serves no other. A child's allocations come from its main thread; V8's compiler and GC
+ * threads only add arenas that stay resident after a burst: 14 MiB of them in a 1,000-slot child after
+ * 20,000 jobs (/proc/<pid>/smaps). bench/e2e --scenarios 10,1000 --modes queue --repeat 3, unset / 1 / 2,
+ * two rounds back to back, PSS alone: after the 1,000-slot burst 191.9 and 195.2 / 179.3 and 170.7 /
+ * 177.1 and 184.3 MiB; 10 slots idle 78.7 and 78.9 / 77.3 and 77.2 / 77.7 MiB; CPU per job within the
+ * run-to-run noise of a shared machine. The operator's own MALLOC_ARENA_MAX, inherited from the
+ * master's environment, wins.
+ */
+export const CHILD_MALLOC_ARENA_MAX = '1';
+
+/** The environment a pool child gets on top of the master's (cluster.fork merges it into process.env). */
+export function childEnv(pool: string, parentEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { DRIVESHAFT_POOL: pool, ...(parentEnv['MALLOC_ARENA_MAX'] === undefined ? { MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX } : {}) };
 }
 
 /** `--max_semi_space_size=2` → `--max-semi-space-size`: V8 treats `_` and `-` alike. */
@@ -71,7 +97,7 @@ export function clusterForker(exec: string = DEFAULT_CHILD_EXEC, nodeFlagsFor: (
     // setupPrimary only affects later forks; calling it each time keeps two masters' settings (tests
     // that run a fixture child beside the real one) from leaking into each other.
     cluster.setupPrimary({ exec, args: [], silent: false, execArgv: childExecArgv(nodeFlagsFor(pool)) });
-    const worker = cluster.fork({ DRIVESHAFT_POOL: pool });
+    const worker = cluster.fork(childEnv(pool));
     return {
       pid: worker.process.pid ?? -1,
       endpoint: worker,

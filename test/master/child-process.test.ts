@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
+import { CHILD_MALLOC_ARENA_MAX, childEnv, childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
 
 const REPORTER = fileURLToPath(new URL('./fixtures/report-exec-argv.js', import.meta.url));
 
-test('small pools should get a 1 MiB young generation, larger ones V8\'s default', () => {
+test('small pools should get a 1 MiB young generation, larger ones 16 MiB (Node 20\'s cap, not Node 22+\'s 32)', () => {
   assert.deepEqual(poolNodeFlags(1), ['--max-semi-space-size=1']);
   assert.deepEqual(poolNodeFlags(SMALL_POOL_MAX_SLOTS), ['--max-semi-space-size=1']);
-  assert.deepEqual(poolNodeFlags(SMALL_POOL_MAX_SLOTS + 1), []);
-  assert.deepEqual(poolNodeFlags(1000), []);
+  assert.deepEqual(poolNodeFlags(SMALL_POOL_MAX_SLOTS + 1), ['--max-semi-space-size=16']);
+  assert.deepEqual(poolNodeFlags(1000), ['--max-semi-space-size=16']);
   assert.deepEqual(poolNodeFlags(undefined), [], 'a pool the master cannot find keeps the defaults');
 });
 
@@ -42,5 +42,21 @@ test('clusterForker should start the child with the pool\'s flags', async (t) =>
   const large = await report('Large');
   assert.deepEqual(pools, ['Small', 'Large']);
   assert.ok(small.execArgv.includes('--max-semi-space-size=1'), `small pool: ${small.execArgv.join(' ')}`);
-  assert.ok(!large.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')), `large pool: ${large.execArgv.join(' ')}`);
+  assert.ok(large.execArgv.includes('--max-semi-space-size=16'), `large pool: ${large.execArgv.join(' ')}`);
+});
+
+test('a pool child should get one malloc arena unless the operator chose otherwise', () => {
+  assert.deepEqual(childEnv('Regular', {}), { DRIVESHAFT_POOL: 'Regular', MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX });
+  // The master's own MALLOC_ARENA_MAX reaches the child through cluster.fork's merge with process.env.
+  assert.deepEqual(childEnv('Regular', { MALLOC_ARENA_MAX: '4' }), { DRIVESHAFT_POOL: 'Regular' });
+});
+
+test('clusterForker should start the child with MALLOC_ARENA_MAX in its environment', async (t) => {
+  const child = clusterForker(REPORTER)('Arena');
+  t.after(() => child.kill('SIGKILL'));
+  const report = await new Promise<{ env: Record<string, string | undefined> }>((resolve) => {
+    child.endpoint.on('message', (message) => resolve(message as { env: Record<string, string | undefined> }));
+  });
+  assert.equal(report.env['DRIVESHAFT_POOL'], 'Arena');
+  assert.equal(report.env['MALLOC_ARENA_MAX'], process.env['MALLOC_ARENA_MAX'] ?? CHILD_MALLOC_ARENA_MAX);
 });
