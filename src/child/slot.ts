@@ -500,7 +500,7 @@ export class Slot implements ConnectionOwner {
     running.maxRunningTimeMs = runner.maxRunningTimeMs;
     running.request = null;
     running.httpCounted = false;
-    // The record is stored before start(): undici may report a failure synchronously.
+    // The record is stored before start(): the HTTP client may report a failure synchronously.
     const request = runner.start(running.job, running, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt }, traceparentFor(running.trace));
     if (running.phase === JobPhase.POSTING && this.#job === running) {
       running.request = request;
