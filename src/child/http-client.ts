@@ -49,9 +49,9 @@ export interface HttpRequest {
   /** A string is sent as UTF-8; buffers in order (the caller sets content-length for a list). */
   body: string | Buffer | readonly Buffer[] | null;
   /** Close the connection after this answer (`connection: close`). */
-  closeConnection?: boolean;
-  /** TLS server name (SNI) for this request; it wins over the pool's own. */
-  serverName?: string;
+  closeConnection: boolean;
+  /** TLS server name (SNI) for this request, which wins over the pool's own; undefined: the pool's. */
+  serverName: string | undefined;
 }
 
 export interface HttpPoolOptions {
@@ -87,18 +87,18 @@ export class HttpPool {
   /** Starts `request`; throws when undici refuses its options (a bad header, path or body). */
   dispatch(request: HttpRequest, listener: HttpResponseListener): HttpExchange {
     const handler = new ExchangeHandler(listener);
-    this.#pool.dispatch(
-      {
-        origin: this.#origin,
-        path: request.path,
-        method: request.method,
-        headers: request.headers,
-        body: request.body as Dispatcher.DispatchOptions['body'],
-        ...(request.closeConnection === true ? { reset: true } : {}),
-        ...(request.serverName === undefined ? {} : { servername: request.serverName }),
-      },
-      handler,
-    );
+    // One object shape for every request (undici reads an absent option and an undefined one alike);
+    // `servername` is a request option undici's types leave out.
+    const options: Dispatcher.DispatchOptions & { servername: string | undefined } = {
+      origin: this.#origin,
+      path: request.path,
+      method: request.method,
+      headers: request.headers,
+      body: request.body as Dispatcher.DispatchOptions['body'],
+      reset: request.closeConnection ? true : undefined,
+      servername: request.serverName,
+    };
+    this.#pool.dispatch(options, handler);
     return handler;
   }
 

@@ -417,7 +417,7 @@ export class JobRunner {
           // keep_alive false: `connection: close`, and the socket closes after the response.
           closeConnection: !this.#template.keepAlive,
           // The client takes SNI from the request before the pool's TLS options; a set name must win.
-          ...(this.#template.tls?.serverName == null ? {} : { serverName: this.#template.tls.serverName }),
+          serverName: this.#template.tls?.serverName ?? undefined,
         },
         request,
       );
