@@ -4,7 +4,7 @@
  * error code into the setting that fixes it.
  *
  * Signing is an HMAC-SHA256 per key over `<webhook-id>.<webhook-timestamp>.<body>`, fed the exact
- * bytes undici writes (the JSON string as UTF-8, the multipart buffers in order) without joining them.
+ * bytes the HTTP client writes (the JSON string as UTF-8, the multipart buffers in order) without joining them.
  */
 import { createHmac } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
@@ -49,7 +49,7 @@ export function webhookId(unique: Buffer, handle: Buffer): string {
   return id;
 }
 
-/** The body exactly as undici sends it: a string is written as UTF-8, buffers as they are, in order. */
+/** The body exactly as the HTTP client sends it: a string is written as UTF-8, buffers as they are, in order. */
 export type SignedBody = string | Buffer | readonly Buffer[];
 
 export class RequestSigner {
@@ -91,7 +91,7 @@ export class RequestSigner {
   }
 }
 
-/** undici's `connect` options for a pool's `tls` (certificates are verified always). */
+/** The HTTP client's TLS connect options for a pool's `tls` (certificates are verified always). */
 export function tlsConnectOptions(tls: PoolTls): ConnectionOptions {
   return {
     rejectUnauthorized: true,
@@ -124,7 +124,7 @@ const CLIENT_CERTIFICATE_REFUSED = new Set([
 ]);
 
 /**
- * Stands for undici's "other side closed" on an https connection that had not received a byte: the
+ * Stands for the HTTP client's "other side closed" on an https connection that had not received a byte: the
  * caller passes it as `code` for that case only.
  */
 export const CLOSED_AFTER_HANDSHAKE = 'closed-after-handshake';
@@ -151,7 +151,7 @@ export function tlsAdvice(code: string, tls: PoolTls | null): string | null {
       : "the endpoint wants a client certificate (mutual TLS): set the pool's tls.cert_file and tls.key_file";
   }
   if (code === CLOSED_AFTER_HANDSHAKE) {
-    // undici reports a TLS 1.3 refusal of the client certificate (the server's alert comes after the
+    // The HTTP client reports a TLS 1.3 refusal of the client certificate (the server's alert comes after the
     // handshake, once the request is written) as a connection closed before any byte came back; other
     // causes look the same from here, hence "if".
     const lead = 'the endpoint closed a new connection without answering; if it checks client certificates';

@@ -30,13 +30,17 @@ import {
   encodeCanDo,
   encodeEchoReq,
   encodeSetClientId,
+  encodeWorkComplete,
+  encodeWorkCompleteHead,
+  encodeWorkException,
+  encodeWorkFail,
   packetTypeName,
 } from '../codec/index.js';
 import type { OversizedPacket, Packet } from '../codec/index.js';
 import { GearmanConnectionError, GearmanServerError, InternalError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { Job } from './job-runner.js';
+import type { FinalOutcome, Job } from './job-runner.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
 export const ConnectionState = {
@@ -75,6 +79,8 @@ export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_MAX_MS = 5000;
 /** How long a graceful close waits for gearmand to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
+/** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
+const COPY_RESULT_LIMIT = 16 * 1024;
 
 export function backoffDelay(attempt: number, capMs: number, random: () => number = Math.random): number {
   const base = Math.min(capMs, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 20));
@@ -247,24 +253,32 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
-   * Sends a job's outcome (WORK_COMPLETE head + result, or WORK_FAIL) on the socket that assigned the
-   * job, then — when `grabAfter` — the next GRAB_JOB_UNIQ in the same write (cork): one syscall and
-   * one gearmand wake-up per job on the hot path. Returns false (and sends nothing) when that socket
-   * is gone: gearmand has re-queued the job, so no answer is owed.
+   * Sends a job's outcome (WORK_COMPLETE with the result, WORK_EXCEPTION, or WORK_FAIL) on the socket
+   * that assigned the job, then — when `grabAfter` — the next GRAB_JOB_UNIQ in the same write: one
+   * syscall and one gearmand wake-up per job on the hot path. Returns false (and sends nothing) when
+   * that socket is gone: gearmand has re-queued the job, so no answer is owed.
    */
-  finishJob(epoch: number, packet: Buffer, body: Buffer | null, grabAfter: boolean): boolean {
+  finishJob(epoch: number, handle: Buffer, outcome: Exclude<FinalOutcome, { kind: 'requeue' }>, grabAfter: boolean): boolean {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
-    socket.cork();
-    socket.write(packet);
-    if (body !== null) socket.write(body);
-    if (grabAfter) {
-      this.#transition(S.GRABBING);
-      socket.write(GRAB_JOB_UNIQ_PACKET);
+    this.#transition(grabAfter ? S.GRABBING : S.READY);
+    const then = grabAfter ? GRAB_JOB_UNIQ_PACKET : null;
+    if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
+      // The result follows its head uncopied, in the same write (cork).
+      socket.cork();
+      socket.write(encodeWorkCompleteHead(handle, outcome.result.length));
+      socket.write(outcome.result);
+      if (then !== null) socket.write(then);
+      socket.uncork();
+    } else if (outcome.kind === 'complete') {
+      socket.write(encodeWorkComplete(handle, outcome.result, then));
+    } else if (outcome.exception !== undefined) {
+      // gearmand 1.1.20 ends the job on WORK_EXCEPTION (a WORK_FAIL after it only earns an ERROR
+      // "job not found"): it is the whole answer. Clients without the exceptions option get a WORK_FAIL from gearmand.
+      socket.write(encodeWorkException(handle, outcome.exception, then));
     } else {
-      this.#transition(S.READY);
+      socket.write(encodeWorkFail(handle, then));
     }
-    socket.uncork();
     return true;
   }
 

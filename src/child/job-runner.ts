@@ -2,39 +2,27 @@
  * Runs one Gearman job as one HTTP POST to the pool's job_processing_uri (docs/http-contract.md) and turns the
  * endpoint's answer into exactly one outcome.
  *
- * One undici Pool per runner, keep-alive, `connections` = worker_count: a slot runs at most one job,
- * so the pool never queues a request behind another one (the original opened a TCP connection per job).
- *
- * Requests go through `Pool.dispatch` with a dispatch handler (undici's current controller API)
- * rather than `Pool.request`: no Readable stream, no promise per job; the two response headers we read
- * come from the controller's raw list.
+ * One HTTP connection pool per runner (http-client.ts), keep-alive, `connections` = worker_count: a
+ * slot runs at most one job, so the pool never queues a request behind another one (the original
+ * opened a TCP connection per job). Each request is answered through callbacks: no stream, no promise
+ * per job; the two response headers we read come from the raw header list.
  */
 import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import type { PoolTls, RequestFormat } from '../config/types.js';
 import { ErrorCode, HttpRequestError, HttpResponseError, ShuttingDownError } from '../errors.js';
 import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from './ndjson-answer.js';
 import type { JobTrace } from './trace-context.js';
 import { CLOSED_AFTER_HANDSHAKE, RequestSigner, tlsAdvice, tlsConnectOptions, webhookId } from './endpoint-security.js';
+import { HttpFailure, HttpPool, closedUnanswered } from './http-client.js';
+import type { HttpExchange, HttpResponseListener } from './http-client.js';
 import { rawHeaderValue } from './raw-headers.js';
 import { responseBytes } from './response-body.js';
 
-/**
- * undici's Pool class from its own file, not from the package index: the index also loads fetch,
- * WebSocket, EventSource, the cache store and web streams (with zlib and more), which a child never
- * uses. With undici 8.13 on Node 26 the index costs 8.1 MiB of RSS and 8.3 MiB of PSS more than this
- * file (a process that loads either and creates a 10-connection Pool, after GC, /proc smaps_rollup,
- * three runs each: 59.5 vs 67.8 MiB RSS). The index itself requires this same file, and package-lock
- * pins undici, so a move of it would fail every test at once rather than in production.
- */
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
-
 /** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-/** Below this a multipart body is assembled into one buffer: a copy is cheaper than undici's async iterable writer. */
+/** Below this a multipart body is assembled into one buffer: a copy is cheaper than the HTTP client's iterable writer. */
 const MULTIPART_COPY_LIMIT = 64 * 1024;
 /** INT32 range: gearman_ret is a C int in libgearman; the original crashed on values ≥ 2^31. */
 const INT32_MIN = -0x80000000;
@@ -115,7 +103,7 @@ export interface JobRunnerOptions {
   /** Extra request headers, lower-cased names. */
   headers: Record<string, string>;
   maxRunningTimeMs: number;
-  /** undici Pool connections: the pool's worker_count (at least 1). */
+  /** HTTP connections: the pool's worker_count (at least 1). */
   connections: number;
   maxResponseBytes?: number;
   /** false: `connection: close` on every request, a new TCP connection per job (the original's way). */
@@ -162,7 +150,7 @@ const STALL_MIN_MS = 35;
 const STALL_MAX_MS = 60;
 const STALLS_TO_REPORT = 8;
 
-/** Headers the runner sets itself (or undici refuses): a per-pool header must not override them. */
+/** Headers the runner sets itself (or the HTTP client refuses): a per-pool header must not override them. */
 const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', ...JOB_HEADERS]);
 
 const HEX_UPPER = '0123456789ABCDEF';
@@ -208,9 +196,7 @@ function errorReason(error: unknown, https = false, tls: PoolTls | null = null):
   let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
   if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
   if (https && typeof code === 'string') {
-    const bytesRead = (error as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
-    const closedUnanswered = code === 'UND_ERR_SOCKET' && bytesRead === 0;
-    const advice = tlsAdvice(closedUnanswered ? CLOSED_AFTER_HANDSHAKE : code, tls);
+    const advice = tlsAdvice(closedUnanswered(error) ? CLOSED_AFTER_HANDSHAKE : code, tls);
     if (advice !== null) reason += `; ${advice}`;
   }
   return reason;
@@ -311,7 +297,7 @@ interface RequestTemplate {
   origin: string;
   path: string;
   format: RequestFormat;
-  /** Flat [name, value, …] array: undici's cheapest header form. */
+  /** Flat [name, value, …] array: the HTTP client's cheapest header form. */
   headers: string[];
   boundary: string;
   maxRunningTimeMs: number;
@@ -323,7 +309,7 @@ interface RequestTemplate {
 }
 
 export class JobRunner {
-  readonly #pool: UndiciPool;
+  readonly #pool: HttpPool;
   readonly #template: RequestTemplate;
   /** `"Sum"` → `"\"Sum\""`: function names repeat on every job; escape each once. */
   readonly #functionJson = new Map<string, string>();
@@ -364,22 +350,15 @@ export class JobRunner {
     };
     this.#onStalledBodies = options.onStalledBodies ?? null;
     this.#connections = Math.max(1, options.connections);
-    this.#pool = new Pool(url.origin, {
-      connections: this.#connections,
-      pipelining: 1,
-      // max_running_time is enforced by our own timer from the job's assignment; undici's own
-      // per-phase timeouts would fire at unrelated moments (and default to 300 s).
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(tls === null ? {} : { connect: tlsConnectOptions(tls) }),
-    });
+    // max_running_time is enforced by the slot's timer from the job's assignment, not by the client.
+    this.#pool = new HttpPool(url.origin, { connections: this.#connections, tls: tls === null ? null : tlsConnectOptions(tls) });
   }
 
   get maxRunningTimeMs(): number {
     return this.#template.maxRunningTimeMs;
   }
 
-  /** The undici Pool's connection cap: the worker_count this runner was sized for. */
+  /** The HTTP pool's connection cap: the worker_count this runner was sized for. */
   get connections(): number {
     return this.#connections;
   }
@@ -410,7 +389,7 @@ export class JobRunner {
     } else {
       body = this.#jsonBody(job);
     }
-    // A fresh array per request: undici keeps the options of a request it has to queue.
+    // A fresh array per request: the client keeps the options of a request it has to queue.
     headers = [
       ...headers,
       ATTEMPT_HEADER,
@@ -429,20 +408,20 @@ export class JobRunner {
     // Signed last, over the body exactly as built above; each attempt gets a fresh timestamp.
     if (this.#signer !== null) headers.push(...this.#signer.headers(webhookId(job.unique, job.handle), body));
     try {
-      this.#pool.dispatch(
+      const exchange = this.#pool.dispatch(
         {
-          origin: this.#template.origin,
           path: this.#template.path,
           method: 'POST',
           headers,
-          body: body as Dispatcher.DispatchOptions['body'],
-          // keep_alive false: `connection: close`, and undici closes the socket after the response.
-          ...(this.#template.keepAlive ? {} : { reset: true }),
-          // undici takes SNI from the request before the Pool's connect options; a set name must win.
-          ...(this.#template.tls?.serverName == null ? {} : { servername: this.#template.tls.serverName }),
+          body,
+          // keep_alive false: `connection: close`, and the socket closes after the response.
+          closeConnection: !this.#template.keepAlive,
+          // The client takes SNI from the request before the pool's TLS options; a set name must win.
+          serverName: this.#template.tls?.serverName ?? undefined,
         },
         request,
       );
+      request.started(exchange);
     } catch (error) {
       request.abort(new HttpRequestError(`request could not be started: ${errorReason(error, this.#template.https, this.#template.tls)}`, { cause: error }));
     }
@@ -531,7 +510,7 @@ export class JobRunner {
     if (job.workload.length < MULTIPART_COPY_LIMIT) {
       return { body: Buffer.concat([head, job.workload, tail], length), headers };
     }
-    // undici writes an iterable body chunk by chunk; with content-length set it is not chunked.
+    // A list body is written chunk by chunk; with content-length set it is not chunked.
     return { body: [head, job.workload, tail], headers: [...headers, 'content-length', String(length)] };
   }
 }
@@ -550,15 +529,15 @@ function containsBoundary(job: Job, boundary: string): boolean {
 }
 
 /**
- * One job's HTTP exchange: the undici dispatch handler. `#done` guarantees exactly one
- * outcome whatever order undici's callbacks and our aborts (timeout, shutdown) come in.
+ * One job's HTTP exchange, as the HTTP client's listener. `#done` guarantees exactly one outcome
+ * whatever order the client's callbacks and our aborts (timeout, shutdown) come in.
  */
-export class JobRequest {
+export class JobRequest implements HttpResponseListener {
   readonly #runner: JobRunner;
   readonly #listener: JobListener;
   readonly #template: RequestTemplate;
-  /** undici's handle on the request once it starts: aborts it. */
-  #controller: Dispatcher.DispatchController | null = null;
+  /** The client's handle on the request once dispatched: aborts it. */
+  #exchange: HttpExchange | null = null;
   #status = 0;
   /** performance.now() when a 200's headers arrived (the stall detector's start). */
   #headersAt = 0;
@@ -569,9 +548,7 @@ export class JobRequest {
   /** Set when a 200 answer is application/x-ndjson: its lines are handled as they arrive. */
   #ndjson: NdjsonAnswer | null = null;
   #done = false;
-  /** A response began and its status line has not reached onResponseStart (see onResponseError: the 100 Continue case). */
-  #statusPending = false;
-  /** Set when we aborted: the outcome is already settled; undici's onResponseError then only cleans up. */
+  /** Set when we aborted: the outcome is already settled; the client's onFailure then only cleans up. */
   #abortReason: Error | null = null;
 
   constructor(runner: JobRunner, listener: JobListener, template: RequestTemplate) {
@@ -589,9 +566,15 @@ export class JobRequest {
     return this.#status;
   }
 
+  /** @internal The runner hands over the dispatched request, so an abort can stop it. */
+  started(exchange: HttpExchange): void {
+    this.#exchange = exchange;
+    if (this.#abortReason !== null) exchange.abort(this.#abortReason);
+  }
+
   /**
    * Ends the job now with a failure whose cause follows `reason`'s code (timeout, shutdown or a request
-   * error). Settles the outcome at once, even if undici has not yet handed the request to a socket.
+   * error). Settles the outcome at once, even if the client has not yet handed the request to a socket.
    */
   abort(reason: Error): void {
     if (this.#done) return;
@@ -602,33 +585,20 @@ export class JobRequest {
     } else {
       this.#settle({ kind: 'fail', cause: code === ErrorCode.SHUTTING_DOWN ? FailureCause.SHUTDOWN : FailureCause.HTTP, reason: reason.message });
     }
-    this.#controller?.abort(reason);
+    this.#exchange?.abort(reason);
   }
 
-  // ── undici dispatch handler ──────────────────────────────────────────────────────────────────────
+  // ── HTTP client listener ─────────────────────────────────────────────────────────────────────────
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    // Aborted while queued (e.g. the endpoint was still connecting): stop it now.
-    if (this.#abortReason !== null) controller.abort(this.#abortReason);
-  }
-
-  onResponseStarted(): void {
-    this.#statusPending = true;
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
-    this.#statusPending = false;
-    this.#status = statusCode;
-    // The raw [name, value, …] list: two header lookups need no parsed object.
-    const rawHeaders = (controller as { rawHeaders?: Buffer[] }).rawHeaders;
-    if (statusCode === 200) {
+  onHeaders(status: number, rawHeaders: readonly Buffer[]): void {
+    this.#status = status;
+    if (status === 200) {
       this.#headersAt = performance.now();
-      if (rawHeaders !== undefined && isNdjsonResponse(rawHeaders)) this.#ndjson = new NdjsonAnswer((update) => this.#progress(update));
-    } else if ((statusCode === 429 || statusCode === 503) && rawHeaders !== undefined) this.#retryAfterMs = retryAfterMs(rawHeaders);
+      if (isNdjsonResponse(rawHeaders)) this.#ndjson = new NdjsonAnswer((update) => this.#progress(update));
+    } else if (status === 429 || status === 503) this.#retryAfterMs = retryAfterMs(rawHeaders);
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#template.maxResponseBytes) {
       this.abort(new HttpResponseError(`response body is over the ${this.#template.maxResponseBytes}-byte limit`));
@@ -647,7 +617,7 @@ export class JobRequest {
     if (!this.#done) this.#listener.onJobProgress(update);
   }
 
-  onResponseEnd(): void {
+  onEnd(): void {
     if (this.#done) return;
     const status = this.#status;
     if (status !== 200) {
@@ -670,25 +640,20 @@ export class JobRequest {
     this.#settle(interpretBody(body));
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+  onFailure(error: Error, kind: HttpFailure): void {
     if (this.#done) return;
-    // undici's HTTP/1.1 client drops the connection on any 100 Continue (it never sends Expect) with
-    // this generic error, before the status reaches onResponseStart; every other 1xx does. The
-    // endpoint answered, wrongly, and will again: a permanent failure, named.
-    if (this.#statusPending && error.message === 'bad response') {
+    if (kind === HttpFailure.UNSOLICITED_CONTINUE) {
+      // The endpoint answered, wrongly, and will again: a permanent failure, named.
       const reason = `the endpoint sent an unsolicited "100 Continue", which undici (the HTTP client) does not accept: configure the endpoint's server to send only the final response (request failed: ${errorReason(error)})`;
       this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason });
-      return;
+    } else if (kind === HttpFailure.UPGRADE) {
+      // Only reachable if the endpoint answers 101 to a POST: it answered, wrongly, so it is permanent.
+      this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: 'endpoint tried to upgrade the connection' });
+    } else {
+      // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
+      // endpoint meant to fail the job, so another attempt may well succeed.
+      this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.https, this.#template.tls)}`, retryAfterMs: null });
     }
-    // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
-    // endpoint meant to fail the job, so another attempt may well succeed.
-    this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#template.https, this.#template.tls)}`, retryAfterMs: null });
-  }
-
-  onRequestUpgrade(): void {
-    // Only reachable if the endpoint answers 101 to a POST: it answered, wrongly, so it is permanent.
-    if (this.#done) return;
-    this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: 'endpoint tried to upgrade the connection' });
   }
 
   #settle(outcome: JobOutcome): void {

@@ -126,7 +126,7 @@ function preview(line: Buffer): string {
   return JSON.stringify(line.subarray(0, PREVIEW_CHARS * 4).toString('utf8').trimEnd().slice(0, PREVIEW_CHARS));
 }
 
-/** Whether a response's raw headers (undici's flat [name, value, …] Buffers) say application/x-ndjson. */
+/** Whether a response's raw headers (the HTTP client's flat [name, value, …] Buffers) say application/x-ndjson. */
 export function isNdjsonResponse(rawHeaders: readonly Buffer[]): boolean {
   const value = rawHeaderValue(rawHeaders, CONTENT_TYPE);
   if (value === null) return false;

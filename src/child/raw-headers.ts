@@ -1,5 +1,5 @@
 /**
- * Reading one header from undici's raw response headers (a flat [name, value, …] list of Buffers)
+ * Reading one header from the HTTP client's raw response headers (a flat [name, value, …] list of Buffers)
  * without building the parsed object: the job runner needs at most one or two per response.
  */
 

