@@ -79,6 +79,15 @@ export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_MAX_MS = 5000;
 /** How long a graceful close waits for gearmand to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
+
+/**
+ * Every gearmand socket of the process reads into this one buffer (net's `onread`), and what arrived is
+ * copied out at once into memory of its own size (small reads share Buffer's 8 KiB pool slabs). Without
+ * it Node allocates 64 KiB per read with malloc and shrinks it to the bytes read: with hundreds of slots
+ * the shrunk chunks scatter the malloc heap and its pages stay resident (READ_BUFFER_MEASURED).
+ * Reads are synchronous on the one event loop thread, so one buffer serves every socket.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
 const COPY_RESULT_LIMIT = 16 * 1024;
 
@@ -381,13 +390,24 @@ export class GearmanConnection implements WakeMember {
     this.#epoch++;
     this.#parser.reset();
     this.#connectStartedAt = Date.now();
-    const socket = net.connect({ host: this.server.host, port: this.server.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: Math.max(1000, this.#loopTimeoutMs) });
+    const socket = net.connect({
+      host: this.server.host,
+      port: this.server.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: Math.max(1000, this.#loopTimeoutMs),
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          this.#rxSeen = true;
+          // The parser hands out views of what it is given and never writes them: give it a copy.
+          this.#parser.push(Buffer.from(buffer.subarray(0, bytes)));
+          return true;
+        },
+      },
+    });
     this.#socket = socket;
     socket.on('connect', () => this.#onConnect(socket));
-    socket.on('data', (chunk: Buffer) => {
-      this.#rxSeen = true;
-      this.#parser.push(chunk);
-    });
     socket.on('error', (error: Error) => {
       if (socket === this.#socket) this.#fail(new GearmanConnectionError(`${this.server.label}: ${error.message}`, { cause: error }));
     });
