@@ -3,7 +3,7 @@
  * the targets' verdicts, as text.
  */
 import { MODES, type Options } from './options.js';
-import { SIGNED_SUFFIX, type CeilingResult, type Integrity, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
+import { SIGNED_SUFFIX, type CeilingResult, type Integrity, type MemoryFloor, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 export const fmt = {
   int: (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
@@ -62,7 +62,7 @@ export function ceilingFigures(ceilings: ReadonlyArray<CeilingResult | undefined
 }
 
 /** The whole report; `targets` are the verdicts on the same scenarios (evaluateTargets). */
-export function report(options: Options, meta: Record<string, unknown>, ceilings: CeilingResult[], scenarios: ScenarioResult[], targets: readonly Target[]): string {
+export function report(options: Options, meta: Record<string, unknown>, ceilings: CeilingResult[], scenarios: ScenarioResult[], targets: readonly Target[], memoryFloor?: MemoryFloor): string {
   const out: string[] = [];
   const overall = ceilingFigures(ceilings);
   out.push('');
@@ -146,7 +146,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
   }
   out.push('');
 
-  out.push(memoryLines(scenarios).join('\n'));
+  out.push(memoryLines(scenarios, memoryFloor).join('\n'));
   out.push('');
 
   const signed = scenarios.filter((s) => s.binary === 'ours' && s.label.endsWith(SIGNED_SUFFIX));
@@ -244,7 +244,7 @@ export function judgedMemory(alone: number | null | undefined, pss: number | nul
  * the node binary's pages, shared by every node process but counted by RSS in each), with PSS beside
  * it. The targets are PSS, which counts the node binary's pages once for master and children.
  */
-function memoryLines(scenarios: readonly ScenarioResult[]): string[] {
+function memoryLines(scenarios: readonly ScenarioResult[], memoryFloor: MemoryFloor | undefined): string[] {
   const out = [
     'Daemon memory, MiB (RSS = anon + file; PSS divides a shared page between every process mapping it, this harness',
     "and other people's Node processes included; \"alone\" counts each page of master + children once, as their PSS",
@@ -252,6 +252,12 @@ function memoryLines(scenarios: readonly ScenarioResult[]): string[] {
   ];
   const who = (i: number): string => (i === 0 ? 'master' : `child ${i}`);
   const pss = pssMib;
+  if (memoryFloor !== undefined) {
+    out.push(
+      `  Node floor (a cluster primary and one child that loaded undici, nothing else, idle): alone ${pss(memoryFloor.aloneKiB)}, ` +
+        `RSS ${fmt.mib(memoryFloor.rssKiB)}, PSS ${pss(memoryFloor.pssKiB)}`,
+    );
+  }
   for (const s of scenarios) {
     const name = scenarioName(s);
     if (s.idleByProcess !== undefined) {
@@ -262,6 +268,7 @@ function memoryLines(scenarios: readonly ScenarioResult[]): string[] {
     if (q?.kind === 'throughput' && q.perProcess !== undefined) {
       const parts = q.perProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssAfterKiB)} (${fmt.mib(p.rssAnonAfterKiB)}+${fmt.mib(p.rssFileAfterKiB)}, PSS ${pss(p.pssAfterKiB)})`);
       out.push(`  ${name} after ${q.mode}: alone ${pss(q.aloneAfterKiB)}, RSS ${fmt.mib(q.rssAfterKiB)}, PSS ${pss(q.pssAfterKiB)}; ${parts.join(', ')}`);
+      if (s.settledAloneKiB !== undefined) out.push(`  ${name} 3 s after that run: alone ${pss(s.settledAloneKiB)}`);
     }
   }
   return out;

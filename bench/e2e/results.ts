@@ -104,6 +104,11 @@ export interface ScenarioResult {
   idlePssKiB?: number | null;
   /** The idle sample's "PSS alone" (see ThroughputResult.aloneAfterKiB). */
   idleAloneKiB?: number | null;
+  /**
+   * PSS alone SETTLED_AFTER_RUN_MS after the first queue run drained: what the daemon keeps once the
+   * burst is over (the "after" figures are sampled the moment the last job is answered).
+   */
+  settledAloneKiB?: number | null;
   /** The idle sample per process, master first. */
   idleByProcess?: MemoryByProcess[];
   idleProcesses?: number;
@@ -137,6 +142,13 @@ export interface MemoryByProcess {
 /** NaN (not read) becomes null, which JSON can hold. */
 export function orNull(kib: number): number | null {
   return Number.isFinite(kib) ? kib : null;
+}
+
+/** Two bare Node processes of this design (memory-floor.ts), sampled like the daemon at idle. */
+export interface MemoryFloor {
+  aloneKiB: number;
+  pssKiB: number;
+  rssKiB: number;
 }
 
 export interface CeilingResult {

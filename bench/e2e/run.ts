@@ -16,10 +16,11 @@ import { OUR_BIN, REPO_ROOT } from './daemon.js';
 import { startEndpoint, type EndpointKind } from './endpoint.js';
 import { killEverything } from './live-pids.js';
 import { measureCeiling } from './measure.js';
+import { measureMemoryFloor } from './memory-floor.js';
 import { compareKind, parseOptions } from './options.js';
 import { loadAverage } from './proc-stats.js';
 import { ceilingFigures, fmt, report } from './report.js';
-import { SIGNED_SUFFIX, type CeilingResult, type ScenarioResult } from './results.js';
+import { SIGNED_SUFFIX, type CeilingResult, type MemoryFloor, type ScenarioResult } from './results.js';
 import { runScenario } from './scenarios.js';
 import { evaluateTargets } from './targets.js';
 
@@ -135,6 +136,12 @@ async function main(): Promise<void> {
 
   // The machine is shared: a ceiling measured minutes away from a scenario can be off by half. With
   // --ceiling each, every scenario is measured right after a ceiling of its own.
+  let memoryFloor: MemoryFloor | undefined;
+  if (binaries.length > 0) {
+    progress('memory floor (a cluster primary and one child with undici loaded)');
+    memoryFloor = await measureMemoryFloor(options.settleMs);
+    progress(`  memory floor: ${fmt.mib(memoryFloor.aloneKiB)} MiB PSS alone, RSS ${fmt.mib(memoryFloor.rssKiB)} MiB`);
+  }
   let once: CeilingResult | undefined;
   if (options.ceiling === 'once' || binaries.length === 0) once = await measure('start', 1);
   for (const spec of options.scenarios) {
@@ -160,13 +167,13 @@ async function main(): Promise<void> {
   meta['loadEnd'] = loadAverage();
   meta['uptimeEnd'] = commandOutput('uptime', []);
   meta['durationS'] = (Date.now() - started) / 1000;
-  const targets = evaluateTargets(options, scenarios);
-  const text = report(options, meta, ceilings, scenarios, targets);
+  const targets = evaluateTargets(options, scenarios, memoryFloor);
+  const text = report(options, meta, ceilings, scenarios, targets, memoryFloor);
   process.stdout.write(`${text}\n`);
 
   const outPath = options.out ?? join(REPO_ROOT, 'bench', 'results', `e2e-${date.replace(/[:.]/g, '-')}.json`);
   mkdirSync(join(outPath, '..'), { recursive: true });
-  writeFileSync(outPath, `${JSON.stringify({ meta, ceiling: ceilingFigures(ceilings), ceilings, scenarios, targets }, null, 2)}\n`);
+  writeFileSync(outPath, `${JSON.stringify({ meta, ceiling: ceilingFigures(ceilings), ceilings, memoryFloor, scenarios, targets }, null, 2)}\n`);
   process.stdout.write(`\nJSON: ${outPath}\n`);
   if (options.keepTmp || scenarios.some((s) => s.error !== undefined)) process.stdout.write(`temp dir kept: ${tmp}\n`);
   else rmSync(tmp, { recursive: true, force: true });

@@ -121,12 +121,14 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
           const all: ThroughputResult[] = [];
           for (let i = 0; i < options.repeat; i++) {
             all.push(await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, `${prefix}${i}`));
+            if (i === 0) result.settledAloneKiB = await settledAlone(daemon);
           }
           result.queueRuns = all;
           result.runs.queue = [...all].sort((a, b) => a.rate - b.rate)[Math.floor(all.length / 2)];
           continue;
         }
         result.runs[mode] = await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, prefix);
+        if (mode === 'queue') result.settledAloneKiB = await settledAlone(daemon);
       }
       await stopDaemon();
     }
@@ -162,6 +164,14 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   }
   if (options.profile && ctx.binary === 'ours') result.profile = summariseProfileDir(profileDir, REPO_ROOT);
   return result;
+}
+
+/** How long after a run the settled sample is taken: the daemon's quiet-time GC (src/idle-memory.ts) looks once a second. */
+const SETTLED_AFTER_RUN_MS = 3000;
+
+async function settledAlone(daemon: Daemon): Promise<number | null> {
+  await delay(SETTLED_AFTER_RUN_MS);
+  return orNull(sampleProcesses(daemon.pids(), { pss: true }).uniqueKiB);
 }
 
 /**

@@ -3,7 +3,7 @@
  */
 import { compareKind, type Options } from './options.js';
 import { ceilingFigures, fmt, judgedMemory, pssMib } from './report.js';
-import type { LatencyResult, RunResult, ScenarioResult, Target, ThroughputResult } from './results.js';
+import type { LatencyResult, MemoryFloor, RunResult, ScenarioResult, Target, ThroughputResult } from './results.js';
 
 // Every ratio is between figures of the same run: the original (the compare binary), the Node floor
 // and the ceiling are measured minutes or seconds from ours on the same machine.
@@ -23,7 +23,7 @@ const TARGET_PSS_1000_AFTER_MIB = 100;
 const TARGET_PSS_10_IDLE_MIB = 60;
 const TARGET_PSS_PER_SLOT_KIB = 16;
 
-export function evaluateTargets(options: Options, scenarios: ScenarioResult[]): Target[] {
+export function evaluateTargets(options: Options, scenarios: ScenarioResult[], memoryFloor?: MemoryFloor): Target[] {
   const ours = (label: string): ScenarioResult | undefined => scenarios.find((s) => s.binary === 'ours' && s.label === label);
   const original = (label: string): ScenarioResult | undefined =>
     scenarios.find((s) => s.binary === 'compare' && s.compareKind === 'original' && s.label === label);
@@ -118,7 +118,11 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[]): 
   const after1000 = judgedMemory(run1000?.aloneAfterKiB, run1000?.pssAfterKiB);
   targets.push({
     name: `1000 slots: PSS after a ${fmt.int(options.jobs)}-job run`,
-    value: after1000 === undefined ? '—' : `${fmt.mib(after1000.kib)} MiB ${after1000.kind} (PSS ${pssMib(run1000?.pssAfterKiB)}, RSS ${fmt.mib(run1000?.rssAfterKiB)})`,
+    value:
+      after1000 === undefined
+        ? '—'
+        : `${fmt.mib(after1000.kib)} MiB ${after1000.kind} (PSS ${pssMib(run1000?.pssAfterKiB)}, RSS ${fmt.mib(run1000?.rssAfterKiB)}); ` +
+          `3 s later ${pssMib(ours('1000')?.settledAloneKiB)}`,
     goal: `≤ ${TARGET_PSS_1000_AFTER_MIB} MiB`,
     pass: after1000 === undefined ? undefined : after1000.kib / 1024 <= TARGET_PSS_1000_AFTER_MIB,
     note: 'no 1000-slot queue run, or PSS unreadable',
@@ -128,7 +132,11 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[]): 
   const idle10 = judgedMemory(s10?.idleAloneKiB, s10?.idlePssKiB);
   targets.push({
     name: `10 slots: idle PSS (${options.settleMs} ms after registering)`,
-    value: idle10 === undefined ? '—' : `${fmt.mib(idle10.kib)} MiB ${idle10.kind} (PSS ${pssMib(s10?.idlePssKiB)}, RSS ${fmt.mib(s10?.idleRssKiB)})`,
+    value:
+      idle10 === undefined
+        ? '—'
+        : `${fmt.mib(idle10.kib)} MiB ${idle10.kind} (PSS ${pssMib(s10?.idlePssKiB)}, RSS ${fmt.mib(s10?.idleRssKiB)})` +
+          (memoryFloor === undefined ? '' : `; Node floor ${pssMib(memoryFloor.aloneKiB)}`),
     goal: `≤ ${TARGET_PSS_10_IDLE_MIB} MiB`,
     pass: idle10 === undefined ? undefined : idle10.kib / 1024 <= TARGET_PSS_10_IDLE_MIB,
     note: 'no 10-slot scenario, or PSS unreadable',
