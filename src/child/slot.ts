@@ -614,37 +614,18 @@ export class Slot implements ConnectionOwner {
 
   #logJob(running: RunningJob, outcome: JobOutcome, durationMs: number, note: string | undefined): void {
     const log = this.#log;
-    if (outcome.kind === 'fail') {
-      log.warn(
-        {
-          function: running.job.functionName,
-          handle: running.job.handleText,
-          unique: running.job.uniqueText,
-          server: running.job.server,
-          trace_id: running.trace.traceId,
-          durationMs: round(durationMs),
-          cause: outcome.cause,
-          reason: outcome.reason,
-          note,
-        },
-        'job failed',
-      );
-    } else if (log.debug()) {
-      log.debug(
-        {
-          function: running.job.functionName,
-          handle: running.job.handleText,
-          unique: running.job.uniqueText,
-          server: running.job.server,
-          trace_id: running.trace.traceId,
-          durationMs: round(durationMs),
-          outcome: outcome.kind,
-          resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined,
-          note,
-        },
-        'job done',
-      );
-    }
+    if (outcome.kind !== 'fail' && !log.debug()) return;
+    // Built only when a line will be written: at info level a completed job costs no object.
+    const fields = {
+      function: running.job.functionName,
+      handle: running.job.handleText,
+      unique: running.job.uniqueText,
+      server: running.job.server,
+      trace_id: running.trace.traceId,
+      durationMs: round(durationMs),
+    };
+    if (outcome.kind === 'fail') log.warn({ ...fields, cause: outcome.cause, reason: outcome.reason, note }, 'job failed');
+    else log.debug({ ...fields, outcome: outcome.kind, resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined, note }, 'job done');
   }
 
   // ── grabbing ───────────────────────────────────────────────────────────────────────────────────
