@@ -36,11 +36,11 @@ function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** `httpUrl`: the Node floor (each job POSTed to the endpoint first), see echo-worker.ts. */
-export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number, httpUrl?: string): EchoWorkers {
+export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number, httpUrl?: string, undici = false): EchoWorkers {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'echo-worker.js');
   const child = spawn(
     process.execPath,
-    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections), ...(httpUrl === undefined ? [] : ['--http', httpUrl])],
+    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections), ...(httpUrl === undefined ? [] : ['--http', httpUrl]), ...(undici ? ['--undici'] : [])],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -13,6 +13,11 @@
  * library, no timers, no metrics, no logging: the least any Node worker manager must do per job, so
  * the daemon's 1-slot rate can be read against what Node itself allows on this machine.
  *
+ * `--http URL --undici` is the **undici floor**: the same worker, the POST made through the daemon's
+ * own HTTP adapter (src/child/http-client.ts, undici's Pool) with the same one header, the answer
+ * collected and JSON.parse'd. Between the two floors is what undici costs; between it and the daemon,
+ * what our code costs (headers, tracing, delivery, metrics, logging).
+ *
  * stdout, one JSON object per line:
  *   {"event":"ready"}                                   every connection registered and asleep
  *   {"event":"expecting","jobs":N}                      acknowledges `expect N`
@@ -23,6 +28,7 @@
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { HttpPool } from '../../src/child/http-client.js';
 import {
   GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,
@@ -43,6 +49,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '10' },
     expect: { type: 'string', default: '0' },
     http: { type: 'string' },
+    undici: { type: 'boolean', default: false },
   },
 });
 if (values.port === undefined || values.functions === undefined) {
@@ -111,9 +118,36 @@ function floorHttp(url: URL): (body: string, done: () => void) => void {
   };
 }
 
+/** The undici floor's POST: one request on the daemon's HTTP adapter, the callback once the full answer is in. */
+function undiciHttp(url: URL): (body: string, done: () => void) => void {
+  const pool = new HttpPool(url.origin, { connections: 1 });
+  const fail = (why: string): never => {
+    process.stderr.write(`echo-worker: undici floor: ${why}\n`);
+    process.exit(1);
+  };
+  return (body, done) => {
+    const chunks: Buffer[] = [];
+    pool.dispatch(
+      { path: url.pathname, method: 'POST', headers: ['content-type', 'application/json'], body, closeConnection: false, serverName: undefined },
+      {
+        onHeaders: (status) => {
+          if (status !== 200) fail(`status ${status}`);
+        },
+        onData: (chunk) => chunks.push(chunk),
+        onEnd: () => {
+          const answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { gearman_ret?: unknown };
+          if (answer.gearman_ret !== 0) fail(`gearman_ret ${String(answer.gearman_ret)}`);
+          done();
+        },
+        onFailure: (error) => fail(error.message),
+      },
+    );
+  };
+}
+
 function startConnection(): void {
   const socket: Socket = connect({ host: values.host, port });
-  const post = values.http === undefined ? null : floorHttp(new URL(values.http));
+  const post = values.http === undefined ? null : values.undici ? undiciHttp(new URL(values.http)) : floorHttp(new URL(values.http));
   let sleptOnce = false;
   const parser = new Parser({
     onPacket: (packet: Packet) => {

@@ -120,10 +120,21 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
         integ === undefined ? '—' : integ.ok ? `ok ${integ.answered}/${run.jobs}` : integ.problems.join('; '),
       ]);
     }
-    if (s.floor !== undefined) {
-      const f = s.floor;
-      rows.push([name, 'Node floor', fmt.int(f.rate), ceiling.reported === undefined ? '—' : fmt.f3(f.rate / ceiling.reported), fmt.f1(f.cpuUsPerJob.workers), fmt.f1(f.cpuUsPerJob.gearmand), fmt.f1(f.cpuUsPerJob.endpoint), `${fmt.f1(f.coresBusy)} / ${fmt.f1(f.otherCores)}`, '', '1', `ok ${f.jobs}/${f.jobs}`]);
-    }
+    const floorRow = (label: string, f: ThroughputResult): string[] => [
+      name,
+      label,
+      fmt.int(f.rate),
+      ceiling.reported === undefined ? '—' : fmt.f3(f.rate / ceiling.reported),
+      fmt.f1(f.cpuUsPerJob.workers),
+      fmt.f1(f.cpuUsPerJob.gearmand),
+      fmt.f1(f.cpuUsPerJob.endpoint),
+      `${fmt.f1(f.coresBusy)} / ${fmt.f1(f.otherCores)}`,
+      '',
+      '1',
+      `ok ${f.jobs}/${f.jobs}`,
+    ];
+    if (s.floor !== undefined) rows.push(floorRow('Node floor', s.floor));
+    if (s.undiciFloor !== undefined) rows.push(floorRow('undici floor', s.undiciFloor));
     if (s.floorLatency !== undefined) {
       const l = s.floorLatency;
       const base = ceiling.latencyP50;
@@ -133,7 +144,8 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
     if (s.idleRssKiB !== undefined) rows.push([name, 'idle', '', '', '', '', '', '', `${fmt.mib(s.idleRssKiB)} (${s.idleProcesses} procs)`, '', `registered in ${s.registerMs} ms, load ${s.load[0]}`]);
   }
   out.push('Scenarios (× ceiling: queue/cold ÷ the reported ceiling, concurrent ÷ the echo workers\' concurrent run, latency p50 − the echo ×1 p50;');
-  out.push('"Node floor" at 1 slot: one raw-socket Node worker POSTing each job to the same endpoint, no HTTP library — the 1-slot rate Node allows here):');
+  out.push('"Node floor" at 1 slot: one raw-socket Node worker POSTing each job to the same endpoint, no HTTP library — the 1-slot rate Node allows here;');
+  out.push('"undici floor": the same worker POSTing through the daemon\'s undici adapter — what Node with undici allows):');
   out.push(table(['slots', 'mode', 'jobs/s', '× ceiling', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'cores ours/other', 'RSS MiB', 'http conns', 'integrity'], rows));
   out.push('');
 

@@ -129,6 +129,8 @@ export interface ScenarioResult {
   /** The Node floor's foreground latency (latency mode), the 1-slot p50 any Node daemon starts from. */
   floorLatency?: LatencyResult;
   floorError?: string;
+  /** 1 slot only: the undici floor (echo-worker.ts --http --undici): the Node floor POSTing through our undici adapter. */
+  undiciFloor?: ThroughputResult;
 }
 
 export interface MemoryByProcess {

@@ -138,6 +138,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         const floor = await measureNodeFloor(options, gearmand, endpoint, functions[0] as string, `${spec.label}-floor`);
         result.floor = floor.queue;
         if (floor.latency !== undefined) result.floorLatency = floor.latency;
+        result.undiciFloor = (await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true)).queue;
       } catch (error) {
         result.floorError = errorText(error);
       }
@@ -184,9 +185,10 @@ async function measureNodeFloor(
   endpoint: Endpoint,
   fn: string,
   prefix: string,
+  undici = false,
 ): Promise<{ queue: ThroughputResult; latency?: LatencyResult }> {
   const n = options.jobs;
-  const floor = startEchoWorkers(gearmand.port, [fn], 1, endpoint.url);
+  const floor = startEchoWorkers(gearmand.port, [fn], 1, endpoint.url, undici);
   livePids.add(floor.pid);
   try {
     await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');

@@ -77,13 +77,15 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
   {
     const mine = queueOf(ours('1'));
     const floor = ours('1')?.floor;
+    const undiciFloor = ours('1')?.undiciFloor;
     const ratio = mine !== undefined && floor !== undefined ? mine.rate / floor.rate : undefined;
     targets.push({
       name: '1 slot: jobs/s ÷ the Node floor',
       value:
         ratio === undefined || mine === undefined || floor === undefined
           ? '—'
-          : `${fmt.f3(ratio)}× (${fmt.int(mine.rate)} vs ${fmt.int(floor.rate)}; floor CPU ${fmt.f1(floor.cpuUsPerJob.workers)} µs/job, ours ${fmt.f1(mine.cpuUsPerJob.workers)})`,
+          : `${fmt.f3(ratio)}× (${fmt.int(mine.rate)} vs ${fmt.int(floor.rate)}; floor CPU ${fmt.f1(floor.cpuUsPerJob.workers)} µs/job, ours ${fmt.f1(mine.cpuUsPerJob.workers)})` +
+            (undiciFloor === undefined ? '' : `; undici floor ${fmt.f3(undiciFloor.rate / floor.rate)}× the Node floor, ours ${fmt.f3(mine.rate / undiciFloor.rate)}× it`),
       goal: `≥ ${TARGET_FLOOR_RATIO_1}×`,
       pass: ratio === undefined ? undefined : ratio >= TARGET_FLOOR_RATIO_1,
       note: ours('1')?.floorError ?? 'no 1-slot queue run',
