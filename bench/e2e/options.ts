@@ -29,6 +29,8 @@ export interface Options {
   ceiling: 'each' | 'once';
   latencySeconds: number;
   repeat: number;
+  /** Unmeasured queue runs before the measured ones (daemon and 1-slot floors). */
+  warmup: number;
   /** Extra Node flags for the daemon (children inherit them), for experiments: "--max-semi-space-size=2". */
   daemonNodeArgs: string[];
   libgearman: boolean;
@@ -61,8 +63,11 @@ const USAGE = `npm run bench:e2e -- [options]
                            latency     one client, foreground jobs one after another
   --latency-jobs N       foreground jobs timed per latency run (default 2000, after 200 warm-up)
   --latency-seconds S    stop a latency run after S seconds even if fewer jobs ran (default 8)
-  --repeat N             queue-mode runs per scenario on the same daemon; the median is reported (default 1;
-                         the first run includes the daemon's JIT warm-up)
+  --repeat N             measured queue-mode runs per scenario on the same daemon; the median is reported
+                         (default 1)
+  --warmup N             unmeasured queue-mode runs of the same size before them, on the daemon and on the
+                         1-slot floors alike (default 0): a Node daemon's JIT keeps warming for several
+                         20,000-job runs, the original does not warm; memory "after one run" is the first
   --log-level L          daemon log level: warn (default) or info (info logs every job? see README)
   --verify-bodies        log every request body and check each job's unique arrived exactly once
                          (nginx mirrors each request to read the body: costs endpoint CPU)
@@ -112,6 +117,7 @@ export function parseOptions(argv: string[]): Options {
       ceiling: { type: 'string', default: 'each' },
       'latency-seconds': { type: 'string', default: '8' },
       repeat: { type: 'string', default: '1' },
+      warmup: { type: 'string', default: '0' },
       'daemon-node-args': { type: 'string', default: '' },
       'ceiling-connections': { type: 'string', default: '10' },
       'no-libgearman': { type: 'boolean', default: false },
@@ -162,6 +168,7 @@ export function parseOptions(argv: string[]): Options {
     ceiling: values.ceiling === 'once' ? 'once' : values.ceiling === 'each' ? 'each' : fail('--ceiling: expected each or once'),
     latencySeconds: int('latency-seconds', values['latency-seconds'], 1),
     repeat: int('repeat', values.repeat, 1),
+    warmup: int('warmup', values.warmup, 0),
     daemonNodeArgs: values['daemon-node-args'].split(/\s+/).filter((arg) => arg !== ''),
     ceilingConnections: int('ceiling-connections', values['ceiling-connections'], 1),
     libgearman: !values['no-libgearman'],

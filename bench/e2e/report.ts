@@ -3,7 +3,7 @@
  * the targets' verdicts, as text.
  */
 import { MODES, type Options } from './options.js';
-import { SIGNED_SUFFIX, type CeilingResult, type Integrity, type MemoryFloor, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
+import { SIGNED_SUFFIX, type CeilingResult, type Integrity, firstQueueRun, type MemoryFloor, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 export const fmt = {
   int: (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
@@ -102,10 +102,18 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
         continue;
       }
       const ceilingRate = mode === 'concurrent' ? ceiling.nodeConcurrent : ceiling.reported;
-      const integ = mode === 'queue' && s.queueRuns !== undefined ? mergeIntegrity(s.queueRuns) : run.integrity;
-      // With --repeat, RSS is the first run's: the figure "after one N-job run" the target is about.
-      const rssRun = mode === 'queue' ? (s.queueRuns?.[0] ?? run) : run;
-      const modeLabel = mode === 'queue' && s.queueRuns !== undefined ? `queue (median of ${s.queueRuns.length}: ${s.queueRuns.map((r) => fmt.int(r.rate)).join(', ')})` : mode;
+      const allQueueRuns = [...(s.warmupRuns ?? []), ...(s.queueRuns ?? [run])];
+      const integ = mode === 'queue' ? mergeIntegrity(allQueueRuns) : run.integrity;
+      // RSS is the first run's (a warm-up's, with --warmup): the figure "after one N-job run" the target is about.
+      const first = firstQueueRun(s);
+      const rssRun = mode === 'queue' && first?.kind === 'throughput' ? first : run;
+      const warm = s.warmupRuns === undefined ? '' : ` after ${s.warmupRuns.length} warm-up`;
+      const modeLabel =
+        mode !== 'queue'
+          ? mode
+          : s.queueRuns !== undefined
+            ? `queue (median of ${s.queueRuns.length}${warm}: ${s.queueRuns.map((r) => fmt.int(r.rate)).join(', ')})`
+            : `queue${warm === '' ? '' : ` (${warm.trim()})`}`;
       rows.push([
         name,
         modeLabel,
@@ -198,8 +206,8 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
       if (mine?.idleRssKiB !== undefined && c.idleRssKiB !== undefined) {
         parts.push(`idle ${memoryTriple(mine.idleAloneKiB, mine.idlePssKiB, mine.idleRssKiB)} vs ${memoryTriple(c.idleAloneKiB, c.idlePssKiB, c.idleRssKiB)} MiB`);
       }
-      const ourFirst = mine?.queueRuns?.[0] ?? ours;
-      const theirFirst = c.queueRuns?.[0] ?? theirs;
+      const ourFirst = mine === undefined ? undefined : firstQueueRun(mine);
+      const theirFirst = firstQueueRun(c);
       if (ourFirst?.kind === 'throughput' && theirFirst?.kind === 'throughput') {
         parts.push(
           `after one run ${memoryTriple(ourFirst.aloneAfterKiB, ourFirst.pssAfterKiB, ourFirst.rssAfterKiB)} vs ` +
@@ -276,7 +284,7 @@ function memoryLines(scenarios: readonly ScenarioResult[], memoryFloor: MemoryFl
       const parts = s.idleByProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssKiB)} (${fmt.mib(p.rssAnonKiB)}+${fmt.mib(p.rssFileKiB)}, PSS ${pss(p.pssKiB)})`);
       out.push(`  ${name} idle: alone ${pss(s.idleAloneKiB)}, RSS ${fmt.mib(s.idleRssKiB)}, PSS ${pss(s.idlePssKiB)}; ${parts.join(', ')}`);
     }
-    const q = s.queueRuns?.[0] ?? s.runs.queue ?? s.runs.cold;
+    const q = firstQueueRun(s) ?? s.runs.cold;
     if (q?.kind === 'throughput' && q.perProcess !== undefined) {
       const parts = q.perProcess.map((p, i) => `${who(i)} ${fmt.mib(p.rssAfterKiB)} (${fmt.mib(p.rssAnonAfterKiB)}+${fmt.mib(p.rssFileAfterKiB)}, PSS ${pss(p.pssAfterKiB)})`);
       out.push(`  ${name} after ${q.mode}: alone ${pss(q.aloneAfterKiB)}, RSS ${fmt.mib(q.rssAfterKiB)}, PSS ${pss(q.pssAfterKiB)}; ${parts.join(', ')}`);

@@ -121,6 +121,8 @@ export interface ScenarioResult {
   ceiling?: CeilingResult;
   /** Every queue-mode run when --repeat > 1 (runs.queue is their median by rate). */
   queueRuns?: ThroughputResult[];
+  /** --warmup: the unmeasured queue runs before them (their integrity counts; the first has the after-one-run memory). */
+  warmupRuns?: ThroughputResult[];
   /**
    * 1 slot only: the Node floor (echo-worker.ts --http) draining the same N jobs through the same
    * endpoint and gearmand — what a Node worker with no HTTP library, timers or bookkeeping reaches.
@@ -176,4 +178,9 @@ export interface Target {
   goal: string;
   pass: boolean | undefined;
   note?: string;
+}
+
+/** The scenario's first queue run, warm-up or measured: the one "after one N-job run" memory is about. */
+export function firstQueueRun(s: ScenarioResult): RunResult | undefined {
+  return s.warmupRuns?.[0] ?? s.queueRuns?.[0] ?? s.runs.queue;
 }

@@ -116,19 +116,20 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
           result.runs.latency = await measureLatency(gearmand.port, functions[0] as string, options, prefix);
           continue;
         }
-        if (mode === 'queue' && options.repeat > 1) {
-          // The first run also warms the daemon's JIT; the median of several is the steadier figure.
+        if (mode === 'queue') {
+          // Warm-up runs first (the JIT), then the measured ones; the median of several is the steadier figure.
           const all: ThroughputResult[] = [];
-          for (let i = 0; i < options.repeat; i++) {
+          for (let i = 0; i < options.warmup + options.repeat; i++) {
             all.push(await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, `${prefix}${i}`));
             if (i === 0) result.settledAloneKiB = await settledAlone(daemon);
           }
-          result.queueRuns = all;
-          result.runs.queue = [...all].sort((a, b) => a.rate - b.rate)[Math.floor(all.length / 2)];
+          if (options.warmup > 0) result.warmupRuns = all.slice(0, options.warmup);
+          const measured = all.slice(options.warmup);
+          if (measured.length > 1) result.queueRuns = measured;
+          result.runs.queue = [...measured].sort((a, b) => a.rate - b.rate)[Math.floor(measured.length / 2)];
           continue;
         }
         result.runs[mode] = await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, prefix);
-        if (mode === 'queue') result.settledAloneKiB = await settledAlone(daemon);
       }
       await stopDaemon();
     }
@@ -194,9 +195,12 @@ async function measureNodeFloor(
     await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');
     const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
     const logged = endpoint.count();
+    // The floor is Node too: it gets the daemon's warm-up runs before the measured one.
+    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, 'the Node floor worker to answer every job');
     const run = await echoQueueRun(floor, groups, options, fn, prefix, 'the Node floor worker to answer every job');
-    const requests = await waitCount(endpoint, logged + n, 5_000);
-    if (requests !== logged + n) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n} jobs`);
+    const expected = logged + n * (options.warmup + 1);
+    const requests = await waitCount(endpoint, expected, 5_000);
+    if (requests !== expected) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n * (options.warmup + 1)} jobs`);
     if (!options.modes.includes('latency')) return { queue: run };
     return { queue: run, latency: await measureLatency(gearmand.port, fn, options, `${prefix}-fg`) };
   } finally {

@@ -3,7 +3,7 @@
  */
 import { compareKind, type Options } from './options.js';
 import { ceilingFigures, fmt, judgedMemory, pssMib } from './report.js';
-import type { LatencyResult, MemoryFloor, RunResult, ScenarioResult, Target, ThroughputResult } from './results.js';
+import { firstQueueRun, type LatencyResult, type MemoryFloor, type RunResult, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 // Every ratio is between figures of the same run: the original (the compare binary), the Node floor
 // and the ceiling are measured minutes or seconds from ours on the same machine.
@@ -115,8 +115,10 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
     });
   }
 
-  // After exactly one N-job run (the first, when --repeat ran several): what the target is about.
-  const run1000 = ours('1000')?.queueRuns?.[0] ?? queueOf(ours('1000'));
+  // After exactly one N-job run (the first, a warm-up one with --warmup): what the target is about.
+  const first1000 = ours('1000');
+  const firstRun = first1000 === undefined ? undefined : firstQueueRun(first1000);
+  const run1000 = firstRun?.kind === 'throughput' ? firstRun : queueOf(first1000);
   const after1000 = judgedMemory(run1000?.aloneAfterKiB, run1000?.pssAfterKiB);
   targets.push({
     name: `1000 slots: PSS after a ${fmt.int(options.jobs)}-job run`,
@@ -162,7 +164,7 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
   });
 
   const runsOf = (binary: ScenarioResult['binary']): RunResult[] =>
-    scenarios.filter((s) => s.binary === binary).flatMap((s) => [...Object.values(s.runs), ...(s.queueRuns ?? [])]);
+    scenarios.filter((s) => s.binary === binary).flatMap((s) => [...Object.values(s.runs), ...(s.queueRuns ?? []), ...(s.warmupRuns ?? [])]);
   const cleanliness = (runs: RunResult[]): { checked: number; bad: number; latencyFailures: number } => {
     const checked = runs.filter((r): r is ThroughputResult => r.kind === 'throughput');
     return {
