@@ -17,9 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { emitForwardedRecord } from '../log/bunyan-logger.js';
 import type { ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
 import { sanitizeDelivery, ShutdownMode as Mode } from '../ipc/messages.js';
-import type { ChildCounters } from '../ipc/counters.js';
 import { sanitizeCounters } from '../ipc/counters.js';
-import type { ChildMetrics } from '../ipc/metrics.js';
 import { sanitizeMetrics } from '../ipc/metrics.js';
 import type { ChildSettings } from '../ipc/settings.js';
 import { heartbeatIntervalMs } from '../ipc/settings.js';
@@ -98,8 +96,6 @@ export interface SupervisorOptions {
   /** The master's logger: supervisor events and forwarded child records both go here. */
   logger: Logger;
   timing: SupervisorTiming;
-  /** Called each time a child is forked again after an unexpected exit. */
-  onRestart?: () => void;
   /**
    * Where the children's figures and the restarts are recorded. The master gives every supervisor one
    * ledger, so a pool's totals outlive its supervisor (scaled to zero and back, removed); by default
@@ -133,7 +129,6 @@ export class PoolSupervisor {
   readonly #root: Logger;
   readonly #log: Logger;
   readonly #timing: SupervisorTiming;
-  readonly #onRestart: () => void;
   readonly #totals: PoolTotalsLedger;
   #settings: ChildSettings;
   #state: SupervisorState = SupervisorState.STOPPED;
@@ -157,7 +152,6 @@ export class PoolSupervisor {
     this.#root = options.logger;
     this.#log = options.logger.child({ component: 'supervisor', pool: this.name });
     this.#timing = options.timing;
-    this.#onRestart = options.onRestart ?? (() => {});
     this.#totals = options.totals ?? new PoolTotalsLedger();
     this.#restartDelay = options.timing.restartDelayMs;
   }
@@ -191,16 +185,6 @@ export class PoolSupervisor {
   /** Why the pool was marked failed, while it is. */
   get failReason(): string | null {
     return this.#failReason;
-  }
-
-  /** The pool's jobs counters in its ledger: every child that exited, the last poll's values for the live one. */
-  get counters(): ChildCounters {
-    return this.#totals.totalsOf(this.name).counters;
-  }
-
-  /** The pool's job metrics in its ledger, like `counters`. */
-  get metrics(): ChildMetrics {
-    return this.#totals.totalsOf(this.name).metrics;
   }
 
   /** Forks the child; resolves once it is ready, or has failed to start (the restart is then scheduled). */
@@ -564,7 +548,6 @@ export class PoolSupervisor {
       if (this.#state !== SupervisorState.BACKOFF) return;
       this.#restarts++;
       this.#totals.restarted(this.name);
-      this.#onRestart();
       this.#spawn();
     }, delay);
   }

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { ChildSettings } from '../../src/ipc/settings.js';
 import { clusterForker } from '../../src/master/child-process.js';
 import { PoolSupervisor, SupervisorState, supervisorTiming } from '../../src/master/supervisor.js';
+import { PoolTotalsLedger } from '../../src/observe/pool-totals.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
 import { isAlive } from '../helpers/process.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -15,14 +16,15 @@ function settings(name: string, workerCount = 2): ChildSettings {
 
 function supervise(t: import('node:test').TestContext, name: string, timing: Partial<SupervisorTiming> = {}) {
   const { logger, records } = memoryLogger();
-  let restarts = 0;
-  const supervisor = new PoolSupervisor({ settings: settings(name), fork: clusterForker(FAKE_CHILD), logger, timing: fastTiming(timing), onRestart: () => restarts++ });
+  // The ledger the master reads: every child's figures and the pool's restarts.
+  const totals = new PoolTotalsLedger();
+  const supervisor = new PoolSupervisor({ settings: settings(name), fork: clusterForker(FAKE_CHILD), logger, timing: fastTiming(timing), totals });
   t.after(async () => {
     const pid = supervisor.pid;
     await Promise.race([supervisor.stop('hard', 0), new Promise((r) => setTimeout(r, 2000))]);
     if (pid !== null) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   });
-  return { supervisor, records, restarts: () => restarts };
+  return { supervisor, records, totals: () => totals.totalsOf(name) };
 }
 
 test('supervisorTiming should derive shutdown grace from loop_timeout within bounds', () => {
@@ -46,7 +48,7 @@ test('PoolSupervisor.start should fork the child, complete the ready handshake a
 });
 
 test('PoolSupervisor should restart a child killed with SIGKILL and count the restart', async (t) => {
-  const { supervisor, records, restarts } = supervise(t, 'okkill');
+  const { supervisor, records, totals } = supervise(t, 'okkill');
   await supervisor.start();
   const first = supervisor.pid as number;
   await supervisor.status(); // counters: 10 completed
@@ -54,37 +56,37 @@ test('PoolSupervisor should restart a child killed with SIGKILL and count the re
   const second = await waitFor(() => supervisor.state === SupervisorState.RUNNING && supervisor.pid !== first && supervisor.pid, { timeoutMs: 5000, message: 'a new child' });
   assert.notEqual(second, first);
   assert.equal(supervisor.restarts, 1);
-  assert.equal(restarts(), 1);
+  assert.equal(totals().restarts, 1);
   assert.ok(records.some((r) => r.event === 'child-exit' && r.signal === 'SIGKILL'));
   // Counters survive the restart: 10 from the dead child + 10 from the new one's first poll.
   await supervisor.status();
-  assert.equal(supervisor.counters.jobs_completed, 20);
+  assert.equal(totals().counters.jobs_completed, 20);
 });
 
 test('PoolSupervisor.metrics should survive a restart the way the counters do', async (t) => {
-  const { supervisor } = supervise(t, 'okmetrics');
+  const { supervisor, totals } = supervise(t, 'okmetrics');
   await supervisor.start();
   const first = supervisor.pid as number;
   await supervisor.status(); // 10 Sum jobs, HTTP 200
-  assert.equal(supervisor.metrics.functions.Sum?.completed, 10);
+  assert.equal(totals().metrics.functions.Sum?.completed, 10);
   process.kill(first, 'SIGKILL');
   await waitFor(() => supervisor.state === SupervisorState.RUNNING && supervisor.pid !== first, { timeoutMs: 5000, message: 'a new child' });
-  assert.equal(supervisor.metrics.functions.Sum?.completed, 10, 'the dead child is remembered');
+  assert.equal(totals().metrics.functions.Sum?.completed, 10, 'the dead child is remembered');
   await supervisor.status();
-  const metrics = supervisor.metrics;
+  const metrics = totals().metrics;
   assert.equal(metrics.functions.Sum?.completed, 20);
   assert.equal(metrics.functions.Sum?.buckets[0], 20);
   assert.equal(metrics.http['200'], 20);
 });
 
 test('PoolSupervisor.stop should keep the final counters and metrics the child sends with stopped', async (t) => {
-  const { supervisor } = supervise(t, 'okfinal');
+  const { supervisor, totals } = supervise(t, 'okfinal');
   await supervisor.start();
   await supervisor.status(); // 10
   await supervisor.stop('graceful', 1000);
   // 5 more jobs finished after the last poll: only the stopped reply knows them.
-  assert.equal(supervisor.counters.jobs_completed, 15);
-  assert.equal(supervisor.metrics.functions.Sum?.completed, 15);
+  assert.equal(totals().counters.jobs_completed, 15);
+  assert.equal(totals().metrics.functions.Sum?.completed, 15);
 });
 
 test('PoolSupervisor should back off ×1.5 and mark a crash-looping pool failed, then retry on request', async (t) => {
