@@ -51,8 +51,8 @@ function writeArg(buffer: Buffer, arg: PacketArg, offset: number): number {
 }
 
 /**
- * Any packet, from its arguments. Throws a TypeError on an unknown type, a wrong argument count or a
- * NUL inside an argument other than the last: each is a bug in the caller that would corrupt framing.
+ * Any packet, from its arguments. Throws an InternalError on an unknown type, a wrong argument count or
+ * a NUL inside an argument other than the last: each is a bug in the caller that would corrupt framing.
  * `then`: an already encoded packet copied in right after this one, in the same buffer.
  */
 export function encodePacket(magic: Magic, type: number, args: readonly PacketArg[], then: Buffer | null = null): Buffer {

@@ -31,10 +31,10 @@ export function threadsText(observation: Observation): string {
     for (const slot of child.status?.slots ?? []) {
       const state = slot.job === null ? 'Waiting for work' : `job_handle=${printable(slot.job.handle)} job_unique=${printable(slot.job.unique)}`;
       const flag = slotState(slot, child) === SlotState.STOPPING ? 1 : 0;
-      out.push(`${printable(slot.id)}\t${printable(child.pool)}\t${flag}\t${state}\r\n`);
+      out.push(`${printable(slot.id)}\t${printable(child.pool)}\t${flag}\t${state}`);
     }
   }
-  return out.join('');
+  return lines(out);
 }
 
 /** The daemon's and every pool's totals, the pools removed long ago included: the figures of /metrics and /status. */
