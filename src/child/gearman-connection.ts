@@ -40,7 +40,7 @@ import type { OversizedPacket, Packet } from '../codec/index.js';
 import { GearmanConnectionError, GearmanServerError, InternalError } from '../errors.js';
 import type { ProtocolError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { FinalOutcome, Job } from './job-runner.js';
+import type { AnswerOutcome, Job } from './job-runner.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
 export const ConnectionState = {
@@ -268,7 +268,7 @@ export class GearmanConnection implements WakeMember {
    * syscall and one gearmand wake-up per job on the hot path. Returns false (and sends nothing) when
    * that socket is gone: gearmand has re-queued the job, so no answer is owed.
    */
-  finishJob(epoch: number, handle: Buffer, outcome: Exclude<FinalOutcome, { kind: 'requeue' }>, grabAfter: boolean): boolean {
+  finishJob(epoch: number, handle: Buffer, outcome: AnswerOutcome, grabAfter: boolean): boolean {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
     this.#transition(grabAfter ? S.GRABBING : S.READY);

@@ -90,6 +90,8 @@ export type JobOutcome =
 
 /** What gearmand is finally told (or not, for a re-queue): every outcome but a transient one. */
 export type FinalOutcome = Exclude<JobOutcome, { kind: 'transient' }>;
+/** An outcome gearmand is told (WORK_COMPLETE, WORK_EXCEPTION, WORK_FAIL); a requeue is told by dropping the socket. */
+export type AnswerOutcome = Exclude<FinalOutcome, { kind: 'requeue' }>;
 
 export interface JobListener {
   onJobOutcome(outcome: JobOutcome): void;
@@ -294,7 +296,6 @@ export function interpretAnswer(body: Buffer, parsed: unknown): JobOutcome {
 
 /** Per-runner request shape, computed once. */
 interface RequestTemplate {
-  origin: string;
   path: string;
   format: RequestFormat;
   /** Flat [name, value, …] array: the HTTP client's cheapest header form. */
@@ -336,7 +337,6 @@ export class JobRunner {
     const tls = options.tls ?? null;
     this.#signer = options.signingKeys !== undefined && options.signingKeys.length > 0 ? new RequestSigner(options.signingKeys) : null;
     this.#template = {
-      origin: url.origin,
       path: `${url.pathname}${url.search}`,
       format: options.format,
       headers,

@@ -25,7 +25,7 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import { ConnectionState, GearmanConnection } from './gearman-connection.js';
 import type { ConnectionOwner } from './gearman-connection.js';
 import { FailureCause, MAX_REQUEUES, MAX_TIMER_MS, TransientCause } from './job-runner.js';
-import type { AttemptInfo, FinalOutcome, Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
+import type { AnswerOutcome, AttemptInfo, FinalOutcome, Job, JobListener, JobOutcome, JobRequest, JobRunner } from './job-runner.js';
 import type { ProgressUpdate } from './ndjson-answer.js';
 import { newJobTrace, traceFromWorkload, traceparentFor } from './trace-context.js';
 import type { JobTrace } from './trace-context.js';
@@ -454,7 +454,7 @@ export class Slot implements ConnectionOwner {
    * the same connection in the same write when it is next in the round-robin. Returns false (nothing
    * sent) when that socket is gone: gearmand has re-queued the job.
    */
-  #sendAndGrabNext(connection: GearmanConnection, epoch: number, handle: Buffer, outcome: Exclude<FinalOutcome, { kind: 'requeue' }>): boolean {
+  #sendAndGrabNext(connection: GearmanConnection, epoch: number, handle: Buffer, outcome: AnswerOutcome): boolean {
     const live = connection.holdsJob(epoch);
     // The permit goes back and is taken again for the next grab: a ramping breaker may want it elsewhere.
     this.#releasePermit();
