@@ -1,8 +1,8 @@
 /**
  * How the master starts a pool child: node:cluster, one process per pool. The pool's name is the only
  * setting passed in the environment (for `ps e` and crash reports), beside MALLOC_ARENA_MAX (see
- * childEnv); the config goes over IPC, not as JSON
- * in environment variables, which any process of the same user can read and which have size limits.
+ * childEnv); the config goes over IPC, not as JSON in environment variables, which any process of the
+ * same user can read and which have size limits.
  */
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
@@ -26,7 +26,7 @@ export const DEFAULT_CHILD_EXEC = fileURLToPath(new URL('../child/main.js', impo
 
 /**
  * Pools up to this many slots get a 1 MiB young generation (V8's two semi-spaces, 1 MiB each); larger
- * ones LARGE_POOL_SEMI_SPACE_MIB. README "Memory".
+ * ones get LARGE_POOL_SEMI_SPACE_MIB. README "Memory".
  *
  * A child allocates per job (HTTP request and response objects, promises) and almost none of it
  * outlives the job. During a burst V8 grows the semi-spaces towards their maximum, and that memory
