@@ -122,7 +122,7 @@ export interface JobRunnerOptions {
   tls?: PoolTls | null;
 }
 
-/** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
+/** The headers every POST carries so an endpoint can tell a redelivery (documented in docs/http-contract.md). */
 export const ATTEMPT_HEADER = 'driveshaft-attempt';
 export const FIRST_ATTEMPT_HEADER = 'driveshaft-first-attempt';
 /** The job's identity as headers, percent-encoded (see headerValue), and its W3C trace context. */

@@ -1,5 +1,5 @@
 /**
- * One pool's slots inside its child process: start, reconfigure (README: Signals and reload), status, drain, destroy.
+ * One pool's slots inside its child process: start, reconfigure (docs/operations.md, Signals and reload), status, drain, destroy.
  *
  * - worker_count up → slots added; down → surplus slots stopped (idle ones first, newest first) with
  *   max_running_time to finish a running job.

@@ -1,5 +1,5 @@
 /**
- * What a reload changes (README: Signals and reload), computed from two validated configs without touching any process.
+ * What a reload changes (docs/operations.md, Signals and reload), computed from two validated configs without touching any process.
  * The master applies it: start `added`, stop `removed`, add or stop slots for `resized`, replace the
  * slots of `replaced`, leave `unchanged` alone (none of their connections may drop).
  *
