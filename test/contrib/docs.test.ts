@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { DELIVERY_KEYS, POOL_DELIVERY_KEYS } from '../../src/config/delivery.js';
 import { helpText } from '../../src/config/options.js';
 import { POOL_SECURITY_KEYS, TLS_KEYS } from '../../src/config/security.js';
-import { WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER } from '../../src/child/endpoint-security.js';
-import { ATTEMPT_HEADER, FIRST_ATTEMPT_HEADER } from '../../src/child/job-runner.js';
+import { WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_TIMESTAMP_HEADER } from '../../src/child/http/endpoint-security.js';
+import { ATTEMPT_HEADER, FIRST_ATTEMPT_HEADER } from '../../src/child/http/request-builder.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const read = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8');
