@@ -139,6 +139,11 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
     };
   }
 
+  /** What every connection of the slot registers with gearmand from now on (see GearmanConnection.setAbilities). */
+  setAbilities(functions: readonly string[], grouped: boolean): void {
+    for (const connection of this.#connections) connection.setAbilities(functions, grouped);
+  }
+
   tick(now: number): void {
     for (const connection of this.#connections) connection.tick(now);
   }

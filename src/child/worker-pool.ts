@@ -24,6 +24,7 @@ import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
 import { CircuitBreaker } from './delivery/circuit-breaker.js';
 import { Delivery } from './delivery/delivery.js';
+import { FunctionBreakers } from './delivery/function-breakers.js';
 import type { DeliverySettings } from './delivery/delivery.js';
 import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
@@ -72,6 +73,7 @@ export class WorkerPool {
   #settings: ChildSettings | null = null;
   /** Built by start(): the pool's breaker, permits and delivery live as long as the pool. */
   #breaker: CircuitBreaker | null = null;
+  #functionBreakers: FunctionBreakers | null = null;
   #gate: AdmissionGate | null = null;
   #delivery: Delivery | null = null;
   /** The current generation's slots. */
@@ -111,7 +113,9 @@ export class WorkerPool {
     const breaker = this.#newBreaker(settings);
     this.#breaker = breaker;
     this.#gate = new AdmissionGate(breaker);
-    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, stats: this.#stats, log: this.#log });
+    const functions = this.#newFunctionBreakers(settings);
+    this.#functionBreakers = functions;
+    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#wakeGroups = settings.servers.map(() => new WakeGroup());
@@ -136,7 +140,10 @@ export class WorkerPool {
     if (changes.has(PoolChange.RUNNER) || settings.pool.workerCount > delivery.runner.connections) this.#replaceRunner(settings);
     delivery.update(deliverySettings(settings));
     const breaker = this.#breaker as CircuitBreaker;
-    if (old.pool.workerCount !== settings.pool.workerCount) breaker.resize(settings.pool.workerCount);
+    if (old.pool.workerCount !== settings.pool.workerCount) {
+      breaker.resize(settings.pool.workerCount);
+      this.#functionBreakers?.resize(settings.pool.workerCount);
+    }
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
@@ -175,7 +182,7 @@ export class WorkerPool {
       slots,
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
-      ...(this.#breaker === null ? {} : { delivery: this.#breaker.status(retrying) }),
+      ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),
     };
   }
 
@@ -205,6 +212,7 @@ export class WorkerPool {
     this.#outgoing = [];
     this.#slots = [];
     this.#breaker?.close();
+    this.#functionBreakers?.close();
     this.#gate?.clear();
     this.#drained = this.#whenStopped().then(async () => {
       await Promise.all([this.#delivery?.runner.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#delivery?.close()]);
@@ -240,6 +248,12 @@ export class WorkerPool {
         delivery: this.#delivery as Delivery,
         log: this.#log.child({ slot: id }),
       });
+      // Registered from the first connect without the functions whose breaker is open.
+      const breakers = this.#functionBreakers;
+      if (breakers !== null) {
+        const abilities = breakers.abilitiesFor(id, settings.pool.jobsList);
+        if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, abilities.length === breakers.commonAbilities(settings.pool.jobsList).length);
+      }
       slot.start();
       slots.push(slot);
     }
@@ -248,6 +262,7 @@ export class WorkerPool {
 
   #retire(slot: Slot, graceMs: number): void {
     this.#stopping.add(slot);
+    this.#functionBreakers?.slotGone(slot.id);
     void slot.stop(graceMs).then(() => {
       this.#stopping.delete(slot);
     });
@@ -317,11 +332,45 @@ export class WorkerPool {
     );
   }
 
-  /** Jobs queued (not running) in gearmand for this pool's functions, summed over servers; null if none answered. */
-  async #queuedJobs(): Promise<number | null> {
+  #newFunctionBreakers(settings: ChildSettings): FunctionBreakers {
+    return new FunctionBreakers(
+      settings.pool.delivery,
+      settings.pool.workerCount,
+      {
+        onAbilitiesChanged: () => this.#applyAbilities(),
+        onOpen: (fn) => this.#delivery?.onFunctionOpen(fn),
+        onClose: () => this.#breaker?.ramp(),
+        pickProbeSlot: () => (this.#slots.find((slot) => slot.idle && !slot.stopping) ?? this.#slots[0])?.id ?? null,
+        checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000), this.#settings?.pool.tls ?? null),
+        queuedJobs: (fn) => this.#queuedJobs([fn]),
+      },
+      this.#log,
+    );
+  }
+
+  /**
+   * Registers with gearmand what each slot may take now: the pool's functions but those whose breaker
+   * is open (half-open: only on its probe slot). Connections defer a CANT_DO while they hold a job of
+   * that function (gearmand would re-queue the job).
+   */
+  #applyAbilities(): void {
+    const settings = this.#settings;
+    const breakers = this.#functionBreakers;
+    if (settings === null || breakers === null) return;
+    const functions = settings.pool.jobsList;
+    const common = breakers.commonAbilities(functions);
+    // Only the current generation: an outgoing one registers other functions and is about to stop.
+    for (const slot of this.#slots) {
+      const abilities = breakers.abilitiesFor(slot.id, functions);
+      slot.setAbilities(abilities, abilities.length === common.length);
+    }
+  }
+
+  /** Jobs queued (not running) in gearmand for `only` (default: the pool's functions), summed over servers; null if none answered. */
+  async #queuedJobs(only?: readonly string[]): Promise<number | null> {
     const settings = this.#settings;
     if (settings === null) return null;
-    const functions = new Set(settings.pool.jobsList);
+    const functions = new Set(only ?? settings.pool.jobsList);
     const replies = await Promise.allSettled(settings.servers.map((server) => queryStatus(server, QUEUE_QUERY_TIMEOUT_MS)));
     let queued: number | null = null;
     for (const reply of replies) {

@@ -29,6 +29,7 @@ export const DELIVERY_KEYS = {
     'breaker_threshold',
     'breaker_cooloff',
     'breaker_max_cooloff',
+    'max_retry_after',
     'health_url',
     'dead_letter_file',
   ],
@@ -213,6 +214,7 @@ function readDeliveryObject(object: Record<string, unknown>, at: string, configD
     breakerThreshold: reader.integer('breaker_threshold', d.breakerThreshold, 0, Number.MAX_SAFE_INTEGER, 'an integer >= 0 (0 = the breaker never opens)'),
     breakerCooloffMs: reader.seconds('breaker_cooloff', d.breakerCooloffMs),
     breakerMaxCooloffMs: reader.seconds('breaker_max_cooloff', d.breakerMaxCooloffMs),
+    maxRetryAfterMs: reader.seconds('max_retry_after', d.maxRetryAfterMs),
     healthUrl: readHealthUrl(reader),
     deadLetterFile: readDeadLetterFile(reader, configDir),
   };

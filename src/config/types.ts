@@ -104,9 +104,12 @@ export type DeliveryMode = (typeof DeliveryMode)[keyof typeof DeliveryMode];
  */
 export interface DeliveryPolicy {
   mode: DeliveryMode;
-  /** POSTs of one job within one assignment before it is dead-lettered and failed (>= 1). */
+  /**
+   * POSTs of one job before it is dead-lettered and failed (>= 1), counted across hand-backs to gearmand
+   * by the pool process (failed breaker probes excepted).
+   */
   maxAttempts: number;
-  /** From the first attempt of an assignment; 0 = only maxAttempts bounds the retries. */
+  /** From the job's first attempt, across hand-backs; 0 = only maxAttempts bounds the retries. */
   maxRetryDurationMs: number;
   minBackoffMs: number;
   maxBackoffMs: number;
@@ -118,16 +121,24 @@ export interface DeliveryPolicy {
   /** First cool-off of an open breaker before a probe; doubles after each failed probe. */
   breakerCooloffMs: number;
   breakerMaxCooloffMs: number;
+  /**
+   * The longest wait an endpoint may ask for with Retry-After or `retry_after`: a longer one is cut to
+   * this. Also the longest a breaker's cool-off is stretched to honour such a wait.
+   */
+  maxRetryAfterMs: number;
   /** Half-open probe: GET this URL (2xx = healthy) instead of letting one real job through; null = a real job. */
   healthUrl: string | null;
   /** Absolute path of the pool's dead-letter file (JSON lines); null = none. */
   deadLetterFile: string | null;
 }
 
-/** The policy of a pool that sets no `delivery` object: safe for a 5-second deploy of the endpoint. */
+/**
+ * The policy of a pool that sets no `delivery` object: safe for a 5-second deploy of the endpoint even
+ * for a lone job (10 attempts span about 21 s of backoff), and a poison job reaches the dead letters.
+ */
 export const DEFAULT_DELIVERY: Readonly<DeliveryPolicy> = Object.freeze({
   mode: DeliveryMode.RETRY,
-  maxAttempts: 5,
+  maxAttempts: 10,
   maxRetryDurationMs: 60_000,
   minBackoffMs: 100,
   maxBackoffMs: 5_000,
@@ -136,6 +147,7 @@ export const DEFAULT_DELIVERY: Readonly<DeliveryPolicy> = Object.freeze({
   breakerThreshold: 5,
   breakerCooloffMs: 1_000,
   breakerMaxCooloffMs: 30_000,
+  maxRetryAfterMs: 60_000,
   healthUrl: null,
   deadLetterFile: null,
 });

@@ -141,6 +141,16 @@ export const BreakerState = {
 } as const;
 export type BreakerState = (typeof BreakerState)[keyof typeof BreakerState];
 
+/** One function's breaker (only functions that ever failed have one). */
+export interface FunctionBreakerStatus {
+  breaker: BreakerState;
+  /** Date.now() of the last state change. */
+  since: number;
+  lastReason: string | null;
+  /** Times it opened since the child started. */
+  opened: number;
+}
+
 /** A pool's delivery state, for /status, the status page, `gauges`, /metrics and /readyz. */
 export interface DeliveryStatus {
   breaker: BreakerState;
@@ -154,6 +164,8 @@ export interface DeliveryStatus {
   retrying: number;
   /** Times the breaker opened since the child started. */
   opened: number;
+  /** Per-function breakers, by function name (absent or empty: none ever failed). */
+  functions?: Record<string, FunctionBreakerStatus>;
 }
 
 const BREAKER_STATES: ReadonlySet<string> = new Set(Object.values(BreakerState));
@@ -168,7 +180,24 @@ export function sanitizeDelivery(delivery: DeliveryStatus | undefined): Delivery
     admitted: reportedCount(delivery.admitted),
     retrying: reportedCount(delivery.retrying),
     opened: reportedCount(delivery.opened),
+    functions: sanitizeFunctionBreakers(delivery.functions),
   };
+}
+
+function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBreakerStatus> {
+  const out: Record<string, FunctionBreakerStatus> = {};
+  if (typeof functions !== 'object' || functions === null || Array.isArray(functions)) return out;
+  for (const [name, value] of Object.entries(functions as Record<string, unknown>)) {
+    const status = value as Partial<FunctionBreakerStatus> | null;
+    if (typeof status !== 'object' || status === null || typeof status.breaker !== 'string' || !BREAKER_STATES.has(status.breaker)) continue;
+    out[name] = {
+      breaker: status.breaker,
+      since: reportedCount(status.since),
+      lastReason: typeof status.lastReason === 'string' ? status.lastReason : null,
+      opened: reportedCount(status.opened),
+    };
+  }
+  return out;
 }
 
 export interface ChildStatus {

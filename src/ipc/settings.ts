@@ -66,7 +66,7 @@ export function validateSettings(settings: unknown): ChildSettings {
       bad('pool.delivery', 'an object');
     } else {
       if (delivery.mode !== 'retry' && delivery.mode !== 'fail_fast') bad('pool.delivery.mode', '"retry" or "fail_fast"');
-      for (const key of ['maxAttempts', 'maxRetryDurationMs', 'minBackoffMs', 'maxBackoffMs', 'maxDoublings', 'breakerThreshold', 'breakerCooloffMs', 'breakerMaxCooloffMs'] as const) {
+      for (const key of ['maxAttempts', 'maxRetryDurationMs', 'minBackoffMs', 'maxBackoffMs', 'maxDoublings', 'breakerThreshold', 'breakerCooloffMs', 'breakerMaxCooloffMs', 'maxRetryAfterMs'] as const) {
         if (typeof delivery[key] !== 'number' || !((delivery[key] as number) >= 0)) bad(`pool.delivery.${key}`, 'a number >= 0');
       }
       if (!((delivery.maxAttempts as number) >= 1)) bad('pool.delivery.maxAttempts', 'a number >= 1');

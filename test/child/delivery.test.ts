@@ -4,7 +4,7 @@
  * client that sees what users' clients see.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
@@ -31,6 +31,11 @@ function answeredOk(endpoint: Endpoint, okSince: number): Map<string, number> {
     seen.set(unique, (seen.get(unique) ?? 0) + 1);
   }
   return seen;
+}
+
+/** The breaker of the rig's function (a retry_on_status status or a timeout trips it, not the pool's). */
+function functionBreaker(r: Rig): string | undefined {
+  return r.pool.status().delivery?.functions?.[r.fn]?.breaker;
 }
 
 async function queued(r: Rig): Promise<number> {
@@ -157,7 +162,7 @@ test('an open breaker sends nothing but probes, and a failed probe re-opens it',
     handler: () => ({ status: 503 }),
   });
   for (let i = 0; i < 20; i++) await r.client.submit(r.fn, `job ${i}`, { background: true });
-  await waitFor(() => r.pool.status().delivery?.breaker === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
+  await waitFor(() => functionBreaker(r) === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
   const openedAt = r.endpoint.requests.length;
   const windowMs = 2000;
   await new Promise((resolve) => setTimeout(resolve, windowMs)); // the measured window is the point of this test
@@ -165,7 +170,8 @@ test('an open breaker sends nothing but probes, and a failed probe re-opens it',
   // One probe per 400 ms cool-off at most (each probe is one real job's single attempt).
   assert.ok(sent <= Math.ceil(windowMs / 400) + 1, `${sent} requests in ${windowMs} ms while open`);
   assert.ok(sent >= 2, `probes were sent (${sent})`);
-  assert.ok(r.pool.status().delivery?.opened === 1, 'a failed probe re-opens without counting a new opening');
+  assert.ok(r.pool.status().delivery?.functions?.[r.fn]?.opened === 1, 'a failed probe re-opens without counting a new opening');
+  assert.equal(r.pool.status().delivery?.breaker, 'closed', 'a 503 is the function\'s failure, not the host\'s: the pool breaker stays closed');
   assert.equal(r.pool.status().counters.jobs_failed, 0);
 });
 
@@ -179,7 +185,7 @@ test('a health_url probe decides instead of a real job: no POST while open', asy
     handler: () => (down ? { status: 502 } : OK),
   });
   for (let i = 0; i < 10; i++) await r.client.submit(r.fn, `job ${i}`, { unique: `h${i}`, background: true });
-  await waitFor(() => r.pool.status().delivery?.breaker === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
+  await waitFor(() => functionBreaker(r) === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
   const posted = r.endpoint.requests.length;
   await waitFor(() => (health.requests.length >= 3 ? true : undefined), { timeoutMs: 5000, message: 'three health probes' });
   assert.equal(r.endpoint.requests.length, posted, 'no job was posted while the health URL said no');
@@ -204,14 +210,14 @@ test('after the breaker closes the pool ramps up instead of sending every slot a
   };
   const r = await rig(t, { pool: { workerCount: 8, delivery: policy({ minBackoffMs: 20, breakerThreshold: 2, breakerCooloffMs: 300, breakerMaxCooloffMs: 300 }) }, handler });
   for (let i = 0; i < 60; i++) await r.client.submit(r.fn, `job ${i}`, { background: true });
-  await waitFor(() => r.pool.status().delivery?.breaker === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
+  await waitFor(() => functionBreaker(r) === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
   recovered = true;
   const admitted: number[] = [];
   await waitFor(
     () => {
       const delivery = r.pool.status().delivery;
-      if (delivery?.breaker === 'closed') admitted.push(delivery.admitted);
-      return delivery?.breaker === 'closed' && delivery.admitted === 8 ? true : undefined;
+      if (delivery?.functions?.[r.fn]?.breaker === 'closed') admitted.push(delivery.admitted);
+      return delivery?.functions?.[r.fn]?.breaker === 'closed' && delivery.admitted === 8 ? true : undefined;
     },
     { timeoutMs: 10_000, intervalMs: 5, message: 'the pool to be fully ramped' },
   );
@@ -221,17 +227,20 @@ test('after the breaker closes the pool ramps up instead of sending every slot a
   assert.equal(r.pool.status().counters.jobs_failed, 0);
 });
 
-test('a foreground job whose endpoint is down for a while completes once it is back, and its client never sees a failure', async (t) => {
-  const r = await rig(t, { pool: { workerCount: 2, delivery: policy({ minBackoffMs: 20, breakerThreshold: 2, breakerCooloffMs: 200, breakerMaxCooloffMs: 200 }) } });
+test('a lone foreground job whose endpoint is down for a while retries within its budget and completes once it is back; alone it never opens the breaker', async (t) => {
+  const r = await rig(t, { pool: { workerCount: 2, delivery: policy({ minBackoffMs: 50, maxBackoffMs: 200, maxAttempts: 40, breakerThreshold: 2, breakerCooloffMs: 200, breakerMaxCooloffMs: 200 }) } });
   const port = r.endpoint.port;
   await r.endpoint.close();
   const pending = r.client.submit(r.fn, 'foreground', { timeoutMs: 20_000 });
-  await waitFor(() => r.pool.status().delivery?.breaker === 'open' || undefined, { timeoutMs: 5000, message: 'the breaker to open' });
+  await waitFor(() => ((r.pool.status().counters.jobs_retried >= 3) ? true : undefined), { timeoutMs: 5000, message: 'three retries' });
   const back = await startEndpoint(() => ({ body: { gearman_ret: 0, response_string: 'worth the wait' } }), { port });
   t.after(() => back.close());
   const result = await pending;
   assert.equal(result.outcome, 'complete');
   assert.equal(result.result?.toString(), 'worth the wait');
+  const delivery = r.pool.status().delivery;
+  assert.equal(delivery?.opened, 0, 'one job\'s repeated failures count once: the breaker never opened');
+  assert.equal(r.pool.status().counters.jobs_handed_back, 0);
 });
 
 test('fail_fast mode keeps the original behaviour: a refused connection is a WORK_FAIL at once, no breaker', async (t) => {
@@ -285,19 +294,29 @@ test('a permanent failure and an exhausted job are written to the dead-letter fi
   assert.equal(r.logger.find('dead-letter file').length, 2, 'every dead letter is logged');
 });
 
-test('a dead letter that cannot be written hands the job back to gearmand instead of failing it', async (t) => {
+test('a dead letter that cannot be written sends the job back to gearmand, pauses its function, and writes it once possible without posting it again', async (t) => {
   const dir = tempDir(t);
-  let permanent = true;
+  const folder = path.join(dir, 'missing-directory');
+  const file = path.join(folder, 'letters.jsonl');
   const r = await rig(t, {
-    pool: { delivery: policy({ deadLetterFile: path.join(dir, 'missing-directory', 'letters.jsonl') }) },
-    handler: () => (permanent ? { status: 500 } : OK),
-    logLevel: 'error',
+    pool: { delivery: policy({ deadLetterFile: file, breakerMaxCooloffMs: 400 }) },
+    handler: () => ({ status: 500 }),
+    logLevel: 'info',
   });
-  const pending = r.client.submit(r.fn, 'keep me', { timeoutMs: 20_000 });
-  await waitFor(() => (r.logger.find('cannot write the dead letter').length > 0 ? true : undefined), { timeoutMs: 5000, message: 'the write failure to be logged' });
+  const pending = r.client.submit(r.fn, 'keep me', { unique: 'dl-later', timeoutMs: 20_000 });
+  await waitFor(() => (functionBreaker(r) === 'open' ? true : undefined), { timeoutMs: 5000, message: 'the function to pause while the letter cannot be written' });
+  // The permanent failure was posted once; nothing posts it again while its letter waits.
+  await waitFor(() => (r.pool.status().counters.jobs_handed_back >= 2 ? true : undefined), { timeoutMs: 5000, message: 'a second try of the letter' });
+  assert.equal(r.endpoint.requests.length, 1, 'the job was posted once, not again for each failed letter');
   assert.equal(r.pool.status().counters.jobs_failed, 0);
-  permanent = false;
+  assert.equal(r.logger.find('cannot write to the dead-letter file').length, 1, 'one line when the file starts failing');
+  mkdirSync(folder);
   const result = await pending;
-  assert.equal(result.outcome, 'complete', 'the job came back from gearmand and ran');
-  assert.ok(r.pool.status().counters.jobs_handed_back >= 1);
+  assert.equal(result.outcome, 'fail', 'once the letter is written the job fails as it should');
+  const letters = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0]?.unique, 'dl-later');
+  assert.equal(letters[0]?.attempts, 1);
+  assert.equal(r.endpoint.requests.length, 1);
+  assert.equal(r.logger.find('the dead-letter file can be written again').length, 1);
 });

@@ -30,9 +30,9 @@ test('runCheck should report a good jobs config, no log config and the descripto
     lines: [
       `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
       'file descriptors OK: at most 56 per process, limit 1024',
-      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-      'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-      'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "A": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
+      'pool "B": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
+      'pool "C": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -48,7 +48,7 @@ test('runCheck should report a good log config', (t) => {
     lines: [
       `jobs config ${jobsconfig} OK: 1 pool, 4 slots, 1 server`,
       'file descriptors OK: at most 40 per process, limit unlimited',
-      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "A": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
       `log config ${logconfig} OK`,
     ],
   });
@@ -88,9 +88,9 @@ test('runCheck should refuse a config over the descriptor budget', (t) => {
   assert.deepEqual(result.lines, [
     `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
     'pool "B" needs 56 file descriptors (8 slots × 2 servers + 8 HTTP connections + 32 reserved) but the open-file limit is 50; raise it (ulimit -n) or lower worker_count',
-    'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-    'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-    'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    'pool "A": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
+    'pool "B": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
+    'pool "C": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
     'log config: none given, JSON lines to stdout at level info',
   ]);
 });
@@ -154,7 +154,7 @@ test('runCheck should print each pool\'s delivery policy and accept a writable d
       'file descriptors OK: at most 48 per process, limit 1024',
       `pool "Retry": delivery retry, max_attempts 3, breaker_threshold 0 (never opens), dead_letter_file ${path.join(dir, 'dead', 'retry.jsonl')}`,
       `pool "Fast": delivery fail_fast (no retries, no breaker), dead_letter_file ${path.join(dir, 'fast.jsonl')}`,
-      'pool "Plain": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      'pool "Plain": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file none',
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -175,7 +175,7 @@ test('runCheck should refuse a dead-letter file whose folder is missing or not a
     const result = runCheck(options({ jobsconfig }), 1024);
     assert.equal(result.ok, false, deadLetterFile);
     assert.deepEqual(result.lines.slice(2, 4), [
-      `pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file ${path.resolve(dir, deadLetterFile)}`,
+      `pool "A": delivery retry, max_attempts 10, breaker_threshold 5, dead_letter_file ${path.resolve(dir, deadLetterFile)}`,
       `${jobsconfig}: pools_list.A.delivery.dead_letter_file: ${problem}`,
     ]);
   }

@@ -1,12 +1,25 @@
 /**
  * What a pool child remembers about jobs it gave back to gearmand, so that the next assignment of the
  * same job here continues where the last one stopped: the attempt count and first-attempt time (the
- * `Driveshaft-Attempt` headers and the retry budget), the trace, and how often the endpoint asked for a
- * re-queue (gearman_ret 14). gearmand re-queues a job under its handle, so server + handle (+ unique)
+ * `Driveshaft-Attempt` headers and the retry budget, max_attempts and max_retry_duration, which thus
+ * span hand-backs), the trace, a verdict already reached (a failure whose dead letter could not be
+ * written: the next assignment writes the letter without posting the job again), and how often the
+ * endpoint asked for a re-queue (gearman_ret 14). gearmand re-queues a job under its handle, so server + handle (+ unique)
  * names it. Bounded: handles seen once and never again must not grow the maps for ever, so the oldest
  * entry goes at LEDGER_SIZE. Lost with the process: a restarted child starts every job afresh.
  */
-import type { AttemptInfo, Job } from '../job.js';
+import type { AnswerOutcome, AttemptInfo, Job } from '../job.js';
+
+/** A permanent failure reached before a hand-back. */
+export type FailVerdict = Extract<AnswerOutcome, { kind: 'fail' }>;
+
+/** What is kept of a job handed back to gearmand. */
+export interface Remembered extends AttemptInfo {
+  /** Attempts that were failed half-open probes: they do not count toward max_attempts. */
+  freeAttempts: number;
+  /** Set when the job was already given up and only its dead letter is missing. */
+  verdict?: FailVerdict;
+}
 
 /** Entries per map at most. */
 export const LEDGER_SIZE = 10_000;
@@ -15,12 +28,12 @@ export const MAX_REQUEUES = 5;
 
 export class AttemptLedger {
   /** Attempts of jobs this child handed back to gearmand, by server, handle and unique. */
-  readonly #handedBack = new Map<string, AttemptInfo>();
+  readonly #handedBack = new Map<string, Remembered>();
   /** gearman_ret 14 re-queues per server and handle. */
   readonly #requeues = new Map<string, number>();
 
   /** Attempts made here before the job was handed back, taken out of the ledger; undefined for a new job. */
-  recall(job: Job): AttemptInfo | undefined {
+  recall(job: Job): Remembered | undefined {
     if (this.#handedBack.size === 0) return undefined;
     const key = jobKey(job);
     const earlier = this.#handedBack.get(key);
@@ -29,7 +42,7 @@ export class AttemptLedger {
   }
 
   /** The job goes back to gearmand: keep its attempts for its next assignment here. */
-  remember(job: Job, attempt: AttemptInfo): void {
+  remember(job: Job, attempt: Remembered): void {
     boundedSet(this.#handedBack, jobKey(job), attempt);
   }
 
@@ -52,7 +65,8 @@ export class AttemptLedger {
   }
 }
 
-function jobKey(job: Job): string {
+/** A job's identity across its assignments: gearmand re-queues a job under the same handle. */
+export function jobKey(job: Job): string {
   return `${job.server}\0${job.handleText}\0${job.uniqueText}`;
 }
 

@@ -5,7 +5,8 @@
  */
 import type { Logger } from '../../log/logger.js';
 import type { JobListener, JobRequest } from '../http/job-runner.js';
-import type { AnswerOutcome, AttemptInfo, Job, JobOutcome, ProgressUpdate } from '../job.js';
+import type { AnswerOutcome, Job, JobOutcome, ProgressUpdate } from '../job.js';
+import type { FailVerdict, Remembered } from './attempt-ledger.js';
 import type { JobTrace } from '../trace-context.js';
 
 /** Where a held job is: an attempt in flight, a backoff before the next, or its dead letter being written. */
@@ -54,10 +55,12 @@ export class DeliveredJob implements JobListener {
   readonly startedAt: number;
   /** Date.now() of the job's first attempt (this assignment's, or one before a hand-back). */
   readonly firstAttemptAt: number;
-  /** Attempt number of the current POST, counting attempts before earlier hand-backs. */
+  /** Attempt number of the current POST, counting attempts before earlier hand-backs: max_attempts bounds it. */
   attempt: number;
-  /** POSTs in this assignment: max_attempts bounds these. */
-  attemptsHere = 0;
+  /** Attempts that were failed breaker probes: not counted toward max_attempts. */
+  freeAttempts: number;
+  /** A verdict reached before a hand-back (only the dead letter is missing): no attempt is made. */
+  readonly verdict: FailVerdict | null;
   /** performance.now() when the current attempt started: max_running_time counts from here. */
   attemptStartedAt = 0;
   /** max_running_time of the runner that started the current attempt. */
@@ -69,7 +72,7 @@ export class DeliveredJob implements JobListener {
   readonly #decisions: DeliveryDecisions;
   #retryTimer: NodeJS.Timeout | null = null;
 
-  constructor(decisions: DeliveryDecisions, holder: JobHolder, job: Job, earlier: AttemptInfo | undefined, trace: JobTrace, log: Logger) {
+  constructor(decisions: DeliveryDecisions, holder: JobHolder, job: Job, earlier: Remembered | undefined, trace: JobTrace, log: Logger) {
     this.#decisions = decisions;
     this.holder = holder;
     this.job = job;
@@ -77,8 +80,12 @@ export class DeliveredJob implements JobListener {
     this.trace = trace;
     this.assignedAt = performance.now();
     this.startedAt = Date.now();
-    this.attempt = earlier === undefined ? 1 : earlier.attempt + 1;
+    this.verdict = earlier?.verdict ?? null;
+    this.freeAttempts = earlier?.freeAttempts ?? 0;
+    this.attempt = earlier === undefined ? 1 : this.verdict !== null ? earlier.attempt : earlier.attempt + 1;
     this.firstAttemptAt = earlier === undefined ? this.startedAt : earlier.firstAttemptAt;
+    // A verdict's HTTP outcome was counted in the assignment that reached it.
+    this.httpCounted = this.verdict !== null;
   }
 
   /** Still held: not answered, handed back or lost. */
@@ -114,7 +121,6 @@ export class DeliveredJob implements JobListener {
   /** @internal The delivery starts an attempt. */
   beginAttempt(maxRunningTimeMs: number): void {
     this.phase = JobPhase.POSTING;
-    this.attemptsHere++;
     this.attemptStartedAt = performance.now();
     this.maxRunningTimeMs = maxRunningTimeMs;
     this.request = null;

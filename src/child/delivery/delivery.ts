@@ -18,12 +18,14 @@ import type { AnswerOutcome, FinalOutcome, Job, JobOutcome, TransientOutcome } f
 import type { PoolStats } from '../pool-stats.js';
 import { newJobTrace, traceFromWorkload, traceparentFor } from '../trace-context.js';
 import type { JobTrace } from '../trace-context.js';
-import { AttemptLedger, MAX_REQUEUES } from './attempt-ledger.js';
+import { AttemptLedger, MAX_REQUEUES, jobKey } from './attempt-ledger.js';
+import type { FailVerdict } from './attempt-ledger.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { DeadLetterFile } from './dead-letters.js';
+import { DeadLetterSink } from './dead-letter-sink.js';
 import { DeadlineWatch } from './deadline-watch.js';
 import { DeliveredJob, JobPhase } from './delivered-job.js';
 import type { DeliveryDecisions, JobHolder } from './delivered-job.js';
+import type { FunctionBreakers } from './function-breakers.js';
 import { retryDelayMs } from './retry-policy.js';
 
 export { DeliveredJob, JobPhase };
@@ -40,13 +42,17 @@ export interface DeliverySettings {
 export interface DeliveryOptions {
   settings: DeliverySettings;
   runner: JobRunner;
+  /** The pool breaker: hears of failures that say the endpoint's host is unreachable. */
   breaker: CircuitBreaker;
+  /** One breaker per function: hears of that function's other transient failures. */
+  functions: FunctionBreakers;
   stats: PoolStats;
   log: Logger;
 }
 
 export class Delivery implements DeliveryDecisions {
   readonly #breaker: CircuitBreaker;
+  readonly #functions: FunctionBreakers;
   readonly #stats: PoolStats;
   readonly #log: Logger;
   readonly #ledger = new AttemptLedger();
@@ -56,15 +62,17 @@ export class Delivery implements DeliveryDecisions {
   #settings: DeliverySettings;
   #runner: JobRunner;
   /** The pool's dead-letter file (delivery.dead_letter_file), opened on the first letter. */
-  #deadLetters: DeadLetterFile | null = null;
+  readonly #deadLetters: DeadLetterSink;
 
   constructor(options: DeliveryOptions) {
     this.#settings = options.settings;
     this.#runner = options.runner;
     this.#breaker = options.breaker;
+    this.#functions = options.functions;
     this.#stats = options.stats;
     this.#log = options.log;
-    this.#useDeadLetterFile(options.settings.policy.deadLetterFile);
+    this.#deadLetters = new DeadLetterSink(options.log);
+    this.#deadLetters.use(options.settings.policy.deadLetterFile);
   }
 
   /** The runner for new attempts; running ones finish on the runner they started on. */
@@ -80,7 +88,8 @@ export class Delivery implements DeliveryDecisions {
   update(settings: DeliverySettings): void {
     this.#settings = settings;
     this.#breaker.update(settings.policy);
-    this.#useDeadLetterFile(settings.policy.deadLetterFile);
+    this.#functions.update(settings.policy);
+    this.#deadLetters.use(settings.policy.deadLetterFile);
   }
 
   /**
@@ -96,13 +105,22 @@ export class Delivery implements DeliveryDecisions {
   /** @internal DeliveredJob.start(). */
   begin(delivered: DeliveredJob): void {
     this.#active.add(delivered);
-    this.#startAttempt(delivered);
+    // Given up before a hand-back, only its dead letter missing: write it, never post the job again.
+    if (delivered.verdict !== null) this.#conclude(delivered, delivered.verdict);
+    else this.#startAttempt(delivered);
   }
 
-  /** The breaker opened: jobs waiting for their next attempt go back to gearmand now. */
+  /** The pool breaker opened: jobs waiting for their next attempt go back to gearmand now. */
   onBreakerOpen(): void {
     for (const delivered of this.#active) {
       if (delivered.phase === JobPhase.WAITING) this.#handBack(delivered, 'the circuit breaker opened');
+    }
+  }
+
+  /** A function's breaker opened: its jobs waiting for their next attempt go back to gearmand now. */
+  onFunctionOpen(functionName: string): void {
+    for (const delivered of this.#active) {
+      if (delivered.phase === JobPhase.WAITING && delivered.job.functionName === functionName) this.#handBack(delivered, `the circuit breaker of ${functionName} opened`);
     }
   }
 
@@ -121,7 +139,7 @@ export class Delivery implements DeliveryDecisions {
   /** Stops the deadline watch and closes the dead-letter file after its pending letters. */
   async close(): Promise<void> {
     this.#deadlines.close();
-    await this.#deadLetters?.close();
+    await this.#deadLetters.close();
   }
 
   // ── one job ──────────────────────────────────────────────────────────────────────────────────────
@@ -134,7 +152,11 @@ export class Delivery implements DeliveryDecisions {
       return;
     }
     // The endpoint answered (a shutdown abort says nothing about it): a run of transient outcomes ends.
-    if (outcome.kind !== 'fail' || outcome.cause !== FailureCause.SHUTDOWN) this.#breaker.reachable();
+    if (outcome.kind !== 'fail' || outcome.cause !== FailureCause.SHUTDOWN) {
+      this.#breaker.reachable();
+      // A failure still needs its letter: the function counts as recovered once that is written too.
+      if (outcome.kind !== 'fail' || !this.#deadLetters.enabled) this.#functions.reachable(delivered.job.functionName);
+    }
     this.#conclude(delivered, outcome);
   }
 
@@ -177,13 +199,14 @@ export class Delivery implements DeliveryDecisions {
   }
 
   /**
-   * An attempt ended without an answer the endpoint meant (or with a request to retry): retry in
-   * place after a backoff, hand the job back to gearmand (breaker tripped, slot stopping), or give up
-   * (fail_fast mode, or max_attempts / max_retry_duration spent in this assignment).
+   * An attempt ended without an answer the endpoint meant (or with a request to retry). The breaker
+   * that guards what failed hears of it; then the job is given up (fail_fast, or its budget spent:
+   * max_attempts and max_retry_duration count across hand-backs), handed back to gearmand (a breaker
+   * tripped, the slot stopping, or a wait longer than a slot should be held), or retried in place.
    */
   #onTransient(delivered: DeliveredJob, outcome: TransientOutcome): void {
     const policy = this.#settings.policy;
-    const breaker = this.#breaker;
+    const fn = delivered.job.functionName;
     this.#stats.attemptFailed(outcome, delivered.request?.httpStatus ?? 0);
     delivered.httpCounted = true;
     const failCause = outcome.cause === TransientCause.TIMEOUT ? FailureCause.TIMEOUT : outcome.cause === TransientCause.ENDPOINT ? FailureCause.ENDPOINT : FailureCause.HTTP;
@@ -192,26 +215,53 @@ export class Delivery implements DeliveryDecisions {
       this.#conclude(delivered, { kind: 'fail', cause: failCause, reason: outcome.reason, ...exception });
       return;
     }
-    // An endpoint that asks for a retry is reachable; anything else counts toward opening the breaker
-    // (which hands back every job waiting to retry, this one included below).
-    if (outcome.cause === TransientCause.ENDPOINT) breaker.reachable();
-    else breaker.transient(outcome.reason);
-    if (delivered.holder.stopping || breaker.tripped) {
+    const asked = outcome.retryAfterMs === null ? null : Math.min(outcome.retryAfterMs, policy.maxRetryAfterMs);
+    const key = jobKey(delivered.job);
+    let probeFailed: boolean;
+    if (outcome.cause === TransientCause.CONNECT) {
+      // No answer at all: the endpoint's host, for every function of the pool.
+      probeFailed = this.#breaker.transient(outcome.reason, key);
+    } else {
+      // The host answered (or is slow) for this function: its breaker, not the whole pool's.
+      if (outcome.cause !== TransientCause.TIMEOUT) this.#breaker.reachable();
+      probeFailed = this.#functions.transient(fn, outcome.reason, key, asked);
+    }
+    // A failed probe proves the outage still on, not that this job is bad: its attempt is not counted
+    // (a long outage would otherwise spend the attempts of whichever job gearmand hands out first);
+    // the time budget still is, so a job does not wait in gearmand past max_retry_duration.
+    if (probeFailed) delivered.freeAttempts++;
+    const spent = this.#spent(delivered, policy);
+    if (spent !== null) {
+      this.#conclude(delivered, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}`, ...exception });
+      return;
+    }
+    if (delivered.holder.stopping || this.#breaker.tripped || this.#functions.tripped(fn)) {
       this.#handBack(delivered, outcome.reason);
       return;
     }
-    const delayMs = retryDelayMs(policy, delivered.attemptsHere, outcome.retryAfterMs);
-    const elapsedMs = performance.now() - delivered.assignedAt;
-    if (delivered.attemptsHere >= policy.maxAttempts || (policy.maxRetryDurationMs > 0 && elapsedMs + delayMs > policy.maxRetryDurationMs)) {
-      const spent = delivered.attemptsHere >= policy.maxAttempts ? `${delivered.attemptsHere} attempts` : `max_retry_duration (${policy.maxRetryDurationMs} ms)`;
-      this.#conclude(delivered, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}`, ...exception });
+    let delayMs = retryDelayMs(policy, delivered.attempt - delivered.freeAttempts, asked);
+    // A wait past the budget's end is cut to it: the job gets its last attempt then, not a failure now.
+    if (policy.maxRetryDurationMs > 0) delayMs = Math.min(delayMs, policy.maxRetryDurationMs - (Date.now() - delivered.firstAttemptAt));
+    if (delayMs > policy.maxBackoffMs) {
+      // Only an endpoint's Retry-After waits this long: no slot is held for it. The function pauses
+      // (its jobs wait in gearmand, the pool's other functions go on) and this job goes back too.
+      this.#functions.trip(fn, `the endpoint asked for a retry after ${Math.round(delayMs / 1000)} s: ${outcome.reason}`, delayMs);
+      this.#handBack(delivered, outcome.reason);
       return;
     }
     delivered.wait(delayMs, () => this.#retry(delivered));
     this.#stats.count('retried');
     if (delivered.log.debug()) {
-      delivered.log.debug({ function: delivered.job.functionName, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
+      delivered.log.debug({ function: fn, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
     }
+  }
+
+  /** What ended the job's retry budget ("5 attempts"), or null while it may be tried again. */
+  #spent(delivered: DeliveredJob, policy: DeliveryPolicy): string | null {
+    const counted = delivered.attempt - delivered.freeAttempts;
+    if (counted >= policy.maxAttempts) return `${counted} attempts`;
+    if (policy.maxRetryDurationMs > 0 && Date.now() - delivered.firstAttemptAt >= policy.maxRetryDurationMs) return `max_retry_duration (${policy.maxRetryDurationMs} ms)`;
+    return null;
   }
 
   #retry(delivered: DeliveredJob): void {
@@ -222,7 +272,7 @@ export class Delivery implements DeliveryDecisions {
       delivered.holder.forget(delivered);
       return;
     }
-    if (delivered.holder.stopping || this.#breaker.tripped) {
+    if (delivered.holder.stopping || this.#breaker.tripped || this.#functions.tripped(delivered.job.functionName)) {
       this.#handBack(delivered, delivered.holder.stopping ? 'the slot is stopping' : 'the circuit breaker is open');
       return;
     }
@@ -237,24 +287,32 @@ export class Delivery implements DeliveryDecisions {
     if (outcome.kind === 'requeue' && !this.#ledger.allowRequeue(job.server, job.handleText)) {
       outcome = { kind: 'fail', cause: FailureCause.REQUEUE_LIMIT, reason: `endpoint answered gearman_ret 14 again after the job was re-queued ${MAX_REQUEUES} times` };
     }
-    if (outcome.kind === 'fail' && this.#deadLetters !== null) {
-      const failed = outcome;
-      delivered.phase = JobPhase.DEAD_LETTERING;
-      this.#deadLetters.write({ ...job, pool: this.#settings.poolName, attempts: delivered.attempt, reason: failed.reason }).then(
-        () => {
-          this.#stats.count('dead_lettered');
-          delivered.log.warn({ function: job.functionName, handle: job.handleText, unique: job.uniqueText, trace_id: delivered.trace.traceId, attempts: delivered.attempt, reason: failed.reason }, 'job written to the dead-letter file');
-          this.#finish(delivered, failed);
-        },
-        (error: unknown) => {
-          // Failing the job now would lose it: gearmand keeps it instead.
-          delivered.log.error({ err: error, function: job.functionName, handle: job.handleText, trace_id: delivered.trace.traceId }, 'cannot write the dead letter; handing the job back to gearmand instead of failing it');
-          this.#handBack(delivered, 'the dead letter could not be written');
-        },
-      );
-      return;
-    }
-    this.#finish(delivered, outcome);
+    if (outcome.kind === 'fail' && this.#deadLetters.enabled) this.#deadLetter(delivered, outcome);
+    else this.#finish(delivered, outcome);
+  }
+
+  /** The letter first (fsynced), then WORK_FAIL; a letter that cannot be written sends the job back, its verdict kept. */
+  #deadLetter(delivered: DeliveredJob, failed: FailVerdict): void {
+    const job = delivered.job;
+    delivered.phase = JobPhase.DEAD_LETTERING;
+    this.#deadLetters.write({ ...job, pool: this.#settings.poolName, attempts: delivered.attempt, reason: failed.reason }).then(
+      () => {
+        this.#stats.count('dead_lettered');
+        // The endpoint answered and the letter is on disk: the function works (a job that only needed its
+        // letter may have been the probe of a function paused by a failing file).
+        this.#functions.reachable(job.functionName);
+        delivered.log.warn({ function: job.functionName, handle: job.handleText, unique: job.uniqueText, trace_id: delivered.trace.traceId, attempts: delivered.attempt, reason: failed.reason }, 'job written to the dead-letter file');
+        this.#finish(delivered, failed);
+      },
+      (error: unknown) => {
+        if (!delivered.current) return;
+        // Failing the job now would lose it, posting it again would repeat its side effects: gearmand
+        // keeps it, this child remembers the verdict, and its function pauses while the file fails.
+        const pauseMs = this.#deadLetters.pauseMs(this.#settings.policy);
+        this.#functions.trip(job.functionName, `the dead-letter file cannot be written: ${(error as Error).message}`, pauseMs);
+        this.#handBack(delivered, 'the dead letter could not be written', failed);
+      },
+    );
   }
 
   /** Tells gearmand (through the holder), counts and logs the job's end. */
@@ -279,17 +337,20 @@ export class Delivery implements DeliveryDecisions {
 
   /**
    * Gives the job back to gearmand unfailed: the holder drops the socket that holds it (gearmand
-   * re-queues what a lost worker held, as for gearman_ret 14). gearmand's --job-retries, if set,
+   * re-queues what a lost worker held, as for gearman_ret 14), and the ledger keeps its attempts (and
+   * its verdict, if it was given up) for its next assignment here. gearmand's --job-retries, if set,
    * counts these.
    */
-  #handBack(delivered: DeliveredJob, reason: string): void {
+  #handBack(delivered: DeliveredJob, reason: string, verdict?: FailVerdict): void {
     if (!delivered.current) return;
     this.#end(delivered);
-    this.#ledger.remember(delivered.job, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt, trace: delivered.trace });
+    const fn = delivered.job.functionName;
+    this.#ledger.remember(delivered.job, { attempt: delivered.attempt, freeAttempts: delivered.freeAttempts, firstAttemptAt: delivered.firstAttemptAt, trace: delivered.trace, ...(verdict === undefined ? {} : { verdict }) });
     this.#stats.count('handed_back');
     this.#breaker.handedBack();
+    this.#functions.handedBack(fn);
     if (delivered.log.debug()) {
-      delivered.log.debug({ function: delivered.job.functionName, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, reason }, 'job handed back to gearmand');
+      delivered.log.debug({ function: fn, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, reason }, 'job handed back to gearmand');
     }
     delivered.holder.release(delivered, `handing the job back to gearmand: ${reason}`);
   }
@@ -304,13 +365,6 @@ export class Delivery implements DeliveryDecisions {
   #jobTrace(job: Job): JobTrace {
     const field = this.#settings.traceParentField;
     return (field === null ? null : traceFromWorkload(job.workload, field)) ?? newJobTrace();
-  }
-
-  /** Opens (lazily) the configured dead-letter file; a reload to another path closes the old one after its pending letters. */
-  #useDeadLetterFile(path: string | null): void {
-    if (this.#deadLetters?.path === path) return;
-    void this.#deadLetters?.close();
-    this.#deadLetters = path === null ? null : new DeadLetterFile(path);
   }
 
   #logJob(delivered: DeliveredJob, outcome: JobOutcome, durationMs: number, note: string | undefined): void {

@@ -28,6 +28,7 @@ import {
   Parser,
   RESET_ABILITIES_PACKET,
   encodeCanDo,
+  encodeCantDo,
   encodeEchoReq,
   encodeSetClientId,
   encodeWorkComplete,
@@ -152,8 +153,17 @@ export class GearmanConnection implements WakeMember {
   readonly #log: Logger;
   readonly #loopTimeoutMs: number;
   readonly #backoffCapMs: number;
-  /** RESET_ABILITIES + SET_CLIENT_ID + CAN_DO…, built once, written in one write per connect. */
-  readonly #registration: Buffer;
+  /** RESET_ABILITIES + SET_CLIENT_ID + CAN_DO…, written in one write per connect; rebuilt when the abilities change. */
+  #registration: Buffer;
+  readonly #clientId: string;
+  /** The functions this connection should be registered for. */
+  #abilities: readonly string[];
+  /** The functions gearmand has for the current socket. */
+  #registered = new Set<string>();
+  /** False while this connection's abilities differ from its wake group's: it never parks. */
+  #grouped = true;
+  /** The function of the job this connection holds (a CANT_DO for it waits until the job is answered). */
+  #heldFunction: string | null = null;
   readonly #parser: Parser;
   #state: ConnectionState = S.BACKOFF;
   #socket: net.Socket | null = null;
@@ -180,11 +190,9 @@ export class GearmanConnection implements WakeMember {
     this.#log = options.log;
     this.#loopTimeoutMs = options.loopTimeoutMs;
     this.#backoffCapMs = Math.max(BACKOFF_BASE_MS, Math.min(options.loopTimeoutMs, BACKOFF_MAX_MS));
-    this.#registration = Buffer.concat([
-      RESET_ABILITIES_PACKET,
-      encodeSetClientId(options.clientId),
-      ...options.functions.map((fn) => encodeCanDo(fn)),
-    ]);
+    this.#clientId = options.clientId;
+    this.#abilities = [...options.functions];
+    this.#registration = this.#buildRegistration();
     this.maxWorkloadBytes = options.maxWorkloadBytes !== undefined && options.maxWorkloadBytes > 0 ? options.maxWorkloadBytes : DEFAULT_MAX_PACKET_SIZE;
     this.#parser = new Parser({
       onPacket: (packet) => this.#onPacket(packet),
@@ -245,6 +253,59 @@ export class GearmanConnection implements WakeMember {
     this.#transition(S.SLEEPING);
   }
 
+  /**
+   * The functions to be registered for from now on; `grouped` false when they differ from the wake
+   * group's members' (such a connection sleeps at gearmand itself instead of parking). A CANT_DO for the
+   * function of a job this connection holds waits until the job is answered: gearmand re-queues a held
+   * job when its worker sends CANT_DO for it. A sleeping connection sends PRE_SLEEP again after a
+   * CAN_DO, since gearmand wakes a sleeper only for jobs queued after it slept.
+   */
+  setAbilities(functions: readonly string[], grouped: boolean): void {
+    this.#abilities = [...functions];
+    this.#grouped = grouped;
+    this.#registration = this.#buildRegistration();
+    if (!this.connected) return;
+    this.#syncAbilities();
+    if (!grouped && this.#state === S.PARKED) this.unpark();
+  }
+
+  #buildRegistration(): Buffer {
+    return Buffer.concat([RESET_ABILITIES_PACKET, encodeSetClientId(this.#clientId), ...this.#abilities.map((fn) => encodeCanDo(fn))]);
+  }
+
+  /** Sends CAN_DO / CANT_DO for the difference between what gearmand has and what is wanted. */
+  #syncAbilities(): void {
+    const packets = this.#abilityChanges();
+    if (packets !== null) (this.#socket as net.Socket).write(packets);
+  }
+
+  /**
+   * CAN_DO / CANT_DO for the difference between what gearmand has and what is wanted (and PRE_SLEEP
+   * again for a sleeper that gained a function), marked as sent; null when nothing differs. A CANT_DO
+   * for the function of the held job is left for after its answer.
+   */
+  #abilityChanges(): Buffer | null {
+    const wanted = new Set(this.#abilities);
+    const packets: Buffer[] = [];
+    for (const fn of this.#registered) {
+      if (!wanted.has(fn) && fn !== this.#heldFunction) {
+        packets.push(encodeCantDo(fn));
+        this.#registered.delete(fn);
+      }
+    }
+    let added = false;
+    for (const fn of wanted) {
+      if (!this.#registered.has(fn)) {
+        packets.push(encodeCanDo(fn));
+        this.#registered.add(fn);
+        added = true;
+      }
+    }
+    if (packets.length === 0) return null;
+    if (added && this.#state === S.SLEEPING) packets.push(PRE_SLEEP_PACKET);
+    return packets.length === 1 ? (packets[0] as Buffer) : Buffer.concat(packets);
+  }
+
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */
   echo(): void {
     if (this.connected) (this.#socket as net.Socket).write(encodeEchoReq(ECHO_PAYLOAD));
@@ -281,7 +342,12 @@ export class GearmanConnection implements WakeMember {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
     this.#transition(grabAfter ? S.GRABBING : S.READY);
-    const then = grabAfter ? GRAB_JOB_UNIQ_PACKET : null;
+    this.#heldFunction = null;
+    // A CANT_DO deferred while the job was held goes right after its answer and before the next GRAB,
+    // in the same write: a GRAB read first could be assigned a job of the function being dropped,
+    // and the CANT_DO would then make gearmand re-queue that job under us.
+    const changes = this.#abilityChanges();
+    const then = changes === null ? (grabAfter ? GRAB_JOB_UNIQ_PACKET : null) : grabAfter ? Buffer.concat([changes, GRAB_JOB_UNIQ_PACKET]) : changes;
     if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
       // The result follows its head uncopied, in the same write (cork).
       socket.cork();
@@ -435,6 +501,8 @@ export class GearmanConnection implements WakeMember {
   #onConnect(socket: net.Socket): void {
     if (socket !== this.#socket || this.#state !== S.CONNECTING) return;
     socket.write(this.#registration);
+    this.#registered = new Set(this.#abilities);
+    this.#heldFunction = null;
     this.#lastRxAt = Date.now();
     this.#rxSeen = false;
     this.#probeAt = 0;
@@ -458,7 +526,7 @@ export class GearmanConnection implements WakeMember {
     switch (packet.type) {
       case PacketType.NO_JOB:
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
-        if (this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
+        if (this.#wakeGroup === null || !this.#grouped || this.#wakeGroup.admit(this)) {
           this.#preSleep();
         } else {
           this.#transition(S.PARKED);
@@ -496,6 +564,7 @@ export class GearmanConnection implements WakeMember {
           server: this.server.label,
         };
         this.#transition(S.RUNNING);
+        this.#heldFunction = job.functionName;
         // Before the job starts: a parked connection should already be grabbing the next one.
         this.#wakeGroup?.assigned();
         this.#owner.onJobAssigned(this, job, this.#epoch);
