@@ -1,6 +1,6 @@
 /**
  * Where a pool keeps its dead letters when its `delivery` names no file: `<--dead_letter_dir>/<pool>.jsonl`
- * (README: Dead letters and replay). Without a file a failed background job would be gone once gearmand
+ * (docs/delivery.md, Dead letters and replay). Without a file a failed background job would be gone once gearmand
  * gets its WORK_FAIL, so the default is a file, in a folder the daemon creates itself.
  *
  * The folder follows where a service keeps its state: systemd's StateDirectory= (STATE_DIRECTORY),

@@ -108,7 +108,7 @@ function decodeLine(bytes: Buffer): string {
 
 /**
  * The file's lines. Unlike readline, it says whether the last line ended: a line without its line end
- * is a write cut short (README: Dead letters and replay).
+ * is a write cut short (docs/delivery.md, Dead letters and replay).
  */
 async function* fileLines(input: AsyncIterable<Buffer>): AsyncGenerator<FileLine> {
   let partial: Buffer[] = [];
