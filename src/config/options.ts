@@ -24,7 +24,8 @@ import path from 'node:path';
 import convict from 'convict';
 import { ErrorCode, OptionsError } from '../errors.js';
 import { suggestKey } from './jobs-config.js';
-import { parseListenAddress } from './listen-address.js';
+import { parseAllowedHosts, parseListenAddress } from './listen-address.js';
+import { redactUris } from './redact.js';
 import { MAX_LOOP_TIMEOUT_SECONDS, MAX_TIMER_SECONDS, secondsProblem } from './seconds.js';
 import { RequestFormat } from './types.js';
 import type { DaemonOptions } from './types.js';
@@ -90,6 +91,12 @@ convict.addFormats({
       if (typeof parsed === 'string') throw new FormatProblem(parsed);
     },
   },
+  'driveshaft-host-list': {
+    validate(value: unknown) {
+      const parsed = typeof value === 'string' ? parseAllowedHosts(value) : 'expected host names separated by commas';
+      if (typeof parsed === 'string') throw new FormatProblem(parsed);
+    },
+  },
   'driveshaft-request-format': {
     validate(value: unknown) {
       if (value !== RequestFormat.JSON && value !== RequestFormat.MULTIPART) throw new FormatProblem('expected "json" or "multipart"');
@@ -97,11 +104,12 @@ convict.addFormats({
   },
 });
 
-/** What convict holds: DaemonOptions with --exporter_addr still as typed (parsed in toDaemonOptions). */
-interface OptionValues extends Omit<DaemonOptions, 'exporter_addr'> {
+/** What convict holds: DaemonOptions with --exporter_addr and --exporter_allowed_hosts still as typed (parsed in toDaemonOptions). */
+interface OptionValues extends Omit<DaemonOptions, 'exporter_addr' | 'exporter_allowed_hosts'> {
   help: boolean;
   version: boolean;
   exporter_addr: string | null;
+  exporter_allowed_hosts: string;
 }
 
 /** `placeholder` is the value's name in --help; options without one are flags. */
@@ -220,12 +228,29 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     nullable: true,
     env: 'DRIVESHAFT_EXPORTER_ADDR',
   },
+  exporter_allowed_hosts: {
+    doc: 'host names the exporter answers besides its own address, localhost and IP addresses (comma-separated; .example.com = the domain and its subdomains); any other Host gets 421',
+    placeholder: 'NAMES',
+    format: 'driveshaft-host-list',
+    default: '',
+    env: 'DRIVESHAFT_EXPORTER_ALLOWED_HOSTS',
+  },
+  web_config_file: {
+    doc: "the exporter's TLS and basic auth, in the Prometheus exporter-toolkit web config format (as node_exporter's --web.config.file)",
+    placeholder: 'PATH',
+    format: 'driveshaft-path',
+    default: null,
+    nullable: true,
+    env: 'DRIVESHAFT_WEB_CONFIG_FILE',
+  },
 };
 
 type OptionName = keyof OptionValues;
 const OPTION_NAMES = Object.keys(SCHEMA) as OptionName[];
 const SHORT_FLAGS: Record<string, OptionName> = { '-h': 'help', '-v': 'version' };
-const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file'] as const;
+const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file', 'web_config_file'] as const;
+/** Options that only mean something with --exporter_addr. */
+const EXPORTER_OPTIONS = ['exporter_allowed_hosts', 'web_config_file'] as const;
 
 function isOptionName(name: string): name is OptionName {
   return Object.hasOwn(SCHEMA, name);
@@ -259,7 +284,7 @@ function tokenize(argv: readonly string[]): Map<OptionName, RawValue> {
     const short = SHORT_FLAGS[token];
     if (token.startsWith('-') && !token.startsWith('--') && short === undefined) throw unknownOption(token);
     if (!token.startsWith('--') && short === undefined) {
-      throw new OptionsError(`${JSON.stringify(token)}: unexpected argument; every option starts with -- (see --help)`);
+      throw new OptionsError(`${redactUris(JSON.stringify(token))}: unexpected argument; every option starts with -- (see --help)`);
     }
     const equals = token.indexOf('=');
     const name = short ?? (equals === -1 ? token.slice(2) : token.slice(2, equals));
@@ -309,7 +334,7 @@ function toOptionProblems(message: string, given: Map<OptionName, RawValue>): st
     const name = match[1] as OptionName;
     const raw = given.get(name);
     const source = raw?.source ?? `--${name}`;
-    if (raw !== undefined) return `${source}: ${match[2] as string}, got ${JSON.stringify(raw.text)}`;
+    if (raw !== undefined) return `${source}: ${match[2] as string}, got ${redactUris(JSON.stringify(raw.text))}`;
     // Only a required option can fail without being given: say both ways of giving it.
     const usage = `--${name} ${SCHEMA[name].placeholder ?? ''}`.trimEnd();
     const env = SCHEMA[name].env === undefined ? '' : ` or set ${SCHEMA[name].env as string}`;
@@ -336,14 +361,19 @@ function validated(given: Map<OptionName, RawValue>, env: Map<OptionName, RawVal
     const got = kill === undefined ? `its default is ${values.child_kill_after}: give --child_kill_after too` : `got ${JSON.stringify(kill.text)}`;
     throw new OptionsError(`${kill?.source ?? '--child_kill_after'}: expected 0 (never) or at least ${unresponsive} (${values.child_unresponsive_after}), ${got}`);
   }
+  if (values.exporter_addr === null) {
+    const orphan = EXPORTER_OPTIONS.find((name) => sources.has(name));
+    if (orphan !== undefined) throw new OptionsError(`${(sources.get(orphan) as RawValue).source}: applies to the exporter; give --exporter_addr too`);
+  }
   return values;
 }
 
 function toDaemonOptions(values: OptionValues): DaemonOptions {
-  const { help: _help, version: _version, exporter_addr: exporterText, ...rest } = values;
+  const { help: _help, version: _version, exporter_addr: exporterText, exporter_allowed_hosts: hostsText, ...rest } = values;
   const exporter = exporterText === null ? null : parseListenAddress(exporterText);
+  const hosts = parseAllowedHosts(hostsText);
   // Validation already refused anything that does not parse.
-  const options: DaemonOptions = { ...rest, exporter_addr: typeof exporter === 'string' ? null : exporter };
+  const options: DaemonOptions = { ...rest, exporter_addr: typeof exporter === 'string' ? null : exporter, exporter_allowed_hosts: typeof hosts === 'string' ? [] : hosts };
   // --daemonize changes the working directory later, so relative paths are fixed now.
   for (const name of PATH_OPTIONS) {
     const value = options[name];
@@ -368,7 +398,7 @@ export function versionText(): string {
 
 function defaultText(name: OptionName): string {
   const value = SCHEMA[name].default as string | number | boolean | null;
-  if (value === null || value === false) return '';
+  if (value === null || value === false || value === '') return '';
   return `default ${String(value)}`;
 }
 
