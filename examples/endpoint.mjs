@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A small, real job endpoint for driveshaft, in plain Node (no dependencies). It answers the contract
-// in README.md "The HTTP contract": driveshaft POSTs one job, the endpoint answers
+// in docs/http-contract.md: driveshaft POSTs one job, the endpoint answers
 // {"gearman_ret": 0, "response_string": "..."} for success, any other gearman_ret for failure.
 //
 //   node examples/endpoint.mjs                 listens on 127.0.0.1:8080, path /job
@@ -19,7 +19,7 @@
 // It reads both request formats: JSON (driveshaft's default) and multipart/form-data (pools with
 // "request_format": "multipart", i.e. endpoints written for the original C++ Driveshaft).
 //
-// Signed requests (README.md "Security"): with SIGNING_SECRETS set to the pool's whsec_ secrets
+// Signed requests (docs/security.md): with SIGNING_SECRETS set to the pool's whsec_ secrets
 // (separated by spaces), every POST must carry a valid Standard Webhooks signature made within the
 // last 5 minutes, or it is answered 401 (driveshaft fails the job: the endpoint answered).
 //   SIGNING_SECRETS="$(cat /etc/driveshaft/regular.whsec)" node examples/endpoint.mjs
@@ -123,7 +123,7 @@ async function readJob(req, body) {
     return { function_name: field('function_name'), job_handle: field('job_handle'), unique: field('unique'), workload: field('workload') };
   }
   const job = JSON.parse(body.toString('utf8'));
-  // A workload that is not valid UTF-8 arrives base64-encoded (README, "The HTTP contract").
+  // A workload that is not valid UTF-8 arrives base64-encoded (docs/http-contract.md).
   const workload = job.workload_encoding === 'base64' ? Buffer.from(job.workload, 'base64').toString('utf8') : job.workload;
   return { ...job, workload };
 }

@@ -3,14 +3,14 @@
 //
 //   php -S 127.0.0.1:8080 examples/endpoint.php
 //
-// driveshaft POSTs one job per request and reads the JSON answer (README.md, "The HTTP contract"):
+// driveshaft POSTs one job per request and reads the JSON answer (docs/http-contract.md):
 //   {"gearman_ret": 0, "response_string": "..."}   success: the client gets response_string
 //   {"gearman_ret": 1, "response_string": "..."}   failure (any integer other than 0 and 14)
 //
 // Both request formats are read: JSON, driveshaft's default, and multipart/form-data (a pool with
 // "request_format": "multipart", which is what the original C++ Driveshaft sent: the fields are in $_POST).
 //
-// Signed requests (README.md "Security"): with SIGNING_SECRETS set to the pool's whsec_ secrets
+// Signed requests (docs/security.md): with SIGNING_SECRETS set to the pool's whsec_ secrets
 // (separated by spaces), every POST must carry a valid Standard Webhooks signature made within the last
 // 5 minutes, or it is answered 401. The signature covers the raw body, which PHP hides for
 // multipart/form-data requests: sign JSON pools, or set enable_post_data_reading=Off for multipart ones.

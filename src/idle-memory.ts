@@ -6,7 +6,7 @@
  * 12 MiB while its slots connect and to 60 MiB during a burst) and its own memory reducer never shrinks
  * it in a process that has stopped allocating: measured with bench/e2e, a 1,000-slot daemon held the
  * same memory 25 s after registering as 1 s after. One memory-reducing full GC ("last resort": it also
- * shrinks the young generation to one page) returns it. README "Memory" has the figures.
+ * shrinks the young generation to one page) returns it. The figures: docs/performance.md, Memory.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

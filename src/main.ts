@@ -1,7 +1,7 @@
 /**
  * The `driveshaft` command: options → help / version / check → daemonize → log config, jobs config,
  * fd budget, pid file → Master. Every startup error is one line per problem on stderr (or sent to the
- * launcher under --daemonize) and exit status 2 (README: Options; docs/configuration.md).
+ * launcher under --daemonize) and exit status 2 (docs/configuration.md, Options).
  */
 import path from 'node:path';
 import { checkFdBudget } from './config/fd-budget.js';

@@ -1,5 +1,5 @@
 /**
- * What each process loads (README "Memory"): every module costs resident memory in every process that
+ * What each process loads (docs/performance.md, Memory): every module costs resident memory in every process that
  * loads it, so the pool child must not load the master's dependencies and the master must not load
  * the child's, nor what only optional features need. Each check runs in a fresh Node process.
  */

@@ -28,7 +28,7 @@
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { HttpPool } from '../../src/child/http-client.js';
+import { HttpPool } from '../../src/child/http/http-client.js';
 import {
   GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,

@@ -68,7 +68,7 @@ const USAGE = `npm run bench:e2e -- [options]
   --warmup N             unmeasured queue-mode runs of the same size before them, on the daemon and on the
                          1-slot floors alike (default 0): a Node daemon's JIT keeps warming for several
                          20,000-job runs, the original does not warm; memory "after one run" is the first
-  --log-level L          daemon log level: warn (default) or info (info logs every job? see README)
+  --log-level L          daemon log level: warn (default) or info (info logs every job? see docs/observability.md, Logs)
   --verify-bodies        log every request body and check each job's unique arrived exactly once
                          (nginx mirrors each request to read the body: costs endpoint CPU)
   --endpoint node        use the Node stand-in endpoint even if nginx is installed

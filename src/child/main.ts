@@ -27,7 +27,7 @@ import type { ChildSettings } from '../ipc/settings.js';
 import { startIdleMemoryRelease } from '../idle-memory.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
 import type { Logger } from '../log/logger.js';
-import { reopenDeadLetterFiles } from './dead-letters.js';
+import { reopenDeadLetterFiles } from './delivery/dead-letters.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */

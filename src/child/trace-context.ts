@@ -5,7 +5,7 @@
  * sibling span of the same trace.
  *
  * Ids come from a pool of random bytes refilled 4 KiB at a time: one randomFillSync per ~170 jobs
- * instead of one per job (see the figures in the README's Performance section). They are fully
+ * instead of one per job (see the figures in docs/performance.md, Performance). They are fully
  * random, not a prefix plus a counter, because samplers (OpenTelemetry's TraceIdRatioBased) compare
  * the low bytes of the trace id against a threshold and a counter there would bias them.
  */

@@ -1,5 +1,5 @@
 /**
- * One pool's slots inside its child process: start, reconfigure (README: Signals and reload), status, drain, destroy.
+ * One pool's slots inside its child process: start, reconfigure (docs/operations.md, Signals and reload), status, drain, destroy.
  *
  * - worker_count up → slots added; down → surplus slots stopped (idle ones first, newest first) with
  *   max_running_time to finish a running job.
@@ -10,28 +10,27 @@
  *   a new JobRunner, running jobs finish on the old one, and no Gearman connection drops. (Replacing
  *   slots would buy nothing and re-register every worker.)
  *
- * Counters and metrics are updated in one place (#record), from the outcome every job reports exactly once.
+ * What a change of each setting needs comes from one table (src/config/pool-changes.ts), the one the
+ * master's reload diff reads. The pool owns its breaker, its admission gate and its Delivery for its
+ * whole life; counters and metrics are PoolStats, fed by the delivery.
  */
 import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
-import { zeroCounters } from '../ipc/counters.js';
-import type { ChildCounters } from '../ipc/counters.js';
+import { PoolChange, poolChanges, sameServers } from '../config/pool-changes.js';
 import { validateSettings } from '../ipc/settings.js';
 import type { ChildSettings } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
-import { CircuitBreaker } from './circuit-breaker.js';
-import { DeadLetterFile } from './dead-letters.js';
-import { checkHealth } from './health-check.js';
-import { FailureCause, JobRunner, MAX_REQUEUES, TransientCause } from './job-runner.js';
-import type { AttemptInfo, FinalOutcome, Job, JobOutcome } from './job-runner.js';
-import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
+import { AdmissionGate } from './admission-gate.js';
+import { CircuitBreaker } from './delivery/circuit-breaker.js';
+import { Delivery } from './delivery/delivery.js';
+import type { DeliverySettings } from './delivery/delivery.js';
+import { checkHealth } from './delivery/health-check.js';
+import { JobRunner } from './http/job-runner.js';
+import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
-import type { SlotContext } from './slot.js';
-import { WakeGroup } from './wake-group.js';
+import { WakeGroup } from './gearman/wake-group.js';
 
-/** Bound on the re-queue and redelivery ledgers: handles seen once and never again must not grow them forever. */
-const LEDGER_SIZE = 10_000;
 /** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
 const QUEUE_QUERY_TIMEOUT_MS = 2000;
 /** How often a pending slot replacement checks whether the new slots are registered. */
@@ -53,41 +52,28 @@ export const PoolState = {
 } as const;
 export type PoolState = (typeof PoolState)[keyof typeof PoolState];
 
-function sameGearmanSide(a: ChildSettings, b: ChildSettings): boolean {
-  return (
-    a.loopTimeoutMs === b.loopTimeoutMs &&
-    a.pool.maxWorkloadBytes === b.pool.maxWorkloadBytes &&
-    a.servers.length === b.servers.length &&
-    a.servers.every((server, i) => server.host === b.servers[i]?.host && server.port === b.servers[i]?.port) &&
-    a.pool.jobsList.length === b.pool.jobsList.length &&
-    a.pool.jobsList.every((fn, i) => fn === b.pool.jobsList[i])
-  );
+/** What a reconfigure needs, from the one table of pool-changes.ts plus the child's own settings. */
+function changesBetween(a: ChildSettings, b: ChildSettings): Set<PoolChange> {
+  const changes = poolChanges(a.pool, b.pool);
+  if (a.loopTimeoutMs !== b.loopTimeoutMs || !sameServers(a.servers, b.servers)) changes.add(PoolChange.SLOTS);
+  return changes;
 }
 
-function sameHttpSide(a: ChildSettings, b: ChildSettings): boolean {
-  const ha = Object.entries(a.pool.headers);
-  const hb = b.pool.headers;
-  return (
-    a.pool.jobProcessingUri === b.pool.jobProcessingUri &&
-    a.pool.requestFormat === b.pool.requestFormat &&
-    a.pool.maxRunningTimeMs === b.pool.maxRunningTimeMs &&
-    a.pool.keepAlive === b.pool.keepAlive &&
-    a.pool.delivery.retryOnStatus.join() === b.pool.delivery.retryOnStatus.join() &&
-    a.pool.signingKeys.join() === b.pool.signingKeys.join() &&
-    a.pool.bearerToken === b.pool.bearerToken &&
-    JSON.stringify(a.pool.tls) === JSON.stringify(b.pool.tls) &&
-    ha.length === Object.keys(hb).length &&
-    ha.every(([name, value]) => hb[name] === value)
-  );
+function deliverySettings(settings: ChildSettings): DeliverySettings {
+  return { poolName: settings.pool.name, policy: settings.pool.delivery, traceParentField: settings.pool.traceParentField };
 }
 
 export class WorkerPool {
   readonly #log: Logger;
   readonly #pid: number;
   readonly #maxResponseBytes: number | undefined;
+  readonly #stats = new PoolStats();
   #state: PoolState = PoolState.IDLE;
   #settings: ChildSettings | null = null;
-  #runner: JobRunner | null = null;
+  /** Built by start(): the pool's breaker, permits and delivery live as long as the pool. */
+  #breaker: CircuitBreaker | null = null;
+  #gate: AdmissionGate | null = null;
+  #delivery: Delivery | null = null;
   /** The current generation's slots. */
   #slots: Slot[] = [];
   /** The current generation's wake groups, one per server (older generations keep theirs). */
@@ -102,60 +88,12 @@ export class WorkerPool {
   readonly #oldRunners = new Set<JobRunner>();
   #nextSlot = 1;
   #ticker: NodeJS.Timeout | null = null;
-  readonly #requeues = new Map<string, number>();
-  /** Attempts of jobs this child handed back to gearmand, by server, handle and unique. */
-  readonly #redeliveries = new Map<string, AttemptInfo>();
-  #breaker: CircuitBreaker | null = null;
-  /** The pool's dead-letter file (delivery.dead_letter_file), opened on the first letter. */
-  #deadLetters: DeadLetterFile | null = null;
-  /** Slots refused a permit by the breaker, kicked in order when permits free up. */
-  readonly #blocked = new Set<Slot>();
-  readonly #counters: ChildCounters = zeroCounters();
-  readonly #metrics = new JobMetrics();
-  readonly #context: SlotContext;
   #drained: Promise<void> | null = null;
 
   constructor(options: WorkerPoolOptions) {
     this.#log = options.log;
     this.#pid = options.pid ?? process.pid;
     this.#maxResponseBytes = options.maxResponseBytes;
-    const pool = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getter below cannot be an arrow
-    this.#context = {
-      get runner(): JobRunner {
-        return pool.#runner as JobRunner;
-      },
-      allowRequeue: (server, handle) => this.#allowRequeue(server, handle),
-      settleHandle: (server, handle) => {
-        if (this.#requeues.size > 0) this.#requeues.delete(`${server}\0${handle}`);
-      },
-      get delivery() {
-        return (pool.#settings as ChildSettings).pool.delivery;
-      },
-      get traceParentField() {
-        return (pool.#settings as ChildSettings).pool.traceParentField;
-      },
-      get breaker(): CircuitBreaker {
-        return pool.#breaker as CircuitBreaker;
-      },
-      blocked: (slot) => {
-        this.#blocked.add(slot);
-      },
-      recall: (job) => {
-        if (this.#redeliveries.size === 0) return undefined;
-        const key = ledgerKey(job);
-        const earlier = this.#redeliveries.get(key);
-        if (earlier !== undefined) this.#redeliveries.delete(key);
-        return earlier;
-      },
-      remember: (job, attempt) => boundedSet(this.#redeliveries, ledgerKey(job), attempt),
-      deadLetter: (job, attempts, reason) =>
-        this.#deadLetters === null ? null : this.#deadLetters.write({ ...job, pool: (this.#settings as ChildSettings).pool.name, attempts, reason }),
-      attemptFailed: (outcome, httpStatus) => this.#attemptFailed(outcome, httpStatus),
-      count: (event) => {
-        this.#counters[`jobs_${event}`]++;
-      },
-      record: (outcome, functionName, durationMs, httpStatus, httpCounted) => this.#record(outcome, functionName, durationMs, httpStatus, httpCounted),
-    };
   }
 
   get state(): PoolState {
@@ -170,9 +108,10 @@ export class WorkerPool {
     if (this.#state !== PoolState.IDLE) throw new InternalError(`WorkerPool.start called in state ${this.#state}`);
     validateSettings(settings);
     this.#settings = settings;
-    this.#runner = this.#newRunner(settings);
-    this.#breaker = this.#newBreaker(settings);
-    this.#useDeadLetterFile(settings.pool.delivery.deadLetterFile);
+    const breaker = this.#newBreaker(settings);
+    this.#breaker = breaker;
+    this.#gate = new AdmissionGate(breaker);
+    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#wakeGroups = settings.servers.map(() => new WakeGroup());
@@ -183,22 +122,24 @@ export class WorkerPool {
     );
   }
 
+  /**
+   * A reload changed this pool: each change applied as the table of src/config/pool-changes.ts says
+   * (new slots, a new runner, in place), worker_count by adding or stopping slots.
+   */
   reconfigure(settings: ChildSettings): void {
     if (this.#state !== PoolState.RUNNING) throw new InternalError(`WorkerPool.reconfigure called in state ${this.#state}`);
     validateSettings(settings);
     const old = this.#settings as ChildSettings;
+    const changes = changesBetween(old, settings);
     this.#settings = settings;
-    const runner = this.#runner as JobRunner;
-    if (!sameHttpSide(old, settings) || settings.pool.workerCount > runner.connections) {
-      this.#replaceRunner(settings);
-    }
+    const delivery = this.#delivery as Delivery;
+    if (changes.has(PoolChange.RUNNER) || settings.pool.workerCount > delivery.runner.connections) this.#replaceRunner(settings);
+    delivery.update(deliverySettings(settings));
     const breaker = this.#breaker as CircuitBreaker;
-    breaker.update(settings.pool.delivery);
-    this.#useDeadLetterFile(settings.pool.delivery.deadLetterFile);
     if (old.pool.workerCount !== settings.pool.workerCount) breaker.resize(settings.pool.workerCount);
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
-    if (!sameGearmanSide(old, settings)) {
+    if (changes.has(PoolChange.SLOTS)) {
       this.#outgoing.push(...this.#slots);
       this.#wakeGroups = settings.servers.map(() => new WakeGroup());
       this.#slots = this.#newSlots(settings, settings.pool.workerCount);
@@ -232,8 +173,8 @@ export class WorkerPool {
       pool: this.#settings?.pool.name ?? '',
       pid: this.#pid,
       slots,
-      counters: { ...this.#counters },
-      metrics: this.#metrics.snapshot(),
+      counters: this.#stats.counters(),
+      metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: this.#breaker.status(retrying) }),
     };
   }
@@ -245,7 +186,7 @@ export class WorkerPool {
 
   /** Counters and metrics only (the `stopped` reply): no slot list. */
   totals(): Pick<ChildStatus, 'counters' | 'metrics'> {
-    return { counters: { ...this.#counters }, metrics: this.#metrics.snapshot() };
+    return { counters: this.#stats.counters(), metrics: this.#stats.metrics() };
   }
 
   /**
@@ -264,12 +205,12 @@ export class WorkerPool {
     this.#outgoing = [];
     this.#slots = [];
     this.#breaker?.close();
-    this.#blocked.clear();
+    this.#gate?.clear();
     this.#drained = this.#whenStopped().then(async () => {
-      await Promise.all([this.#runner?.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#deadLetters?.close()]);
+      await Promise.all([this.#delivery?.runner.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#delivery?.close()]);
       this.#stopTicker();
       this.#state = PoolState.STOPPED;
-      this.#log.info({ counters: this.#counters }, 'pool stopped');
+      this.#log.info({ counters: this.#stats.counters() }, 'pool stopped');
     });
     return this.#drained;
   }
@@ -277,7 +218,7 @@ export class WorkerPool {
   /** Hard: running jobs get WORK_FAIL now; resolves when every connection is closed. */
   destroy(): Promise<void> {
     const drained = this.drain(0);
-    void this.#runner?.destroy();
+    void this.#delivery?.runner.destroy();
     for (const runner of this.#oldRunners) void runner.destroy();
     return drained;
   }
@@ -295,7 +236,8 @@ export class WorkerPool {
         functions: settings.pool.jobsList,
         loopTimeoutMs: settings.loopTimeoutMs,
         maxWorkloadBytes: settings.pool.maxWorkloadBytes,
-        context: this.#context,
+        gate: this.#gate as AdmissionGate,
+        delivery: this.#delivery as Delivery,
         log: this.#log.child({ slot: id }),
       });
       slot.start();
@@ -305,8 +247,6 @@ export class WorkerPool {
   }
 
   #retire(slot: Slot, graceMs: number): void {
-    // A stopping slot takes no job: it no longer waits for a breaker permit.
-    this.#blocked.delete(slot);
     this.#stopping.add(slot);
     void slot.stop(graceMs).then(() => {
       this.#stopping.delete(slot);
@@ -363,39 +303,18 @@ export class WorkerPool {
     });
   }
 
-  /** Opens (lazily) the configured dead-letter file; a reload to another path closes the old one after its pending letters. */
-  #useDeadLetterFile(path: string | null): void {
-    if (this.#deadLetters?.path === path) return;
-    void this.#deadLetters?.close();
-    this.#deadLetters = path === null ? null : new DeadLetterFile(path);
-  }
-
   #newBreaker(settings: ChildSettings): CircuitBreaker {
     return new CircuitBreaker(
       settings.pool.delivery,
       settings.pool.workerCount,
       {
-        onAdmit: () => this.#admitBlocked(),
-        onOpen: () => {
-          for (const slot of this.#slots) slot.onBreakerOpen();
-          for (const slot of this.#outgoing) slot.onBreakerOpen();
-        },
+        onAdmit: () => this.#gate?.admitWaiting(),
+        onOpen: () => this.#delivery?.onBreakerOpen(),
         checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000), this.#settings?.pool.tls ?? null),
         queuedJobs: () => this.#queuedJobs(),
       },
       this.#log,
     );
-  }
-
-  /** Kicks refused slots, oldest first, while the breaker has permits. */
-  #admitBlocked(): void {
-    const breaker = this.#breaker;
-    if (breaker === null) return;
-    for (const slot of this.#blocked) {
-      if (!breaker.admits) return;
-      this.#blocked.delete(slot);
-      slot.kick();
-    }
   }
 
   /** Jobs queued (not running) in gearmand for this pool's functions, summed over servers; null if none answered. */
@@ -414,8 +333,9 @@ export class WorkerPool {
 
   /** New jobs go to the new runner at once; the old one closes after its requests settle. */
   #replaceRunner(settings: ChildSettings): void {
-    const old = this.#runner as JobRunner;
-    this.#runner = this.#newRunner(settings);
+    const delivery = this.#delivery as Delivery;
+    const old = delivery.runner;
+    delivery.runner = this.#newRunner(settings);
     this.#oldRunners.add(old);
     void old.close().then(() => {
       this.#oldRunners.delete(old);
@@ -441,71 +361,8 @@ export class WorkerPool {
       this.#ticker = null;
     }
   }
-
-  #allowRequeue(server: string, handle: string): boolean {
-    const key = `${server}\0${handle}`;
-    const count = (this.#requeues.get(key) ?? 0) + 1;
-    this.#requeues.delete(key);
-    if (count > MAX_REQUEUES) return false;
-    boundedSet(this.#requeues, key, count);
-    return true;
-  }
-
-
-  /** A transient attempt: its HTTP outcome counts now, whatever becomes of the job. */
-  #attemptFailed(outcome: JobOutcome & { kind: 'transient' }, httpStatus: number): void {
-    this.#counters.http_errors++;
-    this.#metrics.recordHttp(outcome.cause === TransientCause.TIMEOUT ? HTTP_TIMEOUT : httpStatus === 0 ? HTTP_ERROR : httpStatus);
-  }
-
-  #record(outcome: FinalOutcome, functionName: string, durationMs: number, httpStatus: number, httpCounted: boolean): void {
-    const counters = this.#counters;
-    let result: JobResult;
-    // The HTTP code label: a status once headers arrived, unless max_running_time cut the exchange short;
-    // a request we aborted ourselves (shutdown) never produced an HTTP outcome and is left out.
-    let http = httpStatus;
-    switch (outcome.kind) {
-      case 'complete':
-        counters.jobs_completed++;
-        result = JobResult.COMPLETED;
-        break;
-      case 'requeue':
-        counters.jobs_requeued++;
-        result = JobResult.REQUEUED;
-        break;
-      case 'fail':
-        counters.jobs_failed++;
-        result = JobResult.FAILED;
-        if (outcome.cause === FailureCause.TIMEOUT) {
-          counters.jobs_timed_out++;
-          result = JobResult.TIMED_OUT;
-          http = HTTP_TIMEOUT;
-        } else if (outcome.cause === FailureCause.HTTP) {
-          if (!httpCounted) counters.http_errors++;
-          if (http === 0) http = HTTP_ERROR;
-        } else if (outcome.cause === FailureCause.SHUTDOWN && http === 0) {
-          http = HTTP_NONE;
-        }
-        break;
-    }
-    this.#metrics.record(functionName, result, durationMs / 1000, httpCounted ? HTTP_NONE : http);
-  }
 }
 
 function slotNumber(id: string): number {
   return Number(id.slice(id.lastIndexOf('-') + 1));
-}
-
-function ledgerKey(job: Job): string {
-  return `${job.server}\0${job.handleText}\0${job.uniqueText}`;
-}
-
-/** Map.set with the oldest entry evicted at LEDGER_SIZE. */
-function boundedSet<V>(map: Map<string, V>, key: string, value: V): void {
-  map.delete(key);
-  if (map.size >= LEDGER_SIZE) {
-    const oldest = map.keys().next();
-    if (oldest.done !== true) map.delete(oldest.value);
-  }
-  map.set(key, value);
 }

@@ -1,5 +1,5 @@
 /**
- * --check (README: Options; like `nginx -t`): validates what a start would validate and reports every problem,
+ * --check (docs/configuration.md, Options; like `nginx -t`): validates what a start would validate and reports every problem,
  * without opening a port, a pid file or a log file. Options were already validated by
  * parseCommandLine; this covers the files, the descriptor budget and the pools' dead-letter folders,
  * and prints each pool's delivery policy so the operator sees what the defaults amount to.

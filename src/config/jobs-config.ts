@@ -1,5 +1,5 @@
 /**
- * The jobs config file (README: Jobs config): the seed's format, validated strictly. Every problem in the file is
+ * The jobs config file (docs/configuration.md, Jobs config): the seed's format, validated strictly. Every problem in the file is
  * collected and thrown at once as one ConfigError, one line per problem, so an operator fixes a file in
  * one pass instead of one error per restart.
  *
@@ -95,7 +95,7 @@ const RESERVED_HEADERS = [
   'trailer',
 ] as const;
 
-/** Headers every job's POST carries with its own values (the README's HTTP contract; job-runner.ts sets them). */
+/** Headers every job's POST carries with its own values (docs/http-contract.md; job-runner.ts sets them). */
 const JOB_HEADERS = ['traceparent', 'driveshaft-attempt', 'driveshaft-first-attempt', 'driveshaft-function', 'driveshaft-job-handle', 'driveshaft-unique'] as const;
 
 /** RFC 9110 token: the characters a header name may contain. */

@@ -1,5 +1,5 @@
 /**
- * The command line (README: Options): the original's option names, so init scripts keep working, each also
+ * The command line (docs/configuration.md, Options): the original's option names, so init scripts keep working, each also
  * readable from DRIVESHAFT_<NAME>. convict owns the schema, defaults, environment and validation; we
  * tokenise argv ourselves because convict's yargs-parser accepts any unknown option silently.
  *

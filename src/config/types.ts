@@ -161,7 +161,7 @@ export interface ListenAddress {
   port: number;
 }
 
-/** Daemon options after convict validation (README: Options). Times are kept in the units the CLI uses. */
+/** Daemon options after convict validation (docs/configuration.md, Options). Times are kept in the units the CLI uses. */
 export interface DaemonOptions {
   jobsconfig: string;
   logconfig: string | null;

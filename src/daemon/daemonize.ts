@@ -1,5 +1,5 @@
 /**
- * --daemonize (README: Options): the launching command re-runs itself detached (a new session, stdio on
+ * --daemonize (docs/configuration.md, Options): the launching command re-runs itself detached (a new session, stdio on
  * /dev/null) with an IPC channel back, and exits 0 only once the daemon reports that it is serving
  * (config valid, children ready, status port bound, pid file written), or non-zero with the daemon's
  * own error lines. The original returned 0 before anything had started.

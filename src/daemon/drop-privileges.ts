@@ -1,5 +1,5 @@
 /**
- * --user (README: Options): after the status port is bound and the log files are open, become `user` with its
+ * --user (docs/configuration.md, Options): after the status port is bound and the log files are open, become `user` with its
  * primary group and supplementary groups. Order matters: groups first (setgid and initgroups need root),
  * uid last. Only root can do this; anyone else gets a clear error instead of a half-dropped process.
  *

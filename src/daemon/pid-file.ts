@@ -1,5 +1,5 @@
 /**
- * The --pid_file (README: Options): refuse to start when it names a live process, take over a stale one, write
+ * The --pid_file (docs/configuration.md, Options): refuse to start when it names a live process, take over a stale one, write
  * atomically, remove on exit.
  *
  * The file is written to a temporary name and then hard-linked into place: link() fails when the target

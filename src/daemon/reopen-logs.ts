@@ -1,5 +1,5 @@
 /**
- * USR2 (README: Signals and reload): reopen log files after logrotate moved them away.
+ * USR2 (docs/operations.md, Signals and reload): reopen log files after logrotate moved them away.
  *
  * bunyan's own reopenFileStreams() cannot be used: it calls WriteStream.destroySoon(), which
  * fs.WriteStream no longer has, so it throws; and it only updates the logger it is called on, while

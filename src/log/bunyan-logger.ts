@@ -1,5 +1,5 @@
 /**
- * The master's logger (README: Logs). The master owns every log stream; children forward their records
+ * The master's logger (docs/observability.md, Logs). The master owns every log stream; children forward their records
  * over IPC (forwarding-logger.ts) so that one process writes each file (rotating-file streams break
  * when two processes rotate one file) and USR2 reopens everything in one place.
  *

@@ -1,5 +1,5 @@
 /**
- * The --logconfig file (README: Logs): which streams the master writes, at which levels. Reading and
+ * The --logconfig file (docs/observability.md, Logs): which streams the master writes, at which levels. Reading and
  * validating it needs no bunyan, so `--check` and the tests use it alone; bunyan-logger.ts turns the
  * result into streams.
  */

@@ -31,7 +31,7 @@ export const DEFAULT_CHILD_EXEC = fileURLToPath(new URL('../child/main.js', impo
 
 /**
  * Pools up to this many slots get a 1 MiB young generation (V8's two semi-spaces, 1 MiB each); larger
- * ones get LARGE_POOL_SEMI_SPACE_MIB. README "Memory".
+ * ones get LARGE_POOL_SEMI_SPACE_MIB. docs/performance.md, Memory.
  *
  * A child allocates per job (HTTP request and response objects, promises) and almost none of it
  * outlives the job. During a burst V8 grows the semi-spaces towards their maximum, and that memory

@@ -10,7 +10,7 @@
  *   the pools whose config changed.
  * - Reloads never overlap: one requested while another runs is done once after it.
  * - Stopping pools (removed, or worker_count → 0) get their pool's max_running_time to finish running
- *   jobs (README: Signals and reload); a daemon shutdown shortens that to its own deadline.
+ *   jobs (docs/operations.md, Signals and reload); a daemon shutdown shortens that to its own deadline.
  * - Every status view (the status port's `threads`, `counters`, `gauges`; the exporter's /metrics,
  *   /status, /readyz) is rendered from one snapshot built by observe(): the children's status replies
  *   and the pools' totals (src/observe/pool-totals.ts, fed by the supervisors). A child that does not

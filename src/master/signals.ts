@@ -1,5 +1,5 @@
 /**
- * The master's signal table (README: Signals and reload), in the manner of close-with-grace: the first TERM/INT/USR1
+ * The master's signal table (docs/operations.md, Signals and reload), in the manner of close-with-grace: the first TERM/INT/USR1
  * starts a graceful stop, a second TERM/INT (or QUIT at any time) a hard one. Handlers are installed
  * while the master runs and removed after, so a test process can host several masters in turn.
  *

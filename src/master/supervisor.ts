@@ -64,7 +64,7 @@ export interface SupervisorTiming {
 export const DEFAULT_UNRESPONSIVE_AFTER_MS = 10_000;
 export const DEFAULT_KILL_AFTER_MS = 60_000;
 
-/** Timings derived from loop_timeout, which drives liveness checks and shutdown waits (README: Options). */
+/** Timings derived from loop_timeout, which drives liveness checks and shutdown waits (docs/configuration.md, Options). */
 export function supervisorTiming(
   loopTimeoutMs: number,
   { unresponsiveAfterMs = DEFAULT_UNRESPONSIVE_AFTER_MS, killAfterMs = DEFAULT_KILL_AFTER_MS }: { unresponsiveAfterMs?: number; killAfterMs?: number } = {},

@@ -1,5 +1,5 @@
 /**
- * The status port (README: Status port): one command per connection, the reply, then the server closes. So
+ * The status port (docs/observability.md, Status port): one command per connection, the reply, then the server closes. So
  * `echo threads | nc 127.0.0.1 PORT` works. The server only speaks the line protocol; what `threads`,
  * `counters` and `gauges` say comes from a StatusSource (the master).
  *

@@ -1,5 +1,5 @@
 /**
- * What the status port's commands say (README: Status port), rendered from one snapshot of the master:
+ * What the status port's commands say (docs/observability.md, Status port), rendered from one snapshot of the master:
  * the same Observation /status and /metrics are built from, so the views cannot disagree. Pure
  * functions of plain data; status-server.ts speaks the line protocol around them.
  *

@@ -1,10 +1,10 @@
 /**
- * Reading one line of a dead-letter file (the format src/child/dead-letters.ts writes) back into the
+ * Reading one line of a dead-letter file (the format src/child/delivery/dead-letters.ts writes) back into the
  * bytes to submit. Only what a submit needs is required (time, function, unique, workload); the other
  * fields are shown by --dry-run when present and checked only for their type.
  */
 import { isUtf8 } from 'node:buffer';
-import type { DeadLetterRecord } from '../child/dead-letters.js';
+import type { DeadLetterRecord } from '../child/delivery/dead-letters.js';
 import { parseIsoTime } from './options.js';
 
 export interface ReplayLetter {

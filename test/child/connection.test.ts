@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { backoffDelay } from '../../src/child/gearman-connection.js';
+import { backoffDelay } from '../../src/child/gearman/gearman-connection.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import type { ServerAddress } from '../../src/config/types.js';
 import type { ChildSettings } from '../../src/ipc/settings.js';

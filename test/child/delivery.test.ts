@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { DeliveryPolicy } from '../../src/config/types.js';
-import { retryDelayMs } from '../../src/child/slot.js';
+import { retryDelayMs } from '../../src/child/delivery/retry-policy.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import type { Endpoint, EndpointHandler } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';

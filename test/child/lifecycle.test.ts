@@ -1,5 +1,5 @@
 /**
- * WorkerPool lifecycle (README: Signals and reload): scale up/down while jobs run, slot replacement without a gap,
+ * WorkerPool lifecycle (docs/operations.md, Signals and reload): scale up/down while jobs run, slot replacement without a gap,
  * HTTP-only changes without dropping connections, drain and destroy.
  */
 import assert from 'node:assert/strict';

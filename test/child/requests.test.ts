@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { interpretBody } from '../../src/child/job-runner.js';
+import { interpretBody } from '../../src/child/http/answer.js';
 import { parseJsonJob, parseMultipart } from '../helpers/http-endpoint.js';
 import { rig } from './fixtures.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { RequestSigner, webhookId } from '../../src/child/endpoint-security.js';
+import { RequestSigner, webhookId } from '../../src/child/http/endpoint-security.js';
 import { decodeSigningSecret } from '../../src/config/security.js';
 import { DEFAULT_DELIVERY, DeliveryMode } from '../../src/config/types.js';
 import type { PoolTls } from '../../src/config/types.js';

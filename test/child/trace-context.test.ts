@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { headerValue } from '../../src/child/job-runner.js';
+import { headerValue } from '../../src/child/http/request-builder.js';
 import { newJobTrace, newSpanId, newTraceId, parseTraceparent, traceFromWorkload, traceparentFor } from '../../src/child/trace-context.js';
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;

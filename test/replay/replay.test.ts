@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DeadLetterFile, type DeadLetter } from '../../src/child/dead-letters.js';
+import { DeadLetterFile, type DeadLetter } from '../../src/child/delivery/dead-letters.js';
 import { replayMain, type ReplayOutput } from '../../src/replay/replay.js';
 import { parseReplayCommandLine } from '../../src/replay/options.js';
 import { tempDir } from '../helpers/temp-dir.js';

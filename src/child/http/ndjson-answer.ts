@@ -11,13 +11,10 @@
  * gearmand while the endpoint is still working. Any line that breaks these rules ends the job with a
  * permanent failure naming the line: a malformed stream is an endpoint bug, not a passing fault.
  */
+import type { ProgressUpdate } from '../job.js';
 import { rawHeaderValue } from './raw-headers.js';
 
-/** One update to forward to gearmand while the job runs. */
-export type ProgressUpdate =
-  | { kind: 'status'; numerator: number; denominator: number }
-  | { kind: 'data'; data: Buffer }
-  | { kind: 'warning'; data: Buffer };
+export type { ProgressUpdate };
 
 /** The final line, parsed, with the bytes it was parsed from (response_string is cut from them). */
 export interface FinalLine {

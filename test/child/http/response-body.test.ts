@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { interpretBody } from '../../src/child/job-runner.js';
-import { rawResponseString } from '../../src/child/response-body.js';
-import { parseJsonJob } from '../helpers/http-endpoint.js';
-import { rig } from './fixtures.js';
+import { interpretBody } from '../../../src/child/http/answer.js';
+import { rawResponseString } from '../../../src/child/http/response-body.js';
+import { parseJsonJob } from '../../helpers/http-endpoint.js';
+import { rig } from '../fixtures.js';
 
 const run = promisify(execFile);
 

@@ -3,8 +3,8 @@
  * within the timeout. node:http rather than undici: it runs once per cool-off, and the child loads
  * only undici's Pool (see http-client.ts), not its request API.
  */
-import type { PoolTls } from '../config/types.js';
-import { tlsConnectOptions } from './endpoint-security.js';
+import type { PoolTls } from '../../config/types.js';
+import { tlsConnectOptions } from '../http/endpoint-security.js';
 
 /**
  * From process.getBuiltinModule, not `import`: on Node 24 and later, importing node:http as an ES module

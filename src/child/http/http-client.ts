@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import { HttpResponseError } from '../errors.js';
+import { HttpResponseError } from '../../errors.js';
 
 /**
  * undici's Pool class from its own file, not from the package index: the index also loads fetch,

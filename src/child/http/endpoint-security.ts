@@ -8,7 +8,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
-import type { PoolTls } from '../config/types.js';
+import type { PoolTls } from '../../config/types.js';
 
 export const WEBHOOK_ID_HEADER = 'webhook-id';
 export const WEBHOOK_TIMESTAMP_HEADER = 'webhook-timestamp';

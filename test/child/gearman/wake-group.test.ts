@@ -5,17 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { WakeGroup, type WakeMember } from '../../src/child/wake-group.js';
-import { WorkerPool } from '../../src/child/worker-pool.js';
-import type { ServerAddress } from '../../src/config/types.js';
-import { GearmanClient } from '../helpers/gearman-client.js';
-import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
-import { startEndpoint, type EndpointHandler } from '../helpers/http-endpoint.js';
-import { T } from '../helpers/packet-builder.js';
-import { startPacketTap, type PacketTap } from '../helpers/packet-tap.js';
-import { waitFor } from '../helpers/wait-for.js';
-import { makeSettings, waitForWorkers } from './fixtures.js';
-import { memoryLogger } from '../helpers/memory-logger.js';
+import { WakeGroup, type WakeMember } from '../../../src/child/gearman/wake-group.js';
+import { WorkerPool } from '../../../src/child/worker-pool.js';
+import type { ServerAddress } from '../../../src/config/types.js';
+import { GearmanClient } from '../../helpers/gearman-client.js';
+import { startGearmand, type Gearmand } from '../../helpers/gearmand.js';
+import { startEndpoint, type EndpointHandler } from '../../helpers/http-endpoint.js';
+import { T } from '../../helpers/packet-builder.js';
+import { startPacketTap, type PacketTap } from '../../helpers/packet-tap.js';
+import { waitFor } from '../../helpers/wait-for.js';
+import { makeSettings, waitForWorkers } from '../fixtures.js';
+import { memoryLogger } from '../../helpers/memory-logger.js';
 
 // ── the rule ─────────────────────────────────────────────────────────────────────────────────────
 

@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { interpretAnswer } from '../../src/child/job-runner.js';
-import { NdjsonAnswer, isNdjsonResponse } from '../../src/child/ndjson-answer.js';
-import type { FinalLine, ProgressUpdate } from '../../src/child/ndjson-answer.js';
+import { interpretAnswer } from '../../../src/child/http/answer.js';
+import { NdjsonAnswer, isNdjsonResponse } from '../../../src/child/http/ndjson-answer.js';
+import type { FinalLine, ProgressUpdate } from '../../../src/child/http/ndjson-answer.js';
 
 function feed(chunks: Array<string | Buffer>): { updates: ProgressUpdate[]; problem: string | null; final: FinalLine | string | null } {
   const updates: ProgressUpdate[] = [];

@@ -20,7 +20,7 @@ import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DeadLetterError, ErrorCode } from '../errors.js';
+import { DeadLetterError, ErrorCode } from '../../errors.js';
 
 /** A job to dead-letter: the Job's own fields (Buffers as gearmand sent them) plus why it died. */
 export interface DeadLetter {

@@ -16,11 +16,11 @@
  * Outcomes where the endpoint answered and meant it (success, a permanent failure, gearman_ret 14, an
  * endpoint asking for a retry) all prove it reachable: they reset the run of transient failures.
  */
-import { BreakerState } from '../ipc/messages.js';
-import type { DeliveryStatus } from '../ipc/messages.js';
-import type { DeliveryPolicy } from '../config/types.js';
-import type { Logger } from '../log/logger.js';
-import { MAX_TIMER_MS } from './job-runner.js';
+import { BreakerState } from '../../ipc/messages.js';
+import type { DeliveryStatus } from '../../ipc/messages.js';
+import type { DeliveryPolicy } from '../../config/types.js';
+import type { Logger } from '../../log/logger.js';
+import { MAX_TIMER_MS } from '../job.js';
 
 /** While the breaker stays open, at most one summary line per this many milliseconds. */
 export const OPEN_SUMMARY_INTERVAL_MS = 10_000;

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { DeadLetterFile, reopenDeadLetterFiles, type DeadLetter, type DeadLetterRecord } from '../../src/child/dead-letters.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { DeadLetterFile, reopenDeadLetterFiles, type DeadLetter, type DeadLetterRecord } from '../../../src/child/delivery/dead-letters.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 /** Bytes no text encoding keeps: NUL, bytes that are not UTF-8, a lone continuation byte, CR/LF. */
 const BINARY = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x0d, 0x0a, 0x22, 0x5c, 0x00]);

@@ -19,7 +19,7 @@
  * another loopTimeoutMs.
  */
 import net from 'node:net';
-import type { ServerAddress } from '../config/types.js';
+import type { ServerAddress } from '../../config/types.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
   GRAB_JOB_UNIQ_PACKET,
@@ -31,16 +31,19 @@ import {
   encodeEchoReq,
   encodeSetClientId,
   encodeWorkComplete,
+  encodeWorkData,
   encodeWorkCompleteHead,
   encodeWorkException,
   encodeWorkFail,
+  encodeWorkStatus,
+  encodeWorkWarning,
   packetTypeName,
-} from '../codec/index.js';
-import type { OversizedPacket, Packet } from '../codec/index.js';
-import { GearmanConnectionError, GearmanServerError, InternalError } from '../errors.js';
-import type { ProtocolError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import type { AnswerOutcome, Job } from './job-runner.js';
+} from '../../codec/index.js';
+import type { OversizedPacket, Packet } from '../../codec/index.js';
+import { GearmanConnectionError, GearmanServerError, InternalError } from '../../errors.js';
+import type { ProtocolError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import type { AnswerOutcome, Job, ProgressUpdate } from '../job.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
 export const ConnectionState = {
@@ -253,11 +256,17 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
-   * Sends a packet about the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) on the socket that
+   * A progress line of the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) on the socket that
    * assigned it; false (nothing sent) when that socket is gone or no longer holds the job.
    */
-  sendForJob(epoch: number, packet: Buffer): boolean {
+  sendProgress(epoch: number, handle: Buffer, update: ProgressUpdate): boolean {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
+    const packet =
+      update.kind === 'status'
+        ? encodeWorkStatus(handle, update.numerator, update.denominator)
+        : update.kind === 'data'
+          ? encodeWorkData(handle, update.data)
+          : encodeWorkWarning(handle, update.data);
     (this.#socket as net.Socket).write(packet);
     return true;
   }

@@ -1,0 +1,331 @@
+/**
+ * The delivery of a pool's jobs (docs/architecture.md, One job): for every job a slot holds, the
+ * attempts and the decision after each one — answer gearmand, retry after a backoff, hand the job back
+ * to gearmand, or dead-letter it and then fail it. What spans jobs lives here too: the attempt ledger,
+ * the circuit breaker's view of outcomes, the dead-letter file, the max_running_time deadline watch.
+ *
+ * It wraps the dispatch the way undici's retry and circuit-breaker interceptors wrap a dispatcher:
+ * the runner (src/child/http) only makes one POST and reduces the answer to an outcome; the slot only
+ * grabs and holds the job on the socket that assigned it (JobHolder); this module decides.
+ */
+import { DeliveryMode } from '../../config/types.js';
+import type { DeliveryPolicy } from '../../config/types.js';
+import { JobTimeoutError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import type { JobRunner } from '../http/job-runner.js';
+import { FailureCause, TransientCause } from '../job.js';
+import type { AnswerOutcome, FinalOutcome, Job, JobOutcome, TransientOutcome } from '../job.js';
+import type { PoolStats } from '../pool-stats.js';
+import { newJobTrace, traceFromWorkload, traceparentFor } from '../trace-context.js';
+import type { JobTrace } from '../trace-context.js';
+import { AttemptLedger, MAX_REQUEUES } from './attempt-ledger.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { DeadLetterFile } from './dead-letters.js';
+import { DeadlineWatch } from './deadline-watch.js';
+import { DeliveredJob, JobPhase } from './delivered-job.js';
+import type { DeliveryDecisions, JobHolder } from './delivered-job.js';
+import { retryDelayMs } from './retry-policy.js';
+
+export { DeliveredJob, JobPhase };
+export type { JobHolder };
+
+/** The parts of a pool's settings the delivery reads; a reload may replace them between two attempts. */
+export interface DeliverySettings {
+  poolName: string;
+  policy: DeliveryPolicy;
+  /** trace_parent_field: the JSON workload member that may carry the job's upstream traceparent; null = none. */
+  traceParentField: string | null;
+}
+
+export interface DeliveryOptions {
+  settings: DeliverySettings;
+  runner: JobRunner;
+  breaker: CircuitBreaker;
+  stats: PoolStats;
+  log: Logger;
+}
+
+export class Delivery implements DeliveryDecisions {
+  readonly #breaker: CircuitBreaker;
+  readonly #stats: PoolStats;
+  readonly #log: Logger;
+  readonly #ledger = new AttemptLedger();
+  /** Jobs held by slots, in any phase: the breaker hands back the waiting ones, the deadline watch scans the posting ones. */
+  readonly #active = new Set<DeliveredJob>();
+  readonly #deadlines = new DeadlineWatch((now) => this.#expire(now));
+  #settings: DeliverySettings;
+  #runner: JobRunner;
+  /** The pool's dead-letter file (delivery.dead_letter_file), opened on the first letter. */
+  #deadLetters: DeadLetterFile | null = null;
+
+  constructor(options: DeliveryOptions) {
+    this.#settings = options.settings;
+    this.#runner = options.runner;
+    this.#breaker = options.breaker;
+    this.#stats = options.stats;
+    this.#log = options.log;
+    this.#useDeadLetterFile(options.settings.policy.deadLetterFile);
+  }
+
+  /** The runner for new attempts; running ones finish on the runner they started on. */
+  get runner(): JobRunner {
+    return this.#runner;
+  }
+
+  set runner(runner: JobRunner) {
+    this.#runner = runner;
+  }
+
+  /** A reload: the policy applies from each job's next decision; a new dead-letter path after the old one's pending letters. */
+  update(settings: DeliverySettings): void {
+    this.#settings = settings;
+    this.#breaker.update(settings.policy);
+    this.#useDeadLetterFile(settings.policy.deadLetterFile);
+  }
+
+  /**
+   * A slot holds a new assignment: the job's delivery, not yet started (the slot keeps it before
+   * start(), since an attempt may end synchronously).
+   */
+  accept(job: Job, holder: JobHolder, log: Logger): DeliveredJob {
+    const earlier = this.#ledger.recall(job);
+    const trace = earlier?.trace ?? this.#jobTrace(job);
+    return new DeliveredJob(this, holder, job, earlier, trace, log);
+  }
+
+  /** @internal DeliveredJob.start(). */
+  begin(delivered: DeliveredJob): void {
+    this.#active.add(delivered);
+    this.#startAttempt(delivered);
+  }
+
+  /** The breaker opened: jobs waiting for their next attempt go back to gearmand now. */
+  onBreakerOpen(): void {
+    for (const delivered of this.#active) {
+      if (delivered.phase === JobPhase.WAITING) this.#handBack(delivered, 'the circuit breaker opened');
+    }
+  }
+
+  /**
+   * A job whose workload is over max_workload_bytes and was dropped unread: it fails at once, without
+   * a request. Returns the outcome for the holder to send.
+   */
+  failUnread(server: string, handle: string, functionName: string, workloadBytes: number, maxWorkloadBytes: number): AnswerOutcome {
+    const outcome: AnswerOutcome = { kind: 'fail', cause: FailureCause.WORKLOAD_LIMIT, reason: `workload of ${workloadBytes} bytes is over max_workload_bytes (${maxWorkloadBytes})` };
+    this.#ledger.settle(server, handle);
+    this.#stats.record(outcome, functionName, 0, 0, false);
+    this.#log.warn({ function: functionName, handle, server, workloadBytes, maxWorkloadBytes, cause: outcome.cause, reason: outcome.reason }, 'job failed');
+    return outcome;
+  }
+
+  /** Stops the deadline watch and closes the dead-letter file after its pending letters. */
+  async close(): Promise<void> {
+    this.#deadlines.close();
+    await this.#deadLetters?.close();
+  }
+
+  // ── one job ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** @internal Called by DeliveredJob, exactly once per attempt. */
+  attemptEnded(delivered: DeliveredJob, outcome: JobOutcome): void {
+    if (!delivered.current || delivered.phase !== JobPhase.POSTING) return;
+    if (outcome.kind === 'transient') {
+      this.#onTransient(delivered, outcome);
+      return;
+    }
+    // The endpoint answered (a shutdown abort says nothing about it): a run of transient outcomes ends.
+    if (outcome.kind !== 'fail' || outcome.cause !== FailureCause.SHUTDOWN) this.#breaker.reachable();
+    this.#conclude(delivered, outcome);
+  }
+
+  /** @internal The slot let go of the socket that assigned the job. */
+  connectionLost(delivered: DeliveredJob): void {
+    if (!delivered.current || delivered.phase !== JobPhase.WAITING) return;
+    // The socket that holds the job is gone, so gearmand has re-queued it: nothing left to retry.
+    this.#end(delivered);
+    if (delivered.log.debug()) delivered.log.debug({ handle: delivered.job.handleText }, 'gearmand connection lost while waiting to retry; gearmand re-queued the job');
+    delivered.holder.forget(delivered);
+  }
+
+  /** @internal The slot is stopping: a job waiting for its next attempt goes back to gearmand unfailed. */
+  slotStopping(delivered: DeliveredJob): void {
+    if (delivered.current && delivered.phase === JobPhase.WAITING) this.#handBack(delivered, 'the slot is stopping');
+  }
+
+  /** POSTs the job (again). The current runner: a reload between attempts takes effect at once. */
+  #startAttempt(delivered: DeliveredJob): void {
+    const runner = this.#runner;
+    delivered.beginAttempt(runner.maxRunningTimeMs);
+    // The job is marked posting before start(): the HTTP client may report a failure synchronously.
+    const request = runner.start(delivered.job, delivered, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt }, traceparentFor(delivered.trace));
+    if (delivered.phase === JobPhase.POSTING && delivered.current) {
+      delivered.request = request;
+      this.#deadlines.watch(delivered.deadline);
+    }
+  }
+
+  /** The deadline watch fired: overdue attempts are aborted (a transient outcome); returns the next deadline. */
+  #expire(now: number): number {
+    let next = Infinity;
+    for (const delivered of this.#active) {
+      if (delivered.phase !== JobPhase.POSTING || delivered.request === null) continue;
+      const deadline = delivered.deadline;
+      if (deadline <= now) delivered.request.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${delivered.maxRunningTimeMs} ms)`));
+      else if (deadline < next) next = deadline;
+    }
+    return next;
+  }
+
+  /**
+   * An attempt ended without an answer the endpoint meant (or with a request to retry): retry in
+   * place after a backoff, hand the job back to gearmand (breaker tripped, slot stopping), or give up
+   * (fail_fast mode, or max_attempts / max_retry_duration spent in this assignment).
+   */
+  #onTransient(delivered: DeliveredJob, outcome: TransientOutcome): void {
+    const policy = this.#settings.policy;
+    const breaker = this.#breaker;
+    this.#stats.attemptFailed(outcome, delivered.request?.httpStatus ?? 0);
+    delivered.httpCounted = true;
+    const failCause = outcome.cause === TransientCause.TIMEOUT ? FailureCause.TIMEOUT : outcome.cause === TransientCause.ENDPOINT ? FailureCause.ENDPOINT : FailureCause.HTTP;
+    const exception = outcome.exception === undefined ? {} : { exception: outcome.exception };
+    if (policy.mode === DeliveryMode.FAIL_FAST) {
+      this.#conclude(delivered, { kind: 'fail', cause: failCause, reason: outcome.reason, ...exception });
+      return;
+    }
+    // An endpoint that asks for a retry is reachable; anything else counts toward opening the breaker
+    // (which hands back every job waiting to retry, this one included below).
+    if (outcome.cause === TransientCause.ENDPOINT) breaker.reachable();
+    else breaker.transient(outcome.reason);
+    if (delivered.holder.stopping || breaker.tripped) {
+      this.#handBack(delivered, outcome.reason);
+      return;
+    }
+    const delayMs = retryDelayMs(policy, delivered.attemptsHere, outcome.retryAfterMs);
+    const elapsedMs = performance.now() - delivered.assignedAt;
+    if (delivered.attemptsHere >= policy.maxAttempts || (policy.maxRetryDurationMs > 0 && elapsedMs + delayMs > policy.maxRetryDurationMs)) {
+      const spent = delivered.attemptsHere >= policy.maxAttempts ? `${delivered.attemptsHere} attempts` : `max_retry_duration (${policy.maxRetryDurationMs} ms)`;
+      this.#conclude(delivered, { kind: 'fail', cause: failCause, reason: `gave up after ${spent}: ${outcome.reason}`, ...exception });
+      return;
+    }
+    delivered.wait(delayMs, () => this.#retry(delivered));
+    this.#stats.count('retried');
+    if (delivered.log.debug()) {
+      delivered.log.debug({ function: delivered.job.functionName, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, retryInMs: delayMs, reason: outcome.reason }, 'attempt failed; retrying');
+    }
+  }
+
+  #retry(delivered: DeliveredJob): void {
+    if (!delivered.current || delivered.phase !== JobPhase.WAITING) return;
+    if (!delivered.holder.holds(delivered)) {
+      // Lost with its socket: gearmand has re-queued it (connectionLost normally gets here first).
+      this.#end(delivered);
+      delivered.holder.forget(delivered);
+      return;
+    }
+    if (delivered.holder.stopping || this.#breaker.tripped) {
+      this.#handBack(delivered, delivered.holder.stopping ? 'the slot is stopping' : 'the circuit breaker is open');
+      return;
+    }
+    delivered.attempt++;
+    this.#startAttempt(delivered);
+  }
+
+  /** The job's final outcome: WORK_COMPLETE, a re-queue, or (after its dead letter) WORK_FAIL. */
+  #conclude(delivered: DeliveredJob, answer: FinalOutcome): void {
+    let outcome = answer;
+    const job = delivered.job;
+    if (outcome.kind === 'requeue' && !this.#ledger.allowRequeue(job.server, job.handleText)) {
+      outcome = { kind: 'fail', cause: FailureCause.REQUEUE_LIMIT, reason: `endpoint answered gearman_ret 14 again after the job was re-queued ${MAX_REQUEUES} times` };
+    }
+    if (outcome.kind === 'fail' && this.#deadLetters !== null) {
+      const failed = outcome;
+      delivered.phase = JobPhase.DEAD_LETTERING;
+      this.#deadLetters.write({ ...job, pool: this.#settings.poolName, attempts: delivered.attempt, reason: failed.reason }).then(
+        () => {
+          this.#stats.count('dead_lettered');
+          delivered.log.warn({ function: job.functionName, handle: job.handleText, unique: job.uniqueText, trace_id: delivered.trace.traceId, attempts: delivered.attempt, reason: failed.reason }, 'job written to the dead-letter file');
+          this.#finish(delivered, failed);
+        },
+        (error: unknown) => {
+          // Failing the job now would lose it: gearmand keeps it instead.
+          delivered.log.error({ err: error, function: job.functionName, handle: job.handleText, trace_id: delivered.trace.traceId }, 'cannot write the dead letter; handing the job back to gearmand instead of failing it');
+          this.#handBack(delivered, 'the dead letter could not be written');
+        },
+      );
+      return;
+    }
+    this.#finish(delivered, outcome);
+  }
+
+  /** Tells gearmand (through the holder), counts and logs the job's end. */
+  #finish(delivered: DeliveredJob, final: FinalOutcome): void {
+    if (!delivered.current) return;
+    this.#end(delivered);
+    const job = delivered.job;
+    const durationMs = performance.now() - delivered.assignedAt;
+    const httpStatus = delivered.request?.httpStatus ?? 0;
+    if (final.kind === 'requeue') {
+      // Allowed by #conclude: the job goes back to gearmand with the socket that holds it.
+      this.#stats.record(final, job.functionName, durationMs, httpStatus, delivered.httpCounted);
+      this.#logJob(delivered, final, durationMs, 'requeued');
+      delivered.holder.release(delivered, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
+      return;
+    }
+    this.#ledger.settle(job.server, job.handleText);
+    this.#stats.record(final, job.functionName, durationMs, httpStatus, delivered.httpCounted);
+    const sent = delivered.holder.answer(delivered, final);
+    this.#logJob(delivered, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
+  }
+
+  /**
+   * Gives the job back to gearmand unfailed: the holder drops the socket that holds it (gearmand
+   * re-queues what a lost worker held, as for gearman_ret 14). gearmand's --job-retries, if set,
+   * counts these.
+   */
+  #handBack(delivered: DeliveredJob, reason: string): void {
+    if (!delivered.current) return;
+    this.#end(delivered);
+    this.#ledger.remember(delivered.job, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt, trace: delivered.trace });
+    this.#stats.count('handed_back');
+    this.#breaker.handedBack();
+    if (delivered.log.debug()) {
+      delivered.log.debug({ function: delivered.job.functionName, handle: delivered.job.handleText, trace_id: delivered.trace.traceId, attempt: delivered.attempt, reason }, 'job handed back to gearmand');
+    }
+    delivered.holder.release(delivered, `handing the job back to gearmand: ${reason}`);
+  }
+
+  /** The job leaves the delivery (answered, handed back or lost). */
+  #end(delivered: DeliveredJob): void {
+    delivered.end();
+    this.#active.delete(delivered);
+  }
+
+  /** The upstream trace of the workload when the pool names a field for it, else a new trace. */
+  #jobTrace(job: Job): JobTrace {
+    const field = this.#settings.traceParentField;
+    return (field === null ? null : traceFromWorkload(job.workload, field)) ?? newJobTrace();
+  }
+
+  /** Opens (lazily) the configured dead-letter file; a reload to another path closes the old one after its pending letters. */
+  #useDeadLetterFile(path: string | null): void {
+    if (this.#deadLetters?.path === path) return;
+    void this.#deadLetters?.close();
+    this.#deadLetters = path === null ? null : new DeadLetterFile(path);
+  }
+
+  #logJob(delivered: DeliveredJob, outcome: JobOutcome, durationMs: number, note: string | undefined): void {
+    const log = delivered.log;
+    if (outcome.kind !== 'fail' && !log.debug()) return;
+    // Built only when a line will be written: at info level a completed job costs no object.
+    const fields = {
+      function: delivered.job.functionName,
+      handle: delivered.job.handleText,
+      unique: delivered.job.uniqueText,
+      server: delivered.job.server,
+      trace_id: delivered.trace.traceId,
+      durationMs: Math.round(durationMs * 100) / 100,
+    };
+    if (outcome.kind === 'fail') log.warn({ ...fields, cause: outcome.cause, reason: outcome.reason, note }, 'job failed');
+    else log.debug({ ...fields, outcome: outcome.kind, resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined, note }, 'job done');
+  }
+}
