@@ -1,7 +1,7 @@
 /**
- * The one redaction rule (README: Security): text driveshaft writes for a person (a config problem, a log
- * record, `--check`, the status port, /status, /metrics, the status page) never carries a URI's
- * password or a secret's value.
+ * The one redaction rule (docs/security.md, What driveshaft never shows): text driveshaft writes for a
+ * person (a config problem, a log record, `--check`, the status port, /status, /metrics, the status
+ * page) never carries a URI's password or a secret's value.
  *
  * - A URI's password becomes `***`: `https://user:***@host/`. The user name stays, because it tells the
  *   operator which credentials are meant; a URI with a user and no password keeps it.

@@ -50,7 +50,7 @@ function observation(): Observation {
 
 async function start(t: TestContext, extra: Partial<ExporterOptions> = {}): Promise<{ port: number; records: ReturnType<typeof memoryLogger>['records'] }> {
   const { logger, records } = memoryLogger();
-  const exporter = new Exporter({ host: '127.0.0.1', port: 0, source: { observe: async () => observation(), gearmandScrapes: () => [] }, logger, ...extra });
+  const exporter = new Exporter({ host: '127.0.0.1', port: 0, source: { observe: () => Promise.resolve(observation()), gearmandScrapes: () => [] }, logger, ...extra });
   t.after(() => exporter.close());
   const { port } = await exporter.listen();
   return { port, records };
@@ -79,7 +79,7 @@ function request(port: number, path: string, headers: Record<string, string>, tl
 
 /** A bcrypt hash from crypt(3) (libxcrypt), the way htpasswd -B makes one. */
 function bcryptHash(password: string, cost: string): string {
-  const salt = `$2y$${cost}$${'abcdefghijklmnopqrstuu'}`;
+  const salt = `$2y$${cost}$abcdefghijklmnopqrstuu`;
   const hash = execFileSync('perl', ['-e', 'print crypt($ARGV[0], $ARGV[1])', password, salt], { encoding: 'utf8' });
   assert.match(hash, /^\$2y\$\d\d\$[./A-Za-z0-9]{53}$/, 'crypt(3) made a bcrypt hash');
   return hash;
@@ -134,7 +134,7 @@ test('HostCheck should answer for the --exporter_addr host as given', () => {
   assert.equal(new HostCheck('::1', []).allows('[::1]:9100'), true);
 });
 
-async function webConfig(t: TestContext, yaml: (pki: ReturnType<typeof makeTestPki>) => string): Promise<{ config: ExporterWebConfig; pki: ReturnType<typeof makeTestPki> }> {
+function webConfig(t: TestContext, yaml: (pki: ReturnType<typeof makeTestPki>) => string): { config: ExporterWebConfig; pki: ReturnType<typeof makeTestPki> } {
   const pki = makeTestPki((fn) => t.after(fn));
   const dir = tempDir(t);
   const file = writeFile(dir, 'web.yml', yaml(pki));
@@ -143,7 +143,7 @@ async function webConfig(t: TestContext, yaml: (pki: ReturnType<typeof makeTestP
 
 test('Exporter should serve HTTPS and require basic auth from an exporter-toolkit web config file', async (t) => {
   const hash = bcryptHash('scrape-pass', '05');
-  const { config, pki } = await webConfig(
+  const { config, pki } = webConfig(
     t,
     (p) => `# as written for node_exporter
 tls_server_config:
@@ -186,7 +186,7 @@ basic_auth_users:
 });
 
 test('Exporter should require a client certificate signed by client_ca_file with RequireAndVerifyClientCert', async (t) => {
-  const { config, pki } = await webConfig(
+  const { config, pki } = webConfig(
     t,
     (p) => `tls_server_config:
   cert_file: ${p.server.certFile}
