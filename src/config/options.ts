@@ -215,7 +215,7 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     env: 'DRIVESHAFT_REQUEST_FORMAT',
   },
   check: {
-    doc: 'validate the options and both config files, print the result, exit 0 or 2',
+    doc: 'validate the options and every config file (jobs, log, web), print the result, exit 0 or 2',
     format: 'driveshaft-flag',
     default: false,
     env: 'DRIVESHAFT_CHECK',

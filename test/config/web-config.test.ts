@@ -4,7 +4,10 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { parseSimpleYaml } from '../../src/config/simple-yaml.js';
+import { runCheck } from '../../src/config/check.js';
 import { ClientAuth, describeWebConfig, loadWebConfig, parseWebConfig } from '../../src/config/web-config.js';
+import { daemonOptions } from '../helpers/daemon-options.js';
+import { jobsJson } from '../helpers/jobs-file.js';
 import { tempDir, writeFile } from '../helpers/temp-dir.js';
 import { makeTestPki } from '../helpers/tls-certs.js';
 
@@ -127,4 +130,20 @@ test('parseWebConfig should warn about basic auth without TLS and a key file eve
 test('loadWebConfig should name an unreadable file', (t) => {
   const dir = tempDir(t);
   assert.throws(() => loadWebConfig(path.join(dir, 'missing.yml')), (error: unknown) => error instanceof ConfigError && /missing\.yml: cannot read web config: no such file/.test(error.message));
+});
+
+test('runCheck should check the web config with the other files, one line each, and fail on its problems', (t) => {
+  const dir = tempDir(t);
+  const jobs = writeFile(dir, 'jobs.json', jobsJson(['127.0.0.1:4730'], { P: { uri: 'http://127.0.0.1/', count: 1, jobs: ['F'] } }));
+  const good = writeFile(dir, 'web.yml', `basic_auth_users:\n  prometheus: ${HASH}\n`);
+  const ok = runCheck({ ...daemonOptions(jobs), web_config_file: good }, 1_000_000);
+  assert.equal(ok.ok, true, ok.lines.join('\n'));
+  assert.ok(ok.lines.includes(`web config ${good} OK: no TLS, basic auth for 1 user`));
+  assert.ok(ok.lines.some((line) => line.startsWith('warning: ') && line.includes('passwords cross the network in clear text')));
+  assert.ok(ok.lines.every((line) => !line.includes(HASH)));
+  const bad = writeFile(dir, 'bad.yml', 'basic_auth_users:\n  prometheus: hunter2\n');
+  const refused = runCheck({ ...daemonOptions(jobs), web_config_file: bad }, 1_000_000);
+  assert.equal(refused.ok, false);
+  assert.ok(refused.lines.some((line) => line.startsWith(`${bad}: basic_auth_users.prometheus: expected a bcrypt hash`)));
+  assert.ok(refused.lines.every((line) => !line.includes('hunter2')));
 });
