@@ -190,6 +190,10 @@ export interface DaemonOptions {
   check: boolean;
   /** The observability listener (Prometheus /metrics, /status, health checks, status page); null = off. */
   exporter_addr: ListenAddress | null;
+  /** Host names the exporter answers besides its own address, localhost and IP addresses (lowercase; `.name` = name and its subdomains). */
+  exporter_allowed_hosts: string[];
+  /** The exporter's TLS and basic auth (Prometheus exporter-toolkit web config format); null = plain HTTP, no auth. */
+  web_config_file: string | null;
 }
 
 /** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */

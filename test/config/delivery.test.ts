@@ -354,7 +354,8 @@ test('a bad health_url should be one line', () => {
     ['ftp://h/health', 'expected an http:// or https:// URL, or null, got "ftp://h/health"'],
     ['/health', 'expected an http:// or https:// URL, or null, got "/health"'],
     [42, 'expected an http:// or https:// URL, or null, got 42'],
-    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:p@h/health"'],
+    // The password is redacted even in the line that refuses it (issue #22).
+    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:***@h/health"'],
   ];
   for (const [value, text] of cases) {
     assert.deepEqual(deliveryProblems({ health_url: value }), [`${FILE}: ${D}.health_url: ${text}`]);
