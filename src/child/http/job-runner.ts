@@ -8,6 +8,7 @@
  * opened a TCP connection per job). Each request is answered through callbacks: no stream, no promise
  * per job; the two response headers we read come from the raw header list.
  */
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../../config/types.js';
 import type { PoolTls, RequestFormat } from '../../config/types.js';
 import { ErrorCode, HttpRequestError, HttpResponseError, ShuttingDownError } from '../../errors.js';
 import { FailureCause, TransientCause } from '../job.js';
@@ -19,9 +20,6 @@ import type { HttpExchange, HttpResponseListener } from './http-client.js';
 import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from '../job.js';
 import { RequestBuilder } from './request-builder.js';
-
-/** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
-export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** Who hears how one attempt went. */
 export interface JobListener {
@@ -38,6 +36,7 @@ export interface JobRunnerOptions {
   maxRunningTimeMs: number;
   /** HTTP connections: the pool's worker_count (at least 1). */
   connections: number;
+  /** The pool's max_response_bytes: a longer body fails the job. */
   maxResponseBytes?: number;
   /** false: `connection: close` on every request, a new TCP connection per job (the original's way). */
   keepAlive?: boolean;
@@ -279,7 +278,7 @@ export class JobRequest implements HttpResponseListener {
   onData(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#settings.maxResponseBytes) {
-      this.abort(new HttpResponseError(`response body is over the ${this.#settings.maxResponseBytes}-byte limit`));
+      this.abort(new HttpResponseError(`response body is over max_response_bytes (${this.#settings.maxResponseBytes})`));
       return;
     }
     if (this.#ndjson !== null) {
