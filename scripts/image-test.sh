@@ -147,6 +147,8 @@ fi
 pass "HEALTHCHECK on /healthz, STOPSIGNAL SIGTERM, user driveshaft, no development dependencies"
 
 # --- gearmand and the example endpoint on this machine; the container on the host network beside them.
+# Sets the variable named $1 to a free port, never one handed out before (the kernel may offer the
+# same free port twice in a row).
 used_ports=()
 free_port() {
   local port
@@ -155,13 +157,13 @@ free_port() {
     [[ " ${used_ports[*]:-} " == *" $port "* ]] || break
   done
   used_ports+=("$port")
-  printf '%s\n' "$port"
+  printf -v "$1" '%s' "$port"
 }
-gearmand_port="$(free_port)"
-endpoint_port="$(free_port)"
-exporter_port="$(free_port)"
-status_port="$(free_port)"
-used_ports=("$gearmand_port" "$endpoint_port" "$exporter_port" "$status_port")
+gearmand_port='' endpoint_port='' exporter_port='' status_port='' compose_gearmand_port='' compose_exporter_port=''
+free_port gearmand_port
+free_port endpoint_port
+free_port exporter_port
+free_port status_port
 
 step "gearmand on 127.0.0.1:$gearmand_port, the example endpoint on 127.0.0.1:$endpoint_port (requests must be signed)"
 "$(command -v gearmand)" --listen 127.0.0.1 --port "$gearmand_port" --threads 0 --log-file stderr --pid-file '' \
@@ -374,8 +376,8 @@ if [[ -n "$compose" ]]; then
     cat "$work/gearmand-build.log" >&2
     fail "the gearmand image did not build"
   }
-  compose_gearmand_port="$(free_port)"
-  compose_exporter_port="$(free_port)"
+  free_port compose_gearmand_port
+  free_port compose_exporter_port
   cat >"$work/compose.env" <<ENV
 GEARMAND_IMAGE=$GEARMAND_IMAGE
 NODE_IMAGE=$IMAGE_NODE_BASE
