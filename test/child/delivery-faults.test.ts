@@ -42,7 +42,7 @@ async function twoFunctionRig(t: Parameters<typeof rig>[0], delivery: DeliveryPo
   const name = `fault${process.pid}${Math.floor(Math.random() * 1e6)}`;
   const a = `${name}-a`;
   const b = `${name}-b`;
-  const r = await rig(t, { pool: { workerCount, jobsList: [a, b], delivery }, handler, logLevel: process.env['DEBUG_FAULTS'] ? 'debug' : 'info' });
+  const r = await rig(t, { pool: { workerCount, jobsList: [a, b], delivery }, handler, logLevel: 'info' });
   return { r, a, b };
 }
 
@@ -78,7 +78,6 @@ test('the retry budget spans hand-backs: jobs given back while their function is
   );
   for (let i = 0; i < 4; i++) await r.client.submit(a, `j${i}`, { unique: `span-${i}`, background: true });
   await waitFor(() => (r.pool.status().counters.jobs_dead_lettered === 4 ? true : undefined), { timeoutMs: 20_000, message: 'all four jobs dead-lettered' });
-  if (process.env['DEBUG_FAULTS']) for (const rec of r.logger.records) console.log(rec.time, rec['slot'], rec.msg, JSON.stringify({ state: rec['state'], held: rec['held'], reg: rec['registered'], want: rec['wanted'], ep: rec['epoch'] }), rec['handle'] ?? '', rec['reason'] ?? '', rec['note'] ?? '', rec['err'] ? String((rec['err'] as {message?: string}).message) : '');
   assert.ok(r.pool.status().counters.jobs_handed_back >= 2, 'jobs were handed back on the way');
   const posts = new Map<string, Array<{ attempt: string; first: string }>>();
   for (const q of r.endpoint.requests) {
@@ -199,7 +198,6 @@ test('a full dead-letter disk is a transient outcome: no job is posted twice, th
   assert.ok([...posted.values()].every((count) => count === 1), 'no job was posted twice');
   assert.equal(r.pool.status().counters.jobs_failed, r.pool.status().counters.jobs_dead_lettered, 'no job failed without its letter');
   rmSync(filler);
-  if (process.env['DEBUG_FAULTS']) setInterval(() => console.log(JSON.stringify(r.pool.status().counters), JSON.stringify(r.pool.status().delivery), r.pool.status().slots.map((s) => s.job?.handle ?? '-').join(',')), 2000).unref();
   await waitFor(() => (r.pool.status().counters.jobs_dead_lettered === jobs ? true : undefined), { timeoutMs: 30_000, message: `all ${jobs} letters written once space is back` });
   const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line.trim() !== '');
   const uniques = new Set<string>();

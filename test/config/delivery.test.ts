@@ -67,6 +67,7 @@ test('every delivery key should be read, seconds turned into milliseconds', () =
       breaker_threshold: 0,
       breaker_cooloff: 2,
       breaker_max_cooloff: 2,
+      max_retry_after: 300,
       health_url: 'https://api.example.com:8443/health?deep=1#section',
       dead_letter_file: '/var/lib/driveshaft/P.jsonl',
     }),
@@ -81,6 +82,7 @@ test('every delivery key should be read, seconds turned into milliseconds', () =
       breakerThreshold: 0,
       breakerCooloffMs: 2000,
       breakerMaxCooloffMs: 2000,
+      maxRetryAfterMs: 300_000,
       healthUrl: 'https://api.example.com:8443/health?deep=1',
       deadLetterFile: '/var/lib/driveshaft/P.jsonl',
     },
@@ -292,7 +294,7 @@ test('an unknown key inside delivery should get a did-you-mean or the list of ke
   assert.deepEqual(deliveryProblems({ max_attemps: 3, breaker_treshold: 2, priority: 1 }), [
     `${FILE}: ${D}.max_attemps: unknown key; did you mean "max_attempts"?`,
     `${FILE}: ${D}.breaker_treshold: unknown key; did you mean "breaker_threshold"?`,
-    `${FILE}: ${D}.priority: unknown key; expected one of "mode", "max_attempts", "max_retry_duration", "min_backoff", "max_backoff", "max_doublings", "retry_on_status", "breaker_threshold", "breaker_cooloff", "breaker_max_cooloff", "health_url", "dead_letter_file"`,
+    `${FILE}: ${D}.priority: unknown key; expected one of "mode", "max_attempts", "max_retry_duration", "min_backoff", "max_backoff", "max_doublings", "retry_on_status", "breaker_threshold", "breaker_cooloff", "breaker_max_cooloff", "max_retry_after", "health_url", "dead_letter_file"`,
   ]);
 });
 
@@ -312,6 +314,7 @@ test('a bad mode, max_attempts, max_doublings or breaker_threshold should be one
 });
 
 test('a bad number of seconds should be one line each, 0 allowed only for max_retry_duration', () => {
+  assert.deepEqual(deliveryProblems({ max_retry_after: 0 }), [`${FILE}: ${D}.max_retry_after: expected a positive number of seconds, got 0`]);
   assert.deepEqual(deliveryProblems({ max_retry_duration: -1, min_backoff: 0, max_backoff: '5', breaker_cooloff: 0, breaker_max_cooloff: -3 }), [
     `${FILE}: ${D}.max_retry_duration: expected 0 (no limit) or a positive number of seconds, got -1`,
     `${FILE}: ${D}.min_backoff: expected a positive number of seconds, got 0`,

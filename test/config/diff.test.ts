@@ -125,6 +125,7 @@ test('diffJobsConfig should replace a pool when any one delivery field changed, 
     breakerThreshold: 0,
     breakerCooloffMs: 2_000,
     breakerMaxCooloffMs: 60_000,
+    maxRetryAfterMs: 5_000,
     healthUrl: 'http://localhost/health',
     deadLetterFile: '/var/lib/driveshaft/dead.jsonl',
   };
