@@ -520,6 +520,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
     const config = observation.pools[name];
     const totals = observation.totals.get(name);
     const children = childrenOf(observation, name);
+    const delivery = poolDelivery(children);
     const slots: StatusSlot[] = [];
     const slotCounts: Record<SlotState, number> = { idle: 0, busy: 0, stopping: 0 };
     const servers = new Map(observation.servers.map((s) => [s.label, { server: s.label, connectedSlots: 0, slots: 0, states: {} as Record<string, number> }]));
@@ -575,7 +576,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       jobs,
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
-      delivery: statusDelivery(poolDelivery(children), poolFunctionBreakers(observation, name, poolDelivery(children)), totals),
+      delivery: statusDelivery(delivery, poolFunctionBreakers(observation, name, delivery), totals),
     };
   });
   return {

@@ -1,8 +1,8 @@
 /**
  * Every pool's cumulative figures over every child process it ever had: jobs counters, per-function
- * and per-HTTP-code metrics, breaker openings (the pool's and each function's) and restarts. They survive a child's restart, a reload
- * that scales the pool to zero and back, and the pool's removal, so the Prometheus counters never go
- * back. The supervisors feed it (each child's latest report, its final totals, its exit, each
+ * and per-HTTP-code metrics, breaker openings (the pool's and each function's) and restarts. They
+ * survive a child's restart, a reload that scales the pool to zero and back, and the pool's removal,
+ * so the Prometheus counters never go back. The supervisors feed it (each child's latest report, its final totals, its exit, each
  * restart); the master's snapshot reads it, so `counters`, /status and /metrics show one set of totals.
  *
  * A child's figures count from its start: each report replaces the one before, and its exit moves the
