@@ -82,6 +82,20 @@ function series(exposition: string, name: string): Map<string, number> {
   return out;
 }
 
+/** SIGKILLs the pool's child, waits for its successor, then for a /metrics body where `seen` holds. */
+async function crashChild(r: Rig, pool: string, seen: (exposition: string) => boolean, message: string): Promise<string> {
+  const child = r.daemon.logs.find((rec) => rec.event === 'ready' && rec.pool === pool)?.childPid as number;
+  process.kill(child, 'SIGKILL');
+  await r.daemon.waitForLog((rec) => rec.event === 'ready' && rec.pool === pool && rec.childPid !== child, 'the restarted child');
+  return waitFor(
+    async () => {
+      const { body } = await text(`${r.base}/metrics`);
+      return seen(body) && body;
+    },
+    { timeoutMs: 15_000, message },
+  );
+}
+
 async function workersFor(gearmand: Gearmand, fn: string): Promise<number> {
   return (await gearmand.workers()).filter((w) => w.functions.includes(fn)).length;
 }
@@ -166,16 +180,7 @@ test('GET /metrics should count real jobs exactly: outcomes, HTTP codes, duratio
   }
 
   // The counts survive a child crash, and the restart shows.
-  const child = r.daemon.logs.find((rec) => rec.event === 'ready' && rec.pool === 'Regular')?.childPid as number;
-  process.kill(child, 'SIGKILL');
-  await r.daemon.waitForLog((rec) => rec.event === 'ready' && rec.pool === 'Regular' && rec.childPid !== child, 'the restarted child');
-  const after = await waitFor(
-    async () => {
-      const { body } = await text(`${r.base}/metrics`);
-      return series(body, 'driveshaft_child_restarts_total').get('{pool="Regular"}') === 1 && body;
-    },
-    { timeoutMs: 10_000, message: 'the restart in the metrics' },
-  );
+  const after = await crashChild(r, 'Regular', (body) => series(body, 'driveshaft_child_restarts_total').get('{pool="Regular"}') === 1, 'the restart in the metrics');
   assert.equal(series(after, 'driveshaft_jobs_total').get('{pool="Regular",function="Sum",outcome="completed"}'), 3);
   assert.equal(series(after, 'driveshaft_http_responses_total').get('{pool="Regular",code="500"}'), 1);
 });
@@ -338,8 +343,8 @@ test(
 
 test('one function\'s outage should show as that function\'s open breaker in /status, /metrics and gauges, while the pool breaker stays closed and /readyz 200', async (t) => {
   // Broken's jobs get 503 (transient: retried, then its breaker opens after 2 distinct jobs); Healthy's succeed.
-  // A long cool-off keeps the breaker open for the whole test.
-  const delivery = { breaker_threshold: 2, breaker_cooloff: 120, breaker_max_cooloff: 120, min_backoff: 0.05, max_backoff: 0.05 };
+  // A long cool-off keeps the breaker open for the whole test; no job's budget runs out meanwhile.
+  const delivery = { breaker_threshold: 2, breaker_cooloff: 120, breaker_max_cooloff: 120, min_backoff: 0.05, max_backoff: 0.05, max_attempts: 1000 };
   const r = await rig(t, (endpoint) => ({ Split: { uri: endpoint.url, count: 2, jobs: ['Broken', 'Healthy'], extra: { delivery } } }), (job) =>
     job.function_name === 'Broken' ? { status: 503, body: 'down for maintenance' } : undefined,
   );
@@ -410,15 +415,11 @@ test('one function\'s outage should show as that function\'s open breaker in /st
 
   // A crashed child's successor starts with closed breakers and counts its openings from zero: the
   // counter goes on from the pool's total (1 + the new child's 1), it does not go back.
-  const child = r.daemon.logs.find((rec) => rec.event === 'ready' && rec.pool === 'Split')?.childPid as number;
-  process.kill(child, 'SIGKILL');
-  await r.daemon.waitForLog((rec) => rec.event === 'ready' && rec.pool === 'Split' && rec.childPid !== child, 'the restarted child');
-  const after = await waitFor(
-    async () => {
-      const { body } = await text(`${r.base}/metrics`);
-      return series(body, 'driveshaft_function_breaker_opened_total').get('{pool="Split",function="Broken"}') === 2 && body;
-    },
-    { timeoutMs: 15_000, message: 'the new child\'s opening added to the old one\'s' },
+  const after = await crashChild(
+    r,
+    'Split',
+    (body) => series(body, 'driveshaft_function_breaker_opened_total').get('{pool="Split",function="Broken"}') === 2,
+    'the new child\'s opening added to the old one\'s',
   );
   assert.equal(series(after, 'driveshaft_function_breaker_state').get('{pool="Split",function="Broken",state="open"}'), 1);
   assert.equal(series(after, 'driveshaft_function_breaker_opened_total').get('{pool="Split",function="Healthy"}'), 0);
