@@ -24,7 +24,7 @@ import { heartbeatIntervalMs } from '../ipc/settings.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
-import { PoolTotalsLedger } from '../observe/pool-totals.js';
+import { deliveryFigures, PoolTotalsLedger } from '../observe/pool-totals.js';
 import type { ChildTally } from '../observe/pool-totals.js';
 
 export const SupervisorState = {
@@ -247,8 +247,7 @@ export class PoolSupervisor {
       current.tally.report({
         counters: sanitizeCounters(reply.status.counters),
         metrics: sanitizeMetrics(reply.status.metrics),
-        // A child that does not report delivery (an older one) keeps the last count it did report.
-        ...(delivery === null ? {} : { breakerOpened: delivery.opened }),
+        ...deliveryFigures(delivery),
       });
       return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined } };
     } catch (error) {

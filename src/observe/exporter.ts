@@ -4,7 +4,7 @@
  *   GET /metrics   Prometheus text format 0.0.4, summed over every pool child
  *   GET /status    JSON: config, pools, slots with their running jobs, connections, counters, queues
  *   GET /healthz   200 "ok": the master's event loop answers
- *   GET /readyz    200 when every pool with workers has a slot registered with a gearmand, else 503
+ *   GET /readyz    200 when every pool with workers serves (observation.ts, readiness), else 503
  *   GET /          the live status page (polls /status every second)
  *
  * Decisions:

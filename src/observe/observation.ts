@@ -14,6 +14,8 @@ import { zeroCounters } from '../ipc/counters.js';
 import type { ChildCounters } from '../ipc/counters.js';
 import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
 import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
+import { allPausedReason, breakerFunctions, functionBreakers } from './function-breaker-view.js';
+import type { FunctionBreakerView } from './function-breaker-view.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { MetricType } from './prometheus.js';
 import type { HistogramSample, MetricFamily, Sample } from './prometheus.js';
@@ -42,6 +44,8 @@ export interface PoolTotals {
   restarts: number;
   /** Times a child's circuit breaker opened. */
   breakerOpened: number;
+  /** Times each function's circuit breaker opened, by function name (only functions whose breaker ever opened). */
+  functionBreakerOpened: ReadonlyMap<string, number>;
 }
 
 export interface Observation {
@@ -118,6 +122,18 @@ export function countedPools(observation: Observation): string[] {
   return pools;
 }
 
+/** The breakers of the pool's functions that the serving (else a draining) child reports. */
+export function poolFunctionBreakers(observation: Observation, pool: string, delivery: DeliveryStatus | null): FunctionBreakerView[] {
+  return functionBreakers(delivery, breakerFunctions(observation.pools[pool]?.jobsList, delivery));
+}
+
+/** Configured functions first (their counter exists at zero), then any other whose breaker ever opened. */
+function breakerCountedFunctions(observation: Observation, pool: string, totals: PoolTotals | undefined): string[] {
+  const names = [...(observation.pools[pool]?.jobsList ?? [])];
+  for (const name of totals?.functionBreakerOpened.keys() ?? []) if (!names.includes(name)) names.push(name);
+  return names;
+}
+
 /** The pool's functions: configured ones first (so their series exist at zero), then any others seen. */
 function functionsOf(observation: Observation, pool: string, totals: PoolTotals | undefined): string[] {
   const names = [...(observation.pools[pool]?.jobsList ?? [])];
@@ -157,6 +173,8 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const deadLettered: Sample[] = [];
   const breakerOpened: Sample[] = [];
   const breaker: Sample[] = [];
+  const functionOpened: Sample[] = [];
+  const functionBreaker: Sample[] = [];
   const retrying: Sample[] = [];
   const admitted: Sample[] = [];
   for (const pool of countedPools(observation)) {
@@ -181,12 +199,18 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     handedBack.push({ labels: { pool }, value: counters.jobs_handed_back });
     deadLettered.push({ labels: { pool }, value: counters.jobs_dead_lettered });
     breakerOpened.push({ labels: { pool }, value: totals?.breakerOpened ?? 0 });
+    for (const fn of breakerCountedFunctions(observation, pool, totals)) functionOpened.push({ labels: { pool, function: fn }, value: totals?.functionBreakerOpened.get(fn) ?? 0 });
     // The state gauges exist only while a child of the pool reports them: no stale "closed" for a pool without one.
     const delivery = poolDelivery(childrenOf(observation, pool));
     if (delivery !== null) {
       for (const state of BREAKER_STATES) breaker.push({ labels: { pool, state }, value: delivery.breaker === state ? 1 : 0 });
       retrying.push({ labels: { pool }, value: delivery.retrying });
       admitted.push({ labels: { pool }, value: delivery.admitted });
+      // Only functions that have a breaker (that failed since the child started): the others are closed,
+      // and three constant series for each of up to jobs_list's length would say nothing.
+      for (const b of poolFunctionBreakers(observation, pool, delivery)) {
+        for (const state of BREAKER_STATES) functionBreaker.push({ labels: { pool, function: b.function, state }, value: b.breaker === state ? 1 : 0 });
+      }
     }
   }
 
@@ -312,6 +336,18 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       samples: breaker,
     },
     {
+      name: 'driveshaft_function_breaker_opened_total',
+      help: "Times a function's circuit breaker opened (the pool stopped taking that function's jobs after transient failures of them; its other functions go on), over every child the pool had.",
+      type: MetricType.COUNTER,
+      samples: functionOpened,
+    },
+    {
+      name: 'driveshaft_function_breaker_state',
+      help: "A function's circuit breaker, for functions that failed since the pool's child started: 1 for its current state (closed: its jobs flow; open: the pool does not register the function, its jobs wait in gearmand; half-open: one slot registers it, one probe decides), 0 for the others.",
+      type: MetricType.GAUGE,
+      samples: functionBreaker,
+    },
+    {
       name: 'driveshaft_retrying_jobs',
       help: 'Jobs held by a slot waiting for their next attempt.',
       type: MetricType.GAUGE,
@@ -346,8 +382,9 @@ export interface Readiness {
 
 /**
  * Ready when every configured pool with worker_count > 0 has at least one slot registered with at least
- * one gearmand and its circuit breaker closed (open or half-open, the pool takes no jobs, or one probe
- * only). A daemon that is starting or stopping is not ready whatever its pools say.
+ * one gearmand, its circuit breaker closed (open or half-open, the pool takes no jobs, or one probe
+ * only) and at least one of its functions' breakers closed (a pool whose other functions run is
+ * serving). A daemon that is starting or stopping is not ready whatever its pools say.
  */
 export function readiness(observation: Observation): Readiness {
   const problems: Array<{ pool: string; reason: string }> = [];
@@ -374,6 +411,8 @@ export function readiness(observation: Observation): Readiness {
       const slots = child.status.slots.filter((slot) => !slot.stopping);
       if (!slots.some((slot) => slot.connectedServers > 0)) {
         reason = `no slot is registered with any gearmand (${slots.length} slots, ${observation.servers.length} servers: ${observation.servers.map((s) => s.label).join(', ')})`;
+      } else {
+        reason = allPausedReason(functionBreakers(child.status.delivery ?? null, pool.jobsList), pool.jobsList);
       }
     }
     if (reason !== null) problems.push({ pool: pool.name, reason });
@@ -429,6 +468,18 @@ export interface StatusDelivery {
   retrying: number;
   /** Times the breaker opened, over every child the pool had. */
   openedTotal: number;
+  /** By function name: the breakers of the pool's functions that failed since its child started (a function not listed is closed). */
+  functions: Record<string, StatusFunctionBreaker>;
+}
+
+export interface StatusFunctionBreaker {
+  breaker: BreakerState;
+  /** When the function's breaker last changed state. */
+  since: string;
+  /** The transient failure that opened it (or the last one seen). */
+  lastReason: string | null;
+  /** Times it opened, over every child the pool had. */
+  openedTotal: number;
 }
 
 export interface StatusDocument {
@@ -446,8 +497,12 @@ export interface StatusDocument {
   gearmand: Array<{ server: string; up: boolean; scrapeOk: boolean; scrapedAt: string | null; scrapeMs: number; error: string | null; functions: AdminFunctionStatus[] }>;
 }
 
-function statusDelivery(delivery: DeliveryStatus | null, totals: PoolTotals | undefined): StatusDelivery | null {
+function statusDelivery(delivery: DeliveryStatus | null, breakers: readonly FunctionBreakerView[], totals: PoolTotals | undefined): StatusDelivery | null {
   if (delivery === null) return null;
+  // fromEntries makes own properties, so a function named "__proto__" is a key like any other.
+  const functions = Object.fromEntries(
+    breakers.map((b) => [b.function, { breaker: b.breaker, since: new Date(b.since).toISOString(), lastReason: b.lastReason, openedTotal: totals?.functionBreakerOpened.get(b.function) ?? 0 }]),
+  );
   return {
     breaker: delivery.breaker,
     since: new Date(delivery.since).toISOString(),
@@ -455,6 +510,7 @@ function statusDelivery(delivery: DeliveryStatus | null, totals: PoolTotals | un
     admittedSlots: delivery.admitted,
     retrying: delivery.retrying,
     openedTotal: totals?.breakerOpened ?? 0,
+    functions,
   };
 }
 
@@ -464,6 +520,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
     const config = observation.pools[name];
     const totals = observation.totals.get(name);
     const children = childrenOf(observation, name);
+    const delivery = poolDelivery(children);
     const slots: StatusSlot[] = [];
     const slotCounts: Record<SlotState, number> = { idle: 0, busy: 0, stopping: 0 };
     const servers = new Map(observation.servers.map((s) => [s.label, { server: s.label, connectedSlots: 0, slots: 0, states: {} as Record<string, number> }]));
@@ -519,7 +576,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       jobs,
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
-      delivery: statusDelivery(poolDelivery(children), totals),
+      delivery: statusDelivery(delivery, poolFunctionBreakers(observation, name, delivery), totals),
     };
   });
   return {

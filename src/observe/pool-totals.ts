@@ -1,8 +1,8 @@
 /**
  * Every pool's cumulative figures over every child process it ever had: jobs counters, per-function
- * and per-HTTP-code metrics, breaker openings and restarts. They survive a child's restart, a reload
- * that scales the pool to zero and back, and the pool's removal, so the Prometheus counters never go
- * back. The supervisors feed it (each child's latest report, its final totals, its exit, each
+ * and per-HTTP-code metrics, breaker openings (the pool's and each function's) and restarts. They
+ * survive a child's restart, a reload that scales the pool to zero and back, and the pool's removal,
+ * so the Prometheus counters never go back. The supervisors feed it (each child's latest report, its final totals, its exit, each
  * restart); the master's snapshot reads it, so `counters`, /status and /metrics show one set of totals.
  *
  * A child's figures count from its start: each report replaces the one before, and its exit moves the
@@ -11,12 +11,19 @@
  */
 import type { ChildCounters } from '../ipc/counters.js';
 import { addCounters, zeroCounters } from '../ipc/counters.js';
+import type { DeliveryStatus } from '../ipc/messages.js';
 import type { ChildMetrics } from '../ipc/metrics.js';
 import { addMetrics, emptyMetrics } from '../ipc/metrics.js';
 import type { PoolTotals } from './observation.js';
 
 export function emptyTotals(): PoolTotals {
-  return { counters: zeroCounters(), metrics: emptyMetrics(), restarts: 0, breakerOpened: 0 };
+  return { counters: zeroCounters(), metrics: emptyMetrics(), restarts: 0, breakerOpened: 0, functionBreakerOpened: new Map() };
+}
+
+function addByName(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): Map<string, number> {
+  const sum = new Map(a);
+  for (const [name, n] of b) sum.set(name, (sum.get(name) ?? 0) + n);
+  return sum;
 }
 
 function addTotals(a: PoolTotals, b: PoolTotals): PoolTotals {
@@ -25,6 +32,7 @@ function addTotals(a: PoolTotals, b: PoolTotals): PoolTotals {
     metrics: addMetrics(a.metrics, b.metrics),
     restarts: a.restarts + b.restarts,
     breakerOpened: a.breakerOpened + b.breakerOpened,
+    functionBreakerOpened: addByName(a.functionBreakerOpened, b.functionBreakerOpened),
   };
 }
 
@@ -33,6 +41,19 @@ export interface ChildFigures {
   counters?: ChildCounters;
   metrics?: ChildMetrics;
   breakerOpened?: number;
+  functionBreakerOpened?: ReadonlyMap<string, number>;
+}
+
+/**
+ * The breaker openings of a child's delivery status, for ChildTally.report. A child that reports no
+ * delivery status (an older one) gives none, so the counts it last reported stand.
+ */
+export function deliveryFigures(delivery: DeliveryStatus | null): ChildFigures {
+  if (delivery === null) return {};
+  const byFunction = new Map<string, number>();
+  // Object.entries: own keys only, so a function named "__proto__" or "constructor" is counted as itself.
+  for (const [name, status] of Object.entries(delivery.functions ?? {})) if (status.opened > 0) byFunction.set(name, status.opened);
+  return { breakerOpened: delivery.opened, functionBreakerOpened: byFunction };
 }
 
 /** One child process's entry: open from its fork to its exit. */
@@ -59,9 +80,15 @@ export class PoolTotalsLedger {
     const child = { figures: emptyTotals() };
     entry.open.add(child);
     return {
-      report: ({ counters, metrics, breakerOpened }) => {
+      report: ({ counters, metrics, breakerOpened, functionBreakerOpened }) => {
         const last = child.figures;
-        child.figures = { counters: counters ?? last.counters, metrics: metrics ?? last.metrics, restarts: 0, breakerOpened: breakerOpened ?? last.breakerOpened };
+        child.figures = {
+          counters: counters ?? last.counters,
+          metrics: metrics ?? last.metrics,
+          restarts: 0,
+          breakerOpened: breakerOpened ?? last.breakerOpened,
+          functionBreakerOpened: functionBreakerOpened ?? last.functionBreakerOpened,
+        };
       },
       settle: () => {
         if (entry.open.delete(child)) entry.settled = addTotals(entry.settled, child.figures);

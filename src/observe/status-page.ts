@@ -57,6 +57,11 @@ td.warn { color: var(--stopping); font-weight: 600; }
 .empty { color: var(--muted); font-style: italic; }
 .delivery { font-size: 12px; margin-top: 4px; }
 .delivery.alert { color: var(--bad); font-weight: 600; }
+ul.paused { list-style: none; margin: 0; padding: 0; }
+ul.paused li { padding: 4px 0; border-bottom: 1px solid var(--line); }
+ul.paused .name { font-weight: 600; margin-right: 6px; }
+ul.paused .since, ul.paused .opened { color: var(--muted); font-size: 12px; margin-left: 6px; }
+ul.paused .reason { color: var(--bad); font-size: 12px; word-break: break-word; }
 `;
 
 const SCRIPT = `
@@ -140,8 +145,14 @@ function poolCard(pool, doc) {
   const parked = !child && pool.workerCount === 0;
   const d = pool.delivery;
   const breakerBadge = !d ? null : el("span", { class: "badge breaker " + (d.breaker === "closed" ? "good" : d.breaker === "open" ? "bad" : "warn"), title: d.lastReason || "" }, "breaker " + d.breaker);
+  // Functions whose own breaker is open or half-open: the pool does not take their jobs (or one probe).
+  const paused = d ? Object.entries(d.functions || {}).filter(([, f]) => f.breaker !== "closed") : [];
+  const pausedBadge = paused.length === 0 ? null : el("span", {
+    class: "badge paused " + (paused.some(([, f]) => f.breaker === "open") ? "bad" : "warn"),
+    title: paused.map(([name, f]) => name + " " + f.breaker + (f.lastReason ? ": " + f.lastReason : "")).join("\\n"),
+  }, paused.length + (paused.length === 1 ? " function paused" : " functions paused"));
   const card = el("section", { class: "card" + (parked ? " parked" : ""), "data-pool": pool.name },
-    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, breakerBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
+    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, breakerBadge, pausedBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
     el("div", { class: "muted" },
       "worker_count " + pool.workerCount + " · " + (pool.functions.join(", ") || "no functions") +
       (child && child.pid ? " · pid " + child.pid : "") + (pool.childRestarts ? " · " + pool.childRestarts + " restarts" : "")));
@@ -154,6 +165,17 @@ function poolCard(pool, doc) {
       "breaker " + d.breaker + (d.breaker === "closed" && !d.openedTotal ? "" : " " + since) +
       " · " + d.admittedSlots + " / " + pool.workerCount + " slots admitted · " + d.retrying + " retrying · opened " + d.openedTotal + "×" +
       " · retried " + c.jobs_retried + ", handed back " + c.jobs_handed_back + ", dead-lettered " + c.jobs_dead_lettered));
+  }
+  if (paused.length > 0) {
+    card.append(el("h3", {}, "Paused functions (" + paused.length + ")"));
+    const now = Date.parse(doc.generatedAt);
+    // One item per function: the name, state, since when and openings on a line, the reason below it.
+    card.append(el("ul", { class: "paused" }, ...paused.map(([name, f]) => el("li", { "data-function": name },
+      el("span", { class: "name" }, name),
+      el("span", { class: "badge " + (f.breaker === "open" ? "bad" : "warn") }, f.breaker),
+      el("span", { class: "since", title: f.since }, "since " + new Date(f.since).toLocaleTimeString() + " (" + age(Math.max(0, now - Date.parse(f.since))) + ")"),
+      el("span", { class: "opened" }, "opened " + f.openedTotal + "×"),
+      f.lastReason ? el("div", { class: "reason" }, f.lastReason) : null))));
   }
   card.append(el("div", { class: "stats" },
     stat("jobs/s", rate(jobRate)),

@@ -8,9 +8,13 @@
  *   format has no place for "unknown"); `gauges` says `<pool>.responding: 0` for it.
  * - A slot's `threads` flag, `gauges`' `stopping_slots`, /status and /metrics share one definition of
  *   stopping (slotState): told to stop by the child, or its child draining.
+ * - `gauges` has a line per paused function (`<pool>.function.<name>.breaker: open|half-open`), not per
+ *   function: a pool may list thousands, and the closed ones are what is normal. `paused_functions`
+ *   counts them, so a check has a line to read that is always there.
  */
 import { COUNTER_NAMES } from '../ipc/counters.js';
-import { childrenOf, childResponding, countedPools, poolDelivery, slotsOf, slotState, SlotState } from './observation.js';
+import { isPaused } from './function-breaker-view.js';
+import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
 import { emptyTotals } from './pool-totals.js';
 import type { StatusSource } from './status-server.js';
@@ -62,6 +66,7 @@ export function gaugesText(observation: Observation): string {
     const current = serving.find((child) => child.pool === pool);
     const slots = slotsOf(observation, pool);
     const delivery = poolDelivery(children);
+    const paused = poolFunctionBreakers(observation, pool, delivery).filter(isPaused);
     out.push(
       `${pool}.worker_count: ${observation.pools[pool]?.workerCount ?? 0}`,
       `${pool}.slots: ${slots.length}`,
@@ -79,6 +84,8 @@ export function gaugesText(observation: Observation): string {
       `${pool}.breaker: ${delivery?.breaker ?? 'unknown'}`,
       `${pool}.retrying: ${delivery?.retrying ?? 0}`,
       `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
+      `${pool}.paused_functions: ${paused.length}`,
+      ...paused.map((b) => `${pool}.function.${printable(b.function)}.breaker: ${b.breaker}`),
     );
   }
   return lines(out);

@@ -12,7 +12,7 @@ import { GearmanClient } from '../helpers/gearman-client.js';
 import { startGearmand } from '../helpers/gearmand.js';
 import type { Gearmand } from '../helpers/gearmand.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
-import type { Endpoint } from '../helpers/http-endpoint.js';
+import type { Endpoint, EndpointAnswer, JsonJob } from '../helpers/http-endpoint.js';
 import { waitFor } from '../helpers/wait-for.js';
 import net from 'node:net';
 import { parseThreads, spawnDaemon, startServing, statusExchange } from './daemon.js';
@@ -36,15 +36,18 @@ interface Rig {
 
 /**
  * gearmand + an endpoint that answers by workload (`fail` → gearman_ret 1, `500` → HTTP 500, `slow…`
- * → held until release()) + the daemon with the exporter and the status port.
+ * → held until release()), or as `answer` says when it says anything, + the daemon with the exporter
+ * and the status port.
  */
-async function rig(t: TestContext, pools: (endpoint: Endpoint, gearmand: Gearmand) => Record<string, PoolSpec>): Promise<Rig> {
+async function rig(t: TestContext, pools: (endpoint: Endpoint, gearmand: Gearmand) => Record<string, PoolSpec>, answer?: (job: JsonJob) => EndpointAnswer | undefined): Promise<Rig> {
   const gearmand = await startGearmand();
   t.after(() => gearmand.stop());
   let release: () => void = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
   const endpoint = await startEndpoint(async (req) => {
     const job = parseJsonJob(req.body);
+    const special = answer?.(job);
+    if (special !== undefined) return special;
     if (job.workload === 'fail') return { body: { gearman_ret: 1, response_string: '' } };
     if (job.workload === '500') return { status: 500, body: 'boom' };
     if (job.workload.startsWith('slow')) await held;
@@ -77,6 +80,20 @@ function series(exposition: string, name: string): Map<string, number> {
     if (match !== null && match[1] === name) out.set(match[2] ?? '', Number(match[3]));
   }
   return out;
+}
+
+/** SIGKILLs the pool's child, waits for its successor, then for a /metrics body where `seen` holds. */
+async function crashChild(r: Rig, pool: string, seen: (exposition: string) => boolean, message: string): Promise<string> {
+  const child = r.daemon.logs.find((rec) => rec.event === 'ready' && rec.pool === pool)?.childPid as number;
+  process.kill(child, 'SIGKILL');
+  await r.daemon.waitForLog((rec) => rec.event === 'ready' && rec.pool === pool && rec.childPid !== child, 'the restarted child');
+  return waitFor(
+    async () => {
+      const { body } = await text(`${r.base}/metrics`);
+      return seen(body) && body;
+    },
+    { timeoutMs: 15_000, message },
+  );
 }
 
 async function workersFor(gearmand: Gearmand, fn: string): Promise<number> {
@@ -163,16 +180,7 @@ test('GET /metrics should count real jobs exactly: outcomes, HTTP codes, duratio
   }
 
   // The counts survive a child crash, and the restart shows.
-  const child = r.daemon.logs.find((rec) => rec.event === 'ready' && rec.pool === 'Regular')?.childPid as number;
-  process.kill(child, 'SIGKILL');
-  await r.daemon.waitForLog((rec) => rec.event === 'ready' && rec.pool === 'Regular' && rec.childPid !== child, 'the restarted child');
-  const after = await waitFor(
-    async () => {
-      const { body } = await text(`${r.base}/metrics`);
-      return series(body, 'driveshaft_child_restarts_total').get('{pool="Regular"}') === 1 && body;
-    },
-    { timeoutMs: 10_000, message: 'the restart in the metrics' },
-  );
+  const after = await crashChild(r, 'Regular', (body) => series(body, 'driveshaft_child_restarts_total').get('{pool="Regular"}') === 1, 'the restart in the metrics');
   assert.equal(series(after, 'driveshaft_jobs_total').get('{pool="Regular",function="Sum",outcome="completed"}'), 3);
   assert.equal(series(after, 'driveshaft_http_responses_total').get('{pool="Regular",code="500"}'), 1);
 });
@@ -332,3 +340,87 @@ test(
     assert.equal((await slow).outcome, 'complete');
   },
 );
+
+test('one function\'s outage should show as that function\'s open breaker in /status, /metrics and gauges, while the pool breaker stays closed and /readyz 200', async (t) => {
+  // Broken's jobs get 503 (transient: retried, then its breaker opens after 2 distinct jobs); Healthy's succeed.
+  // A long cool-off keeps the breaker open for the whole test; no job's budget runs out meanwhile.
+  const delivery = { breaker_threshold: 2, breaker_cooloff: 120, breaker_max_cooloff: 120, min_backoff: 0.05, max_backoff: 0.05, max_attempts: 1000 };
+  const r = await rig(t, (endpoint) => ({ Split: { uri: endpoint.url, count: 2, jobs: ['Broken', 'Healthy'], extra: { delivery } } }), (job) =>
+    job.function_name === 'Broken' ? { status: 503, body: 'down for maintenance' } : undefined,
+  );
+  await waitFor(async () => (await workersFor(r.gearmand, 'Broken')) === 2 && (await workersFor(r.gearmand, 'Healthy')) === 2, { timeoutMs: 10_000, message: 'two workers for each function' });
+  for (const w of ['b1', 'b2', 'b3']) await r.client.submit('Broken', w, { background: true });
+
+  type FunctionBreaker = { breaker: string; since: string; lastReason: string | null; openedTotal: number };
+  type Delivery = { breaker: string; openedTotal: number; functions: Record<string, FunctionBreaker> };
+  const delivered = await waitFor(
+    async () => {
+      const doc = (await (await fetch(`${r.base}/status`)).json()) as { pools: Array<{ name: string; delivery: Delivery | null }> };
+      const d = doc.pools.find((p) => p.name === 'Split')?.delivery;
+      return d?.functions.Broken?.breaker === 'open' && d;
+    },
+    { timeoutMs: 15_000, message: '/status showing Broken\'s breaker open' },
+  );
+  // Paused: gearmand no longer hands Broken's jobs to any slot, Healthy keeps both.
+  await waitFor(async () => (await workersFor(r.gearmand, 'Broken')) === 0, { timeoutMs: 10_000, message: 'Broken unregistered' });
+  assert.equal(await workersFor(r.gearmand, 'Healthy'), 2);
+  assert.equal((await r.client.submit('Healthy', 'still running')).outcome, 'complete');
+
+  assert.equal(delivered.breaker, 'closed', 'the pool breaker stays closed');
+  assert.equal(delivered.openedTotal, 0);
+  assert.deepEqual(Object.keys(delivered.functions), ['Broken'], 'Healthy never failed: no breaker');
+  const broken = delivered.functions.Broken as FunctionBreaker;
+  assert.equal(broken.openedTotal, 1);
+  assert.match(broken.lastReason ?? '', /\b503\b/);
+  assert.equal(new Date(broken.since).toISOString(), broken.since, 'since is an ISO time');
+  assert.ok(Date.now() - Date.parse(broken.since) < 60_000);
+
+  const metrics = await waitFor(
+    async () => {
+      const { body } = await text(`${r.base}/metrics`);
+      return series(body, 'driveshaft_function_breaker_state').get('{pool="Split",function="Broken",state="open"}') === 1 && body;
+    },
+    { timeoutMs: 10_000, message: '/metrics showing Broken\'s breaker open' },
+  );
+  assert.deepEqual(
+    [...series(metrics, 'driveshaft_function_breaker_state')],
+    [
+      ['{pool="Split",function="Broken",state="closed"}', 0],
+      ['{pool="Split",function="Broken",state="open"}', 1],
+      ['{pool="Split",function="Broken",state="half-open"}', 0],
+    ],
+  );
+  assert.deepEqual(
+    [...series(metrics, 'driveshaft_function_breaker_opened_total')],
+    [
+      ['{pool="Split",function="Broken"}', 1],
+      ['{pool="Split",function="Healthy"}', 0],
+    ],
+  );
+  assert.equal(series(metrics, 'driveshaft_breaker_state').get('{pool="Split",state="closed"}'), 1);
+  assert.equal(series(metrics, 'driveshaft_breaker_opened_total').get('{pool="Split"}'), 0);
+  assert.match(metrics, /^# TYPE driveshaft_function_breaker_opened_total counter$/m);
+  assert.match(metrics, /^# TYPE driveshaft_function_breaker_state gauge$/m);
+
+  const gauges = (await statusExchange(r.statusPort, 'gauges\n')).split('\r\n');
+  assert.ok(gauges.includes('Split.breaker: closed'), gauges.join('\n'));
+  assert.ok(gauges.includes('Split.paused_functions: 1'), gauges.join('\n'));
+  assert.ok(gauges.includes('Split.function.Broken.breaker: open'), gauges.join('\n'));
+  assert.ok(!gauges.some((line) => line.includes('Healthy')), 'no line for a function that runs');
+
+  // Its other function runs, so the pool serves.
+  assert.deepEqual(await text(`${r.base}/readyz`), { status: 200, body: 'ready\n' });
+  const waiting = (await r.gearmand.status()).find((f) => f.function === 'Broken');
+  assert.equal(waiting?.total, 3, 'Broken\'s jobs wait in gearmand, none lost');
+
+  // A crashed child's successor starts with closed breakers and counts its openings from zero: the
+  // counter goes on from the pool's total (1 + the new child's 1), it does not go back.
+  const after = await crashChild(
+    r,
+    'Split',
+    (body) => series(body, 'driveshaft_function_breaker_opened_total').get('{pool="Split",function="Broken"}') === 2,
+    'the new child\'s opening added to the old one\'s',
+  );
+  assert.equal(series(after, 'driveshaft_function_breaker_state').get('{pool="Split",function="Broken",state="open"}'), 1);
+  assert.equal(series(after, 'driveshaft_function_breaker_opened_total').get('{pool="Split",function="Healthy"}'), 0);
+});

@@ -6,6 +6,7 @@ import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/mess
 import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
 import type { GearmandScrape } from '../../src/observe/gearmand-poller.js';
+import { allPausedReason, functionBreakers } from '../../src/observe/function-breaker-view.js';
 import { formatExposition } from '../../src/observe/prometheus.js';
 import { observationOf, pool, server } from '../master/support.js';
 
@@ -43,6 +44,7 @@ function totals(): PoolTotals {
     metrics: { functions: { Sum: sum }, http: { '200': 3, '500': 1 } },
     restarts: 2,
     breakerOpened: 0,
+    functionBreakerOpened: new Map(),
   };
 }
 
@@ -243,6 +245,7 @@ test('statusDocument should give each pool a delivery object, null while no chil
     admittedSlots: 1,
     retrying: 1,
     openedTotal: 3,
+    functions: {},
   });
   assert.equal(doc.pools.find((p) => p.name === 'Off')?.delivery, null);
 });
@@ -262,4 +265,87 @@ test('addMetrics should sum functions, buckets and codes; sanitizeMetrics should
   assert.deepEqual(sanitizeMetrics(undefined), { functions: {}, http: {} });
   // Neither argument changes.
   assert.equal(a.functions.F?.completed, 1);
+});
+
+/** Regular's functions are Sum and Sum2; `Stale` was dropped from its jobs_list by a reload but the child keeps its breaker. */
+function functionDelivery(functions: DeliveryStatus['functions'], overrides: Partial<DeliveryStatus> = {}): DeliveryStatus {
+  return delivery({ functions, ...overrides });
+}
+
+const SUM_OPEN = { breaker: 'open', since: 1_700_000_007_000, lastReason: 'HTTP 503 from http://127.0.0.1:8080/job', opened: 2 } as const;
+
+test('metricFamilies should export each function breaker\'s state one-hot and its openings over every child', () => {
+  const obs = observation({
+    children: [withDelivery(functionDelivery({ Sum: SUM_OPEN, Stale: { ...SUM_OPEN } }))],
+    // 3 openings of Sum in a child before this one; Gone left jobs_list after its breaker opened once.
+    totals: new Map([['Regular', { ...totals(), functionBreakerOpened: new Map([['Sum', 5], ['Gone', 1]]) }]]),
+  });
+  const text = formatExposition(metricFamilies(obs, []));
+  const lines = text.split('\n');
+  for (const line of [
+    '# TYPE driveshaft_function_breaker_state gauge',
+    'driveshaft_function_breaker_state{pool="Regular",function="Sum",state="closed"} 0',
+    'driveshaft_function_breaker_state{pool="Regular",function="Sum",state="open"} 1',
+    'driveshaft_function_breaker_state{pool="Regular",function="Sum",state="half-open"} 0',
+    '# TYPE driveshaft_function_breaker_opened_total counter',
+    'driveshaft_function_breaker_opened_total{pool="Regular",function="Sum"} 5',
+    // Configured functions have their counter from the start, at zero; a function counted before stays.
+    'driveshaft_function_breaker_opened_total{pool="Regular",function="Sum2"} 0',
+    'driveshaft_function_breaker_opened_total{pool="Regular",function="Gone"} 1',
+    'driveshaft_function_breaker_opened_total{pool="Off",function="X"} 0',
+  ]) {
+    assert.ok(lines.includes(line), `missing ${line}\n${text}`);
+  }
+  // No breaker, no state series (Sum2 never failed); a function no longer configured shows none either.
+  assert.doesNotMatch(text, /driveshaft_function_breaker_state\{pool="Regular",function="Sum2"/);
+  assert.doesNotMatch(text, /function="Stale"/);
+  // A child that reports no delivery leaves the state series out, like the pool breaker's.
+  assert.doesNotMatch(formatExposition(metricFamilies(observation(), [])), /driveshaft_function_breaker_state\{/);
+});
+
+test('statusDocument should list the breakers of the pool\'s functions with ISO times and the openings over every child', () => {
+  const obs = observation({
+    children: [withDelivery(functionDelivery({ Sum: SUM_OPEN, Sum2: { breaker: 'closed', since: 1_700_000_009_000, lastReason: 'timeout', opened: 0 }, Stale: SUM_OPEN }))],
+    totals: new Map([['Regular', { ...totals(), functionBreakerOpened: new Map([['Sum', 5]]) }]]),
+  });
+  const regular = statusDocument(obs, []).pools.find((p) => p.name === 'Regular');
+  assert.deepEqual(regular?.delivery?.functions, {
+    Sum: { breaker: 'open', since: '2023-11-14T22:13:27.000Z', lastReason: 'HTTP 503 from http://127.0.0.1:8080/job', openedTotal: 5 },
+    Sum2: { breaker: 'closed', since: '2023-11-14T22:13:29.000Z', lastReason: 'timeout', openedTotal: 0 },
+  });
+  assert.equal(regular?.delivery?.breaker, 'closed', 'the pool breaker is its own');
+  assert.deepEqual(statusDocument(observation({ children: [withDelivery(delivery())] }), []).pools[0]?.delivery?.functions, {});
+});
+
+test('readiness should refuse a pool only when every one of its functions is paused, open or half-open', () => {
+  const ready = (functions: DeliveryStatus['functions']) => readiness(observation({ children: [withDelivery(functionDelivery(functions))] }));
+  // One function paused, the other runs: the pool serves.
+  assert.deepEqual(ready({ Sum: SUM_OPEN }), { ready: true, problems: [] });
+  assert.deepEqual(ready({ Sum: SUM_OPEN, Sum2: { ...SUM_OPEN, breaker: 'closed' } }), { ready: true, problems: [] });
+  // A breaker left over for a function no longer configured does not count.
+  assert.deepEqual(ready({ Sum: SUM_OPEN, Stale: SUM_OPEN }), { ready: true, problems: [] });
+  const verdict = ready({ Sum: SUM_OPEN, Sum2: { breaker: 'half-open', since: 1_700_000_008_000, lastReason: null, opened: 1 } });
+  assert.deepEqual(verdict, {
+    ready: false,
+    problems: [
+      {
+        pool: 'Regular',
+        reason: 'every function is paused by its circuit breaker: Sum open since 2023-11-14T22:13:27.000Z (HTTP 503 from http://127.0.0.1:8080/job); Sum2 half-open since 2023-11-14T22:13:28.000Z',
+      },
+    ],
+  });
+  // The pool breaker's reason comes first: it is the one to fix.
+  const both = readiness(observation({ children: [withDelivery(functionDelivery({ Sum: SUM_OPEN, Sum2: SUM_OPEN }, { breaker: 'open', lastReason: 'ECONNREFUSED' }))] }));
+  assert.match(both.problems[0]?.reason ?? '', /^circuit breaker open since .* \(ECONNREFUSED\)$/);
+});
+
+test('functionBreakers should read only own entries, so functions named "__proto__" or "constructor" are themselves', () => {
+  const reported = JSON.parse('{"__proto__":{"breaker":"open","since":0,"lastReason":"HTTP 503","opened":1}}') as DeliveryStatus['functions'];
+  assert.deepEqual(
+    functionBreakers(functionDelivery(reported), ['constructor', '__proto__', 'toString']).map((b) => [b.function, b.breaker]),
+    [['__proto__', 'open']],
+  );
+  const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((name) => [name, SUM_OPEN]));
+  assert.match(allPausedReason(functionBreakers(functionDelivery(many), ['a', 'b', 'c', 'd', 'e']), ['a', 'b', 'c', 'd', 'e']) ?? '', /: a open .*; b open .*; c open [^;]*; and 2 more$/);
+  assert.equal(allPausedReason([], []), null, 'a pool without functions is not "all paused"');
 });

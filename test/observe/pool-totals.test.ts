@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
-import { PoolTotalsLedger } from '../../src/observe/pool-totals.js';
+import { deliveryFigures, PoolTotalsLedger } from '../../src/observe/pool-totals.js';
 
 const completed = (n: number) => ({ ...zeroCounters(), jobs_completed: n });
 const http200 = (n: number) => ({ ...emptyMetrics(), http: { '200': n } });
@@ -24,7 +24,7 @@ test('PoolTotalsLedger should replace a child\'s figures with each report and ke
   second.report({ counters: completed(3), breakerOpened: 1 });
   assert.deepEqual(
     { ...ledger.totalsOf('A'), counters: ledger.totalsOf('A').counters.jobs_completed },
-    { counters: 15, metrics: http200(10), restarts: 1, breakerOpened: 2 },
+    { counters: 15, metrics: http200(10), restarts: 1, breakerOpened: 2, functionBreakerOpened: new Map() },
   );
 });
 
@@ -47,4 +47,24 @@ test('PoolTotalsLedger should sum a draining child and its successor, and keep a
   assert.equal(totals.get('Gone')?.counters.jobs_completed, 5);
   assert.equal(ledger.restarts, 1);
   assert.equal(ledger.totalsOf('Never').restarts, 0);
+});
+
+test('PoolTotalsLedger should keep each function\'s breaker openings across a child\'s restart', () => {
+  const fn = (breaker: 'open' | 'closed', opened: number) => ({ breaker, since: 0, lastReason: null, opened });
+  const delivery = (functions: Record<string, ReturnType<typeof fn>>, opened = 0) => ({ breaker: 'closed' as const, since: 0, lastReason: null, admitted: 1, retrying: 0, opened, functions });
+  assert.deepEqual(deliveryFigures(null), {}, 'a child without a delivery status keeps what it last reported');
+  assert.deepEqual(deliveryFigures(delivery({ A: fn('open', 2), B: fn('closed', 0) }, 1)), { breakerOpened: 1, functionBreakerOpened: new Map([['A', 2]]) });
+
+  const ledger = new PoolTotalsLedger();
+  const first = ledger.openChild('P');
+  first.report(deliveryFigures(delivery({ A: fn('open', 1) })));
+  first.report(deliveryFigures(delivery({ A: fn('closed', 3), B: fn('open', 1) })));
+  first.report({ counters: completed(1) });
+  assert.deepEqual(ledger.totalsOf('P').functionBreakerOpened, new Map([['A', 3], ['B', 1]]), 'replaced by each report, kept by one without it');
+  first.settle();
+  ledger.restarted('P');
+  // The new child counts from zero; the pool's totals go on from the old one's.
+  const second = ledger.openChild('P');
+  second.report(deliveryFigures(delivery({ A: fn('open', 1) })));
+  assert.deepEqual(ledger.totalsOf('P').functionBreakerOpened, new Map([['A', 4], ['B', 1]]));
 });

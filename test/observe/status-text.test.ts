@@ -17,7 +17,7 @@ function child(poolName: string, pid: number, slots: SlotStatus[] | null, overri
 }
 
 function totals(completed: number, restarts: number, breakerOpened = 0): PoolTotals {
-  return { counters: { ...zeroCounters(), jobs_completed: completed }, metrics: emptyMetrics(), restarts, breakerOpened };
+  return { counters: { ...zeroCounters(), jobs_completed: completed }, metrics: emptyMetrics(), restarts, breakerOpened, functionBreakerOpened: new Map() };
 }
 
 const RUNNING_JOB = { handle: 'H:vm:7', unique: 'a\tb\x7f', functionName: 'Sum', server: '127.0.0.1:4730', startedAt: 0 };
@@ -121,4 +121,33 @@ test('statusCommands should answer every command from a fresh snapshot', async (
   assert.equal(await commands.threads(), threadsText(observation()));
   assert.equal(await commands.gauges(), gaugesText(observation()));
   assert.equal(taken, 4);
+});
+
+test('gaugesText should print a line per paused function of a pool, and how many there are', () => {
+  const breaker = (state: 'closed' | 'open' | 'half-open') => ({ breaker: state, since: 0, lastReason: 'HTTP 503', opened: 1 });
+  const regular = pool('Regular', { workerCount: 2, jobsList: ['Resize', 'Sum', 'Report', 'Crop'] });
+  const text = gaugesText(
+    observation({
+      pools: { ...observation().pools, Regular: regular },
+      children: [
+        child('Regular', 20, [slot('20-1')], {}, {
+          breaker: 'closed',
+          since: 0,
+          lastReason: null,
+          admitted: 2,
+          retrying: 0,
+          opened: 0,
+          // Crop never failed: no breaker. Gone left jobs_list; the child still has its breaker.
+          functions: { Sum: breaker('open'), Report: breaker('half-open'), Resize: breaker('closed'), Gone: breaker('open') },
+        }),
+      ],
+    }),
+  );
+  const regularLines = text.split('\r\n').filter((line) => line.startsWith('Regular.'));
+  // In jobs_list order, after the pool's own lines.
+  assert.deepEqual(regularLines.slice(-3), ['Regular.paused_functions: 2', 'Regular.function.Sum.breaker: open', 'Regular.function.Report.breaker: half-open']);
+  assert.ok(!text.includes('Resize') && !text.includes('Crop') && !text.includes('Gone'), 'closed, breaker-less and unconfigured functions have no line');
+  // Pools with nothing paused (or no delivery status at all) say 0.
+  assert.match(text, /^Quiet\.paused_functions: 0\r$/m);
+  assert.match(gaugesText(observation()), /^Regular\.paused_functions: 0\r$/m);
 });
