@@ -185,7 +185,8 @@ export function sanitizeDelivery(delivery: DeliveryStatus | undefined): Delivery
 }
 
 function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBreakerStatus> {
-  const out: Record<string, FunctionBreakerStatus> = {};
+  // No prototype: a function may be named __proto__.
+  const out = Object.create(null) as Record<string, FunctionBreakerStatus>;
   if (typeof functions !== 'object' || functions === null || Array.isArray(functions)) return out;
   for (const [name, value] of Object.entries(functions as Record<string, unknown>)) {
     const status = value as Partial<FunctionBreakerStatus> | null;

@@ -98,7 +98,8 @@ test('an endpoint answering 503 for 5 s: every job completes, none fails, and th
   let down = true;
   const s = await scenario(t, () => down, { status: 503 });
   await queueJobs(s.gearmand);
-  await waitFor(async () => (/Delivery\.breaker: open/.test(await statusExchange(s.statusPort, 'gauges\n')) ? true : undefined), {
+  // A status is the function's failure: its breaker opens (the host answered, so the pool's stays closed).
+  await waitFor(async () => (/^Delivery\.function\.Deliver\.breaker: open\r$/m.test(await statusExchange(s.statusPort, 'gauges\n')) ? true : undefined), {
     timeoutMs: 5000,
     message: 'the breaker to open',
   });

@@ -109,7 +109,8 @@ export class FunctionBreakers {
   }
 
   status(): Record<string, FunctionBreakerStatus> {
-    const out: Record<string, FunctionBreakerStatus> = {};
+    // No prototype: a function may be named __proto__.
+    const out = Object.create(null) as Record<string, FunctionBreakerStatus>;
     for (const [name, breaker] of this.#breakers) out[name] = breaker.functionStatus();
     return out;
   }
