@@ -1,10 +1,11 @@
 /**
  * One TCP connection of one slot to one gearmand (docs/architecture.md, Lifecycles).
  *
- * Lifecycle: connecting → ready (registered: RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… written on
- * connect; gearmand answers none of them) → grabbing → running | sleeping | parked → ready (NOOP, or
- * unparked by its WakeGroup) …; any loss → backoff → connecting; close() → closing → closed. All
- * state changes go through #transition, which refuses transitions the table does not list.
+ * Lifecycle: connecting → handshake (RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… and an ECHO_REQ written
+ * on connect) → ready once the ECHO_RES arrives (gearmand answers in order, so the server is alive and
+ * has the registration) → grabbing → running | sleeping | parked → ready (NOOP, or unparked by its
+ * WakeGroup) …; any loss → backoff → connecting; close() → closing → closed. All state changes go
+ * through #transition, which refuses transitions the table does not list.
  *
  * After NO_JOB the connection's WakeGroup (one per server for the slots of a pool) decides whether
  * it sleeps at gearmand (PRE_SLEEP) or parks locally: see wake-group.ts for why only one sleeps.
@@ -16,20 +17,23 @@
  * Liveness (gearmand issue #343, the stuck sleeper; issues #105/#150, dead peers): TCP keepalive, plus
  * `tick()` — driven by the pool's one interval timer — asks the owner to probe a connection that has
  * received nothing for loopTimeoutMs, and declares it dead when the probe gets no answer within
- * another loopTimeoutMs.
+ * another loopTimeoutMs. Separately and sooner, a GRAB unanswered for grabReplyTimeoutMs() is
+ * abandoned: the server turns suspect for the pool (server-state.ts) and the slot grabs elsewhere,
+ * while the GRAB stays outstanding here; a late assignment goes to the slot if it is free, else the
+ * socket is dropped so gearmand re-queues the job. A stopped server (the kernel still accepts TCP)
+ * never completes the handshake, so its reconnects back off instead of looking healthy.
+ *
+ * Abilities change at runtime (setAbilities); a CANT_DO never reaches gearmand while this socket
+ * holds, or may be assigned, a job of that function (abilities.ts says why).
  */
 import net from 'node:net';
 import type { ServerAddress } from '../../config/types.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
-  GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,
   PacketType,
   Parser,
-  RESET_ABILITIES_PACKET,
-  encodeCanDo,
   encodeEchoReq,
-  encodeSetClientId,
   encodeWorkComplete,
   encodeWorkData,
   encodeWorkCompleteHead,
@@ -44,10 +48,14 @@ import { GearmanConnectionError, GearmanServerError, InternalError } from '../..
 import type { ProtocolError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from '../job.js';
+import { Abilities, concatPackets } from './abilities.js';
+import { ServerState } from './server-state.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
 export const ConnectionState = {
   CONNECTING: 'connecting',
+  /** Registration and ECHO_REQ written; waiting for the ECHO_RES that proves the server alive. */
+  HANDSHAKE: 'handshake',
   /** Registered, nothing outstanding, may have work waiting: the slot should grab here when it can. */
   READY: 'ready',
   GRABBING: 'grabbing',
@@ -66,7 +74,8 @@ export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionSt
 const S = ConnectionState;
 
 const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
-  [S.CONNECTING]: [S.READY, S.BACKOFF, S.CLOSED],
+  [S.CONNECTING]: [S.HANDSHAKE, S.BACKOFF, S.CLOSED],
+  [S.HANDSHAKE]: [S.READY, S.BACKOFF, S.CLOSED],
   [S.READY]: [S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.PARKED, S.BACKOFF, S.CLOSING, S.CLOSED],
   [S.SLEEPING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
@@ -82,6 +91,13 @@ export const BACKOFF_BASE_MS = 100;
 export const BACKOFF_MAX_MS = 5000;
 /** How long a graceful close waits for gearmand to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
+/** gearmand answers a GRAB at once; waiting longer than this for one only stalls the slot's other servers. */
+const GRAB_REPLY_TIMEOUT_MAX_MS = 2000;
+
+/** How long a slot waits for a GRAB's answer before grabbing elsewhere (the pool's tick detects it). */
+export function grabReplyTimeoutMs(loopTimeoutMs: number): number {
+  return Math.min(loopTimeoutMs, GRAB_REPLY_TIMEOUT_MAX_MS);
+}
 
 /**
  * Every gearmand socket of the process reads into this one buffer (net's `onread`), and what arrived is
@@ -109,6 +125,16 @@ export interface ConnectionOwner {
   /** JOB_ASSIGN_UNIQ answered our grab; the connection is RUNNING. */
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void;
   /**
+   * Our GRAB went unanswered for the grab-reply timeout (or its server turned suspect): the owner no
+   * longer counts it as its grab. It stays outstanding on this connection; see adoptLateJob.
+   */
+  onGrabAbandoned(connection: GearmanConnection): void;
+  /**
+   * An abandoned GRAB was answered with a job: true → the owner takes it as if it had just grabbed
+   * (onJobAssigned follows); false → the socket is dropped so gearmand re-queues the job.
+   */
+  adoptLateJob(connection: GearmanConnection, functionName: string, handle: string): boolean;
+  /**
    * JOB_ASSIGN_UNIQ answered our grab with a workload over `maxWorkloadBytes`, which was dropped unread;
    * the connection is RUNNING and expects finishJob() for that handle like any job.
    */
@@ -133,6 +159,8 @@ export interface GearmanConnectionOptions {
   log: Logger;
   /** Shared by the pool's connections to this server; without one the connection always sleeps. */
   wakeGroup?: WakeGroup;
+  /** What the pool knows about this server (suspect, which GRAB); without one the connection keeps its own. */
+  serverState?: ServerState;
   /**
    * max_workload_bytes: a bigger workload is never buffered (onOversizedJob). 0 or absent: the codec's
    * packet cap (DEFAULT_MAX_PACKET_SIZE) is the limit, so a job too big for it fails the same way
@@ -147,13 +175,18 @@ export class GearmanConnection implements WakeMember {
   readonly server: ServerAddress;
   /** The workload size above which an assignment goes to onOversizedJob. */
   readonly maxWorkloadBytes: number;
+  readonly serverState: ServerState;
   readonly #owner: ConnectionOwner;
   readonly #wakeGroup: WakeGroup | null;
   readonly #log: Logger;
   readonly #loopTimeoutMs: number;
+  readonly #grabReplyTimeoutMs: number;
   readonly #backoffCapMs: number;
-  /** RESET_ABILITIES + SET_CLIENT_ID + CAN_DO…, built once, written in one write per connect. */
-  readonly #registration: Buffer;
+  readonly #clientId: string;
+  /** The functions registered (CAN_DO) and the CANT_DOs still owed to the current socket. */
+  readonly #abilities: Abilities;
+  /** Same functions as the rest of its WakeGroup: may park. Otherwise it always sleeps at gearmand itself. */
+  #grouped = true;
   readonly #parser: Parser;
   #state: ConnectionState = S.BACKOFF;
   #socket: net.Socket | null = null;
@@ -169,6 +202,18 @@ export class GearmanConnection implements WakeMember {
   #lastRxAt = 0;
   #probeAt = 0;
   #connectStartedAt = 0;
+  /** The outstanding GRAB: when it was written, whether the slot gave up on it, whether it was GRAB_JOB_UNIQ
+   * written on its own (not behind a job's result, whose ERROR could then arrive first). */
+  #grabSentAt = 0;
+  #grabAbandoned = false;
+  #grabAlone = false;
+  #grabUnique = false;
+  /** The function of the job this socket holds (RUNNING): its CANT_DO waits for the answer. */
+  #heldFunction: string | null = null;
+  /** Reconnects caused by ERROR packets since the last job: their backoff grows even though packets arrive. */
+  #errorFailures = 0;
+  /** An ERROR answering a progress packet or result was logged at warn (the rest go to debug). */
+  #workErrorLogged = false;
   #closePromise: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
@@ -179,12 +224,11 @@ export class GearmanConnection implements WakeMember {
     this.#wakeGroup = options.wakeGroup ?? null;
     this.#log = options.log;
     this.#loopTimeoutMs = options.loopTimeoutMs;
+    this.#grabReplyTimeoutMs = grabReplyTimeoutMs(options.loopTimeoutMs);
     this.#backoffCapMs = Math.max(BACKOFF_BASE_MS, Math.min(options.loopTimeoutMs, BACKOFF_MAX_MS));
-    this.#registration = Buffer.concat([
-      RESET_ABILITIES_PACKET,
-      encodeSetClientId(options.clientId),
-      ...options.functions.map((fn) => encodeCanDo(fn)),
-    ]);
+    this.#clientId = options.clientId;
+    this.#abilities = new Abilities(options.functions);
+    this.serverState = options.serverState ?? new ServerState(options.server.label, options.log);
     this.maxWorkloadBytes = options.maxWorkloadBytes !== undefined && options.maxWorkloadBytes > 0 ? options.maxWorkloadBytes : DEFAULT_MAX_PACKET_SIZE;
     this.#parser = new Parser({
       onPacket: (packet) => this.#onPacket(packet),
@@ -214,10 +258,57 @@ export class GearmanConnection implements WakeMember {
     }
   }
 
-  /** GRAB_JOB_UNIQ. Only from READY or SLEEPING (a probe re-grab); the slot guarantees one grab at a time. */
+  /**
+   * GRAB_JOB_UNIQ (GRAB_JOB where the server knows no other). Only from READY or SLEEPING (a probe
+   * re-grab); the slot guarantees one grab at a time.
+   */
   grab(): void {
     this.#transition(S.GRABBING);
-    (this.#socket as net.Socket).write(GRAB_JOB_UNIQ_PACKET);
+    (this.#socket as net.Socket).write(this.#grabPacket(true));
+  }
+
+  /** The GRAB to write now, noted as outstanding; `alone`: not behind a job's result in the same write. */
+  #grabPacket(alone: boolean): Buffer {
+    const packet = this.serverState.grabPacket;
+    this.#grabSentAt = Date.now();
+    this.#grabAbandoned = false;
+    this.#grabAlone = alone;
+    this.#grabUnique = this.serverState.uniqueGrabs;
+    return packet;
+  }
+
+  /** The functions this connection registers. */
+  get functions(): readonly string[] {
+    return this.#abilities.functions;
+  }
+
+  /**
+   * Changes the registered functions at runtime: CAN_DO for the new ones now, CANT_DO for the dropped
+   * ones as soon as no job of theirs can be on this socket (abilities.ts). A reconnect registers the
+   * current set. `grouped` false: the functions differ from the rest of its WakeGroup, so it can
+   * neither park (nobody asleep would hear of its work) nor stand in as the group's sleeper.
+   */
+  setAbilities(functions: readonly string[], grouped: boolean): void {
+    const state = this.#state;
+    const registered = this.connected || state === S.HANDSHAKE;
+    const canDo = this.#abilities.change(functions);
+    if (registered) {
+      // A sleeper is NOOPed only for work queued after its PRE_SLEEP: it must say it again for the new functions.
+      const preSleep = canDo !== null && state === S.SLEEPING ? PRE_SLEEP_PACKET : null;
+      const packets = concatPackets(canDo, this.#owedCantDo(), preSleep);
+      if (packets !== null) (this.#socket as net.Socket).write(packets);
+    }
+    const wasGrouped = this.#grouped;
+    this.#grouped = grouped;
+    if (grouped || !wasGrouped || this.#wakeGroup === null) return;
+    if (state === S.PARKED) this.unpark();
+    else if (state === S.SLEEPING) this.#wakeGroup.leave(this, false);
+  }
+
+  /** The CANT_DOs that may go out now: none while a GRAB may still assign anything, none for a held job's function. */
+  #owedCantDo(): Buffer | null {
+    if (!this.#abilities.owing || this.#state === S.GRABBING) return null;
+    return this.#abilities.takeCantDo(this.#state === S.RUNNING ? this.#heldFunction : null);
   }
 
   /** WakeMember: whether the slot would grab here now. */
@@ -239,9 +330,9 @@ export class GearmanConnection implements WakeMember {
     return true;
   }
 
-  /** PRE_SLEEP: gearmand NOOPs this connection when work for it is (or already was) queued. */
-  #preSleep(): void {
-    (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
+  /** PRE_SLEEP (after `before`, in the same write): gearmand NOOPs this connection when work for it is (or already was) queued. */
+  #preSleep(before: Buffer | null = null): void {
+    (this.#socket as net.Socket).write(before === null ? PRE_SLEEP_PACKET : Buffer.concat([before, PRE_SLEEP_PACKET]));
     this.#transition(S.SLEEPING);
   }
 
@@ -281,7 +372,8 @@ export class GearmanConnection implements WakeMember {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
     this.#transition(grabAfter ? S.GRABBING : S.READY);
-    const then = grabAfter ? GRAB_JOB_UNIQ_PACKET : null;
+    // After the answer and before any next GRAB: the CANT_DOs this job held back.
+    const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket(false) : null);
     if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
       // The result follows its head uncopied, in the same write (cork).
       socket.cork();
@@ -314,14 +406,24 @@ export class GearmanConnection implements WakeMember {
   /** Liveness check; `now` is Date.now() sampled once per tick by the pool. */
   tick(now: number): void {
     const state = this.#state;
-    if (state === S.CONNECTING) {
-      // A SYN into a black hole never errors by itself.
-      if (now - this.#connectStartedAt >= Math.max(this.#loopTimeoutMs, 1000)) {
-        this.#fail(new GearmanConnectionError(`connect to ${this.server.label} timed out`));
+    if (state === S.CONNECTING || state === S.HANDSHAKE) {
+      // A SYN into a black hole never errors by itself; a stopped server accepts in the kernel and says nothing.
+      const timeoutMs = Math.max(this.#loopTimeoutMs, 1000);
+      if (now - this.#connectStartedAt >= timeoutMs) {
+        const what = state === S.CONNECTING ? 'connect to' : 'handshake (ECHO_REQ) with';
+        this.#fail(new GearmanConnectionError(`${what} ${this.server.label} timed out after ${timeoutMs} ms`));
       }
       return;
     }
     if (!this.connected) return;
+    if (state === S.GRABBING && !this.#grabAbandoned) {
+      const suspect = this.serverState.suspect;
+      if (suspect || now - this.#grabSentAt >= this.#grabReplyTimeoutMs) {
+        if (!suspect) this.serverState.markSuspect(this.#grabReplyTimeoutMs);
+        this.#grabAbandoned = true;
+        this.#owner.onGrabAbandoned(this);
+      }
+    }
     if (this.#rxSeen) {
       this.#rxSeen = false;
       this.#lastRxAt = now;
@@ -352,7 +454,7 @@ export class GearmanConnection implements WakeMember {
       this.#reconnectTimer = null;
     }
     const socket = this.#socket;
-    if (socket === null || this.#state === S.CONNECTING || this.#state === S.BACKOFF) {
+    if (socket === null || this.#state === S.CONNECTING || this.#state === S.HANDSHAKE || this.#state === S.BACKOFF) {
       if (socket !== null) this.#detach(socket).destroy();
       this.#socket = null;
       this.#finishClose();
@@ -434,7 +536,12 @@ export class GearmanConnection implements WakeMember {
 
   #onConnect(socket: net.Socket): void {
     if (socket !== this.#socket || this.#state !== S.CONNECTING) return;
-    socket.write(this.#registration);
+    socket.write(Buffer.concat([this.#abilities.register(this.#clientId), encodeEchoReq(ECHO_PAYLOAD)]));
+    this.#transition(S.HANDSHAKE);
+  }
+
+  /** The handshake's ECHO_RES: alive and registered. */
+  #onHandshake(): void {
     this.#lastRxAt = Date.now();
     this.#rxSeen = false;
     this.#probeAt = 0;
@@ -449,22 +556,27 @@ export class GearmanConnection implements WakeMember {
   }
 
   #onPacket(packet: Packet): void {
-    // Any well-formed packet proves the server works: later failures start the backoff afresh.
-    this.#attempt = 0;
+    this.serverState.heard();
     if (packet.magic !== 'RES') {
       this.#log.warn({ server: this.server.label, packet: packetTypeName(packet.type) }, 'ignoring a request packet from gearmand');
       return;
     }
+    // A well-formed answer proves the server works: later failures start the backoff afresh. Not an
+    // ERROR: a server that keeps refusing us must not be retried at full speed.
+    if (packet.type !== PacketType.ERROR) this.#attempt = 0;
     switch (packet.type) {
-      case PacketType.NO_JOB:
+      case PacketType.NO_JOB: {
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
-        if (this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
-          this.#preSleep();
+        const cantDo = this.#abilities.takeCantDo();
+        if (!this.#grouped || this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
+          this.#preSleep(cantDo);
         } else {
+          if (cantDo !== null) (this.#socket as net.Socket).write(cantDo);
           this.#transition(S.PARKED);
         }
         this.#owner.onNoJob(this);
         return;
+      }
       case PacketType.NOOP:
         // A NOOP outside SLEEPING is a stale wake-up (e.g. it crossed a probe re-grab): harmless,
         // because gearmand answers PRE_SLEEP with a NOOP whenever work is already waiting.
@@ -476,59 +588,107 @@ export class GearmanConnection implements WakeMember {
         return;
       case PacketType.JOB_ASSIGN_UNIQ:
       case PacketType.JOB_ASSIGN: {
-        if (this.#state !== S.GRABBING) {
-          // An assignment we did not ask for would break one-job-per-slot: drop the socket so
-          // gearmand re-queues it.
-          this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
-          return;
-        }
         const args = packet.args;
-        const uniq = packet.type === PacketType.JOB_ASSIGN_UNIQ;
         const handle = args[0] as Buffer;
+        const functionName = (args[1] as Buffer).toString('utf8');
+        if (!this.#takeAssignment(handle, functionName)) return;
+        const uniq = packet.type === PacketType.JOB_ASSIGN_UNIQ;
+        // JOB_ASSIGN (the answer to GRAB_JOB) carries no unique: the endpoint gets an empty one.
         const unique = uniq ? (args[2] as Buffer) : EMPTY;
         const job: Job = {
           handle,
           handleText: handle.toString('latin1'),
-          functionName: (args[1] as Buffer).toString('utf8'),
+          functionName,
           unique,
           uniqueText: unique.toString('utf8'),
           workload: args[uniq ? 3 : 2] as Buffer,
           server: this.server.label,
         };
-        this.#transition(S.RUNNING);
-        // Before the job starts: a parked connection should already be grabbing the next one.
-        this.#wakeGroup?.assigned();
         this.#owner.onJobAssigned(this, job, this.#epoch);
         return;
       }
       case PacketType.ECHO_RES:
+        if (this.#state === S.HANDSHAKE) this.#onHandshake();
         return;
-      case PacketType.ERROR: {
-        const error = new GearmanServerError(
-          `${this.server.label} sent ERROR ${JSON.stringify((packet.args[0] as Buffer).toString('latin1').slice(0, 64))}: ${JSON.stringify((packet.args[1] as Buffer).toString('utf8').slice(0, 200))}`,
-        );
-        this.#log.warn({ server: this.server.label, err: error }, 'gearmand sent an ERROR packet');
-        return;
-      }
+      case PacketType.ERROR:
+        return this.#onError(packet);
       default:
         return this.#unexpected(packet);
     }
   }
 
+  /**
+   * An assignment arrived: checks it answers our GRAB (one the slot gave up on goes to adoptLateJob)
+   * and makes the connection RUNNING. False: the connection was dropped instead.
+   */
+  #takeAssignment(handle: Buffer, functionName: string): boolean {
+    if (this.#state !== S.GRABBING) {
+      // An assignment we did not ask for would break one-job-per-slot: drop the socket so
+      // gearmand re-queues it.
+      this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
+      return false;
+    }
+    if (this.#grabAbandoned) {
+      this.#grabAbandoned = false;
+      if (!this.#owner.adoptLateJob(this, functionName, handle.toString('latin1'))) {
+        // Dropping the socket without an answer makes gearmand re-queue the job, unfailed.
+        this.#lost(new GearmanConnectionError(`${this.server.label} answered a GRAB after the slot had moved on`), 0);
+        return false;
+      }
+    }
+    this.#errorFailures = 0;
+    this.#heldFunction = functionName;
+    this.#transition(S.RUNNING);
+    const cantDo = this.#abilities.takeCantDo(functionName);
+    if (cantDo !== null) (this.#socket as net.Socket).write(cantDo);
+    // Before the job starts: a parked connection should already be grabbing the next one.
+    this.#wakeGroup?.assigned();
+    return true;
+  }
+
+  /**
+   * ERROR. Answering a lone GRAB_JOB_UNIQ: the server knows GRAB_JOB only (the Perl Gearman::Server),
+   * so grab with that. Answering a progress packet or a job's result (the Perl server knows no
+   * WORK_DATA or WORK_WARNING): the job goes on; a reconnect would only make gearmand re-queue it
+   * and run it again. Anything else leaves the protocol state unknown: reconnect, backing off.
+   */
+  #onError(packet: Packet): void {
+    const code = JSON.stringify((packet.args[0] as Buffer).toString('latin1').slice(0, 64));
+    const text = JSON.stringify((packet.args[1] as Buffer).toString('utf8').slice(0, 200));
+    const error = new GearmanServerError(`${this.server.label} sent ERROR ${code}: ${text}`);
+    const state = this.#state;
+    if (state === S.GRABBING && this.#grabAlone && this.#grabUnique) {
+      this.serverState.noUniqueGrabs(error);
+      const abandoned = this.#grabAbandoned;
+      (this.#socket as net.Socket).write(this.#grabPacket(true));
+      this.#grabAbandoned = abandoned;
+      return;
+    }
+    if (state === S.RUNNING || (state === S.GRABBING && !this.#grabAlone)) {
+      if (!this.#workErrorLogged) {
+        this.#workErrorLogged = true;
+        this.#log.warn({ server: this.server.label, err: error }, 'gearmand refused a progress packet or result with ERROR; the job goes on (further ones are logged at debug)');
+      } else if (this.#log.debug()) {
+        this.#log.debug({ server: this.server.label, err: error }, 'gearmand refused a progress packet or result');
+      }
+      return;
+    }
+    this.#attempt = Math.max(this.#attempt, this.#errorFailures++);
+    this.#fail(error);
+  }
+
   /** An assignment whose workload the parser dropped: the same checks and state change as for a job. */
   #onOversizedPacket(packet: OversizedPacket): void {
+    this.serverState.heard();
     this.#attempt = 0;
     if (packet.magic !== 'RES') {
       this.#log.warn({ server: this.server.label, packet: packetTypeName(packet.type) }, 'ignoring a request packet from gearmand');
       return;
     }
-    if (this.#state !== S.GRABBING) {
-      this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
-      return;
-    }
-    this.#transition(S.RUNNING);
-    this.#wakeGroup?.assigned();
-    this.#owner.onOversizedJob(this, packet.args[0] as Buffer, (packet.args[1] as Buffer).toString('utf8'), packet.workloadSize, this.#epoch);
+    const handle = packet.args[0] as Buffer;
+    const functionName = (packet.args[1] as Buffer).toString('utf8');
+    if (!this.#takeAssignment(handle, functionName)) return;
+    this.#owner.onOversizedJob(this, handle, functionName, packet.workloadSize, this.#epoch);
   }
 
   #unexpected(packet: Packet): void {
@@ -563,7 +723,12 @@ export class GearmanConnection implements WakeMember {
     if (this.#socket !== null) this.#detach(this.#socket).destroy();
     this.#socket = null;
     this.#parser.reset();
+    this.#abilities.unregistered();
+    this.#heldFunction = null;
+    this.#grabAbandoned = false;
     this.#transition(S.BACKOFF);
+    // A GRAB outstanding here was how its WakeGroup would hear of queued work: someone else listens now.
+    if (state === S.GRABBING) this.#wakeGroup?.listenerLost();
     if (delayMs > 0 && !this.#failureLogged) {
       this.#failureLogged = true;
       this.#log.warn({ server: this.server.label, err: error, retryInMs: delayMs }, wasConnected ? 'lost connection to gearmand' : 'cannot connect to gearmand');
