@@ -116,7 +116,7 @@ test('Slot should give back a job a SIGSTOPped gearmand assigns late to the busy
   const first = c1.submit(fn, 'hold-1');
   await waitFor(() => seen('hold-1') === 1 || undefined, { timeoutMs: 5000, message: 'the first job from g1 to start' });
   await c2.submit(fn, 'from-g2', { background: true, unique: 'from-g2' });
-  await waitFor(() => pool.status().slots[0]?.connections[1]?.state === 'ready' || undefined, { timeoutMs: 5000, message: "g2's connection woken" });
+  await waitFor(() => pool.status().slots[0]?.connections?.[1]?.state === 'ready' || undefined, { timeoutMs: 5000, message: "g2's connection woken" });
   // g2 stops; the slot's next GRAB (round-robin: g2's turn) goes unanswered and is abandoned.
   await g2.kill('SIGSTOP');
   releases.get('hold-1')?.();
