@@ -37,7 +37,7 @@ function prefixed(lines: string[]): string[] {
 }
 
 function loadConfigFor(options: DaemonOptions): (file: string) => JobsConfig {
-  const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format };
+  const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format, deadLetterDir: options.dead_letter_dir };
   return (file) => loadJobsConfig(file, defaults);
 }
 

@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
 import { ErrorCode, OptionsError } from '../errors.js';
+import { DEFAULT_DEAD_LETTER_DIR_TEXT, defaultDeadLetterDir } from './dead-letter-location.js';
 import { suggestKey } from './jobs-config.js';
 import { parseListenAddress } from './listen-address.js';
 import { MAX_LOOP_TIMEOUT_SECONDS, MAX_TIMER_SECONDS, secondsProblem } from './seconds.js';
@@ -97,15 +98,22 @@ convict.addFormats({
   },
 });
 
-/** What convict holds: DaemonOptions with --exporter_addr still as typed (parsed in toDaemonOptions). */
-interface OptionValues extends Omit<DaemonOptions, 'exporter_addr'> {
+/**
+ * What convict holds: DaemonOptions with --exporter_addr still as typed and --dead_letter_dir still
+ * possibly unset (both resolved in toDaemonOptions).
+ */
+interface OptionValues extends Omit<DaemonOptions, 'exporter_addr' | 'dead_letter_dir'> {
   help: boolean;
   version: boolean;
   exporter_addr: string | null;
+  dead_letter_dir: string | null;
 }
 
-/** `placeholder` is the value's name in --help; options without one are flags. */
-type OptionSchema = convict.SchemaObj & { doc: string; placeholder?: string };
+/**
+ * `placeholder` is the value's name in --help; options without one are flags. `defaultDoc` describes
+ * a default that is resolved at startup rather than fixed.
+ */
+type OptionSchema = convict.SchemaObj & { doc: string; placeholder?: string; defaultDoc?: string };
 
 const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
   help: { doc: 'print this help and exit (also -h)', format: 'driveshaft-flag', default: false },
@@ -193,6 +201,15 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     nullable: true,
     env: 'DRIVESHAFT_PID_FILE',
   },
+  dead_letter_dir: {
+    doc: 'folder of the dead-letter files of pools whose delivery sets no dead_letter_file (<pool>.jsonl); created 0700 at startup',
+    placeholder: 'DIR',
+    format: 'driveshaft-path',
+    default: null,
+    nullable: true,
+    defaultDoc: DEFAULT_DEAD_LETTER_DIR_TEXT,
+    env: 'DRIVESHAFT_DEAD_LETTER_DIR',
+  },
   daemonize: {
     doc: 'detach and run in the background; exits 0 once the daemon is ready',
     format: 'driveshaft-flag',
@@ -225,7 +242,7 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
 type OptionName = keyof OptionValues;
 const OPTION_NAMES = Object.keys(SCHEMA) as OptionName[];
 const SHORT_FLAGS: Record<string, OptionName> = { '-h': 'help', '-v': 'version' };
-const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file'] as const;
+const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file', 'dead_letter_dir'] as const;
 
 function isOptionName(name: string): name is OptionName {
   return Object.hasOwn(SCHEMA, name);
@@ -339,11 +356,16 @@ function validated(given: Map<OptionName, RawValue>, env: Map<OptionName, RawVal
   return values;
 }
 
-function toDaemonOptions(values: OptionValues): DaemonOptions {
-  const { help: _help, version: _version, exporter_addr: exporterText, ...rest } = values;
+function toDaemonOptions(values: OptionValues, env: NodeJS.ProcessEnv): DaemonOptions {
+  const { help: _help, version: _version, exporter_addr: exporterText, dead_letter_dir: deadLetterDir, ...rest } = values;
   const exporter = exporterText === null ? null : parseListenAddress(exporterText);
-  // Validation already refused anything that does not parse.
-  const options: DaemonOptions = { ...rest, exporter_addr: typeof exporter === 'string' ? null : exporter };
+  const options: DaemonOptions = {
+    ...rest,
+    // Validation already refused anything that does not parse.
+    exporter_addr: typeof exporter === 'string' ? null : exporter,
+    // Resolved before --user drops root: root's default is /var/lib, whoever the children run as.
+    dead_letter_dir: deadLetterDir ?? defaultDeadLetterDir({ env, euid: process.geteuid?.() ?? -1 }),
+  };
   // --daemonize changes the working directory later, so relative paths are fixed now.
   for (const name of PATH_OPTIONS) {
     const value = options[name];
@@ -367,6 +389,8 @@ export function versionText(): string {
 }
 
 function defaultText(name: OptionName): string {
+  const described = SCHEMA[name].defaultDoc;
+  if (described !== undefined) return `default ${described}`;
   const value = SCHEMA[name].default as string | number | boolean | null;
   if (value === null || value === false) return '';
   return `default ${String(value)}`;
@@ -407,5 +431,5 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const values = validated(given, environmentValues(env));
   if (values.help) return { kind: 'help', text: helpText() };
   if (values.version) return { kind: 'version', text: versionText() };
-  return { kind: 'run', options: toDaemonOptions(values) };
+  return { kind: 'run', options: toDaemonOptions(values, env) };
 }

@@ -120,7 +120,10 @@ export interface DeliveryPolicy {
   breakerMaxCooloffMs: number;
   /** Half-open probe: GET this URL (2xx = healthy) instead of letting one real job through; null = a real job. */
   healthUrl: string | null;
-  /** Absolute path of the pool's dead-letter file (JSON lines); null = none. */
+  /**
+   * Absolute path of the pool's dead-letter file (JSON lines), the explicit `dead_letter_file` or the
+   * default under --dead_letter_dir; null = none (`false`, or fail_fast without a file).
+   */
   deadLetterFile: string | null;
 }
 
@@ -177,6 +180,11 @@ export interface DaemonOptions {
   status_host: string;
   user: string | null;
   pid_file: string | null;
+  /**
+   * Absolute folder of the default dead-letter files (`<pool>.jsonl`), resolved at startup from
+   * --dead_letter_dir or its default (src/config/dead-letter-location.ts).
+   */
+  dead_letter_dir: string;
   daemonize: boolean;
   request_format: RequestFormat;
   check: boolean;

@@ -44,6 +44,7 @@ import type { Logger } from '../log/logger.js';
 import { effectiveLevel } from '../log/bunyan-logger.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
+import { DeadLetterFolder } from './dead-letter-folder.js';
 // The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.
 import type { Exporter, ExporterSource } from '../observe/exporter.js';
 import { GearmandPoller } from '../observe/gearmand-poller.js';
@@ -108,6 +109,7 @@ export class Master implements ExporterSource {
    * removed pool, or one scaled to zero and back, keeps what it counted.
    */
   readonly #totals = new PoolTotalsLedger();
+  readonly #deadLetterFolder: DeadLetterFolder;
   readonly #startedAt = Date.now();
   #config: JobsConfig;
   #configLoadedAt = Date.now();
@@ -133,6 +135,7 @@ export class Master implements ExporterSource {
     this.#loopMs = Math.round(options.options.loop_timeout * 1000);
     const heartbeat = { unresponsiveAfterMs: secondsToMs(options.options.child_unresponsive_after), killAfterMs: secondsToMs(options.options.child_kill_after) };
     this.#timing = { ...supervisorTiming(this.#loopMs, heartbeat), ...options.timing };
+    this.#deadLetterFolder = new DeadLetterFolder(options.options.dead_letter_dir, options.options.user, this.#log);
     const source = options.signals === undefined ? process : options.signals;
     this.#signals =
       source === null
@@ -187,6 +190,7 @@ export class Master implements ExporterSource {
   async start(): Promise<void> {
     this.#signals?.install();
     const { options } = this.#opts;
+    let deadLetterFolderCreated = false;
     try {
       if (options.status_port !== null) {
         const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
@@ -204,6 +208,8 @@ export class Master implements ExporterSource {
         });
       }
       if (this.#state !== MasterState.STARTING) return; // stopped while binding
+      // Created while the master may still be root (/var/lib), for the --user the children run as.
+      deadLetterFolderCreated = this.#deadLetterFolder.create(Object.values(this.#config.pools));
       this.#opts.afterBind?.();
     } catch (error) {
       this.#signals?.uninstall();
@@ -214,6 +220,7 @@ export class Master implements ExporterSource {
       throw error;
     }
     this.#logConfigWarnings(this.#config);
+    if (deadLetterFolderCreated) this.#deadLetterFolder.verify(Object.values(this.#config.pools));
     const starts: Array<Promise<void>> = [];
     for (const pool of Object.values(this.#config.pools)) {
       if (pool.workerCount > 0) starts.push(this.#startPool(pool));
@@ -450,6 +457,7 @@ export class Master implements ExporterSource {
       if (supervisor !== undefined) this.#retire(supervisor, (previous.pools[name] as PoolConfig).maxRunningTimeMs);
     }
     const changed = [...diff.resized.map((r) => r.pool), ...diff.replaced, ...diff.added];
+    this.#deadLetterFolder.prepare([...diff.added, ...diff.replaced].map((name) => next.pools[name] as PoolConfig));
     for (const name of changed) {
       const pool = next.pools[name] as PoolConfig;
       const supervisor = this.#supervisors.get(name);

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, OptionsError } from '../../src/errors.js';
 import { formatListenAddress } from '../../src/config/listen-address.js';
+import { defaultDeadLetterDir } from '../../src/config/dead-letter-location.js';
 import { helpText, parseCommandLine, versionText } from '../../src/config/options.js';
 import type { DaemonOptions } from '../../src/config/types.js';
 import { daemonOptions } from '../helpers/daemon-options.js';
@@ -32,7 +33,16 @@ function rejects(argv: readonly string[], message: string, env: NodeJS.ProcessEn
 
 test('parseCommandLine should apply every default when only --jobsconfig is given', () => {
   // daemonOptions writes the defaults out literally: this also keeps the other tests' builder honest.
-  assert.deepEqual(run(JOBS), daemonOptions('/etc/driveshaft/jobs.json'));
+  assert.deepEqual(run(JOBS), daemonOptions('/etc/driveshaft/jobs.json', { dead_letter_dir: defaultDeadLetterDir({ env: {}, euid: process.geteuid?.() ?? -1 }) }));
+});
+
+test('--dead_letter_dir should default to STATE_DIRECTORY (systemd), else by user, and resolve a relative folder', () => {
+  assert.equal(run(JOBS, { STATE_DIRECTORY: '/var/lib/driveshaft' }).dead_letter_dir, '/var/lib/driveshaft/dead-letters');
+  assert.equal(run(JOBS, {}).dead_letter_dir, process.geteuid?.() === 0 ? '/var/lib/driveshaft/dead-letters' : defaultDeadLetterDir({ env: {}, euid: -1 }));
+  assert.equal(run([...JOBS, '--dead_letter_dir', 'letters'], { STATE_DIRECTORY: '/var/lib/driveshaft' }).dead_letter_dir, path.resolve(process.cwd(), 'letters'));
+  assert.equal(run(JOBS, { DRIVESHAFT_DEAD_LETTER_DIR: '/srv/letters' }).dead_letter_dir, '/srv/letters');
+  rejects([...JOBS, '--dead_letter_dir', ''], '--dead_letter_dir: expected a file path, got ""');
+  assert.match(helpText(), /--dead_letter_dir DIR .*\n.*\(default \$STATE_DIRECTORY\/dead-letters, else \/var\/lib\/driveshaft\/dead-letters as root, else ~\/\.local\/state\/driveshaft\/dead-letters; env DRIVESHAFT_DEAD_LETTER_DIR\)/);
 });
 
 test('parseCommandLine should read every option in --name value form', () => {
@@ -47,6 +57,7 @@ test('parseCommandLine should read every option in --name value form', () => {
     '--status_host', '0.0.0.0',
     '--user', 'nobody',
     '--pid_file', '/run/driveshaft.pid',
+    '--dead_letter_dir', '/var/spool/driveshaft',
     '--daemonize',
     '--request_format', 'multipart',
     '--check',
@@ -63,6 +74,7 @@ test('parseCommandLine should read every option in --name value form', () => {
     status_host: '0.0.0.0',
     user: 'nobody',
     pid_file: '/run/driveshaft.pid',
+    dead_letter_dir: '/var/spool/driveshaft',
     daemonize: true,
     request_format: 'multipart',
     check: true,
@@ -98,6 +110,7 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     DRIVESHAFT_STATUS_HOST: '::1',
     DRIVESHAFT_USER: 'www-data',
     DRIVESHAFT_PID_FILE: '/env/d.pid',
+    DRIVESHAFT_DEAD_LETTER_DIR: '/env/letters',
     DRIVESHAFT_DAEMONIZE: 'yes',
     DRIVESHAFT_REQUEST_FORMAT: 'multipart',
     DRIVESHAFT_CHECK: 'true',
@@ -114,6 +127,7 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     status_host: '::1',
     user: 'www-data',
     pid_file: '/env/d.pid',
+    dead_letter_dir: '/env/letters',
     daemonize: true,
     request_format: 'multipart',
     check: true,
@@ -164,10 +178,10 @@ test('parseCommandLine should return the version for --version and -v', () => {
 
 test('helpText should list every option with its default and environment variable', () => {
   const text = helpText();
-  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'child_unresponsive_after', 'child_kill_after', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
+  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'child_unresponsive_after', 'child_kill_after', 'status_port', 'status_host', 'user', 'pid_file', 'dead_letter_dir', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
     assert.match(text, new RegExp(`--${name}\\b`), name);
   }
-  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'CHILD_UNRESPONSIVE_AFTER', 'CHILD_KILL_AFTER', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
+  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'CHILD_UNRESPONSIVE_AFTER', 'CHILD_KILL_AFTER', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DEAD_LETTER_DIR', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
     assert.match(text, new RegExp(`env DRIVESHAFT_${env}\\b`), env);
   }
   assert.match(text, /--max_running_time S .*\n.*default 300; env DRIVESHAFT_MAX_RUNNING_TIME/);

@@ -13,7 +13,7 @@ import { RequestSigner, webhookId } from './endpoint-security.js';
 /** Below this a multipart body is assembled into one buffer: a copy is cheaper than the HTTP client's iterable writer. */
 const MULTIPART_COPY_LIMIT = 64 * 1024;
 
-/** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
+/** The headers every POST carries so an endpoint can tell a redelivery (documented in docs/http-contract.md). */
 export const ATTEMPT_HEADER = 'driveshaft-attempt';
 export const FIRST_ATTEMPT_HEADER = 'driveshaft-first-attempt';
 /** The job's identity as headers, percent-encoded (see headerValue), and its W3C trace context. */
