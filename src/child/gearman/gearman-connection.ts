@@ -49,73 +49,18 @@ import type { ProtocolError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from '../job.js';
 import { Abilities, concatPackets } from './abilities.js';
+import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CONNECTION_TRANSITIONS, ConnectionState, backoffDelay, connectTimeoutMs, grabReplyTimeoutMs, isConnected } from './connection-state.js';
+import { detachSocket, openGearmanSocket } from './gearman-socket.js';
 import { ServerState } from './server-state.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
-export const ConnectionState = {
-  CONNECTING: 'connecting',
-  /** Registration and ECHO_REQ written; waiting for the ECHO_RES that proves the server alive. */
-  HANDSHAKE: 'handshake',
-  /** Registered, nothing outstanding, may have work waiting: the slot should grab here when it can. */
-  READY: 'ready',
-  GRABBING: 'grabbing',
-  /** PRE_SLEEP sent: gearmand will NOOP when work arrives. */
-  SLEEPING: 'sleeping',
-  /** NO_JOB answered, no PRE_SLEEP: another connection of its WakeGroup sleeps and wakes this one. */
-  PARKED: 'parked',
-  /** Holds the slot's job. */
-  RUNNING: 'running',
-  BACKOFF: 'backoff',
-  CLOSING: 'closing',
-  CLOSED: 'closed',
-} as const;
-export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+export { BACKOFF_BASE_MS, BACKOFF_MAX_MS, ConnectionState, backoffDelay, grabReplyTimeoutMs } from './connection-state.js';
 
 const S = ConnectionState;
-
-const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
-  [S.CONNECTING]: [S.HANDSHAKE, S.BACKOFF, S.CLOSED],
-  [S.HANDSHAKE]: [S.READY, S.BACKOFF, S.CLOSED],
-  [S.READY]: [S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.PARKED, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.SLEEPING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.PARKED]: [S.READY, S.SLEEPING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.RUNNING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.BACKOFF]: [S.CONNECTING, S.CLOSED],
-  [S.CLOSING]: [S.CLOSED],
-  [S.CLOSED]: [],
-};
-
-/** Backoff after a lost or refused connection: 100 ms × 2^n, capped, ±25 % jitter. */
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_MAX_MS = 5000;
 /** How long a graceful close waits for gearmand to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
-/** gearmand answers a GRAB at once; waiting longer than this for one only stalls the slot's other servers. */
-const GRAB_REPLY_TIMEOUT_MAX_MS = 2000;
-
-/** How long a slot waits for a GRAB's answer before grabbing elsewhere (the pool's tick detects it). */
-export function grabReplyTimeoutMs(loopTimeoutMs: number): number {
-  return Math.min(loopTimeoutMs, GRAB_REPLY_TIMEOUT_MAX_MS);
-}
-
-/**
- * Every gearmand socket of the process reads into this one buffer (net's `onread`), and what arrived is
- * copied out at once into memory of its own size (small reads share Buffer's 8 KiB pool slabs). Without
- * it Node allocates 64 KiB per read with malloc and shrinks it to the bytes read: with hundreds of slots
- * the shrunk chunks scatter the malloc heap and its pages stay resident: bench/e2e, 1,000 idle slots,
- * same run against the build before, PSS alone 93.6 vs 99.3 MiB (5.8 KiB per slot). Reads are
- * synchronous on the one event loop thread, so one buffer serves every socket.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
 const COPY_RESULT_LIMIT = 16 * 1024;
-
-export function backoffDelay(attempt: number, capMs: number, random: () => number = Math.random): number {
-  const base = Math.min(capMs, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 20));
-  // Jitter spreads the reconnects of many slots after a gearmand restart.
-  return Math.round(base * (0.75 + 0.5 * random()));
-}
 
 export interface ConnectionOwner {
   /** Connected and registered; the connection is READY. */
@@ -248,8 +193,7 @@ export class GearmanConnection implements WakeMember {
 
   /** Registered with gearmand (the status' connectedServers counts these). */
   get connected(): boolean {
-    const state = this.#state;
-    return state === S.READY || state === S.GRABBING || state === S.SLEEPING || state === S.PARKED || state === S.RUNNING;
+    return isConnected(this.#state);
   }
 
   start(): void {
@@ -408,7 +352,7 @@ export class GearmanConnection implements WakeMember {
     const state = this.#state;
     if (state === S.CONNECTING || state === S.HANDSHAKE) {
       // A SYN into a black hole never errors by itself; a stopped server accepts in the kernel and says nothing.
-      const timeoutMs = Math.max(this.#loopTimeoutMs, 1000);
+      const timeoutMs = connectTimeoutMs(this.#loopTimeoutMs);
       if (now - this.#connectStartedAt >= timeoutMs) {
         const what = state === S.CONNECTING ? 'connect to' : 'handshake (ECHO_REQ) with';
         this.#fail(new GearmanConnectionError(`${what} ${this.server.label} timed out after ${timeoutMs} ms`));
@@ -455,7 +399,7 @@ export class GearmanConnection implements WakeMember {
     }
     const socket = this.#socket;
     if (socket === null || this.#state === S.CONNECTING || this.#state === S.HANDSHAKE || this.#state === S.BACKOFF) {
-      if (socket !== null) this.#detach(socket).destroy();
+      if (socket !== null) detachSocket(socket).destroy();
       this.#socket = null;
       this.#finishClose();
     } else {
@@ -486,7 +430,7 @@ export class GearmanConnection implements WakeMember {
   /** The one place the state changes. An unlisted transition is a bug in this module or the slot. */
   #transition(next: ConnectionState): void {
     const previous = this.#state;
-    if (!TRANSITIONS[previous].includes(next)) {
+    if (!CONNECTION_TRANSITIONS[previous].includes(next)) {
       throw new InternalError(`GearmanConnection ${this.server.label}: illegal transition ${previous} → ${next}`);
     }
     this.#state = next;
@@ -502,21 +446,9 @@ export class GearmanConnection implements WakeMember {
     this.#epoch++;
     this.#parser.reset();
     this.#connectStartedAt = Date.now();
-    const socket = net.connect({
-      host: this.server.host,
-      port: this.server.port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: Math.max(1000, this.#loopTimeoutMs),
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (bytes: number, buffer: Uint8Array) => {
-          this.#rxSeen = true;
-          // The parser hands out views of what it is given and never writes them: give it a copy.
-          this.#parser.push(Buffer.from(buffer.subarray(0, bytes)));
-          return true;
-        },
-      },
+    const socket = openGearmanSocket(this.server, Math.max(1000, this.#loopTimeoutMs), (bytes) => {
+      this.#rxSeen = true;
+      this.#parser.push(bytes);
     });
     this.#socket = socket;
     socket.on('connect', () => this.#onConnect(socket));
@@ -714,13 +646,13 @@ export class GearmanConnection implements WakeMember {
     if (state === S.BACKOFF || state === S.CLOSED) return;
     if (state === S.CLOSING) {
       // Losing the socket while closing is the close finishing early.
-      if (this.#socket !== null) this.#detach(this.#socket).destroy();
+      if (this.#socket !== null) detachSocket(this.#socket).destroy();
       this.#socket = null;
       this.#finishClose();
       return;
     }
     const wasConnected = this.connected;
-    if (this.#socket !== null) this.#detach(this.#socket).destroy();
+    if (this.#socket !== null) detachSocket(this.#socket).destroy();
     this.#socket = null;
     this.#parser.reset();
     this.#abilities.unregistered();
@@ -742,16 +674,6 @@ export class GearmanConnection implements WakeMember {
     this.#owner.onConnectionDown(this, error);
   }
 
-  /** Stops a socket's events from reaching us (it is being replaced or closed). */
-  #detach(socket: net.Socket): net.Socket {
-    socket.removeAllListeners('connect');
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('close');
-    socket.removeAllListeners('error');
-    // A late error on a destroyed socket must not become an uncaught exception.
-    socket.on('error', () => undefined);
-    return socket;
-  }
 }
 
 const EMPTY = Buffer.alloc(0);
