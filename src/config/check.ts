@@ -20,6 +20,7 @@ import { childPath, displayPath } from './json-source.js';
 import { secondsToMs } from './seconds.js';
 import { DeliveryMode, SecretKind } from './types.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from './types.js';
+import { describeWebConfig, loadWebConfig } from './web-config.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -217,11 +218,25 @@ function checkLogConfig(options: DaemonOptions, lines: string[]): boolean {
   return true;
 }
 
-/** Checks both config files and the descriptor budget; every problem becomes a line. */
+function checkWebConfig(options: DaemonOptions, lines: string[]): boolean {
+  if (options.web_config_file === null) return true;
+  try {
+    const config = loadWebConfig(options.web_config_file);
+    lines.push(describeWebConfig(config));
+    for (const warning of config.warnings) lines.push(`warning: ${warning}`);
+  } catch (error) {
+    lines.push(...problemLines(error));
+    return false;
+  }
+  return true;
+}
+
+/** Checks every config file and the descriptor budget; every problem becomes a line. */
 export function runCheck(options: DaemonOptions, limit: number = openFileLimit()): CheckResult {
   const lines: string[] = [];
-  // Both files are checked even when the first fails, so one run shows everything to fix.
+  // Every file is checked even when one fails, so one run shows everything to fix.
   const jobsOk = checkJobsConfig(options, limit, lines);
   const logOk = checkLogConfig(options, lines);
-  return { ok: jobsOk && logOk, lines };
+  const webOk = checkWebConfig(options, lines);
+  return { ok: jobsOk && logOk && webOk, lines };
 }

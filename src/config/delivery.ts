@@ -1,10 +1,10 @@
 /**
- * A pool's delivery keys in the jobs config: `keep_alive`, `max_workload_bytes` and the `delivery`
- * object (retry policy, circuit breaker, dead-letter file). Every key is optional; a missing one takes
+ * A pool's delivery keys in the jobs config: `keep_alive`, `max_workload_bytes`, `max_response_bytes`
+ * and the `delivery` object (retry policy, circuit breaker, dead-letter file). Every key is optional; a missing one takes
  * its value from defaultPoolExtensions() / DEFAULT_DELIVERY, except the dead-letter file: a pool in
  * "retry" mode that names none (or null) gets `<--dead_letter_dir>/<pool>.jsonl`, so that the default
- * configuration drops no background job; `false` means none, and so does "fail_fast" unless it names one. Problems are collected like every other
- * jobs-config problem, one line each; a combination that is pointless but harmless (retry settings
+ * configuration drops no background job; `false` means none, and so does "fail_fast" unless it names
+ * one. Problems are collected like every other jobs-config problem, one line each; a combination that is pointless but harmless (retry settings
  * under "fail_fast") is accepted, only values the runtime could not honour are refused.
  */
 import path from 'node:path';
@@ -12,11 +12,11 @@ import { MAX_FILE_NAME_BYTES } from './dead-letter-location.js';
 import { childPath } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, isSafeInteger } from './problems.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
-import { DEFAULT_DELIVERY, DeliveryMode, defaultPoolExtensions } from './types.js';
+import { DEFAULT_DELIVERY, DeliveryMode, MAX_RESPONSE_BYTES_LIMIT, defaultPoolExtensions } from './types.js';
 import type { DeliveryPolicy, PoolConfig } from './types.js';
 
 /** The per-pool keys this module reads, for the pool's list of allowed keys. */
-export const POOL_DELIVERY_KEYS = ['keep_alive', 'max_workload_bytes', 'delivery'] as const;
+export const POOL_DELIVERY_KEYS = ['keep_alive', 'max_workload_bytes', 'max_response_bytes', 'delivery'] as const;
 
 /** The keys of a `delivery` object, in the order the documentation lists them. */
 export const DELIVERY_KEYS = {
@@ -52,7 +52,7 @@ export const RETRY_STATUS_MAX = 599;
 
 const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/;
 
-export type PoolDeliverySettings = Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery'>;
+export type PoolDeliverySettings = Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery'>;
 
 function readKeepAlive(value: unknown, at: string, fallback: boolean, problems: Problems): boolean {
   if (value === undefined) return fallback;
@@ -65,6 +65,13 @@ function readMaxWorkloadBytes(value: unknown, at: string, fallback: number, prob
   if (value === undefined) return fallback;
   if (isSafeInteger(value) && value >= 0) return value;
   problems.expected(at, 'an integer >= 0 (0 = no limit)', value);
+  return fallback;
+}
+
+function readMaxResponseBytes(value: unknown, at: string, fallback: number, problems: Problems): number {
+  if (value === undefined) return fallback;
+  if (isSafeInteger(value) && value >= 1 && value <= MAX_RESPONSE_BYTES_LIMIT) return value;
+  problems.expected(at, `an integer from 1 to ${MAX_RESPONSE_BYTES_LIMIT} (256 MiB)`, value);
   return fallback;
 }
 
@@ -261,8 +268,8 @@ function readDeliveryObject(object: Record<string, unknown>, at: string, configD
 }
 
 /**
- * Reads a pool object's keep_alive, max_workload_bytes and delivery keys. `at` is the pool's JSON path;
- * a relative dead_letter_file is resolved against `configDir`, the jobs config file's folder, so the
+ * Reads a pool object's keep_alive, max_workload_bytes, max_response_bytes and delivery keys. `at` is
+ * the pool's JSON path; a relative dead_letter_file is resolved against `configDir`, the jobs config file's folder, so the
  * same file means the same path whatever directory the daemon was started from. `defaultDeadLetterFile`
  * is the pool's file under --dead_letter_dir (null: no default, as in tests that load configs alone).
  */
@@ -276,6 +283,7 @@ export function readPoolDelivery(
   const defaults = defaultPoolExtensions();
   const keepAlive = readKeepAlive(pool.keep_alive, childPath(at, 'keep_alive'), defaults.keepAlive, problems);
   const maxWorkloadBytes = readMaxWorkloadBytes(pool.max_workload_bytes, childPath(at, 'max_workload_bytes'), defaults.maxWorkloadBytes, problems);
+  const maxResponseBytes = readMaxResponseBytes(pool.max_response_bytes, childPath(at, 'max_response_bytes'), defaults.maxResponseBytes, problems);
   const deliveryAt = childPath(at, 'delivery');
   let delivery = defaults.delivery;
   let deadLetterFile: string | false | undefined;
@@ -284,7 +292,7 @@ export function readPoolDelivery(
     else problems.expected(deliveryAt, 'an object of delivery settings', pool.delivery);
   }
   delivery.deadLetterFile = resolveDeadLetterFile(deadLetterFile, delivery.mode, defaultDeadLetterFile, at, problems);
-  return { keepAlive, maxWorkloadBytes, delivery };
+  return { keepAlive, maxWorkloadBytes, maxResponseBytes, delivery };
 }
 
 /** JSON path of a pool's dead_letter_file, as problem lines name it. */

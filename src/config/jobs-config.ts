@@ -25,6 +25,7 @@ import { defaultDeadLetterFile } from './dead-letter-location.js';
 import { POOL_DELIVERY_KEYS, checkDeadLetterFiles, readPoolDelivery } from './delivery.js';
 import { childPath, readJsonDocument } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
+import { describeWithoutValue, isCredentialHeaderName } from './redact.js';
 import { POOL_SECURITY_KEYS, inlineCredentialWarning, readPoolSecurity } from './security.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
 import { DEFAULT_GEARMAN_PORT, RequestFormat } from './types.js';
@@ -286,7 +287,9 @@ function readHeaders(value: unknown, at: string, problems: Problems): Record<str
     } else if (headers.has(lower)) {
       problems.add(headerAt, `header ${JSON.stringify(lower)} is given more than once (names are case-insensitive)`);
     } else if (typeof headerValue !== 'string' || HEADER_VALUE_FORBIDDEN.test(headerValue)) {
-      problems.expected(headerAt, 'a string without control characters', headerValue);
+      // The value of an authorization or API-key header is a credential: its type is enough to fix it.
+      if (isCredentialHeaderName(lower)) problems.add(headerAt, `expected a string without control characters, got ${describeWithoutValue(headerValue)}`);
+      else problems.expected(headerAt, 'a string without control characters', headerValue);
     } else {
       headers.set(lower, headerValue);
     }

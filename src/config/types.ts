@@ -36,6 +36,8 @@ export interface PoolConfig {
   keepAlive: boolean;
   /** `max_workload_bytes`: a job whose workload is larger fails with a clear reason; 0 = no limit. */
   maxWorkloadBytes: number;
+  /** `max_response_bytes`: a response body larger than this fails the job; each slot may hold one this big. */
+  maxResponseBytes: number;
   /** `delivery`: what happens when the endpoint cannot be reached or answers with a transient error. */
   delivery: DeliveryPolicy;
   /**
@@ -190,13 +192,23 @@ export interface DaemonOptions {
   check: boolean;
   /** The observability listener (Prometheus /metrics, /status, health checks, status page); null = off. */
   exporter_addr: ListenAddress | null;
+  /** Host names the exporter answers besides its own address, localhost and IP addresses (lowercase; `.name` = name and its subdomains). */
+  exporter_allowed_hosts: string[];
+  /** The exporter's TLS and basic auth (Prometheus exporter-toolkit web config format); null = plain HTTP, no auth. */
+  web_config_file: string | null;
 }
 
-/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
-export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
+/** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** The highest max_response_bytes: the codec's cap on a packet from gearmand, well under V8's longest string (JSON.parse reads the body as one). */
+export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024;
+
+/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, a 64 MiB response cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
   return {
     keepAlive: true,
     maxWorkloadBytes: 0,
+    maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
     delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] },
     traceParentField: null,
     signingKeys: [],

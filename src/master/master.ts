@@ -33,6 +33,7 @@
 import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
 import type { ConfigDiff } from '../config/diff.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
+import type { ExporterWebConfig } from '../config/web-config.js';
 import { ListenError, problemLines } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
@@ -90,6 +91,8 @@ export interface MasterOptions {
   afterBind?: () => void;
   /** Where signals come from; null installs none (tests drive the master directly). */
   signals?: SignalSource | null;
+  /** --web_config_file, already validated: the exporter's TLS and basic auth. */
+  webConfig?: ExporterWebConfig | null;
   timing?: Partial<SupervisorTiming>;
 }
 
@@ -202,7 +205,14 @@ export class Master implements ExporterSource {
       if (options.exporter_addr !== null) {
         const where = formatListenAddress(options.exporter_addr);
         const { Exporter } = await import('../observe/exporter.js');
-        this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
+        this.#exporter = new Exporter({
+          host: options.exporter_addr.host,
+          port: options.exporter_addr.port,
+          source: this,
+          logger: this.#opts.logger,
+          allowedHosts: options.exporter_allowed_hosts,
+          web: this.#opts.webConfig ?? null,
+        });
         this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
           throw new ListenError(`--exporter_addr ${where}: cannot listen: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
@@ -255,7 +265,7 @@ export class Master implements ExporterSource {
         statusAddress: this.#statusAddress,
         exporterAddress: this.#exporterAddress,
       },
-      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}${this.#exporterAddress === null ? '' : `, exporter http://${formatListenAddress(this.#exporterAddress)}/`}`,
+      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}${this.#exporterAddress === null ? '' : `, exporter ${(this.#opts.webConfig?.tls ?? null) === null ? 'http' : 'https'}://${formatListenAddress(this.#exporterAddress)}/`}`,
     );
   }
 

@@ -272,6 +272,16 @@ test('a bad keep_alive or max_workload_bytes should be one line each', () => {
   ]);
 });
 
+test('max_response_bytes should default to 64 MiB, be read, and refuse what is not an integer from 1 to 256 MiB', () => {
+  const pools = parse(config({ Default: pool(), Small: pool({ max_response_bytes: 1 }), Large: pool({ max_response_bytes: 256 * 1024 * 1024 }) })).pools;
+  assert.equal(pools.Default?.maxResponseBytes, 64 * 1024 * 1024);
+  assert.equal(pools.Small?.maxResponseBytes, 1);
+  assert.equal(pools.Large?.maxResponseBytes, 256 * 1024 * 1024);
+  for (const value of [0, -1, 1.5, '64MB', null, 256 * 1024 * 1024 + 1]) {
+    assert.deepEqual(problems(config({ P: pool({ max_response_bytes: value }) })), [`${FILE}: pools_list.P.max_response_bytes: expected an integer from 1 to 268435456 (256 MiB), got ${JSON.stringify(value)}`]);
+  }
+});
+
 test('a delivery that is not an object should be one line', () => {
   for (const value of [null, [], 'retry', 3]) {
     assert.deepEqual(deliveryProblems(value), [`${FILE}: ${D}: expected an object of delivery settings, got ${JSON.stringify(value)}`]);
@@ -354,7 +364,8 @@ test('a bad health_url should be one line', () => {
     ['ftp://h/health', 'expected an http:// or https:// URL, or null, got "ftp://h/health"'],
     ['/health', 'expected an http:// or https:// URL, or null, got "/health"'],
     [42, 'expected an http:// or https:// URL, or null, got 42'],
-    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:p@h/health"'],
+    // The password is redacted even in the line that refuses it (issue #22).
+    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:***@h/health"'],
   ];
   for (const [value, text] of cases) {
     assert.deepEqual(deliveryProblems({ health_url: value }), [`${FILE}: ${D}.health_url: ${text}`]);

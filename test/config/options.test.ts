@@ -62,6 +62,8 @@ test('parseCommandLine should read every option in --name value form', () => {
     '--request_format', 'multipart',
     '--check',
     '--exporter_addr', '0.0.0.0:8888',
+    '--exporter_allowed_hosts', 'Metrics.Internal,.example.com',
+    '--web_config_file', '/etc/driveshaft/web.yml',
   ]);
   assert.deepEqual(options, {
     jobsconfig: '/etc/driveshaft/jobs.json',
@@ -79,6 +81,8 @@ test('parseCommandLine should read every option in --name value form', () => {
     request_format: 'multipart',
     check: true,
     exporter_addr: { host: '0.0.0.0', port: 8888 },
+    exporter_allowed_hosts: ['metrics.internal', '.example.com'],
+    web_config_file: '/etc/driveshaft/web.yml',
   });
 });
 
@@ -115,6 +119,8 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     DRIVESHAFT_REQUEST_FORMAT: 'multipart',
     DRIVESHAFT_CHECK: 'true',
     DRIVESHAFT_EXPORTER_ADDR: '[::1]:9100',
+    DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: 'scrape.internal',
+    DRIVESHAFT_WEB_CONFIG_FILE: '/env/web.yml',
   });
   assert.deepEqual(options, {
     jobsconfig: '/env/jobs.json',
@@ -132,7 +138,31 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     request_format: 'multipart',
     check: true,
     exporter_addr: { host: '::1', port: 9100 },
+    exporter_allowed_hosts: ['scrape.internal'],
+    web_config_file: '/env/web.yml',
   });
+});
+
+test('parseCommandLine should refuse exporter options without --exporter_addr, and host lists that are not names', () => {
+  rejects([...JOBS, '--web_config_file', '/etc/web.yml'], '--web_config_file: applies to the exporter; give --exporter_addr too');
+  rejects(JOBS, 'DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: applies to the exporter; give --exporter_addr too', { DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: 'a.example' });
+  rejects(
+    [...JOBS, '--exporter_addr', '9100', '--exporter_allowed_hosts', 'ok.example,evil.example:80'],
+    '--exporter_allowed_hosts: expected host names separated by commas (a leading "." allows a domain and its subdomains; no ports; "evil.example:80" is not one), got "ok.example,evil.example:80"',
+  );
+});
+
+test('parseCommandLine should redact a URI password in the line about a bad value', () => {
+  assert.throws(
+    () => parseCommandLine([...JOBS, '--exporter_addr', 'http://admin:OptPassSECRET@host:9100'], {}),
+    (error: unknown) => {
+      assert.ok(error instanceof OptionsError);
+      assert.doesNotMatch(error.message, /OptPassSECRET/);
+      assert.match(error.message, /admin:\*\*\*@host/);
+      return true;
+    },
+  );
+  assert.throws(() => parseCommandLine(['http://u:PositionalSECRET@h'], {}), (error: unknown) => !String((error as Error).message).includes('PositionalSECRET'));
 });
 
 test('parseCommandLine should let the command line win over the environment', () => {

@@ -24,6 +24,8 @@ export function daemonOptions(jobsconfig: string, overrides: Partial<DaemonOptio
     request_format: 'json',
     check: false,
     exporter_addr: null,
+    exporter_allowed_hosts: [],
+    web_config_file: null,
     ...overrides,
   };
 }
