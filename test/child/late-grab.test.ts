@@ -12,13 +12,15 @@ import { GearmanClient } from '../helpers/gearman-client.js';
 import { parseJsonJob, startEndpoint, type Endpoint } from '../helpers/http-endpoint.js';
 import { startGearmand, type Gearmand } from '../helpers/gearmand.js';
 import { memoryLogger, type MemoryLogger } from '../helpers/memory-logger.js';
+import { buildPacket } from '../helpers/packet-builder.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { FakeGearmand, T, type FakeConnection } from './fake-gearmand.js';
 import { makeSettings, serverOf, waitForWorkers } from './fixtures.js';
 
-const LOOP_MS = 1000;
-/** grabReplyTimeoutMs(1000) plus one tick (loop/8) and scheduling slack. */
-const ABANDON_WITHIN_MS = LOOP_MS + LOOP_MS / 8 + 400;
+/** The GRAB is abandoned after 2 s; the liveness probe would declare the connection dead after 4 s. */
+const LOOP_MS = 2000;
+/** grabReplyTimeoutMs(2000) plus one tick (2000 / 8) and scheduling slack. */
+const ABANDON_WITHIN_MS = 2000 + LOOP_MS / 8 + 400;
 
 interface HeldRig {
   fake: FakeGearmand;
@@ -30,16 +32,26 @@ interface HeldRig {
   fn: string;
   /** The fake's connection whose GRAB_JOB_UNIQ is being held unanswered. */
   held: FakeConnection;
+  /** Answers the held GRAB with `answer`, then whatever was held behind it, in order. */
+  release(answer: Buffer): void;
 }
 
-/** One slot on a fake gearmand that holds every GRAB unanswered, and a real gearmand. */
+/**
+ * One slot on a fake gearmand and a real gearmand. The fake answers the first GRAB on a connection
+ * and anything after it on that connection only when released, as a stopped server would.
+ */
 async function heldGrabRig(t: TestContext): Promise<HeldRig> {
   const fake = await FakeGearmand.start();
   t.after(() => fake.close());
   let held: FakeConnection | undefined;
+  const behind: Buffer[] = [];
   fake.hook = (connection, packet) => {
-    if (packet.type !== T.GRAB_JOB_UNIQ) return false;
-    held = connection;
+    if (held === undefined && packet.type === T.GRAB_JOB_UNIQ) {
+      held = connection;
+      return true;
+    }
+    if (connection !== held) return false;
+    if (packet.type === T.ECHO_REQ) behind.push(buildPacket('RES', T.ECHO_RES, [packet.data]));
     return true;
   };
   const gearmand = await startGearmand();
@@ -59,7 +71,11 @@ async function heldGrabRig(t: TestContext): Promise<HeldRig> {
   const heldConnection = await waitFor(() => held, { timeoutMs: 5000, message: 'a GRAB on the fake, held unanswered' });
   const client = await GearmanClient.connect(gearmand.port);
   t.after(() => client.close());
-  return { fake, gearmand, endpoint, pool, logger, client, fn, held: heldConnection };
+  const release = (answer: Buffer): void => {
+    fake.hook = null;
+    heldConnection.send(Buffer.concat([answer, ...behind]));
+  };
+  return { fake, gearmand, endpoint, pool, logger, client, fn, held: heldConnection, release };
 }
 
 test('Slot should stop waiting for a GRAB unanswered for the grab-reply timeout and serve its other server', async (t) => {
@@ -80,8 +96,7 @@ test('Slot should stop waiting for a GRAB unanswered for the grab-reply timeout 
 test('Slot should take a late assignment on an abandoned GRAB when it is free', async (t) => {
   const r = await heldGrabRig(t);
   await waitFor(() => r.logger.find('did not answer a GRAB in time').length > 0 || undefined, { timeoutMs: ABANDON_WITHIN_MS + 1000, message: 'the GRAB to be abandoned' });
-  r.fake.hook = null;
-  r.held.send(FakeGearmand.jobAssign({ handle: 'H:fake:late', fn: r.fn, unique: 'u-late', workload: Buffer.from('late') }));
+  r.release(FakeGearmand.jobAssign({ handle: 'H:fake:late', fn: r.fn, unique: 'u-late', workload: Buffer.from('late') }));
   const answer = await waitFor(() => r.fake.results.find((res) => res.handle === 'H:fake:late'), { timeoutMs: 5000, message: 'the late job answered' });
   assert.equal(answer.type, T.WORK_COMPLETE);
   assert.equal(answer.connection, r.held.id, 'answered on the connection that assigned it');
@@ -95,8 +110,7 @@ test('Slot should give a late assignment back to gearmand, unstarted, when it is
   const r = await heldGrabRig(t);
   const slow = r.client.submit(r.fn, 'slow-on-g', { timeoutMs: 10_000 });
   await waitFor(() => r.endpoint.requests.length === 1 || undefined, { timeoutMs: ABANDON_WITHIN_MS + 1000, message: 'the slow job on the healthy server to start' });
-  r.fake.hook = null;
-  r.held.send(FakeGearmand.jobAssign({ handle: 'H:fake:late', fn: r.fn, unique: 'u-late', workload: Buffer.from('late') }));
+  r.release(FakeGearmand.jobAssign({ handle: 'H:fake:late', fn: r.fn, unique: 'u-late', workload: Buffer.from('late') }));
   await waitFor(() => r.held.closedAt ?? undefined, { timeoutMs: 5000, message: 'the connection holding the late job to be dropped' });
   assert.equal((await slow).outcome, 'complete');
   assert.equal(r.pool.status().counters.jobs_returned, 1);
@@ -121,7 +135,7 @@ test('GearmanConnection should not count a server that accepts but never answers
   t.after(() => endpoint.close());
   const logger = memoryLogger('debug');
   const pool = new WorkerPool({ log: logger.logger });
-  pool.start(makeSettings([fake.address], endpoint.url, {}, { loopTimeoutMs: LOOP_MS }));
+  pool.start(makeSettings([fake.address], endpoint.url, {}, { loopTimeoutMs: 1000 }));
   t.after(() => pool.destroy());
   const connectedSeen = new Set<number>();
   await waitFor(
@@ -129,7 +143,7 @@ test('GearmanConnection should not count a server that accepts but never answers
       connectedSeen.add(pool.status().slots[0]?.connectedServers ?? -1);
       return fake.connections.length >= 4 || undefined;
     },
-    { timeoutMs: 4 * LOOP_MS + 3000, intervalMs: 20, message: 'four connection attempts' },
+    { timeoutMs: 7000, intervalMs: 20, message: 'four connection attempts' },
   );
   assert.deepEqual([...connectedSeen], [0], 'never connected: the server never answered the handshake');
   for (const connection of fake.connections) {
@@ -145,4 +159,28 @@ test('GearmanConnection should not count a server that accepts but never answers
   assert.ok(retries.length >= 3, `handshake timeouts logged: ${retries.join(',')}`);
   // 100, 200, 400 ms ±25 %: nothing arrived, so nothing reset the backoff.
   for (let i = 1; i < retries.length; i++) assert.ok((retries[i] as number) > (retries[i - 1] as number), `backoff grows: ${retries.join(',')}`);
+});
+
+test('GearmanConnection should reconnect when gearmand answers a probe sent after a GRAB it never answered', async (t) => {
+  const fake = await FakeGearmand.start();
+  t.after(() => fake.close());
+  let swallowed: FakeConnection | undefined;
+  // The first GRAB is lost; ECHO_REQs behind it are answered.
+  fake.hook = (connection, packet) => {
+    if (swallowed !== undefined || packet.type !== T.GRAB_JOB_UNIQ) return false;
+    swallowed = connection;
+    return true;
+  };
+  const endpoint = await startEndpoint();
+  t.after(() => endpoint.close());
+  const logger = memoryLogger('warn');
+  const loop = 500;
+  const pool = new WorkerPool({ log: logger.logger });
+  pool.start(makeSettings([fake.address], endpoint.url, {}, { loopTimeoutMs: loop }));
+  t.after(() => pool.destroy());
+  const lost = await waitFor(() => swallowed, { timeoutMs: 5000, message: 'a GRAB swallowed' });
+  await waitFor(() => lost.closedAt ?? undefined, { timeoutMs: 4 * loop, message: 'the connection with the lost GRAB dropped' });
+  assert.ok(lost.packets.some((p) => p.type === T.ECHO_REQ), 'after a probe');
+  assert.ok(logger.find('lost connection').some((rec) => /not the GRAB sent before it/.test(String((rec.err as { message?: string } | undefined)?.message))));
+  await waitFor(() => fake.connections.find((c) => c.id !== lost.id && c.sleeping), { timeoutMs: 5000, message: 'a new connection, asleep after NO_JOB' });
 });

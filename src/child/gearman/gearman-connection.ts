@@ -147,12 +147,17 @@ export class GearmanConnection implements WakeMember {
   #lastRxAt = 0;
   #probeAt = 0;
   #connectStartedAt = 0;
-  /** The outstanding GRAB: when it was written, whether the slot gave up on it, whether it was GRAB_JOB_UNIQ
-   * written on its own (not behind a job's result, whose ERROR could then arrive first). */
+  /** The outstanding GRAB: when it was written, whether the slot gave up on it, whether it was GRAB_JOB_UNIQ. */
   #grabSentAt = 0;
   #grabAbandoned = false;
-  #grabAlone = false;
   #grabUnique = false;
+  /** A liveness ECHO_REQ went out behind the outstanding GRAB: if its answer comes first, the GRAB was lost. */
+  #echoBehindGrab = false;
+  /**
+   * A job's answer went out and nothing came back since: gearmand answers in order, so an ERROR now
+   * may be about that answer (or a progress packet before it) rather than a later GRAB.
+   */
+  #answerUnconfirmed = false;
   /** The function of the job this socket holds (RUNNING): its CANT_DO waits for the answer. */
   #heldFunction: string | null = null;
   /** Reconnects caused by ERROR packets since the last job: their backoff grows even though packets arrive. */
@@ -208,15 +213,15 @@ export class GearmanConnection implements WakeMember {
    */
   grab(): void {
     this.#transition(S.GRABBING);
-    (this.#socket as net.Socket).write(this.#grabPacket(true));
+    (this.#socket as net.Socket).write(this.#grabPacket());
   }
 
-  /** The GRAB to write now, noted as outstanding; `alone`: not behind a job's result in the same write. */
-  #grabPacket(alone: boolean): Buffer {
+  /** The GRAB to write now, noted as outstanding. */
+  #grabPacket(): Buffer {
     const packet = this.serverState.grabPacket;
     this.#grabSentAt = Date.now();
     this.#grabAbandoned = false;
-    this.#grabAlone = alone;
+    this.#echoBehindGrab = false;
     this.#grabUnique = this.serverState.uniqueGrabs;
     return packet;
   }
@@ -282,7 +287,9 @@ export class GearmanConnection implements WakeMember {
 
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */
   echo(): void {
-    if (this.connected) (this.#socket as net.Socket).write(encodeEchoReq(ECHO_PAYLOAD));
+    if (!this.connected) return;
+    if (this.#state === S.GRABBING) this.#echoBehindGrab = true;
+    (this.#socket as net.Socket).write(encodeEchoReq(ECHO_PAYLOAD));
   }
 
   /** Whether the socket that assigned a job (its epoch) is still the live one, holding that job. */
@@ -316,8 +323,9 @@ export class GearmanConnection implements WakeMember {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
     this.#transition(grabAfter ? S.GRABBING : S.READY);
+    this.#answerUnconfirmed = true;
     // After the answer and before any next GRAB: the CANT_DOs this job held back.
-    const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket(false) : null);
+    const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket() : null);
     if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
       // The result follows its head uncopied, in the same write (cork).
       socket.cork();
@@ -495,7 +503,10 @@ export class GearmanConnection implements WakeMember {
     }
     // A well-formed answer proves the server works: later failures start the backoff afresh. Not an
     // ERROR: a server that keeps refusing us must not be retried at full speed.
-    if (packet.type !== PacketType.ERROR) this.#attempt = 0;
+    if (packet.type !== PacketType.ERROR) {
+      this.#attempt = 0;
+      this.#answerUnconfirmed = false;
+    }
     switch (packet.type) {
       case PacketType.NO_JOB: {
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
@@ -541,7 +552,12 @@ export class GearmanConnection implements WakeMember {
         return;
       }
       case PacketType.ECHO_RES:
-        if (this.#state === S.HANDSHAKE) this.#onHandshake();
+        if (this.#state === S.HANDSHAKE) {
+          this.#onHandshake();
+        } else if (this.#state === S.GRABBING && this.#echoBehindGrab) {
+          // gearmand answers in order: the GRAB before this ECHO_REQ will never be answered.
+          this.#fail(new GearmanConnectionError(`${this.server.label} answered an ECHO_REQ but not the GRAB sent before it`));
+        }
         return;
       case PacketType.ERROR:
         return this.#onError(packet);
@@ -580,8 +596,8 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
-   * ERROR. Answering a lone GRAB_JOB_UNIQ: the server knows GRAB_JOB only (the Perl Gearman::Server),
-   * so grab with that. Answering a progress packet or a job's result (the Perl server knows no
+   * ERROR. Answering GRAB_JOB_UNIQ (nothing else awaits an answer): the server knows GRAB_JOB only
+   * (the Perl Gearman::Server), so grab with that. Answering a progress packet or a job's result (the Perl server knows no
    * WORK_DATA or WORK_WARNING): the job goes on; a reconnect would only make gearmand re-queue it
    * and run it again. Anything else leaves the protocol state unknown: reconnect, backing off.
    */
@@ -590,14 +606,14 @@ export class GearmanConnection implements WakeMember {
     const text = JSON.stringify((packet.args[1] as Buffer).toString('utf8').slice(0, 200));
     const error = new GearmanServerError(`${this.server.label} sent ERROR ${code}: ${text}`);
     const state = this.#state;
-    if (state === S.GRABBING && this.#grabAlone && this.#grabUnique) {
+    if (state === S.GRABBING && this.#grabUnique && !this.#answerUnconfirmed) {
       this.serverState.noUniqueGrabs(error);
       const abandoned = this.#grabAbandoned;
-      (this.#socket as net.Socket).write(this.#grabPacket(true));
+      (this.#socket as net.Socket).write(this.#grabPacket());
       this.#grabAbandoned = abandoned;
       return;
     }
-    if (state === S.RUNNING || (state === S.GRABBING && !this.#grabAlone)) {
+    if (state === S.RUNNING || this.#answerUnconfirmed) {
       if (!this.#workErrorLogged) {
         this.#workErrorLogged = true;
         this.#log.warn({ server: this.server.label, err: error }, 'gearmand refused a progress packet or result with ERROR; the job goes on (further ones are logged at debug)');
@@ -659,6 +675,7 @@ export class GearmanConnection implements WakeMember {
     this.#abilities.unregistered();
     this.#heldFunction = null;
     this.#grabAbandoned = false;
+    this.#answerUnconfirmed = false;
     this.#transition(S.BACKOFF);
     // A GRAB outstanding here was how its WakeGroup would hear of queued work: someone else listens now.
     if (state === S.GRABBING) this.#wakeGroup?.listenerLost();
