@@ -1,167 +1,175 @@
 /**
- * Progress of streamed (application/x-ndjson) answers under load, end to end: a real gearmand, a real
- * endpoint streaming as fast as the worker reads, a WorkerPool in this process and the codec client
- * counting what gearmand forwards (docs/http-contract.md, Progress and partial results).
+ * ProgressThrottle on a real loopback socket, its packets read back by the codec's parser on the other
+ * end (what gearmand would receive). The end-to-end figures are in test/child/progress.test.ts.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import type { StreamPiece } from '../../helpers/http-endpoint.js';
-import type { ProgressEvent } from '../../helpers/gearman-client.js';
+import net from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { PacketType, Parser, encodeWorkFail } from '../../../src/codec/index.js';
+import { PROGRESS_BACKLOG_BYTES, ProgressThrottle, STATUS_INTERVAL_MS } from '../../../src/child/gearman/progress-throttle.js';
 import { waitFor } from '../../helpers/wait-for.js';
-import { rig } from '../fixtures.js';
 
-/** One piece of the endpoint's body holds this many lines: the endpoint writes as fast as it can. */
-const LINES_PER_PIECE = 1000;
+const HANDLE = Buffer.from('H:test:1');
 
-/** When the endpoint handed its last line to the socket (performance.now()), set by the generators. */
-interface StreamClock {
-  endedAt: number;
+interface Received {
+  /** `status n/d`, `data …`, `warning …`, `fail` in arrival order. */
+  lines: string[];
+  /** performance.now() per line. */
+  at: number[];
 }
 
-/** `lines` lines made by `line(i)` for i = 1…lines, then the final answer. */
-function* ndjson(lines: number, line: (i: number) => string, clock: StreamClock): Generator<StreamPiece> {
-  for (let first = 1; first <= lines; first += LINES_PER_PIECE) {
-    let text = '';
-    const last = Math.min(lines, first + LINES_PER_PIECE - 1);
-    for (let i = first; i <= last; i++) text += `${line(i)}\n`;
-    yield { data: text };
-  }
-  yield { data: { gearman_ret: 0, response_string: 'done' } };
-  // Runs when the stream asks for the piece after the last one: the last line was written.
-  clock.endedAt = performance.now();
-}
-
-function statuses(progress: ProgressEvent[]): Array<Extract<ProgressEvent, { kind: 'status' }>> {
-  return progress.filter((event) => event.kind === 'status');
-}
-
-/**
- * The most WORK_STATUS packets a job may send over `spanMs`: the first at once, then one per 100 ms,
- * plus the last one sent with the answer (which need not wait for its interval).
- */
-function statusBudget(spanMs: number): number {
-  return Math.floor(spanMs / 100) + 2;
-}
-
-test('WORK_STATUS should reach the client at most ~10 times a second, the last value before the result, the result promptly', async (t) => {
-  const LINES = 200_000;
-  const clock: StreamClock = { endedAt: 0 };
-  const r = await rig(t, { handler: () => ({ stream: ndjson(LINES, (i) => `{"status":[${i},${LINES}]}`, clock) }) });
-
-  const result = await r.client.submit(r.fn, 'w', { timeoutMs: 120_000 });
-  assert.equal(result.outcome, 'complete');
-  assert.equal(result.result?.toString(), 'done');
-  const received = statuses(result.progress);
-  const first = received[0];
-  const last = received.at(-1);
-  assert.ok(first !== undefined && last !== undefined, 'some WORK_STATUS arrived');
-  assert.deepEqual([last.numerator, last.denominator], [LINES, LINES], 'the last status sent is the last value the endpoint streamed');
-  const spanMs = result.settledAt - first.at;
-  const lateMs = result.settledAt - clock.endedAt;
-  t.diagnostic(`${LINES} status lines: ${received.length} WORK_STATUS over ${spanMs.toFixed(0)} ms; result ${lateMs.toFixed(0)} ms after the endpoint's last line`);
-  assert.ok(received.length <= statusBudget(spanMs), `${received.length} WORK_STATUS in ${spanMs.toFixed(0)} ms: more than ~10 a second`);
-  assert.ok(lateMs < 1000, `the result arrived ${lateMs.toFixed(0)} ms after the endpoint finished`);
-});
-
-test('data and warning lines should all arrive in order, statuses coalesced between them without reordering', async (t) => {
-  const LINES = 40_000;
-  const clock: StreamClock = { endedAt: 0 };
-  // Line i: a status alone, a status with data, data alone, a warning, in turn. Each carries i.
-  const line = (i: number): string => {
-    switch (i % 4) {
-      case 0:
-        return `{"status":[${i},${LINES}]}`;
-      case 1:
-        return `{"status":[${i},${LINES}],"data":"d${i}"}`;
-      case 2:
-        return `{"data":"d${i}"}`;
-      default:
-        return `{"warning":"w${i}"}`;
-    }
-  };
-  const r = await rig(t, { handler: () => ({ stream: ndjson(LINES, line, clock) }) });
-
-  const result = await r.client.submit(r.fn, 'w', { timeoutMs: 120_000 });
-  assert.equal(result.outcome, 'complete');
-
-  const expected: string[] = [];
-  for (let i = 1; i <= LINES; i++) if (i % 4 === 1 || i % 4 === 2) expected.push(`d${i}`);
-  else if (i % 4 === 3) expected.push(`w${i}`);
-  const lines = result.progress.filter((event) => event.kind !== 'status').map((event) => ('data' in event ? event.data.toString() : ''));
-  assert.equal(lines.length, expected.length, 'every data and warning line arrived');
-  assert.deepEqual(lines, expected, 'in the order the endpoint sent them');
-
-  // What the client saw must be the endpoint's sequence with statuses left out, never moved:
-  // (line, status before data before warning) strictly increases.
-  const rank = (event: ProgressEvent): number => {
-    if (event.kind === 'status') return event.numerator * 3;
-    const i = Number(event.data.toString().slice(1));
-    return i * 3 + (event.kind === 'data' ? 1 : 2);
-  };
-  for (let k = 1; k < result.progress.length; k++) {
-    const before = result.progress[k - 1] as ProgressEvent;
-    const after = result.progress[k] as ProgressEvent;
-    assert.ok(rank(before) < rank(after), `progress event ${k} (${after.kind} of line ${Math.floor(rank(after) / 3)}) came after one of line ${Math.floor(rank(before) / 3)}`);
-  }
-
-  const received = statuses(result.progress);
-  const last = received.at(-1);
-  assert.deepEqual([last?.numerator, last?.denominator], [LINES, LINES], 'the last status before the result');
-  const spanMs = result.settledAt - (received[0] as ProgressEvent).at;
-  t.diagnostic(`${LINES} mixed lines: ${lines.length} data/warning, ${received.length} WORK_STATUS over ${spanMs.toFixed(0)} ms; result ${(result.settledAt - clock.endedAt).toFixed(0)} ms after the endpoint's last line`);
-  assert.ok(received.length <= statusBudget(spanMs), `${received.length} WORK_STATUS in ${spanMs.toFixed(0)} ms`);
-});
-
-test('data lines should pause the endpoint while gearmand reads nothing, then all arrive in order', async (t) => {
-  const LINE_BYTES = 64 * 1024;
-  // 48 MiB (under the 64 MiB answer cap): several times what the socket buffers on the way hold (~8 MiB)
-  const LINES = 768;
-  const filler = 'x'.repeat(LINE_BYTES - 16);
-  let frozen: () => void = () => undefined;
-  const gearmandFrozen = new Promise<void>((resolve) => {
-    frozen = resolve;
+/** A connected socket pair: `socket` is the worker's end, `peer` gearmand's, parsed into `received`. */
+async function socketPair(t: TestContext): Promise<{ socket: net.Socket; peer: net.Socket; received: Received }> {
+  const received: Received = { lines: [], at: [] };
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', noDelay: true });
+  const peer = await accepted;
+  t.after(() => {
+    socket.destroy();
+    peer.destroy();
+    server.close();
   });
-  t.after(() => frozen());
-  /** Lines the endpoint's socket took (each asked for once the one before was written). */
-  let written = 0;
-  function* stream(): Generator<StreamPiece> {
-    yield { data: `{"data":"d1 ${filler}"}\n` };
-    written = 1;
-    for (let i = 2; i <= LINES; i++) {
-      yield i === 2 ? { data: `{"data":"d${i} ${filler}"}\n`, after: gearmandFrozen } : { data: `{"data":"d${i} ${filler}"}\n` };
-      written = i;
-    }
-    yield { data: { gearman_ret: 0, response_string: 'done' } };
-  }
-  const r = await rig(t, { handler: () => ({ stream: stream() }) });
-  t.after(() => r.gearmand.kill('SIGCONT'));
-
-  const submitted = r.client.submit(r.fn, 'w', { timeoutMs: 120_000 });
-  await waitFor(() => written >= 1, { timeoutMs: 10_000, message: 'the endpoint to write its first line' });
-  await r.gearmand.kill('SIGSTOP');
-  const before = process.memoryUsage().arrayBuffers;
-  frozen();
-  // The endpoint streams until every buffer on the way is full: then nothing moves.
-  let last = -1;
-  let still = 0;
-  await waitFor(
-    () => {
-      still = written === last ? still + 1 : 0;
-      last = written;
-      return written === LINES || still >= 8;
+  const parser = new Parser({
+    onPacket: (packet) => {
+      const args = packet.args.map((arg) => arg.toString());
+      const line =
+        packet.type === PacketType.WORK_STATUS
+          ? `status ${args[1]}/${args[2]}`
+          : packet.type === PacketType.WORK_DATA
+            ? `data ${args[1]}`
+            : packet.type === PacketType.WORK_WARNING
+              ? `warning ${args[1]}`
+              : packet.type === PacketType.WORK_FAIL
+                ? 'fail'
+                : `type ${packet.type}`;
+      assert.equal(args[0], HANDLE.toString(), 'every packet names the job');
+      received.lines.push(line);
+      received.at.push(performance.now());
     },
-    { timeoutMs: 60_000, intervalMs: 100, message: 'the endpoint to finish or stall' },
-  );
-  const growth = process.memoryUsage().arrayBuffers - before;
-  t.diagnostic(`gearmand stopped: the endpoint wrote ${((written * LINE_BYTES) / 2 ** 20).toFixed(1)} of ${(LINES * LINE_BYTES) / 2 ** 20} MiB; this process's arrayBuffers grew ${(growth / 2 ** 20).toFixed(1)} MiB`);
-  assert.ok(written < LINES / 2, `the endpoint wrote ${written} of ${LINES} lines while gearmand read nothing`);
-
-  await r.gearmand.kill('SIGCONT');
-  const result = await submitted;
-  assert.equal(result.outcome, 'complete');
-  assert.equal(result.data.length, LINES, 'every data line arrived');
-  result.data.forEach((data, k) => {
-    const head = data.subarray(0, 12).toString();
-    if (!head.startsWith(`d${k + 1} `)) assert.fail(`data ${k} is ${JSON.stringify(head)}, expected line ${k + 1}`);
+    onError: (error) => assert.fail(error),
   });
+  peer.on('data', (chunk: Buffer) => parser.push(chunk));
+  await new Promise<void>((resolve) => (socket.connecting ? socket.once('connect', () => resolve()) : resolve()));
+  return { socket, peer, received };
+}
+
+/** A reader that records its pauses and resumes. */
+function reader(): { paused: boolean; pauses: number; resumes: number; pauseProgress(): void; resumeProgress(): void } {
+  return {
+    paused: false,
+    pauses: 0,
+    resumes: 0,
+    pauseProgress() {
+      this.paused = true;
+      this.pauses++;
+    },
+    resumeProgress() {
+      this.paused = false;
+      this.resumes++;
+    },
+  };
+}
+
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+}
+
+test('ProgressThrottle.add should send the first status at once, then only the latest one per interval', async (t) => {
+  const { socket, received } = await socketPair(t);
+  const throttle = new ProgressThrottle(socket, HANDLE, reader(), () => true);
+  const sentAt = performance.now();
+  for (let i = 1; i <= 1000; i++) throttle.add({ kind: 'status', numerator: i, denominator: 1000 });
+  await waitFor(() => received.lines.length >= 2, { timeoutMs: 5000, message: 'two statuses' });
+  assert.deepEqual(received.lines, ['status 1/1000', 'status 1000/1000']);
+  assert.ok((received.at[1] as number) - sentAt >= STATUS_INTERVAL_MS - 2, `the second status came ${((received.at[1] as number) - sentAt).toFixed(1)} ms after the first`);
+  throttle.finish();
+});
+
+test('ProgressThrottle.add should arm no timer for data and warning lines, nor for a status it sends at once', async (t) => {
+  const { socket, received } = await socketPair(t);
+  const throttle = new ProgressThrottle(socket, HANDLE, reader(), () => true);
+  const before = timers();
+  throttle.add({ kind: 'status', numerator: 1, denominator: 2 });
+  for (let i = 0; i < 1000; i++) throttle.add({ kind: i % 2 === 0 ? 'data' : 'warning', data: Buffer.from(String(i)) });
+  assert.equal(timers(), before, 'no timer');
+  throttle.add({ kind: 'status', numerator: 2, denominator: 2 });
+  assert.equal(timers(), before + 1, 'one timer for the held status');
+  throttle.finish();
+  assert.equal(timers(), before, 'finish cleared it');
+  await waitFor(() => received.lines.length === 1002, { timeoutMs: 5000, message: '1002 packets' });
+});
+
+test('ProgressThrottle.finish should write the held status and what waited behind it, before the answer', async (t) => {
+  const { socket, received } = await socketPair(t);
+  const throttle = new ProgressThrottle(socket, HANDLE, reader(), () => true);
+  throttle.add({ kind: 'status', numerator: 1, denominator: 3 });
+  throttle.add({ kind: 'data', data: Buffer.from('a') });
+  throttle.add({ kind: 'status', numerator: 2, denominator: 3 });
+  throttle.add({ kind: 'data', data: Buffer.from('b') });
+  throttle.add({ kind: 'status', numerator: 3, denominator: 3 });
+  throttle.add({ kind: 'warning', data: Buffer.from('c') });
+  socket.cork();
+  throttle.finish();
+  socket.write(encodeWorkFail(HANDLE));
+  socket.uncork();
+  await waitFor(() => received.lines.includes('fail'), { timeoutMs: 5000, message: 'the answer' });
+  // 2/3 was superseded by 3/3: b, which followed it, went out at once; c waited behind 3/3.
+  assert.deepEqual(received.lines, ['status 1/3', 'data a', 'data b', 'status 3/3', 'warning c', 'fail']);
+});
+
+test('ProgressThrottle.discard should drop what is held, keep no timer and resume a paused reader', async (t) => {
+  const { socket, peer, received } = await socketPair(t);
+  const progressReader = reader();
+  const throttle = new ProgressThrottle(socket, HANDLE, progressReader, () => true);
+  const before = timers();
+  throttle.add({ kind: 'status', numerator: 1, denominator: 2 });
+  throttle.add({ kind: 'status', numerator: 2, denominator: 2 });
+  // Behind the held status, more than the backlog allows: the reader is paused.
+  throttle.add({ kind: 'data', data: Buffer.alloc(PROGRESS_BACKLOG_BYTES, 0x61) });
+  assert.equal(progressReader.paused, true);
+  throttle.discard();
+  assert.equal(progressReader.paused, false, 'resumed: the attempt must be able to end');
+  assert.equal(timers(), before, 'no timer left to send anything later');
+  socket.write(encodeWorkFail(HANDLE));
+  await waitFor(() => received.lines.includes('fail'), { timeoutMs: 5000, message: 'the marker' });
+  assert.deepEqual(received.lines, ['status 1/2', 'fail']);
+  peer.destroy();
+});
+
+test('ProgressThrottle should not write a held status once the socket no longer holds the job', async (t) => {
+  const { socket, received } = await socketPair(t);
+  let held = true;
+  const throttle = new ProgressThrottle(socket, HANDLE, reader(), () => held);
+  throttle.add({ kind: 'status', numerator: 1, denominator: 2 });
+  throttle.add({ kind: 'status', numerator: 2, denominator: 2 });
+  held = false;
+  assert.equal(throttle.statusHeld, true);
+  await waitFor(() => !throttle.statusHeld, { timeoutMs: 5000, message: 'the status timer to fire' });
+  socket.write(encodeWorkFail(HANDLE));
+  await waitFor(() => received.lines.includes('fail'), { timeoutMs: 5000, message: 'the marker' });
+  assert.deepEqual(received.lines, ['status 1/2', 'fail']);
+});
+
+test('ProgressThrottle should pause its reader while the socket is behind and resume it once drained, losing nothing', async (t) => {
+  const { socket, peer, received } = await socketPair(t);
+  const progressReader = reader();
+  const throttle = new ProgressThrottle(socket, HANDLE, progressReader, () => true);
+  // gearmand reads nothing: the kernel's buffers fill, then the socket's own.
+  peer.pause();
+  const line = Buffer.alloc(16 * 1024, 0x62);
+  let lines = 0;
+  while (!progressReader.paused && lines < 100_000) {
+    throttle.add({ kind: 'data', data: line });
+    lines++;
+  }
+  assert.equal(progressReader.paused, true, `paused after ${lines} lines`);
+  assert.ok(socket.writableLength <= PROGRESS_BACKLOG_BYTES + line.length + 64, `${socket.writableLength} bytes unsent when paused`);
+  peer.resume();
+  await waitFor(() => !progressReader.paused, { timeoutMs: 10_000, message: 'the reader to be resumed' });
+  assert.equal(progressReader.resumes, 1);
+  await waitFor(() => received.lines.length === lines, { timeoutMs: 10_000, message: `${lines} data packets` });
+  assert.ok(received.lines.every((l) => l === `data ${line.toString()}`));
+  throttle.finish();
 });
