@@ -1,5 +1,5 @@
 # Every target delegates to an npm script (package.json is the one place commands are defined).
-.PHONY: build test bench lint clean deps demo demo-run install install-systemd install-sysv uninstall
+.PHONY: build test bench lint clean deps demo demo-run image-test install install-systemd install-sysv uninstall
 
 # Where `make install` puts things; DESTDIR stages them for a package.
 PREFIX ?= /usr/local
@@ -37,6 +37,11 @@ demo:
 # The same, left running until Ctrl-C, with commands to try.
 demo-run:
 	npm run demo:run
+
+# The container image (contrib/container/Containerfile) built on a base made here from Debian's mirror and
+# checked beside a real gearmand: health, jobs, reload, reaping, drain, compose (docs/container.md). Root.
+image-test:
+	npm run image-test
 
 bench: | node_modules
 	npm run bench

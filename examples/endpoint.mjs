@@ -110,22 +110,27 @@ const FUNCTIONS = {
   },
 };
 
-/** The job fields from either request format; `workload` as a string (this demo's jobs are text). */
+/**
+ * The job fields from either request format; `workload` as a string (this demo's jobs are text), `unique`
+ * as its exact bytes (a Buffer: the idempotency key; compare bytes, e.g. unique.toString('hex') as a key).
+ */
 async function readJob(req, body) {
   const type = req.headers['content-type'] ?? '';
   if (/^multipart\/form-data/i.test(type)) {
     // Node's fetch Response parses multipart/form-data, so no dependency is needed for the old format.
+    // It decodes fields as UTF-8: a unique that is not UTF-8 loses bytes here (JSON keeps them).
     const form = await new Response(body, { headers: { 'content-type': type } }).formData();
     const field = (name) => {
       const value = form.get(name);
       return value === null ? '' : typeof value === 'string' ? value : '';
     };
-    return { function_name: field('function_name'), job_handle: field('job_handle'), unique: field('unique'), workload: field('workload') };
+    return { function_name: field('function_name'), job_handle: field('job_handle'), unique: Buffer.from(field('unique')), workload: field('workload') };
   }
   const job = JSON.parse(body.toString('utf8'));
-  // A workload that is not valid UTF-8 arrives base64-encoded (docs/http-contract.md).
-  const workload = job.workload_encoding === 'base64' ? Buffer.from(job.workload, 'base64').toString('utf8') : job.workload;
-  return { ...job, workload };
+  // A field whose bytes are not valid UTF-8 (workload, unique, function_name) arrives base64-encoded,
+  // with "<field>_encoding": "base64" (docs/http-contract.md#exact-bytes).
+  const bytes = (field) => Buffer.from(String(job[field] ?? ''), job[`${field}_encoding`] === 'base64' ? 'base64' : 'utf8');
+  return { function_name: bytes('function_name').toString(), job_handle: job.job_handle, unique: bytes('unique'), workload: bytes('workload').toString() };
 }
 
 function answer(res, gearmanRet, responseString) {

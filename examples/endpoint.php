@@ -78,14 +78,18 @@ if (strpos($_SERVER['CONTENT_TYPE'] ?? '', 'multipart/form-data') === 0) {
         http_response_code(400);
         exit("not a JSON job\n");
     }
-    // A workload that is not valid UTF-8 arrives base64-encoded.
-    if (($job['workload_encoding'] ?? '') === 'base64') {
-        $job['workload'] = base64_decode($job['workload']);
+    // A field whose bytes are not valid UTF-8 arrives base64-encoded, with "<field>_encoding": "base64"
+    // (docs/http-contract.md#exact-bytes); PHP strings are bytes, so decoding gives them back exactly.
+    foreach (['function_name', 'unique', 'workload'] as $field) {
+        if (($job[$field . '_encoding'] ?? '') === 'base64') {
+            $job[$field] = base64_decode($job[$field]);
+        }
     }
 }
 $function = $job['function_name'] ?? '';
 $workload = $job['workload'] ?? '';
-// Also available: $job['job_handle'] ("H:host:42") and $job['unique'] (the client's unique id).
+// Also available: $job['job_handle'] ("H:host:42") and $job['unique'] (the client's unique id, its exact
+// bytes: the idempotency key).
 
 switch ($function) {
     case 'Sum':

@@ -175,8 +175,9 @@ cat >"$tmp/log.json" <<EOF
 EOF
 
 step "starting driveshaft with a copy of examples/jobs.json"
+# Dead letters stay in the demo's folder too, not in /var/lib/driveshaft or ~/.local/state.
 daemon_args=(--jobsconfig "$tmp/jobs.json" --logconfig "$tmp/log.json" --status_port "$status_port"
-  --loop_timeout 2 --pid_file "$tmp/driveshaft.pid")
+  --loop_timeout 2 --pid_file "$tmp/driveshaft.pid" --dead_letter_dir "$tmp/dead-letters")
 show "node bin/driveshaft.js ${daemon_args[*]}"
 start driveshaft "$tmp/driveshaft.out" node bin/driveshaft.js "${daemon_args[@]}"
 driveshaft_pid="${pids[-1]}"

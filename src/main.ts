@@ -7,13 +7,15 @@ import path from 'node:path';
 import { checkFdBudget } from './config/fd-budget.js';
 import { loadJobsConfig } from './config/jobs-config.js';
 import { parseCommandLine, versionText } from './config/options.js';
+import { redactUris } from './config/redact.js';
 import { secondsToMs } from './config/seconds.js';
 import type { DaemonOptions, JobsConfig } from './config/types.js';
+import { loadWebConfig, type ExporterWebConfig } from './config/web-config.js';
 import { UserError, problemLines } from './errors.js';
 import { createLogger, flushLogFiles } from './log/bunyan-logger.js';
 import { DEFAULT_LOG_CONFIG, loadLogConfig, type LogConfig } from './log/log-config.js';
 import type { Logger } from './log/logger.js';
-import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags } from './master/child-process.js';
+import { clusterForker, DEFAULT_CHILD_EXEC, poolNodeFlags, secretVariables } from './master/child-process.js';
 import { DaemonHandshake, launchDaemon } from './daemon/daemonize.js';
 import { checkProgramReadable, dropPrivileges, lookupUser, programFiles } from './daemon/drop-privileges.js';
 import { Master } from './master/master.js';
@@ -32,12 +34,13 @@ interface Reporter {
   fail(code: number, lines: string[]): Promise<number>;
 }
 
+/** Every startup line is redacted here, whatever produced it (an option, a config file, an OS error). */
 function prefixed(lines: string[]): string[] {
-  return lines.map((line) => `driveshaft: ${line}`);
+  return lines.map((line) => `driveshaft: ${redactUris(line)}`);
 }
 
 function loadConfigFor(options: DaemonOptions): (file: string) => JobsConfig {
-  const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format };
+  const defaults = { maxRunningTimeMs: secondsToMs(options.max_running_time), requestFormat: options.request_format, deadLetterDir: options.dead_letter_dir };
   return (file) => loadJobsConfig(file, defaults);
 }
 
@@ -74,7 +77,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2), env:
     // Loaded only here: a running daemon never needs the --check report code.
     const { runCheck } = await import('./config/check.js');
     const result = runCheck(options);
-    (result.ok ? process.stdout : process.stderr).write(`${result.lines.join('\n')}\n`);
+    (result.ok ? process.stdout : process.stderr).write(`${result.lines.map(redactUris).join('\n')}\n`);
     return result.ok ? EXIT_OK : EXIT_USAGE;
   }
 
@@ -96,10 +99,12 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
   // Everything that can be refused is checked before anything is started, bound or written.
   let logConfig: LogConfig = DEFAULT_LOG_CONFIG;
   let config: JobsConfig;
+  let webConfig: ExporterWebConfig | null = null;
   const loadConfig = loadConfigFor(options);
   try {
     if (options.logconfig !== null) logConfig = loadLogConfig(options.logconfig);
     config = loadConfig(options.jobsconfig);
+    if (options.web_config_file !== null) webConfig = loadWebConfig(options.web_config_file);
     checkFdBudget(config);
     if (options.user !== null) {
       const target = lookupUser(options.user);
@@ -137,6 +142,7 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
   const log = logger.child({ component: 'main' });
   log.info({ event: 'starting', version: versionText(), pid: process.pid, options }, `${versionText()} starting (pid ${process.pid})`);
   for (const note of staleNotes) log.info({ event: 'pid-file-stale' }, note);
+  for (const warning of webConfig?.warnings ?? []) log.warn({ event: 'config-warning', file: webConfig?.file }, warning);
 
   process.on('uncaughtException', (error) => {
     log.fatal({ event: 'crash', err: error }, `uncaught exception: ${error.message}`);
@@ -155,9 +161,14 @@ async function runDaemon(options: DaemonOptions, handshake: DaemonHandshake | nu
     config,
     logger,
     // A pool's child gets V8 flags sized to its worker_count as the master currently knows it (a
-    // restart after a reload uses the new count).
-    fork: clusterForker(undefined, (pool): readonly string[] => poolNodeFlags(master.supervisor(pool)?.settings.pool.workerCount)),
+    // restart after a reload uses the new count), and none of the variables the config reads secrets from.
+    fork: clusterForker(
+      undefined,
+      (pool): readonly string[] => poolNodeFlags(master.supervisor(pool)?.settings.pool.workerCount),
+      () => secretVariables(master.config),
+    ),
     loadConfig,
+    webConfig,
     checkBudget: (next) => checkFdBudget(next),
     afterBind:
       user === null

@@ -9,8 +9,12 @@ import type { JobTrace } from './trace-context.js';
 export interface Job {
   handle: Buffer;
   handleText: string;
+  /** The function name as UTF-8 text, for logs and metrics: U+FFFD where the bytes are not UTF-8 (see functionBytes). */
   functionName: string;
+  /** The function name's exact bytes, which is what the request carries. */
+  functionBytes: Buffer;
   unique: Buffer;
+  /** The unique as UTF-8 text, U+FFFD where the bytes are not UTF-8: the request carries `unique` itself. */
   uniqueText: string;
   workload: Buffer;
   /** Label of the gearmand the job came from. */

@@ -40,8 +40,6 @@ export interface WorkerPoolOptions {
   log: Logger;
   /** Slot ids are `<pid>-<n>`. */
   pid?: number;
-  /** Response body cap for the job runner (tests lower it). */
-  maxResponseBytes?: number;
 }
 
 export const PoolState = {
@@ -66,7 +64,6 @@ function deliverySettings(settings: ChildSettings): DeliverySettings {
 export class WorkerPool {
   readonly #log: Logger;
   readonly #pid: number;
-  readonly #maxResponseBytes: number | undefined;
   readonly #stats = new PoolStats();
   #state: PoolState = PoolState.IDLE;
   #settings: ChildSettings | null = null;
@@ -93,7 +90,6 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.#log = options.log;
     this.#pid = options.pid ?? process.pid;
-    this.#maxResponseBytes = options.maxResponseBytes;
   }
 
   get state(): PoolState {
@@ -290,6 +286,7 @@ export class WorkerPool {
       maxRunningTimeMs: settings.pool.maxRunningTimeMs,
       connections: settings.pool.workerCount,
       keepAlive: settings.pool.keepAlive,
+      maxResponseBytes: settings.pool.maxResponseBytes,
       retryOnStatus: settings.pool.delivery.retryOnStatus,
       signingKeys: settings.pool.signingKeys,
       bearerToken: settings.pool.bearerToken,
@@ -299,7 +296,6 @@ export class WorkerPool {
           { uri: settings.pool.jobProcessingUri, gapMs: Math.round(gapMs) },
           'endpoint responses arrive ~40 ms after their headers on reused connections: the endpoint likely writes headers and body separately without TCP_NODELAY (Nagle + delayed ACK). Fix the endpoint, or set "keep_alive": false for this pool',
         ),
-      ...(this.#maxResponseBytes === undefined ? {} : { maxResponseBytes: this.#maxResponseBytes }),
     });
   }
 

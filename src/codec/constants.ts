@@ -19,6 +19,16 @@ export const MAX_HANDLE_SIZE = 64;
  */
 export const DEFAULT_MAX_PACKET_SIZE = 256 * 1024 * 1024;
 
+/**
+ * Largest size a job assignment's header may declare when its workload is counted and dropped instead
+ * of buffered (the parser's maxWorkloadSize). Dropping costs no memory, but every declared byte is
+ * waited for: a header claiming 0xFFFFFFF0 bytes would hold the connection until the liveness probe
+ * gave up on it. gearmand holds every queued workload whole in memory and a client submits it in one
+ * packet, so no real job comes near 1 GiB; a header declaring more is corrupt or hostile and is
+ * refused as it arrives. (A pool whose max_workload_bytes is larger raises it to that.)
+ */
+export const MAX_DECLARED_WORKLOAD_SIZE = 1024 * 1024 * 1024;
+
 export const Magic = {
   REQ: 'REQ',
   RES: 'RES',

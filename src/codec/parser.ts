@@ -9,7 +9,10 @@
  *
  * A framing error (bad magic, unknown type, oversize, wrong arity, over-long job handle) is fatal for
  * the stream: it is reported once through `onError` and the parser refuses input until `reset()`,
- * because after a bad header nothing says where the next packet starts.
+ * because after a bad header nothing says where the next packet starts. A size no packet of its type
+ * can have is refused on the header, before any of its data is waited for: none for a packet without
+ * arguments, a job handle's 64 bytes for one that carries only a handle, maxPacketSize for the rest,
+ * and for a job assignment whose workload would be dropped, MAX_DECLARED_WORKLOAD_SIZE.
  *
  * With `maxWorkloadSize`, a job assignment whose workload is larger is never assembled: its leading
  * arguments (handle, function, unique…) are kept, the workload bytes are counted and dropped as they
@@ -30,6 +33,7 @@ import {
   MAGIC_REQ,
   MAGIC_RES,
   MAGIC_SIZE,
+  MAX_DECLARED_WORKLOAD_SIZE,
   MAX_HANDLE_SIZE,
   MAX_PACKET_TYPE,
   Magic,
@@ -60,7 +64,8 @@ export interface ParserOptions {
   onError: (error: ProtocolError) => void;
   /**
    * Largest data size accepted in one packet; bigger headers are framing errors. Job assignments are
-   * exempt when `maxWorkloadSize` is set: that bounds what they can make the parser buffer.
+   * exempt when `maxWorkloadSize` is set: that bounds what they can make the parser buffer, and their
+   * declared size is bounded by MAX_DECLARED_WORKLOAD_SIZE (or maxWorkloadSize, if larger) instead.
    */
   maxPacketSize?: number;
   /**
@@ -119,7 +124,8 @@ function magicPrefixValid(header: Buffer, from: number, to: number): boolean {
 export class Parser {
   readonly #onPacket: (packet: Packet) => void;
   readonly #onError: (error: ProtocolError) => void;
-  readonly #maxPacketSize: number;
+  /** The largest data size a header of each type may declare (indexed by type). */
+  readonly #sizeLimits: readonly number[];
   /** Infinity when no limit was given: the hot path's check is then one comparison that is false. */
   readonly #maxWorkloadSize: number;
   readonly #onOversizedPacket: ((packet: OversizedPacket) => void) | null;
@@ -173,9 +179,9 @@ export class Parser {
     }
     this.#onPacket = options.onPacket;
     this.#onError = options.onError;
-    this.#maxPacketSize = maxPacketSize;
     this.#maxWorkloadSize = maxWorkloadSize ?? Infinity;
     this.#onOversizedPacket = options.onOversizedPacket ?? null;
+    this.#sizeLimits = sizeLimits(maxPacketSize, maxWorkloadSize);
   }
 
   /** True after a framing error (or a throwing onPacket), until reset(). */
@@ -416,13 +422,7 @@ export class Parser {
     if (type < 1 || type > MAX_PACKET_TYPE || ARITY[type] === -1) {
       return this.#fail(`unknown packet type ${type}`, type, headerPreview(source, start));
     }
-    if (size > this.#maxPacketSize && !(WORKLOAD_LAST[type] === true && this.#maxWorkloadSize !== Infinity)) {
-      return this.#fail(
-        `${packetTypeName(type)} data size ${size} exceeds the limit of ${this.#maxPacketSize} bytes`,
-        type,
-        headerPreview(source, start),
-      );
-    }
+    if (size > (this.#sizeLimits[type] as number)) return this.#fail(sizeProblem(type, size, this.#sizeLimits[type] as number), type, headerPreview(source, start));
     this.#type = type;
     this.#size = size;
     return true;
@@ -494,6 +494,27 @@ export class Parser {
     this.#onError(new ProtocolError(message, { offset: this.#packetOffset, packetType: type, preview }));
     return false;
   }
+}
+
+/** The largest declared data size of each packet type (see the module comment). */
+function sizeLimits(maxPacketSize: number, maxWorkloadSize: number | undefined): number[] {
+  const limits = new Array<number>(MAX_PACKET_TYPE + 1).fill(maxPacketSize);
+  for (let type = 1; type <= MAX_PACKET_TYPE; type++) {
+    if (ARITY[type] === 0) limits[type] = 0;
+    else if (ARITY[type] === 1 && HANDLE_FIRST[type] === true) limits[type] = MAX_HANDLE_SIZE;
+    else if (WORKLOAD_LAST[type] === true && maxWorkloadSize !== undefined) {
+      limits[type] = Math.min(MAX_SIZE_FIELD, Math.max(MAX_DECLARED_WORKLOAD_SIZE, maxWorkloadSize + MAX_LEADING_BYTES));
+    }
+  }
+  return limits;
+}
+
+/** Why a header's declared size is refused, for the one log line about it. */
+function sizeProblem(type: number, size: number, limit: number): string {
+  const name = packetTypeName(type);
+  if (limit === 0) return `${name} takes no arguments but declares ${size} data bytes`;
+  if (ARITY[type] === 1 && HANDLE_FIRST[type] === true) return `${name} declares a job handle of ${size} bytes, over the ${MAX_HANDLE_SIZE}-byte limit`;
+  return `${name} data size ${size} exceeds the limit of ${limit} bytes`;
 }
 
 /**

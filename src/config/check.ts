@@ -1,13 +1,18 @@
 /**
  * --check (docs/configuration.md, Options; like `nginx -t`): validates what a start would validate and reports every problem,
  * without opening a port, a pid file or a log file. Options were already validated by
- * parseCommandLine; this covers the files, the descriptor budget and the pools' dead-letter folders,
- * and prints each pool's delivery policy so the operator sees what the defaults amount to.
+ * parseCommandLine; this covers the files, the descriptor budget and the pools' dead-letter folders
+ * (tested as the --user the pool processes run as), and prints each pool's delivery policy and
+ * dead-letter file so the operator sees what the defaults amount to.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { problemLines } from '../errors.js';
+import { problemLines, serializeError } from '../errors.js';
+import { lookupUser } from '../daemon/drop-privileges.js';
+import { fileErrorReason, nearestExisting } from '../daemon/private-folder.js';
+import { probeWrites, probeWritesAs, type WriteProbeRequest, type WriteProbeResult } from '../daemon/write-probe.js';
 import { loadLogConfig } from '../log/log-config.js';
+import { defaultDeadLetterFile } from './dead-letter-location.js';
 import { checkFdBudget, largestFdNeed, openFileLimit } from './fd-budget.js';
 import { deadLetterPath } from './delivery.js';
 import { loadJobsConfig } from './jobs-config.js';
@@ -15,6 +20,7 @@ import { childPath, displayPath } from './json-source.js';
 import { secondsToMs } from './seconds.js';
 import { DeliveryMode, SecretKind } from './types.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from './types.js';
+import { describeWebConfig, loadWebConfig } from './web-config.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -28,14 +34,15 @@ function summary(config: JobsConfig): string {
   return `jobs config ${config.path} OK: ${plural(pools.length, 'pool')}, ${plural(slots, 'slot')}, ${plural(config.servers.length, 'server')}`;
 }
 
-/** One line per pool: what happens to its jobs when the endpoint fails. */
-function deliverySummary(pool: PoolConfig): string {
+/** One line per pool: what happens to its jobs when the endpoint fails, and where its dead letters go. */
+function deliverySummary(pool: PoolConfig, deadLetterDir: string): string {
   const { mode, maxAttempts, breakerThreshold, deadLetterFile } = pool.delivery;
   const policy =
     mode === DeliveryMode.RETRY
       ? `retry, max_attempts ${maxAttempts}, breaker_threshold ${breakerThreshold}${breakerThreshold === 0 ? ' (never opens)' : ''}`
       : 'fail_fast (no retries, no breaker)';
-  return `pool ${JSON.stringify(pool.name)}: delivery ${policy}, dead_letter_file ${deadLetterFile ?? 'none'}`;
+  const isDefault = deadLetterFile !== null && deadLetterFile === defaultDeadLetterFile(deadLetterDir, pool.name);
+  return `pool ${JSON.stringify(pool.name)}: delivery ${policy}, dead_letter_file ${deadLetterFile ?? 'none'}${isDefault ? ' (the default, under --dead_letter_dir)' : ''}`;
 }
 
 /**
@@ -64,60 +71,109 @@ function securitySummary(config: JobsConfig): string[] {
   return lines;
 }
 
-const ACCESS_REASONS: Record<string, string> = {
-  ENOENT: 'does not exist',
-  ENOTDIR: 'a parent of it is not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'read-only file system',
-};
-
-function accessReason(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  return ACCESS_REASONS[code] ?? (error as Error).message;
+/** Who the children write as: null = whoever runs --check; `probe` runs the tests as them. */
+interface WriteIdentity {
+  user: string | null;
+  probe: (requests: readonly WriteProbeRequest[]) => WriteProbeResult[];
 }
 
 /**
- * Why the pool's child could not append to `file`, or null when it can: the folder must exist and be
- * writable (the file is created on first use), and an existing file must be a writable regular file.
- * Checked as the user running --check; with --user the daemon writes as that user instead.
+ * The identity the pool children will have (--user), or the problem line that stops the daemon from
+ * taking it, as runDaemon would refuse it.
  */
-function deadLetterProblem(file: string): string | null {
-  const dir = path.dirname(file);
+function writeIdentity(options: DaemonOptions): WriteIdentity | string {
+  if (options.user === null) return { user: null, probe: probeWrites };
+  const user = options.user;
   try {
-    if (!fs.statSync(dir).isDirectory()) return `cannot write ${file}: ${dir} is not a directory`;
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    const target = lookupUser(user);
+    const euid = process.geteuid?.();
+    if (euid === target.uid) return { user, probe: probeWrites };
+    if (euid !== 0) return `--user ${user}: only root can change user (running as uid ${euid})`;
+    return { user, probe: (requests) => probeWritesAs(user, requests) };
   } catch (error) {
-    return `cannot write ${file}: directory ${dir}: ${accessReason(error)}`;
+    return serializeError(error).message;
   }
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    return `cannot write ${file}: ${accessReason(error)}`;
-  }
-  if (!stat.isFile()) return `cannot write ${file}: it exists and is not a regular file`;
-  try {
-    fs.accessSync(file, fs.constants.W_OK);
-  } catch (error) {
-    return `cannot write ${file}: ${accessReason(error)}`;
-  }
-  return null;
 }
 
-/** The delivery line of every pool, and a problem line for each dead-letter file that cannot be written. */
-function checkDelivery(config: JobsConfig, lines: string[]): boolean {
+/**
+ * Each pool's delivery line, then a problem line for each dead-letter folder or file the pool children
+ * could not write, tested as the --user they run as. --dead_letter_dir may be missing: the daemon
+ * creates it at startup, which needs its nearest existing parent writable by whoever starts the daemon.
+ */
+function checkDelivery(config: JobsConfig, options: DaemonOptions, lines: string[]): boolean {
+  const pools = Object.values(config.pools);
+  for (const pool of pools) lines.push(deliverySummary(pool, options.dead_letter_dir));
+  const byFolder = new Map<string, PoolConfig[]>();
+  for (const pool of pools) {
+    const file = pool.delivery.deadLetterFile;
+    if (file === null) continue;
+    byFolder.set(path.dirname(file), [...(byFolder.get(path.dirname(file)) ?? []), pool]);
+  }
+  if (byFolder.size === 0) return true;
+  const identity = writeIdentity(options);
+  if (typeof identity === 'string') {
+    lines.push(identity);
+    return false;
+  }
+  const defaultDir = path.resolve(options.dead_letter_dir);
+  const requests = [...byFolder].map(([dir, owners]) => ({
+    dir,
+    files: owners.map((pool) => pool.delivery.deadLetterFile as string),
+    createdAtStartup: dir === defaultDir,
+  }));
+  let results: WriteProbeResult[];
+  try {
+    results = identity.probe(requests);
+  } catch (error) {
+    lines.push(serializeError(error).message);
+    return false;
+  }
+  const as = identity.user === null ? '' : ` as --user ${identity.user}`;
+  const fix = (dir: string): string =>
+    identity.user === null ? '' : `; make ${dir} writable by ${identity.user} (e.g. chown ${identity.user} ${dir}) or choose another folder`;
   let ok = true;
-  for (const pool of Object.values(config.pools)) {
-    lines.push(deliverySummary(pool));
-    if (pool.delivery.deadLetterFile === null) continue;
-    const problem = deadLetterProblem(pool.delivery.deadLetterFile);
-    if (problem === null) continue;
-    lines.push(`${config.path}: ${displayPath(deadLetterPath(childPath('pools_list', pool.name)))}: ${problem}`);
-    ok = false;
+  for (const result of results) {
+    const owners = byFolder.get(result.dir) as PoolConfig[];
+    if (result.missing) {
+      ok = missingFolderLine(result, identity.user, lines) && ok;
+      continue;
+    }
+    for (const pool of owners) {
+      const file = pool.delivery.deadLetterFile as string;
+      const problem = result.problem ?? result.fileProblems[file];
+      if (problem === undefined) continue;
+      const where = file === defaultDeadLetterFile(options.dead_letter_dir, pool.name) ? `--dead_letter_dir ${options.dead_letter_dir}` : `${config.path}: ${displayPath(deadLetterPath(childPath('pools_list', pool.name)))}`;
+      lines.push(`${where}: cannot write ${file}${as}: ${problem}${fix(result.dir)}`);
+      ok = false;
+    }
   }
   return ok;
+}
+
+/** Why this process cannot create folders in `parent`, or null. */
+function createProblem(parent: string): string | null {
+  try {
+    fs.accessSync(parent, fs.constants.W_OK | fs.constants.X_OK);
+    return null;
+  } catch (error) {
+    return `${parent}: ${fileErrorReason(error)}`;
+  }
+}
+
+/** The default folder does not exist yet: fine when the daemon can create it and its user can reach it. */
+function missingFolderLine(result: WriteProbeResult, user: string | null, lines: string[]): boolean {
+  const parent = nearestExisting(result.dir);
+  const creator = parent === null ? `no folder on the way to ${result.dir} exists` : createProblem(parent);
+  if (creator !== null) {
+    lines.push(`--dead_letter_dir ${result.dir}: does not exist and cannot be created: ${creator}; create it or set --dead_letter_dir`);
+    return false;
+  }
+  if (result.problem !== null) {
+    lines.push(`--dead_letter_dir ${result.dir}: does not exist yet, and --user ${user ?? ''} could not reach it once created: ${result.problem} by ${user ?? ''}; set --dead_letter_dir to a folder ${user ?? ''} can reach`);
+    return false;
+  }
+  lines.push(`dead-letter folder ${result.dir} (--dead_letter_dir) does not exist yet: the daemon creates it at startup (mode 0700${user === null ? '' : `, owned by ${user}`})`);
+  return true;
 }
 
 function checkJobsConfig(options: DaemonOptions, limit: number, lines: string[]): boolean {
@@ -126,6 +182,7 @@ function checkJobsConfig(options: DaemonOptions, limit: number, lines: string[])
     config = loadJobsConfig(options.jobsconfig, {
       maxRunningTimeMs: secondsToMs(options.max_running_time),
       requestFormat: options.request_format,
+      deadLetterDir: options.dead_letter_dir,
     });
   } catch (error) {
     lines.push(...problemLines(error));
@@ -141,7 +198,7 @@ function checkJobsConfig(options: DaemonOptions, limit: number, lines: string[])
     lines.push(...problemLines(error));
     fdOk = false;
   }
-  const deliveryOk = checkDelivery(config, lines);
+  const deliveryOk = checkDelivery(config, options, lines);
   lines.push(...securitySummary(config));
   return fdOk && deliveryOk;
 }
@@ -161,11 +218,25 @@ function checkLogConfig(options: DaemonOptions, lines: string[]): boolean {
   return true;
 }
 
-/** Checks both config files and the descriptor budget; every problem becomes a line. */
+function checkWebConfig(options: DaemonOptions, lines: string[]): boolean {
+  if (options.web_config_file === null) return true;
+  try {
+    const config = loadWebConfig(options.web_config_file);
+    lines.push(describeWebConfig(config));
+    for (const warning of config.warnings) lines.push(`warning: ${warning}`);
+  } catch (error) {
+    lines.push(...problemLines(error));
+    return false;
+  }
+  return true;
+}
+
+/** Checks every config file and the descriptor budget; every problem becomes a line. */
 export function runCheck(options: DaemonOptions, limit: number = openFileLimit()): CheckResult {
   const lines: string[] = [];
-  // Both files are checked even when the first fails, so one run shows everything to fix.
+  // Every file is checked even when one fails, so one run shows everything to fix.
   const jobsOk = checkJobsConfig(options, limit, lines);
   const logOk = checkLogConfig(options, lines);
-  return { ok: jobsOk && logOk, lines };
+  const webOk = checkWebConfig(options, lines);
+  return { ok: jobsOk && logOk && webOk, lines };
 }

@@ -1,19 +1,22 @@
 /**
- * A pool's delivery keys in the jobs config: `keep_alive`, `max_workload_bytes` and the `delivery`
- * object (retry policy, circuit breaker, dead-letter file). Every key is optional; a missing one takes
- * its value from defaultPoolExtensions() / DEFAULT_DELIVERY. Problems are collected like every other
- * jobs-config problem, one line each; a combination that is pointless but harmless (retry settings
+ * A pool's delivery keys in the jobs config: `keep_alive`, `max_workload_bytes`, `max_response_bytes`
+ * and the `delivery` object (retry policy, circuit breaker, dead-letter file). Every key is optional; a missing one takes
+ * its value from defaultPoolExtensions() / DEFAULT_DELIVERY, except the dead-letter file: a pool in
+ * "retry" mode that names none (or null) gets `<--dead_letter_dir>/<pool>.jsonl`, so that the default
+ * configuration drops no background job; `false` means none, and so does "fail_fast" unless it names
+ * one. Problems are collected like every other jobs-config problem, one line each; a combination that is pointless but harmless (retry settings
  * under "fail_fast") is accepted, only values the runtime could not honour are refused.
  */
 import path from 'node:path';
+import { MAX_FILE_NAME_BYTES } from './dead-letter-location.js';
 import { childPath } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, isSafeInteger } from './problems.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
-import { DEFAULT_DELIVERY, DeliveryMode, defaultPoolExtensions } from './types.js';
+import { DEFAULT_DELIVERY, DeliveryMode, MAX_RESPONSE_BYTES_LIMIT, defaultPoolExtensions } from './types.js';
 import type { DeliveryPolicy, PoolConfig } from './types.js';
 
 /** The per-pool keys this module reads, for the pool's list of allowed keys. */
-export const POOL_DELIVERY_KEYS = ['keep_alive', 'max_workload_bytes', 'delivery'] as const;
+export const POOL_DELIVERY_KEYS = ['keep_alive', 'max_workload_bytes', 'max_response_bytes', 'delivery'] as const;
 
 /** The keys of a `delivery` object, in the order the documentation lists them. */
 export const DELIVERY_KEYS = {
@@ -49,7 +52,7 @@ export const RETRY_STATUS_MAX = 599;
 
 const CONTROL_CHARACTERS = /[\x00-\x1f\x7f]/;
 
-export type PoolDeliverySettings = Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery'>;
+export type PoolDeliverySettings = Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery'>;
 
 function readKeepAlive(value: unknown, at: string, fallback: boolean, problems: Problems): boolean {
   if (value === undefined) return fallback;
@@ -62,6 +65,13 @@ function readMaxWorkloadBytes(value: unknown, at: string, fallback: number, prob
   if (value === undefined) return fallback;
   if (isSafeInteger(value) && value >= 0) return value;
   problems.expected(at, 'an integer >= 0 (0 = no limit)', value);
+  return fallback;
+}
+
+function readMaxResponseBytes(value: unknown, at: string, fallback: number, problems: Problems): number {
+  if (value === undefined) return fallback;
+  if (isSafeInteger(value) && value >= 1 && value <= MAX_RESPONSE_BYTES_LIMIT) return value;
+  problems.expected(at, `an integer from 1 to ${MAX_RESPONSE_BYTES_LIMIT} (256 MiB)`, value);
   return fallback;
 }
 
@@ -182,15 +192,40 @@ function readHealthUrl(reader: DeliveryReader): string | null {
   return url.href;
 }
 
-function readDeadLetterFile(reader: DeliveryReader, configDir: string): string | null {
+/**
+ * `dead_letter_file` as written: a resolved path, false (none), or undefined (the default applies; also
+ * after a problem, which makes the pool invalid anyway).
+ */
+function readDeadLetterFile(reader: DeliveryReader, configDir: string): string | false | undefined {
   const key = 'dead_letter_file';
   const value = reader.value(key);
-  if (value === undefined || value === null) return DEFAULT_DELIVERY.deadLetterFile;
-  if (typeof value !== 'string' || value === '') return reader.reject(key, 'a file path or null', value);
-  if (CONTROL_CHARACTERS.test(value)) return reader.reject(key, 'a file path without control characters', value);
-  const base = path.basename(value);
-  if (value.endsWith('/') || base === '.' || base === '..') return reader.reject(key, 'a path naming a file, not a directory', value);
-  return path.resolve(configDir, value);
+  if (value === undefined || value === null) return undefined;
+  if (value === false) return false;
+  const base = typeof value === 'string' ? path.basename(value) : '';
+  if (typeof value !== 'string' || value === '') reader.expected(key, 'a file path, null (the default file under --dead_letter_dir) or false (none)', value);
+  else if (CONTROL_CHARACTERS.test(value)) reader.expected(key, 'a file path without control characters', value);
+  else if (value.endsWith('/') || base === '.' || base === '..') reader.expected(key, 'a path naming a file, not a directory', value);
+  else return path.resolve(configDir, value);
+  return undefined;
+}
+
+/**
+ * The pool's dead-letter file: the one it names, none for `false`, else `defaultFile` in "retry" mode
+ * and none in "fail_fast" (the original's behaviour). A default name too long for a file system is a
+ * problem of the pool (its name is what makes it long).
+ */
+function resolveDeadLetterFile(setting: string | false | undefined, mode: DeliveryMode, defaultFile: string | null, poolAt: string, problems: Problems): string | null {
+  if (typeof setting === 'string') return setting;
+  if (setting === false || mode === DeliveryMode.FAIL_FAST || defaultFile === null) return null;
+  const nameBytes = Buffer.byteLength(path.basename(defaultFile));
+  if (nameBytes > MAX_FILE_NAME_BYTES) {
+    problems.add(
+      poolAt,
+      `its default dead-letter file name (the pool name, percent-encoded, plus .jsonl) has ${nameBytes} bytes, more than the ${MAX_FILE_NAME_BYTES} a file name may have; set delivery.dead_letter_file`,
+    );
+    return null;
+  }
+  return defaultFile;
 }
 
 /** `0.1 seconds`, with ", the default" when the file did not set it. */
@@ -198,7 +233,7 @@ function describeSeconds(reader: DeliveryReader, key: string, ms: number): strin
   return `${key} (${ms / 1000} seconds${reader.has(key) ? '' : ', the default'})`;
 }
 
-function readDeliveryObject(object: Record<string, unknown>, at: string, configDir: string, problems: Problems): DeliveryPolicy {
+function readDeliveryObject(object: Record<string, unknown>, at: string, configDir: string, problems: Problems): { policy: DeliveryPolicy; deadLetterFile: string | false | undefined } {
   checkKeys(object, at, DELIVERY_KEYS, problems);
   const reader = new DeliveryReader(object, at, problems);
   const d = DEFAULT_DELIVERY;
@@ -214,8 +249,9 @@ function readDeliveryObject(object: Record<string, unknown>, at: string, configD
     breakerCooloffMs: reader.seconds('breaker_cooloff', d.breakerCooloffMs),
     breakerMaxCooloffMs: reader.seconds('breaker_max_cooloff', d.breakerMaxCooloffMs),
     healthUrl: readHealthUrl(reader),
-    deadLetterFile: readDeadLetterFile(reader, configDir),
+    deadLetterFile: null,
   };
+  const deadLetterFile = readDeadLetterFile(reader, configDir);
   // Cross-field limits, checked only between values that are valid on their own (a bad value was
   // already reported and replaced by its default, which must not produce a second, confusing line).
   const pairs = [
@@ -228,25 +264,35 @@ function readDeliveryObject(object: Record<string, unknown>, at: string, configD
     if (reader.has(highKey)) reader.expected(highKey, `at least ${describeSeconds(reader, lowKey, lowMs)}`, reader.value(highKey));
     else reader.expected(lowKey, `at most ${describeSeconds(reader, highKey, highMs)}`, reader.value(lowKey));
   }
-  return policy;
+  return { policy, deadLetterFile };
 }
 
 /**
- * Reads a pool object's keep_alive, max_workload_bytes and delivery keys. `at` is the pool's JSON path;
- * a relative dead_letter_file is resolved against `configDir`, the jobs config file's folder, so the
- * same file means the same path whatever directory the daemon was started from.
+ * Reads a pool object's keep_alive, max_workload_bytes, max_response_bytes and delivery keys. `at` is
+ * the pool's JSON path; a relative dead_letter_file is resolved against `configDir`, the jobs config file's folder, so the
+ * same file means the same path whatever directory the daemon was started from. `defaultDeadLetterFile`
+ * is the pool's file under --dead_letter_dir (null: no default, as in tests that load configs alone).
  */
-export function readPoolDelivery(pool: Record<string, unknown>, at: string, configDir: string, problems: Problems): PoolDeliverySettings {
+export function readPoolDelivery(
+  pool: Record<string, unknown>,
+  at: string,
+  configDir: string,
+  problems: Problems,
+  defaultDeadLetterFile: string | null = null,
+): PoolDeliverySettings {
   const defaults = defaultPoolExtensions();
   const keepAlive = readKeepAlive(pool.keep_alive, childPath(at, 'keep_alive'), defaults.keepAlive, problems);
   const maxWorkloadBytes = readMaxWorkloadBytes(pool.max_workload_bytes, childPath(at, 'max_workload_bytes'), defaults.maxWorkloadBytes, problems);
+  const maxResponseBytes = readMaxResponseBytes(pool.max_response_bytes, childPath(at, 'max_response_bytes'), defaults.maxResponseBytes, problems);
   const deliveryAt = childPath(at, 'delivery');
   let delivery = defaults.delivery;
+  let deadLetterFile: string | false | undefined;
   if (Object.hasOwn(pool, 'delivery')) {
-    if (isPlainObject(pool.delivery)) delivery = readDeliveryObject(pool.delivery, deliveryAt, configDir, problems);
+    if (isPlainObject(pool.delivery)) ({ policy: delivery, deadLetterFile } = readDeliveryObject(pool.delivery, deliveryAt, configDir, problems));
     else problems.expected(deliveryAt, 'an object of delivery settings', pool.delivery);
   }
-  return { keepAlive, maxWorkloadBytes, delivery };
+  delivery.deadLetterFile = resolveDeadLetterFile(deadLetterFile, delivery.mode, defaultDeadLetterFile, at, problems);
+  return { keepAlive, maxWorkloadBytes, maxResponseBytes, delivery };
 }
 
 /** JSON path of a pool's dead_letter_file, as problem lines name it. */
@@ -257,20 +303,25 @@ export function deadLetterPath(poolAt: string): string {
 /**
  * Each pool child appends to its own dead-letter file without coordinating with the others, so two
  * pools on one file would interleave partial lines; the jobs config itself must never be appended to.
- * `pools` pairs each valid pool with its JSON path.
+ * `pools` pairs each valid pool with its JSON path and its default file (to say when a file is that).
  */
-export function checkDeadLetterFiles(pools: ReadonlyArray<{ at: string; pool: PoolConfig }>, configFile: string, problems: Problems): void {
+export function checkDeadLetterFiles(
+  pools: ReadonlyArray<{ at: string; pool: PoolConfig; defaultFile: string | null }>,
+  configFile: string,
+  problems: Problems,
+): void {
   const owners = new Map<string, string>();
-  for (const { at, pool } of pools) {
+  for (const { at, pool, defaultFile } of pools) {
     const file = pool.delivery.deadLetterFile;
     if (file === null) continue;
     const here = deadLetterPath(at);
+    const which = file === defaultFile ? ' (its default file under --dead_letter_dir)' : '';
     if (file === configFile) {
-      problems.add(here, `${file} is the jobs config file itself; choose another file`);
+      problems.add(here, `${file}${which} is the jobs config file itself; choose another file`);
       continue;
     }
     const owner = owners.get(file);
-    if (owner !== undefined) problems.add(here, `${file} is already the dead-letter file of ${owner}; every pool needs its own file`);
+    if (owner !== undefined) problems.add(here, `${file}${which} is already the dead-letter file of ${owner}; every pool needs its own file`);
     else owners.set(file, here);
   }
 }

@@ -21,9 +21,11 @@ import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { defaultDeadLetterFile } from './dead-letter-location.js';
 import { POOL_DELIVERY_KEYS, checkDeadLetterFiles, readPoolDelivery } from './delivery.js';
 import { childPath, readJsonDocument } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
+import { describeWithoutValue, isCredentialHeaderName } from './redact.js';
 import { POOL_SECURITY_KEYS, inlineCredentialWarning, readPoolSecurity } from './security.js';
 import { secondsProblem, secondsToMs } from './seconds.js';
 import { DEFAULT_GEARMAN_PORT, RequestFormat } from './types.js';
@@ -37,6 +39,11 @@ export interface JobsConfigDefaults {
   maxRunningTimeMs: number;
   /** The CLI's --request_format; a pool's own request_format overrides it. */
   requestFormat: RequestFormat;
+  /**
+   * The CLI's --dead_letter_dir (resolved): a pool in "retry" mode that names no dead_letter_file
+   * writes to `<dir>/<pool>.jsonl`. Absent or null: such a pool has no dead-letter file.
+   */
+  deadLetterDir?: string | null;
   /** Where `signing_secrets: {"env": …}` is looked up; process.env unless told. */
   env?: NodeJS.ProcessEnv;
   /** Date.now() unless told: certificates are checked against it. */
@@ -280,7 +287,9 @@ function readHeaders(value: unknown, at: string, problems: Problems): Record<str
     } else if (headers.has(lower)) {
       problems.add(headerAt, `header ${JSON.stringify(lower)} is given more than once (names are case-insensitive)`);
     } else if (typeof headerValue !== 'string' || HEADER_VALUE_FORBIDDEN.test(headerValue)) {
-      problems.expected(headerAt, 'a string without control characters', headerValue);
+      // The value of an authorization or API-key header is a credential: its type is enough to fix it.
+      if (isCredentialHeaderName(lower)) problems.add(headerAt, `expected a string without control characters, got ${describeWithoutValue(headerValue)}`);
+      else problems.expected(headerAt, 'a string without control characters', headerValue);
     } else {
       headers.set(lower, headerValue);
     }
@@ -313,6 +322,10 @@ interface PoolContext {
   warnings: string[];
 }
 
+function poolDefaultDeadLetterFile(name: string, defaults: JobsConfigDefaults): string | null {
+  return defaults.deadLetterDir === undefined || defaults.deadLetterDir === null ? null : defaultDeadLetterFile(defaults.deadLetterDir, name);
+}
+
 function readPool(name: string, value: unknown, at: string, context: PoolContext): PoolConfig | null {
   const { defaults, problems } = context;
   const nameProblem = poolNameProblem(name);
@@ -337,7 +350,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
   const requestFormat = readRequestFormat(value.request_format, key('request_format'), defaults.requestFormat, problems);
   const maxRunningTimeMs = readMaxRunningTime(value.max_running_time, key('max_running_time'), defaults.maxRunningTimeMs, problems);
   const headers = readHeaders(value.headers, key('headers'), problems);
-  const delivery = readPoolDelivery(value, at, context.configDir, problems);
+  const delivery = readPoolDelivery(value, at, context.configDir, problems, poolDefaultDeadLetterFile(name, defaults));
   const traceParentField = readTraceParentField(value.trace_parent_field, key('trace_parent_field'), problems);
   const security = readPoolSecurity(value, at, uri === null ? null : uri.startsWith('https:'), {
     configDir: context.configDir,
@@ -367,13 +380,13 @@ function readPools(value: unknown, context: PoolContext, configFile: string): Re
     context.problems.expected(at, expectations[at] as string, value);
     return {};
   }
-  const located: Array<{ at: string; pool: PoolConfig }> = [];
+  const located: Array<{ at: string; pool: PoolConfig; defaultFile: string | null }> = [];
   for (const [name, poolValue] of Object.entries(value)) {
     const poolAt = childPath(at, name);
     const pool = readPool(name, poolValue, poolAt, context);
     if (pool === null) continue;
     pools.set(name, pool);
-    located.push({ at: poolAt, pool });
+    located.push({ at: poolAt, pool, defaultFile: poolDefaultDeadLetterFile(name, context.defaults) });
   }
   checkDeadLetterFiles(located, configFile, context.problems);
   return Object.fromEntries(pools);

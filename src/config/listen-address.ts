@@ -45,3 +45,17 @@ export function parseListenAddress(text: string): ListenAddress | string {
 export function formatListenAddress(address: ListenAddress): string {
   return isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+const ALLOWED_HOST = /^\.?[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$/;
+
+/**
+ * `--exporter_allowed_hosts`: host names separated by commas, lowercased; `.example.com` stands for
+ * example.com and every name under it. The names a request's Host may carry besides the ones the
+ * exporter always answers (docs/observability.md, Access). The problem as a phrase when one is not a name.
+ */
+export function parseAllowedHosts(text: string): string[] | string {
+  const names = text.split(',').map((name) => name.trim().toLowerCase().replace(/\.$/, '')).filter((name) => name !== '');
+  const bad = names.find((name) => !ALLOWED_HOST.test(name) || name.length > 253);
+  if (bad !== undefined) return `expected host names separated by commas (a leading "." allows a domain and its subdomains; no ports; ${JSON.stringify(bad)} is not one)`;
+  return names;
+}

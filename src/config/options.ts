@@ -23,8 +23,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import convict from 'convict';
 import { ErrorCode, OptionsError } from '../errors.js';
+import { DEFAULT_DEAD_LETTER_DIR_TEXT, defaultDeadLetterDir } from './dead-letter-location.js';
 import { suggestKey } from './jobs-config.js';
-import { parseListenAddress } from './listen-address.js';
+import { parseAllowedHosts, parseListenAddress } from './listen-address.js';
+import { redactUris } from './redact.js';
 import { MAX_LOOP_TIMEOUT_SECONDS, MAX_TIMER_SECONDS, secondsProblem } from './seconds.js';
 import { RequestFormat } from './types.js';
 import type { DaemonOptions } from './types.js';
@@ -90,6 +92,12 @@ convict.addFormats({
       if (typeof parsed === 'string') throw new FormatProblem(parsed);
     },
   },
+  'driveshaft-host-list': {
+    validate(value: unknown) {
+      const parsed = typeof value === 'string' ? parseAllowedHosts(value) : 'expected host names separated by commas';
+      if (typeof parsed === 'string') throw new FormatProblem(parsed);
+    },
+  },
   'driveshaft-request-format': {
     validate(value: unknown) {
       if (value !== RequestFormat.JSON && value !== RequestFormat.MULTIPART) throw new FormatProblem('expected "json" or "multipart"');
@@ -97,15 +105,23 @@ convict.addFormats({
   },
 });
 
-/** What convict holds: DaemonOptions with --exporter_addr still as typed (parsed in toDaemonOptions). */
-interface OptionValues extends Omit<DaemonOptions, 'exporter_addr'> {
+/**
+ * What convict holds: DaemonOptions with --exporter_addr and --exporter_allowed_hosts still as typed
+ * (parsed in toDaemonOptions) and --dead_letter_dir still possibly unset (resolved there too).
+ */
+interface OptionValues extends Omit<DaemonOptions, 'exporter_addr' | 'exporter_allowed_hosts' | 'dead_letter_dir'> {
   help: boolean;
   version: boolean;
   exporter_addr: string | null;
+  exporter_allowed_hosts: string;
+  dead_letter_dir: string | null;
 }
 
-/** `placeholder` is the value's name in --help; options without one are flags. */
-type OptionSchema = convict.SchemaObj & { doc: string; placeholder?: string };
+/**
+ * `placeholder` is the value's name in --help; options without one are flags. `defaultDoc` describes
+ * a default that is resolved at startup rather than fixed.
+ */
+type OptionSchema = convict.SchemaObj & { doc: string; placeholder?: string; defaultDoc?: string };
 
 const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
   help: { doc: 'print this help and exit (also -h)', format: 'driveshaft-flag', default: false },
@@ -193,6 +209,15 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     nullable: true,
     env: 'DRIVESHAFT_PID_FILE',
   },
+  dead_letter_dir: {
+    doc: 'folder of the dead-letter files of pools whose delivery sets no dead_letter_file (<pool>.jsonl); created 0700 at startup',
+    placeholder: 'DIR',
+    format: 'driveshaft-path',
+    default: null,
+    nullable: true,
+    defaultDoc: DEFAULT_DEAD_LETTER_DIR_TEXT,
+    env: 'DRIVESHAFT_DEAD_LETTER_DIR',
+  },
   daemonize: {
     doc: 'detach and run in the background; exits 0 once the daemon is ready',
     format: 'driveshaft-flag',
@@ -207,7 +232,7 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     env: 'DRIVESHAFT_REQUEST_FORMAT',
   },
   check: {
-    doc: 'validate the options and both config files, print the result, exit 0 or 2',
+    doc: 'validate the options and every config file (jobs, log, web), print the result, exit 0 or 2',
     format: 'driveshaft-flag',
     default: false,
     env: 'DRIVESHAFT_CHECK',
@@ -220,12 +245,29 @@ const SCHEMA: { [K in keyof OptionValues]: OptionSchema } = {
     nullable: true,
     env: 'DRIVESHAFT_EXPORTER_ADDR',
   },
+  exporter_allowed_hosts: {
+    doc: 'host names the exporter answers besides its own address, localhost and IP addresses (comma-separated; .example.com = the domain and its subdomains); any other Host gets 421',
+    placeholder: 'NAMES',
+    format: 'driveshaft-host-list',
+    default: '',
+    env: 'DRIVESHAFT_EXPORTER_ALLOWED_HOSTS',
+  },
+  web_config_file: {
+    doc: "the exporter's TLS and basic auth, in the Prometheus exporter-toolkit web config format (as node_exporter's --web.config.file)",
+    placeholder: 'PATH',
+    format: 'driveshaft-path',
+    default: null,
+    nullable: true,
+    env: 'DRIVESHAFT_WEB_CONFIG_FILE',
+  },
 };
 
 type OptionName = keyof OptionValues;
 const OPTION_NAMES = Object.keys(SCHEMA) as OptionName[];
 const SHORT_FLAGS: Record<string, OptionName> = { '-h': 'help', '-v': 'version' };
-const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file'] as const;
+const PATH_OPTIONS = ['jobsconfig', 'logconfig', 'pid_file', 'dead_letter_dir', 'web_config_file'] as const;
+/** Options that only mean something with --exporter_addr. */
+const EXPORTER_OPTIONS = ['exporter_allowed_hosts', 'web_config_file'] as const;
 
 function isOptionName(name: string): name is OptionName {
   return Object.hasOwn(SCHEMA, name);
@@ -259,7 +301,7 @@ function tokenize(argv: readonly string[]): Map<OptionName, RawValue> {
     const short = SHORT_FLAGS[token];
     if (token.startsWith('-') && !token.startsWith('--') && short === undefined) throw unknownOption(token);
     if (!token.startsWith('--') && short === undefined) {
-      throw new OptionsError(`${JSON.stringify(token)}: unexpected argument; every option starts with -- (see --help)`);
+      throw new OptionsError(`${redactUris(JSON.stringify(token))}: unexpected argument; every option starts with -- (see --help)`);
     }
     const equals = token.indexOf('=');
     const name = short ?? (equals === -1 ? token.slice(2) : token.slice(2, equals));
@@ -309,7 +351,7 @@ function toOptionProblems(message: string, given: Map<OptionName, RawValue>): st
     const name = match[1] as OptionName;
     const raw = given.get(name);
     const source = raw?.source ?? `--${name}`;
-    if (raw !== undefined) return `${source}: ${match[2] as string}, got ${JSON.stringify(raw.text)}`;
+    if (raw !== undefined) return `${source}: ${match[2] as string}, got ${redactUris(JSON.stringify(raw.text))}`;
     // Only a required option can fail without being given: say both ways of giving it.
     const usage = `--${name} ${SCHEMA[name].placeholder ?? ''}`.trimEnd();
     const env = SCHEMA[name].env === undefined ? '' : ` or set ${SCHEMA[name].env as string}`;
@@ -336,14 +378,25 @@ function validated(given: Map<OptionName, RawValue>, env: Map<OptionName, RawVal
     const got = kill === undefined ? `its default is ${values.child_kill_after}: give --child_kill_after too` : `got ${JSON.stringify(kill.text)}`;
     throw new OptionsError(`${kill?.source ?? '--child_kill_after'}: expected 0 (never) or at least ${unresponsive} (${values.child_unresponsive_after}), ${got}`);
   }
+  if (values.exporter_addr === null) {
+    const orphan = EXPORTER_OPTIONS.find((name) => sources.has(name));
+    if (orphan !== undefined) throw new OptionsError(`${(sources.get(orphan) as RawValue).source}: applies to the exporter; give --exporter_addr too`);
+  }
   return values;
 }
 
-function toDaemonOptions(values: OptionValues): DaemonOptions {
-  const { help: _help, version: _version, exporter_addr: exporterText, ...rest } = values;
+function toDaemonOptions(values: OptionValues, env: NodeJS.ProcessEnv): DaemonOptions {
+  const { help: _help, version: _version, exporter_addr: exporterText, exporter_allowed_hosts: hostsText, dead_letter_dir: deadLetterDir, ...rest } = values;
   const exporter = exporterText === null ? null : parseListenAddress(exporterText);
-  // Validation already refused anything that does not parse.
-  const options: DaemonOptions = { ...rest, exporter_addr: typeof exporter === 'string' ? null : exporter };
+  const hosts = parseAllowedHosts(hostsText);
+  const options: DaemonOptions = {
+    ...rest,
+    // Validation already refused anything that does not parse.
+    exporter_addr: typeof exporter === 'string' ? null : exporter,
+    exporter_allowed_hosts: typeof hosts === 'string' ? [] : hosts,
+    // Resolved before --user drops root: root's default is /var/lib, whoever the children run as.
+    dead_letter_dir: deadLetterDir ?? defaultDeadLetterDir({ env, euid: process.geteuid?.() ?? -1 }),
+  };
   // --daemonize changes the working directory later, so relative paths are fixed now.
   for (const name of PATH_OPTIONS) {
     const value = options[name];
@@ -367,8 +420,10 @@ export function versionText(): string {
 }
 
 function defaultText(name: OptionName): string {
+  const described = SCHEMA[name].defaultDoc;
+  if (described !== undefined) return `default ${described}`;
   const value = SCHEMA[name].default as string | number | boolean | null;
-  if (value === null || value === false) return '';
+  if (value === null || value === false || value === '') return '';
   return `default ${String(value)}`;
 }
 
@@ -407,5 +462,5 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const values = validated(given, environmentValues(env));
   if (values.help) return { kind: 'help', text: helpText() };
   if (values.version) return { kind: 'version', text: versionText() };
-  return { kind: 'run', options: toDaemonOptions(values) };
+  return { kind: 'run', options: toDaemonOptions(values, env) };
 }

@@ -73,6 +73,7 @@ const POOL_SETTINGS: { readonly [K in keyof PoolConfig]: Compare<PoolConfig[K]> 
   maxRunningTimeMs: value(PoolChange.RUNNER),
   headers: (a, b) => (sameRecord(a, b) ? null : PoolChange.RUNNER),
   keepAlive: value(PoolChange.RUNNER),
+  maxResponseBytes: value(PoolChange.RUNNER),
   signingKeys: set(PoolChange.RUNNER),
   bearerToken: value(PoolChange.RUNNER),
   tls: sameTls,

@@ -4,12 +4,16 @@
  * file in one pass instead of one error per restart.
  */
 import { childPath, displayPath } from './json-source.js';
+import { redactUris } from './redact.js';
 
 const PREVIEW_MAX = 60;
 
-/** A short JSON rendering of an offending value, so one problem stays one readable line. */
+/**
+ * A short JSON rendering of an offending value, so one problem stays one readable line. URI passwords
+ * are redacted before the cut: a cut could drop the `@` that tells a password from a host.
+ */
 export function preview(value: unknown): string {
-  const text = value === undefined ? 'nothing' : JSON.stringify(value);
+  const text = value === undefined ? 'nothing' : redactUris(JSON.stringify(value));
   return text.length > PREVIEW_MAX ? `${text.slice(0, PREVIEW_MAX - 1)}…` : text;
 }
 
@@ -31,7 +35,7 @@ export class Problems {
   }
 
   add(at: string, text: string): void {
-    this.lines.push(`${this.#file}: ${displayPath(at)}: ${text}`);
+    this.lines.push(redactUris(`${this.#file}: ${displayPath(at)}: ${text}`));
   }
 }
 

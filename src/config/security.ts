@@ -14,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { childPath } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
+import { isCredentialHeaderName } from './redact.js';
 import { SecretKind } from './types.js';
 import type { PoolConfig, PoolTls, SecretSource } from './types.js';
 
@@ -375,16 +376,13 @@ export function readPoolSecurity(pool: Record<string, unknown>, at: string, http
   return { signingKeys, bearerToken, tls, secretSources: sources };
 }
 
-/** Header names whose value is a credential when written inline in the jobs config. */
-const CREDENTIAL_HEADER = /^(?:authorization|proxy-authorization|cookie)$|token|secret|api-?key|password/;
-
 /**
  * A warning when the jobs config itself holds credentials (user:password in a URI, an authorization or
  * API key header) and every user can read it. `mode` is the file's st_mode.
  */
 export function inlineCredentialWarning(file: string, mode: number, pools: readonly PoolConfig[]): string | null {
   if ((mode & 0o004) === 0) return null;
-  const holders = pools.filter((pool) => Object.keys(pool.headers).some((name) => CREDENTIAL_HEADER.test(name))).map((pool) => pool.name);
+  const holders = pools.filter((pool) => Object.keys(pool.headers).some(isCredentialHeaderName)).map((pool) => pool.name);
   if (holders.length === 0) return null;
   return `${file} is readable by every user (mode ${octal(mode)}) and holds credentials (headers or user:password of pool ${holders.map((name) => JSON.stringify(name)).join(', ')}): chmod o-rwx ${file}, or move them to bearer_token_file`;
 }

@@ -36,6 +36,8 @@ export interface PoolConfig {
   keepAlive: boolean;
   /** `max_workload_bytes`: a job whose workload is larger fails with a clear reason; 0 = no limit. */
   maxWorkloadBytes: number;
+  /** `max_response_bytes`: a response body larger than this fails the job; each slot may hold one this big. */
+  maxResponseBytes: number;
   /** `delivery`: what happens when the endpoint cannot be reached or answers with a transient error. */
   delivery: DeliveryPolicy;
   /**
@@ -120,7 +122,10 @@ export interface DeliveryPolicy {
   breakerMaxCooloffMs: number;
   /** Half-open probe: GET this URL (2xx = healthy) instead of letting one real job through; null = a real job. */
   healthUrl: string | null;
-  /** Absolute path of the pool's dead-letter file (JSON lines); null = none. */
+  /**
+   * Absolute path of the pool's dead-letter file (JSON lines), the explicit `dead_letter_file` or the
+   * default under --dead_letter_dir; null = none (`false`, or fail_fast without a file).
+   */
   deadLetterFile: string | null;
 }
 
@@ -177,18 +182,33 @@ export interface DaemonOptions {
   status_host: string;
   user: string | null;
   pid_file: string | null;
+  /**
+   * Absolute folder of the default dead-letter files (`<pool>.jsonl`), resolved at startup from
+   * --dead_letter_dir or its default (src/config/dead-letter-location.ts).
+   */
+  dead_letter_dir: string;
   daemonize: boolean;
   request_format: RequestFormat;
   check: boolean;
   /** The observability listener (Prometheus /metrics, /status, health checks, status page); null = off. */
   exporter_addr: ListenAddress | null;
+  /** Host names the exporter answers besides its own address, localhost and IP addresses (lowercase; `.name` = name and its subdomains). */
+  exporter_allowed_hosts: string[];
+  /** The exporter's TLS and basic auth (Prometheus exporter-toolkit web config format); null = plain HTTP, no auth. */
+  web_config_file: string | null;
 }
 
-/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
-export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
+/** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** The highest max_response_bytes: the codec's cap on a packet from gearmand, well under V8's longest string (JSON.parse reads the body as one). */
+export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024;
+
+/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, a 64 MiB response cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
   return {
     keepAlive: true,
     maxWorkloadBytes: 0,
+    maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
     delivery: { ...DEFAULT_DELIVERY, retryOnStatus: [...DEFAULT_DELIVERY.retryOnStatus] },
     traceParentField: null,
     signingKeys: [],

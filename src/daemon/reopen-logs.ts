@@ -7,9 +7,9 @@
  * So, before any child logger exists, each file entry's stream is swapped for a ReopenableFile: one
  * object that all the copies share, whose target file can be reopened underneath it.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
-import { logStreamEntries } from '../log/bunyan-logger.js';
+import { logStreamEntries, openLogFile } from '../log/bunyan-logger.js';
 import type { Logger } from '../log/logger.js';
 
 export class ReopenableFile extends Writable {
@@ -26,7 +26,7 @@ export class ReopenableFile extends Writable {
   /** Opens the path again (a new file if it was moved); records in flight finish in the old one. */
   reopen(): void {
     const old = this.#current;
-    this.#current = createWriteStream(this.path, { flags: 'a', encoding: 'utf8' });
+    this.#current = openLogFile(this.path);
     this.#watch(this.#current);
     old.end();
   }
@@ -50,7 +50,7 @@ export class ReopenableFile extends Writable {
 export function makeFileStreamsReopenable(logger: Logger): void {
   for (const entry of logStreamEntries(logger)) {
     if (entry.type !== 'file' || entry.path === undefined || entry.stream instanceof ReopenableFile) continue;
-    // bunyan opens a 'file' entry's stream with fs.createWriteStream.
+    // createLogger opened a 'file' entry's stream with openLogFile (fs.createWriteStream).
     // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
     entry.stream = new ReopenableFile(entry.path, entry.stream as WriteStream);
   }

@@ -60,6 +60,7 @@ export function validateSettings(settings: unknown): ChildSettings {
     if (typeof pool.maxRunningTimeMs !== 'number' || !(pool.maxRunningTimeMs > 0)) bad('pool.maxRunningTimeMs', 'a number > 0');
     if (typeof pool.keepAlive !== 'boolean') bad('pool.keepAlive', 'a boolean');
     if (!Number.isSafeInteger(pool.maxWorkloadBytes) || (pool.maxWorkloadBytes as number) < 0) bad('pool.maxWorkloadBytes', 'an integer >= 0');
+    if (!Number.isSafeInteger(pool.maxResponseBytes) || (pool.maxResponseBytes as number) < 1) bad('pool.maxResponseBytes', 'an integer >= 1');
     if (pool.traceParentField !== null && (typeof pool.traceParentField !== 'string' || pool.traceParentField === '')) bad('pool.traceParentField', 'a non-empty string or null');
     const delivery = pool.delivery as Record<string, unknown> | undefined;
     if (typeof delivery !== 'object' || delivery === null) {

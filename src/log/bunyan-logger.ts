@@ -7,8 +7,10 @@
  * stream entries, its record emitter): a child must never import it, and code that only logs takes
  * its Logger type from logger.ts.
  */
+import { closeSync, createWriteStream, fchmodSync, openSync, type WriteStream } from 'node:fs';
 import { createRequire, Module } from 'node:module';
 import type Bunyan from 'bunyan';
+import { redactUris } from '../config/redact.js';
 import type { LogConfig, LogStreamConfig } from './log-config.js';
 import { DEFAULT_LOG_CONFIG } from './log-config.js';
 import type { LevelName, Logger } from './logger.js';
@@ -54,6 +56,66 @@ function deferMv(): () => void {
 const loadMv = deferMv();
 const bunyan = require('bunyan') as typeof Bunyan;
 
+/**
+ * Mode of the log files driveshaft creates: owner read-write, group read. Not 0644 (bunyan's default
+ * through the umask): a log names the config's paths, pools, endpoints and job uniques, which the jobs
+ * config (commonly 0600 or 0640) keeps from other users. Group read stays, as for the secret files: a
+ * log group (`adm` on Debian) or the --user's group reads the logs without being root. An existing file
+ * keeps its mode; logrotate's `create` copies it to the new file.
+ */
+export const LOG_FILE_MODE = 0o640;
+
+/** Opens a log file for appending, creating it with LOG_FILE_MODE (also used when USR2 reopens it). */
+export function openLogFile(path: string): WriteStream {
+  return createWriteStream(path, { flags: 'a', encoding: 'utf8', mode: LOG_FILE_MODE });
+}
+
+type EmitRecord = (this: Bunyan, record: Record<string, unknown>, noemit?: boolean) => string | undefined;
+const serializeRecord = (bunyan.prototype as unknown as { _emit: EmitRecord })._emit;
+
+/**
+ * bunyan's Logger with the redaction rule (src/config/redact.ts) applied to every line it writes, this
+ * process's records and those forwarded by the children alike. `_emit` is where bunyan turns a record
+ * into its JSON line and writes it to each stream; redacting the line, not the record, covers every
+ * field however deep, and child loggers inherit it (bunyan's child() builds `new this.constructor`).
+ */
+class RedactingLogger extends bunyan {
+  _emit(record: Record<string, unknown>, noemit?: boolean): string | undefined {
+    // noemit: bunyan only serializes (its own JSON, safe for cycles) and returns the line.
+    const line = redactUris(serializeRecord.call(this, record, true) as string);
+    if (noemit === true) return line;
+    const level = record.level as number;
+    // No stream is `raw` (toBunyanStream makes none), so every stream takes the redacted line.
+    for (const stream of (this as unknown as { streams: Array<{ level: number; stream: NodeJS.WritableStream }> }).streams) {
+      if (stream.level <= level) stream.stream.write(line);
+    }
+    return line;
+  }
+}
+
+/**
+ * bunyan's rotating-file stream opens its files without a mode: the first one is made here first with
+ * LOG_FILE_MODE, and each file a rotation opens gets it before its first write (bunyan emits 'drain'
+ * right after opening it; a WriteStream emits 'open' before it writes anything).
+ */
+function keepRotatedFilesPrivate(logger: Bunyan): void {
+  for (const entry of logStreamEntries(logger as unknown as Logger)) {
+    if (entry.type !== 'rotating-file') continue;
+    const rotating = entry.stream as NodeJS.WritableStream & { stream?: WriteStream };
+    rotating.on('drain', () => {
+      const file = rotating.stream;
+      if (file?.pending !== true) return;
+      file.once('open', (fd: number) => {
+        try {
+          fchmodSync(fd, LOG_FILE_MODE);
+        } catch {
+          // Not the file's owner (it was there already): its mode is the owner's choice.
+        }
+      });
+    });
+  }
+}
+
 function toBunyanStream(stream: LogStreamConfig, level: LevelName): Bunyan.Stream {
   const streamLevel = stream.level ?? level;
   switch (stream.type) {
@@ -62,7 +124,7 @@ function toBunyanStream(stream: LogStreamConfig, level: LevelName): Bunyan.Strea
     case 'stderr':
       return { level: streamLevel, stream: process.stderr };
     case 'file':
-      return { level: streamLevel, path: stream.path as string };
+      return { level: streamLevel, type: 'file', path: stream.path as string, stream: openLogFile(stream.path as string) };
     case 'rotating-file':
       return {
         level: streamLevel,
@@ -77,12 +139,17 @@ function toBunyanStream(stream: LogStreamConfig, level: LevelName): Bunyan.Strea
 /** The master's logger. File streams are opened here, before any privilege drop. */
 export function createLogger(config: LogConfig = DEFAULT_LOG_CONFIG): Logger {
   if (config.streams.some((s) => s.type === 'rotating-file')) loadMv();
-  return bunyan.createLogger({
+  for (const stream of config.streams) {
+    if (stream.type === 'rotating-file') closeSync(openSync(stream.path as string, 'a', LOG_FILE_MODE));
+  }
+  const logger = new RedactingLogger({
     name: config.name,
     level: config.level,
     streams: config.streams.map((s) => toBunyanStream(s, config.level)),
     serializers: { err: bunyan.stdSerializers.err },
   });
+  keepRotatedFilesPrivate(logger);
+  return logger;
 }
 
 /** Writes a record forwarded by a child to the master's streams, honouring each stream's level. */

@@ -2,10 +2,15 @@
  * How the master starts a pool child: node:cluster, one process per pool. The pool's name is the only
  * setting passed in the environment (for `ps e` and crash reports), beside MALLOC_ARENA_MAX (see
  * childEnv); the config goes over IPC, not as JSON in environment variables, which any process of the
- * same user can read and which have size limits.
+ * same user can read and which have size limits. Secrets too: every variable a jobs config names as a
+ * secret source (`signing_secrets: {"env": …}`) is removed from every child's environment, since
+ * /proc/<pid>/environ of a child running as --user is readable by any process of that user; the child
+ * gets the pool's keys in its settings over IPC.
  */
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
+import { SecretKind } from '../config/types.js';
+import type { JobsConfig } from '../config/types.js';
 import type { IpcEndpoint } from './ipc-channel.js';
 
 /** One forked pool child as the supervisor sees it. */
@@ -66,9 +71,23 @@ export function poolNodeFlags(workerCount: number | undefined): readonly string[
  */
 export const CHILD_MALLOC_ARENA_MAX = '1';
 
-/** The environment a pool child gets on top of the master's (cluster.fork merges it into process.env). */
-export function childEnv(pool: string, parentEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return { DRIVESHAFT_POOL: pool, ...(parentEnv['MALLOC_ARENA_MAX'] === undefined ? { MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX } : {}) };
+/** Every environment variable any pool of `config` reads a secret from. */
+export function secretVariables(config: JobsConfig): string[] {
+  const names = new Set<string>();
+  for (const pool of Object.values(config.pools)) {
+    for (const source of pool.secretSources) if (source.kind === SecretKind.ENV) names.add(source.name);
+  }
+  return [...names];
+}
+
+/**
+ * The environment a pool child gets on top of the master's (cluster.fork merges it into process.env).
+ * `withheld` variables are set to undefined, which child_process leaves out of the new environment.
+ */
+export function childEnv(pool: string, parentEnv: NodeJS.ProcessEnv = process.env, withheld: Iterable<string> = []): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const name of withheld) env[name] = undefined;
+  return { ...env, DRIVESHAFT_POOL: pool, ...(parentEnv['MALLOC_ARENA_MAX'] === undefined ? { MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX } : {}) };
 }
 
 /** `--max_semi_space_size=2` → `--max-semi-space-size`: V8 treats `_` and `-` alike. */
@@ -91,13 +110,22 @@ export function childExecArgv(defaults: readonly string[], parentExecArgv: reado
 /**
  * Forks pool children with `exec` as their entry. `nodeFlagsFor(pool)` gives the V8 flags a pool's
  * child gets by default (poolNodeFlags of its worker_count); the operator's own flags win.
+ * `secretVariablesNow()` names the variables the current config reads secrets from: they and every
+ * one named before (a reload may drop a name, the master's environment still holds its value) are
+ * withheld from the child.
  */
-export function clusterForker(exec: string = DEFAULT_CHILD_EXEC, nodeFlagsFor: (pool: string) => readonly string[] = () => []): ForkChild {
+export function clusterForker(
+  exec: string = DEFAULT_CHILD_EXEC,
+  nodeFlagsFor: (pool: string) => readonly string[] = () => [],
+  secretVariablesNow: () => readonly string[] = () => [],
+): ForkChild {
+  const withheld = new Set<string>();
   return (pool) => {
+    for (const name of secretVariablesNow()) withheld.add(name);
     // setupPrimary only affects later forks; calling it each time keeps two masters' settings (tests
     // that run a fixture child beside the real one) from leaking into each other.
     cluster.setupPrimary({ exec, args: [], silent: false, execArgv: childExecArgv(nodeFlagsFor(pool)) });
-    const worker = cluster.fork(childEnv(pool));
+    const worker = cluster.fork(childEnv(pool, process.env, withheld));
     return {
       pid: worker.process.pid ?? -1,
       endpoint: worker,

@@ -33,6 +33,7 @@
 import { diffJobsConfig, isEmptyDiff } from '../config/diff.js';
 import type { ConfigDiff } from '../config/diff.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from '../config/types.js';
+import type { ExporterWebConfig } from '../config/web-config.js';
 import { ListenError, problemLines } from '../errors.js';
 import { formatListenAddress } from '../config/listen-address.js';
 import { versionText } from '../config/options.js';
@@ -44,6 +45,7 @@ import type { Logger } from '../log/logger.js';
 import { effectiveLevel } from '../log/bunyan-logger.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
+import { DeadLetterFolder } from './dead-letter-folder.js';
 // The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.
 import type { Exporter, ExporterSource } from '../observe/exporter.js';
 import { GearmandPoller } from '../observe/gearmand-poller.js';
@@ -89,6 +91,8 @@ export interface MasterOptions {
   afterBind?: () => void;
   /** Where signals come from; null installs none (tests drive the master directly). */
   signals?: SignalSource | null;
+  /** --web_config_file, already validated: the exporter's TLS and basic auth. */
+  webConfig?: ExporterWebConfig | null;
   timing?: Partial<SupervisorTiming>;
 }
 
@@ -108,6 +112,7 @@ export class Master implements ExporterSource {
    * removed pool, or one scaled to zero and back, keeps what it counted.
    */
   readonly #totals = new PoolTotalsLedger();
+  readonly #deadLetterFolder: DeadLetterFolder;
   readonly #startedAt = Date.now();
   #config: JobsConfig;
   #configLoadedAt = Date.now();
@@ -133,6 +138,7 @@ export class Master implements ExporterSource {
     this.#loopMs = Math.round(options.options.loop_timeout * 1000);
     const heartbeat = { unresponsiveAfterMs: secondsToMs(options.options.child_unresponsive_after), killAfterMs: secondsToMs(options.options.child_kill_after) };
     this.#timing = { ...supervisorTiming(this.#loopMs, heartbeat), ...options.timing };
+    this.#deadLetterFolder = new DeadLetterFolder(options.options.dead_letter_dir, options.options.user, this.#log);
     const source = options.signals === undefined ? process : options.signals;
     this.#signals =
       source === null
@@ -187,6 +193,7 @@ export class Master implements ExporterSource {
   async start(): Promise<void> {
     this.#signals?.install();
     const { options } = this.#opts;
+    let deadLetterFolderCreated = false;
     try {
       if (options.status_port !== null) {
         const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
@@ -198,12 +205,21 @@ export class Master implements ExporterSource {
       if (options.exporter_addr !== null) {
         const where = formatListenAddress(options.exporter_addr);
         const { Exporter } = await import('../observe/exporter.js');
-        this.#exporter = new Exporter({ host: options.exporter_addr.host, port: options.exporter_addr.port, source: this, logger: this.#opts.logger });
+        this.#exporter = new Exporter({
+          host: options.exporter_addr.host,
+          port: options.exporter_addr.port,
+          source: this,
+          logger: this.#opts.logger,
+          allowedHosts: options.exporter_allowed_hosts,
+          web: this.#opts.webConfig ?? null,
+        });
         this.#exporterAddress = await this.#exporter.listen().catch((error: NodeJS.ErrnoException) => {
           throw new ListenError(`--exporter_addr ${where}: cannot listen: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
       }
       if (this.#state !== MasterState.STARTING) return; // stopped while binding
+      // Created while the master may still be root (/var/lib), for the --user the children run as.
+      deadLetterFolderCreated = this.#deadLetterFolder.create(Object.values(this.#config.pools));
       this.#opts.afterBind?.();
     } catch (error) {
       this.#signals?.uninstall();
@@ -214,6 +230,7 @@ export class Master implements ExporterSource {
       throw error;
     }
     this.#logConfigWarnings(this.#config);
+    if (deadLetterFolderCreated) this.#deadLetterFolder.verify(Object.values(this.#config.pools));
     const starts: Array<Promise<void>> = [];
     for (const pool of Object.values(this.#config.pools)) {
       if (pool.workerCount > 0) starts.push(this.#startPool(pool));
@@ -248,7 +265,7 @@ export class Master implements ExporterSource {
         statusAddress: this.#statusAddress,
         exporterAddress: this.#exporterAddress,
       },
-      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}${this.#exporterAddress === null ? '' : `, exporter http://${formatListenAddress(this.#exporterAddress)}/`}`,
+      `driveshaft running: ${this.#supervisors.size} pool children${this.#statusAddress === null ? '' : `, status port ${this.#statusAddress.host}:${this.#statusAddress.port}`}${this.#exporterAddress === null ? '' : `, exporter ${(this.#opts.webConfig?.tls ?? null) === null ? 'http' : 'https'}://${formatListenAddress(this.#exporterAddress)}/`}`,
     );
   }
 
@@ -450,6 +467,7 @@ export class Master implements ExporterSource {
       if (supervisor !== undefined) this.#retire(supervisor, (previous.pools[name] as PoolConfig).maxRunningTimeMs);
     }
     const changed = [...diff.resized.map((r) => r.pool), ...diff.replaced, ...diff.added];
+    this.#deadLetterFolder.prepare([...diff.added, ...diff.replaced].map((name) => next.pools[name] as PoolConfig));
     for (const name of changed) {
       const pool = next.pools[name] as PoolConfig;
       const supervisor = this.#supervisors.get(name);

@@ -27,10 +27,16 @@
  * - Malformed requests get a 400 (431 for oversized headers) and the connection is closed; an error
  *   while answering is a 500 and a log line, never an exception out of the server.
  * - Bound before privileges are dropped, like the status port; 127.0.0.1 unless told otherwise.
+ * - Every request, whatever its path, first passes the Host check and then, with basic_auth_users in
+ *   --web_config_file, basic authentication (exporter-access.ts); with tls_server_config it is HTTPS.
+ * - Every body is redacted with the one rule (src/config/redact.ts) before it is sent or cached.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
+import { redactUris } from '../config/redact.js';
+import { ClientAuth, type ExporterWebConfig } from '../config/web-config.js';
 import type { Logger } from '../log/logger.js';
+import { AuthVerdict, BasicAuth, HostCheck } from './exporter-access.js';
 import type { GearmandScrape } from './gearmand-poller.js';
 import { metricFamilies, readiness, statusDocument } from './observation.js';
 import type { Observation } from './observation.js';
@@ -47,6 +53,12 @@ export const MAX_CONNECTIONS = 64;
  * 26; test/memory-footprint.test.ts).
  */
 const { createServer } = process.getBuiltinModule('node:http');
+
+/** bcryptjs is loaded with the first password to check: most exporters have no basic auth. */
+async function bcryptCompare(password: string, hash: string): Promise<boolean> {
+  const { compare } = await import('bcryptjs');
+  return compare(password, hash);
+}
 
 /** What the exporter reads: a (fresh) snapshot of the master and the gearmand poller's cache. */
 export interface ExporterSource {
@@ -66,14 +78,19 @@ export interface ExporterOptions {
   idleTimeoutMs?: number;
   /** Connections at once (default MAX_CONNECTIONS). */
   maxClients?: number;
+  /** --exporter_allowed_hosts: names a request's Host may carry besides localhost, IP addresses and `host`. */
+  allowedHosts?: readonly string[];
+  /** --web_config_file: TLS and basic auth; null or absent: plain HTTP, no auth. */
+  web?: ExporterWebConfig | null;
 }
 
 const ROUTES = new Set(['/', '/metrics', '/status', '/healthz', '/readyz']);
 const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 const BUSY_BODY = 'server busy\n';
 const BUSY_RESPONSE = `HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${BUSY_BODY.length}\r\nConnection: close\r\n\r\n${BUSY_BODY}`;
-/** Busy refusals are logged at most this often, with the count since the last line. */
+/** Busy refusals (and refused Host headers) are logged at most this often, with the count since the last line. */
 const BUSY_LOG_INTERVAL_MS = 60_000;
+const AUTH_CHALLENGE = 'Basic realm="driveshaft", charset="UTF-8"';
 
 export class Exporter {
   readonly #options: ExporterOptions;
@@ -93,30 +110,54 @@ export class Exporter {
   #rendered: { observation: Observation; gearmand: string; bodies: Map<string, Buffer> } | null = null;
   #closing: Promise<void> | null = null;
   #requests = 0;
+  readonly #hosts: HostCheck;
+  readonly #auth: BasicAuth | null;
+  #misdirected = { count: 0, lastHost: '', loggedAt: 0 };
 
   constructor(options: ExporterOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: 'exporter' });
     this.#cacheMs = options.cacheMs ?? 1000;
     const headersTimeout = options.headersTimeoutMs ?? 5000;
-    this.#server = createServer(
-      {
-        headersTimeout,
-        requestTimeout: Math.max(headersTimeout, options.requestTimeoutMs ?? 10_000),
-        keepAliveTimeout: 5000,
-        // Node checks the two timeouts above only this often (30 s by default): a slow client would
-        // hold its connection far past them.
-        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
-        maxHeaderSize: 16 * 1024,
-      },
-      (req, res) => void this.#handle(req, res),
-    );
+    this.#hosts = new HostCheck(options.host, options.allowedHosts ?? []);
+    const users = options.web?.basicAuthUsers ?? {};
+    this.#auth = Object.keys(users).length === 0 ? null : new BasicAuth(users, bcryptCompare);
+    const httpOptions: http.ServerOptions = {
+      headersTimeout,
+      requestTimeout: Math.max(headersTimeout, options.requestTimeoutMs ?? 10_000),
+      keepAliveTimeout: 5000,
+      // Node checks the two timeouts above only this often (30 s by default): a slow client would
+      // hold its connection far past them.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
+      maxHeaderSize: 16 * 1024,
+    };
+    const tls = options.web?.tls ?? null;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.#handle(req, res);
+    this.#server =
+      tls === null
+        ? createServer(httpOptions, handler)
+        : process.getBuiltinModule('node:https').createServer(
+            {
+              ...httpOptions,
+              cert: tls.cert,
+              key: tls.key,
+              ...(tls.clientCa === null ? {} : { ca: tls.clientCa }),
+              requestCert: tls.clientAuth === ClientAuth.REQUIRE_AND_VERIFY,
+              rejectUnauthorized: tls.clientAuth === ClientAuth.REQUIRE_AND_VERIFY,
+              minVersion: tls.minVersion,
+              maxVersion: tls.maxVersion,
+              // A handshake is bounded like a request head (Node's default is 120 s).
+              handshakeTimeout: headersTimeout,
+            },
+            handler,
+          );
     // No server.maxConnections: Node would drop a newcomer unanswered while slow clients keep their
     // places; #admit decides instead.
     this.#maxClients = Math.max(1, options.maxClients ?? MAX_CONNECTIONS);
     // A socket with no traffic for this long is destroyed, including one that stopped reading.
     this.#server.timeout = options.idleTimeoutMs ?? 10_000;
-    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
+    // Over TLS the sockets requests arrive on are the TLS sockets: places are held by those.
+    this.#server.on(tls === null ? 'connection' : 'secureConnection', (socket: Socket) => this.#admit(socket));
     this.#server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
       const socket = req.socket;
       this.#inFlight.set(socket, (this.#inFlight.get(socket) ?? 0) + 1);
@@ -224,6 +265,7 @@ export class Exporter {
     this.#requests++;
     res.on('error', () => res.destroy());
     try {
+      if (!(await this.#admitted(req, res))) return;
       const method = req.method ?? '';
       const path = (req.url ?? '/').split('?', 1)[0] as string;
       if (!ROUTES.has(path)) {
@@ -254,7 +296,7 @@ export class Exporter {
         }
         case '/readyz': {
           const verdict = readiness(await this.#observe());
-          const body = verdict.ready ? 'ready\n' : `not ready\n${verdict.problems.map((p) => `${p.pool}: ${p.reason}`).join('\n')}\n`;
+          const body = verdict.ready ? 'ready\n' : redactUris(`not ready\n${verdict.problems.map((p) => `${p.pool}: ${p.reason}`).join('\n')}\n`);
           this.#send(res, verdict.ready ? 200 : 503, 'text/plain; charset=utf-8', body);
           return;
         }
@@ -281,10 +323,54 @@ export class Exporter {
         path === '/metrics'
           ? formatExposition(metricFamilies(observation, scrapes))
           : `${JSON.stringify(statusDocument(observation, scrapes), null, 2)}\n`;
-      body = Buffer.from(text, 'utf8');
+      body = Buffer.from(redactUris(text), 'utf8');
       cache.bodies.set(path, body);
     }
     return body;
+  }
+
+  /**
+   * The Host check, then basic auth: false after answering 400, 421, 401 or 503. Refused requests
+   * close their connection, so a client that keeps trying pays a new connection each time.
+   */
+  async #admitted(req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> {
+    const host = req.headers.host;
+    if (!this.#hosts.allows(host)) {
+      res.setHeader('connection', 'close');
+      if (host === undefined || host === '') {
+        this.#send(res, 400, 'text/plain; charset=utf-8', 'a Host header is required\n');
+      } else {
+        this.#countMisdirected(host);
+        this.#send(res, 421, 'text/plain; charset=utf-8', 'this exporter does not answer for that host name; an operator adds it with --exporter_allowed_hosts\n');
+      }
+      return false;
+    }
+    if (this.#auth === null) return true;
+    const verdict = await this.#auth.check(req.headers.authorization);
+    if (verdict === AuthVerdict.OK) return true;
+    res.setHeader('connection', 'close');
+    if (verdict === AuthVerdict.BUSY) {
+      res.setHeader('retry-after', '1');
+      this.#send(res, 503, 'text/plain; charset=utf-8', 'too many password checks at once; try again\n');
+    } else {
+      res.setHeader('www-authenticate', AUTH_CHALLENGE);
+      this.#send(res, 401, 'text/plain; charset=utf-8', 'unauthorized\n');
+    }
+    return false;
+  }
+
+  /** A refused Host is worth a warning (it may be a DNS rebinding attempt), at most once a minute. */
+  #countMisdirected(host: string): void {
+    this.#misdirected.count++;
+    this.#misdirected.lastHost = host.slice(0, 100);
+    const now = Date.now();
+    if (now - this.#misdirected.loggedAt < BUSY_LOG_INTERVAL_MS) return;
+    const { count, lastHost } = this.#misdirected;
+    this.#log.warn(
+      { event: 'exporter-host-refused', count, host: lastHost },
+      `exporter refused ${count} request${count === 1 ? '' : 's'} for a host name it does not answer for (last: ${JSON.stringify(lastHost)}); a browser page may be trying DNS rebinding, or a scraper needs --exporter_allowed_hosts`,
+    );
+    this.#misdirected = { count: 0, lastHost: '', loggedAt: now };
   }
 
   #send(res: http.ServerResponse, status: number, contentType: string, body: string | Buffer): void {

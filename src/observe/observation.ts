@@ -6,6 +6,7 @@
  * state is.
  */
 import type { AdminFunctionStatus } from '../codec/admin.js';
+import { redactUris } from '../config/redact.js';
 import type { PoolConfig, ServerAddress } from '../config/types.js';
 import { BreakerState } from '../ipc/messages.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../ipc/messages.js';
@@ -397,7 +398,7 @@ export interface StatusPool {
   configured: boolean;
   workerCount: number;
   functions: string[];
-  /** The endpoint without any user:password part. */
+  /** The endpoint, its password (if any) redacted. */
   uri: string | null;
   /** False while a child of the pool has sent no heartbeat for --child_unresponsive_after. */
   childResponding: boolean;
@@ -443,18 +444,6 @@ export interface StatusDocument {
   ready: Readiness;
   pools: StatusPool[];
   gearmand: Array<{ server: string; up: boolean; scrapeOk: boolean; scrapedAt: string | null; scrapeMs: number; error: string | null; functions: AdminFunctionStatus[] }>;
-}
-
-function withoutCredentials(uri: string): string {
-  try {
-    const url = new URL(uri);
-    if (url.username === '' && url.password === '') return uri;
-    url.username = '';
-    url.password = '';
-    return url.toString();
-  } catch {
-    return uri;
-  }
 }
 
 function statusDelivery(delivery: DeliveryStatus | null, totals: PoolTotals | undefined): StatusDelivery | null {
@@ -511,7 +500,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       configured: config !== undefined,
       workerCount: config?.workerCount ?? 0,
       functions: config?.jobsList ?? [],
-      uri: config === undefined ? null : withoutCredentials(config.jobProcessingUri),
+      uri: config === undefined ? null : redactUris(config.jobProcessingUri),
       childResponding: childResponding(observation, name),
       children: children.map((child) => ({
         pid: child.pid,

@@ -17,6 +17,7 @@
  *   sends its command at once, so slow clients cannot keep it out. When every place is taken by a
  *   client already being answered, the newcomer is told `Error: server busy\r\n` and closed.
  */
+import { redactUris } from '../config/redact.js';
 import net from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { listenOn } from '../daemon/listen.js';
@@ -157,7 +158,8 @@ export class StatusServer {
         // With allowHalfOpen the socket lives until the client closes its side too; one that neither
         // reads its reply nor closes is dropped at the deadline.
         deadline = setTimeout(() => socket.destroy(), this.#options.requestTimeoutMs);
-        socket.end(text);
+        // The one redaction rule, on everything the port says (pool URIs, reasons, uniques).
+        socket.end(redactUris(text));
       });
     };
 

@@ -5,6 +5,7 @@
  */
 import { SubmitKind } from '../codec/index.js';
 import { parseServerAddress } from '../config/jobs-config.js';
+import { secondsProblem, secondsToMs } from '../config/seconds.js';
 import type { ServerAddress } from '../config/types.js';
 import { OptionsError } from '../errors.js';
 
@@ -34,7 +35,13 @@ export interface ReplayOptions {
   untilMs: number | null;
   dryRun: boolean;
   priority: ReplayPriority;
+  /** 1-based: lines before it are neither read as letters nor reported (a resumed run). */
+  fromLine: number;
+  /** How long gearmand may take to answer the oldest outstanding submit before the connection is given up. */
+  replyTimeoutMs: number;
 }
+
+export const DEFAULT_REPLY_TIMEOUT_SECONDS = 30;
 
 export type ReplayCommand = { kind: 'help'; text: string } | { kind: 'run'; options: ReplayOptions };
 
@@ -55,11 +62,17 @@ export function replayHelpText(): string {
     '                          2026-12-01T10:00:00Z; a date alone is midnight UTC)',
     '  --until TIME            replay only letters written before TIME',
     '  --priority P            normal, high or low (default normal)',
+    '  --from-line N           start at line N of the file (resume: a run that lost its connection',
+    '                          prints the command to go on with)',
+    `  --reply-timeout S       seconds gearmand may take to confirm a submit before the connection is`,
+    `                          given up (default ${DEFAULT_REPLY_TIMEOUT_SECONDS}; connecting has 10 s)`,
     '  --dry-run               list what would be submitted; connect to nothing',
     '  --help                  this text',
     '',
     'Exit status: 0 every selected letter was accepted; 1 a bad line, a refused letter or a lost',
-    'connection (reported with line numbers); 2 bad options or an unreadable file.',
+    'connection (reported with line numbers); 2 bad options or an unreadable file. A torn last line',
+    '(no line end: a write cut short, whose job was handed back to gearmand, not failed) is reported',
+    'and skipped, and alone does not make the status 1.',
     '',
   ].join('\n');
 }
@@ -74,7 +87,7 @@ export function parseIsoTime(text: string): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-const VALUE_OPTIONS = ['file', 'servers', 'function', 'since', 'until', 'priority'] as const;
+const VALUE_OPTIONS = ['file', 'servers', 'function', 'since', 'until', 'priority', 'from-line', 'reply-timeout'] as const;
 const FLAG_OPTIONS = ['dry-run', 'help'] as const;
 const ALL_OPTIONS: readonly string[] = [...VALUE_OPTIONS, ...FLAG_OPTIONS];
 
@@ -161,5 +174,42 @@ export function parseReplayCommandLine(argv: readonly string[]): ReplayCommand {
     throw new OptionsError(`--priority: expected normal, high or low, got ${JSON.stringify(priorityText)}`);
   }
 
-  return { kind: 'run', options: { file, servers, functions, sinceMs, untilMs, dryRun, priority: priorityText as ReplayPriority } };
+  const fromLineText = values.get('from-line') ?? '1';
+  if (!/^[0-9]+$/.test(fromLineText) || !Number.isSafeInteger(Number(fromLineText)) || Number(fromLineText) < 1) {
+    throw new OptionsError(`--from-line: expected a line number (1 or more), got ${JSON.stringify(fromLineText)}`);
+  }
+
+  const timeoutText = values.get('reply-timeout');
+  let replyTimeoutMs = secondsToMs(DEFAULT_REPLY_TIMEOUT_SECONDS);
+  if (timeoutText !== undefined) {
+    const seconds = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/.test(timeoutText) ? Number(timeoutText) : Number.NaN;
+    const problem = secondsProblem(seconds);
+    if (problem !== null) throw new OptionsError(`--reply-timeout: expected ${problem}, got ${JSON.stringify(timeoutText)}`);
+    replyTimeoutMs = secondsToMs(seconds);
+  }
+
+  return {
+    kind: 'run',
+    options: { file, servers, functions, sinceMs, untilMs, dryRun, priority: priorityText as ReplayPriority, fromLine: Number(fromLineText), replyTimeoutMs },
+  };
+}
+
+/** `text` as one shell word: quoted only when it holds something a shell would act on. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The command line that replays the same selection from `line` on: every option of `options` (times
+ * as ISO 8601 UTC, servers as host:port), with --from-line set to `line`.
+ */
+export function resumeCommand(options: ReplayOptions, line: number): string {
+  const args = ['driveshaft', 'replay', '--file', options.file, '--servers', options.servers.map((server) => server.label).join(',')];
+  for (const name of options.functions) args.push('--function', name);
+  if (options.sinceMs !== null) args.push('--since', new Date(options.sinceMs).toISOString());
+  if (options.untilMs !== null) args.push('--until', new Date(options.untilMs).toISOString());
+  if (options.priority !== ReplayPriority.NORMAL) args.push('--priority', options.priority);
+  if (options.replyTimeoutMs !== secondsToMs(DEFAULT_REPLY_TIMEOUT_SECONDS)) args.push('--reply-timeout', String(options.replyTimeoutMs / 1000));
+  args.push('--from-line', String(line));
+  return args.map(shellWord).join(' ');
 }

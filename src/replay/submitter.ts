@@ -10,8 +10,14 @@ import type { ServerAddress } from '../config/types.js';
 import { GearmanConnectionError, GearmanServerError } from '../errors.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
-/** A gearmand that takes longer than this to queue a job is stuck (or stopped): give up on the connection. */
-const REPLY_TIMEOUT_MS = 30_000;
+
+export interface SubmitterOptions {
+  /** A gearmand that takes longer than this to queue a job is stuck (or stopped): give up on the connection. */
+  replyTimeoutMs: number;
+  connectTimeoutMs?: number;
+  /** Called for each server that did not accept a connection, before the next one is tried. */
+  onUnreachable?: (server: ServerAddress, reason: string) => void;
+}
 
 interface Pending {
   resolve: (handle: string) => void;
@@ -23,12 +29,14 @@ export class Submitter {
   readonly #socket: net.Socket;
   readonly #parser: Parser;
   readonly #pending: Pending[] = [];
+  readonly #replyTimeoutMs: number;
   #failure: GearmanConnectionError | null = null;
   #replyTimer: NodeJS.Timeout | null = null;
 
-  private constructor(server: ServerAddress, socket: net.Socket) {
+  private constructor(server: ServerAddress, socket: net.Socket, replyTimeoutMs: number) {
     this.server = server;
     this.#socket = socket;
+    this.#replyTimeoutMs = replyTimeoutMs;
     this.#parser = new Parser({
       onPacket: (packet) => this.#onPacket(packet),
       onError: (error) => this.#fail(`protocol error: ${error.message}`),
@@ -38,20 +46,26 @@ export class Submitter {
     socket.on('close', () => this.#fail('gearmand closed the connection'));
   }
 
-  /** Connects to the first server of `servers` that accepts; throws GearmanConnectionError naming each failure. */
-  static async connectFirst(servers: readonly ServerAddress[], connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<Submitter> {
+  /**
+   * Connects to the first server of `servers` that accepts, telling onUnreachable about each one
+   * skipped; throws GearmanConnectionError naming each failure when none accepts.
+   */
+  static async connectFirst(servers: readonly ServerAddress[], options: SubmitterOptions): Promise<Submitter> {
     const failures: string[] = [];
     for (const server of servers) {
       try {
-        return await Submitter.connect(server, connectTimeoutMs);
+        return await Submitter.connect(server, options);
       } catch (error) {
-        failures.push(`${server.label} (${(error as Error).message})`);
+        const reason = (error as Error).message;
+        failures.push(`${server.label} (${reason})`);
+        options.onUnreachable?.(server, reason);
       }
     }
     throw new GearmanConnectionError(`no gearmand reachable: ${failures.join(', ')}`);
   }
 
-  static connect(server: ServerAddress, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<Submitter> {
+  static connect(server: ServerAddress, options: SubmitterOptions): Promise<Submitter> {
+    const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: server.host, port: server.port, noDelay: true });
       const timer = setTimeout(() => {
@@ -65,7 +79,7 @@ export class Submitter {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new Submitter(server, socket));
+        resolve(new Submitter(server, socket, options.replyTimeoutMs));
       });
     });
   }
@@ -112,12 +126,13 @@ export class Submitter {
     }
   }
 
-  /** Restarted by every reply: the oldest pending submit always has REPLY_TIMEOUT_MS from the last progress. */
+  /** Restarted by every reply: the oldest pending submit always has the reply timeout from the last progress. */
   #armReplyTimer(): void {
     if (this.#replyTimer !== null) clearTimeout(this.#replyTimer);
     this.#replyTimer = null;
     if (this.#pending.length === 0) return;
-    this.#replyTimer = setTimeout(() => this.#fail(`no reply to a submit within ${REPLY_TIMEOUT_MS} ms`), REPLY_TIMEOUT_MS);
+    const ms = this.#replyTimeoutMs;
+    this.#replyTimer = setTimeout(() => this.#fail(`no reply to a submit within ${ms / 1000} s (--reply-timeout)`), ms);
   }
 
   #fail(reason: string): void {

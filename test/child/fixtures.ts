@@ -58,7 +58,6 @@ export interface RigOptions {
   /** An https endpoint with this certificate (and client CA for mutual TLS). */
   endpointTls?: EndpointTls;
   logLevel?: import('bunyan').LogLevel;
-  maxResponseBytes?: number;
   /** Wait until gearmand lists this many workers for fn (default workerCount). */
   waitWorkers?: number;
 }
@@ -71,7 +70,7 @@ export async function rig(t: TestContext, options: RigOptions = {}): Promise<Rig
   t.after(() => endpoint.close());
   const logger = memoryLogger(options.logLevel ?? 'warn');
   const settings = makeSettings([serverOf(gearmand)], endpoint.url, options.pool, options.settings);
-  const pool = new WorkerPool({ log: logger.logger, ...(options.maxResponseBytes === undefined ? {} : { maxResponseBytes: options.maxResponseBytes }) });
+  const pool = new WorkerPool({ log: logger.logger });
   pool.start(settings);
   t.after(() => pool.destroy());
   const fn = settings.pool.jobsList[0] as string;

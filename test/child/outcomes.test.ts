@@ -16,7 +16,7 @@ import { rig } from './fixtures.js';
 const FAIL_FAST = { ...DEFAULT_DELIVERY, mode: DeliveryMode.FAIL_FAST };
 
 test('WorkerPool outcomes should follow the outcome table of the HTTP contract', async (t) => {
-  const r = await rig(t, { maxResponseBytes: 4096 });
+  const r = await rig(t, { pool: { maxResponseBytes: 4096 } });
   const { client, endpoint, fn, pool } = r;
   const fail = async (reason: RegExp): Promise<void> => {
     const result = await client.submit(fn, 'w');
@@ -108,7 +108,7 @@ test('WorkerPool outcomes should follow the outcome table of the HTTP contract',
 
   await t.test('a body over the size limit should send WORK_FAIL', async () => {
     endpoint.setHandler(() => ({ body: { gearman_ret: 0, response_string: 'x'.repeat(8192) } }));
-    await fail(/over the 4096-byte limit/);
+    await fail(/response body is over max_response_bytes \(4096\)/);
   });
 
   await t.test('a connection reset by the endpoint is transient: the job is posted again and completes', async () => {

@@ -9,8 +9,19 @@ import type { DaemonOptions } from '../../src/config/types.js';
 import { daemonOptions } from '../helpers/daemon-options.js';
 import { tempDir, writeFile } from '../helpers/temp-dir.js';
 
+/** --check's options; --dead_letter_dir is `dead-letters` beside the jobs config unless given. */
 function options(extra: Partial<DaemonOptions>): DaemonOptions {
-  return daemonOptions('/nonexistent/jobs.json', { check: true, ...extra });
+  return daemonOptions(extra.jobsconfig ?? '/nonexistent/jobs.json', { check: true, ...extra });
+}
+
+/** The delivery line of a pool with the default policy and its default dead-letter file under `dir`. */
+function defaultLine(pool: string, dir: string): string {
+  return `pool "${pool}": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file ${path.join(dir, 'dead-letters', `${pool}.jsonl`)} (the default, under --dead_letter_dir)`;
+}
+
+/** The line of a --dead_letter_dir that the daemon will create. */
+function createdLine(dir: string, owner = ''): string {
+  return `dead-letter folder ${path.join(dir, 'dead-letters')} (--dead_letter_dir) does not exist yet: the daemon creates it at startup (mode 0700${owner})`;
 }
 
 const GOOD_JOBS = {
@@ -30,9 +41,10 @@ test('runCheck should report a good jobs config, no log config and the descripto
     lines: [
       `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
       'file descriptors OK: at most 56 per process, limit 1024',
-      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-      'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-      'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      defaultLine('A', dir),
+      defaultLine('B', dir),
+      defaultLine('C', dir),
+      createdLine(dir),
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -48,7 +60,8 @@ test('runCheck should report a good log config', (t) => {
     lines: [
       `jobs config ${jobsconfig} OK: 1 pool, 4 slots, 1 server`,
       'file descriptors OK: at most 40 per process, limit unlimited',
-      'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      defaultLine('A', dir),
+      createdLine(dir),
       `log config ${logconfig} OK`,
     ],
   });
@@ -88,9 +101,10 @@ test('runCheck should refuse a config over the descriptor budget', (t) => {
   assert.deepEqual(result.lines, [
     `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 2 servers`,
     'pool "B" needs 56 file descriptors (8 slots × 2 servers + 8 HTTP connections + 32 reserved) but the open-file limit is 50; raise it (ulimit -n) or lower worker_count',
-    'pool "A": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-    'pool "B": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
-    'pool "C": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+    defaultLine('A', dir),
+    defaultLine('B', dir),
+    defaultLine('C', dir),
+    createdLine(dir),
     'log config: none given, JSON lines to stdout at level info',
   ]);
 });
@@ -154,7 +168,8 @@ test('runCheck should print each pool\'s delivery policy and accept a writable d
       'file descriptors OK: at most 48 per process, limit 1024',
       `pool "Retry": delivery retry, max_attempts 3, breaker_threshold 0 (never opens), dead_letter_file ${path.join(dir, 'dead', 'retry.jsonl')}`,
       `pool "Fast": delivery fail_fast (no retries, no breaker), dead_letter_file ${path.join(dir, 'fast.jsonl')}`,
-      'pool "Plain": delivery retry, max_attempts 5, breaker_threshold 5, dead_letter_file none',
+      defaultLine('Plain', dir),
+      createdLine(dir),
       'log config: none given, JSON lines to stdout at level info',
     ],
   });
@@ -205,4 +220,65 @@ test('runCheck should refuse a dead-letter folder or file the user cannot write'
   result = runCheckUnprivileged(jobsconfig);
   assert.equal(result.ok, false);
   assert.equal(result.lines[3], `${jobsconfig}: pools_list.A.delivery.dead_letter_file: cannot write ${readOnlyFile}: permission denied`);
+});
+
+const asRoot = { skip: process.getuid?.() === 0 ? false : 'needs root (tests --user)' };
+
+test('runCheck as root should test the dead-letter folders as --user and name the folder, the user and the fix', asRoot, (t) => {
+  const dir = tempDir(t);
+  // nobody must reach the folders; they are root's own (0755): root may write there, nobody may not.
+  fs.chmodSync(dir, 0o755);
+  const locked = path.join(dir, 'locked');
+  fs.mkdirSync(locked, { mode: 0o755 });
+  const jobsconfig = deadLetterJobs(dir, 'locked/A.jsonl');
+  const asUser = runCheck(options({ jobsconfig, user: 'nobody' }), 1024);
+  assert.equal(asUser.ok, false);
+  assert.equal(
+    asUser.lines[3],
+    `${jobsconfig}: pools_list.A.delivery.dead_letter_file: cannot write ${path.join(locked, 'A.jsonl')} as --user nobody: directory ${locked}: permission denied; make ${locked} writable by nobody (e.g. chown nobody ${locked}) or choose another folder`,
+  );
+  // As root without --user the same folder is fine: the difference is the user.
+  assert.equal(runCheck(options({ jobsconfig }), 1024).ok, true);
+
+  // Given to nobody, it passes; and the test file left nothing behind.
+  fs.chownSync(locked, 65534, 65534);
+  assert.deepEqual(runCheck(options({ jobsconfig, user: 'nobody' }), 1024).ok, true);
+  assert.deepEqual(fs.readdirSync(locked), []);
+
+  // The default folder, existing but root's: the line names --dead_letter_dir.
+  const deadLetters = path.join(dir, 'dead-letters');
+  fs.mkdirSync(deadLetters, { mode: 0o700 });
+  const plain = writeFile(dir, 'plain.json', { gearman_servers_list: ['h'], pools_list: { A: GOOD_JOBS.pools_list.A } });
+  const result = runCheck(options({ jobsconfig: plain, user: 'nobody' }), 1024);
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.lines.slice(2, 4), [
+    defaultLine('A', dir),
+    `--dead_letter_dir ${deadLetters}: cannot write ${path.join(deadLetters, 'A.jsonl')} as --user nobody: directory ${deadLetters}: permission denied; make ${deadLetters} writable by nobody (e.g. chown nobody ${deadLetters}) or choose another folder`,
+  ]);
+  // An existing letters file nobody cannot append to.
+  fs.chownSync(deadLetters, 65534, 65534);
+  writeFile(deadLetters, 'A.jsonl', '');
+  const fileResult = runCheck(options({ jobsconfig: plain, user: 'nobody' }), 1024);
+  assert.equal(fileResult.lines[3], `--dead_letter_dir ${deadLetters}: cannot write ${path.join(deadLetters, 'A.jsonl')} as --user nobody: permission denied; make ${deadLetters} writable by nobody (e.g. chown nobody ${deadLetters}) or choose another folder`);
+});
+
+test('runCheck as root should accept a missing --dead_letter_dir nobody can reach once created, and refuse one out of reach', asRoot, (t) => {
+  const dir = tempDir(t);
+  const plain = writeFile(dir, 'plain.json', { gearman_servers_list: ['h'], pools_list: { A: GOOD_JOBS.pools_list.A } });
+  // tempDir is mkdtemp's 0700: nobody could not reach a folder created inside it.
+  const hidden = runCheck(options({ jobsconfig: plain, user: 'nobody' }), 1024);
+  assert.equal(hidden.ok, false);
+  assert.equal(
+    hidden.lines[3],
+    `--dead_letter_dir ${path.join(dir, 'dead-letters')}: does not exist yet, and --user nobody could not reach it once created: ${dir} is not searchable by nobody; set --dead_letter_dir to a folder nobody can reach`,
+  );
+  fs.chmodSync(dir, 0o755);
+  const reachable = runCheck(options({ jobsconfig: plain, user: 'nobody' }), 1024);
+  assert.equal(reachable.ok, true, reachable.lines.join('\n'));
+  assert.equal(reachable.lines[3], createdLine(dir, ', owned by nobody'));
+  assert.equal(fs.existsSync(path.join(dir, 'dead-letters')), false, '--check creates nothing');
+
+  const unknown = runCheck(options({ jobsconfig: plain, user: 'no-such-user-ds' }), 1024);
+  assert.equal(unknown.ok, false);
+  assert.equal(unknown.lines[3], '--user no-such-user-ds: no such user');
 });

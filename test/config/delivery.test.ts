@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig } from '../../src/config/jobs-config.js';
+import { deadLetterFileName, defaultDeadLetterDir, defaultDeadLetterFile } from '../../src/config/dead-letter-location.js';
+import { MAX_CAN_DO_REGISTRATIONS, MAX_FUNCTIONS_PER_POOL, loadJobsConfig, parseJobsConfig, type JobsConfigDefaults } from '../../src/config/jobs-config.js';
+import type { ConfigError } from '../../src/errors.js';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
 import type { JobsConfig } from '../../src/config/types.js';
 import { DEFAULTS, config, configParser, pool } from './jobs-text.js';
@@ -97,6 +99,111 @@ test('a partial delivery object should keep the defaults of the keys it does not
 // ---------------------------------------------------------------------------------------------------
 // dead_letter_file paths
 
+const DEAD_LETTER_DIR = '/var/lib/driveshaft/dead-letters';
+const withDir = parseJobsConfigWith(FILE, { ...DEFAULTS, deadLetterDir: DEAD_LETTER_DIR });
+
+/** parse() and problems() with other defaults. */
+function parseJobsConfigWith(file: string, defaults: JobsConfigDefaults): { parse: (text: string) => JobsConfig; problems: (text: string) => readonly string[] } {
+  return {
+    parse: (text) => parseJobsConfig(text, file, defaults),
+    problems: (text) => {
+      try {
+        parseJobsConfig(text, file, defaults);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return assert.fail('expected a ConfigError');
+    },
+  };
+}
+
+test('with --dead_letter_dir, a retry pool without dead_letter_file (absent or null) should get <dir>/<pool>.jsonl; false and fail_fast none', () => {
+  const pools = withDir.parse(
+    config({
+      Absent: pool(),
+      NoDelivery: pool({ delivery: { max_attempts: 3 } }),
+      Null: pool({ delivery: { dead_letter_file: null } }),
+      Off: pool({ delivery: { dead_letter_file: false } }),
+      Explicit: pool({ delivery: { dead_letter_file: 'explicit.jsonl' } }),
+      FailFast: pool({ delivery: { mode: 'fail_fast' } }),
+      FailFastNull: pool({ delivery: { mode: 'fail_fast', dead_letter_file: null } }),
+      FailFastExplicit: pool({ delivery: { mode: 'fail_fast', dead_letter_file: '/srv/ff.jsonl' } }),
+    }),
+  ).pools;
+  const files = Object.fromEntries(Object.entries(pools).map(([name, settings]) => [name, settings.delivery.deadLetterFile]));
+  assert.deepEqual(files, {
+    Absent: `${DEAD_LETTER_DIR}/Absent.jsonl`,
+    NoDelivery: `${DEAD_LETTER_DIR}/NoDelivery.jsonl`,
+    Null: `${DEAD_LETTER_DIR}/Null.jsonl`,
+    Off: null,
+    Explicit: '/etc/driveshaft/explicit.jsonl',
+    FailFast: null,
+    FailFastNull: null,
+    FailFastExplicit: '/srv/ff.jsonl',
+  });
+  // The resolved path is all the child gets: the rest of the policy is the default one.
+  assert.deepEqual(pools.Absent?.delivery, { ...DEFAULT_DELIVERY, deadLetterFile: `${DEAD_LETTER_DIR}/Absent.jsonl` });
+});
+
+test('a default dead-letter file name should percent-encode every byte outside [A-Za-z0-9._-], one file per pool name', () => {
+  const cases: Array<[string, string]> = [
+    ['Regular', 'Regular.jsonl'],
+    ['a.b_c-D9', 'a.b_c-D9.jsonl'],
+    ['../../etc/passwd', '..%2F..%2Fetc%2Fpasswd.jsonl'],
+    ['.', '..jsonl'],
+    ['..', '...jsonl'],
+    ['with space', 'with%20space.jsonl'],
+    ['100%', '100%25.jsonl'],
+    ['%25', '%2525.jsonl'],
+    ['ünï', '%C3%BCn%C3%AF.jsonl'],
+    ['\ufffd', '%EF%BF%BD.jsonl'],
+    ['\ud800', '%uD800.jsonl'],
+    ['😀', '%F0%9F%98%80.jsonl'],
+    ['a/b', 'a%2Fb.jsonl'],
+    ['a%2Fb', 'a%252Fb.jsonl'],
+  ];
+  for (const [name, file] of cases) assert.equal(deadLetterFileName(name), file, JSON.stringify(name));
+  const names = cases.map(([name]) => name);
+  assert.equal(new Set(names.map(deadLetterFileName)).size, names.length, 'no two pool names share a file');
+  // Every file stays in the folder, whatever the name.
+  for (const name of names) assert.equal(path.dirname(defaultDeadLetterFile(DEAD_LETTER_DIR, name)), DEAD_LETTER_DIR);
+  // And the same through a config (a JSON key may hold a lone surrogate).
+  const pools = withDir.parse('{"gearman_servers_list":["h"],"pools_list":{"\\ud800":' + JSON.stringify(pool()) + ',"\\ufffd":' + JSON.stringify(pool()) + '}}').pools;
+  assert.deepEqual(Object.values(pools).map((p) => path.basename(p.delivery.deadLetterFile ?? '')), ['%uD800.jsonl', '%EF%BF%BD.jsonl']);
+});
+
+test('a pool whose default dead-letter file name would be too long should be told to set dead_letter_file', () => {
+  const long = 'x'.repeat(249);
+  assert.equal(withDir.parse(config({ [long]: pool() })).pools[long]?.delivery.deadLetterFile, `${DEAD_LETTER_DIR}/${long}.jsonl`);
+  const tooLong = `${long}y`;
+  assert.deepEqual(withDir.problems(config({ [tooLong]: pool() })), [
+    `${FILE}: pools_list.${tooLong}: its default dead-letter file name (the pool name, percent-encoded, plus .jsonl) has 256 bytes, more than the 255 a file name may have; set delivery.dead_letter_file`,
+  ]);
+  // Not a problem when the pool names its own file or keeps none.
+  assert.deepEqual(Object.keys(withDir.parse(config({ [tooLong]: pool({ delivery: { dead_letter_file: false } }) })).pools), [tooLong]);
+});
+
+test('an explicit dead_letter_file that is another pool\'s default file should be refused, naming the default', () => {
+  assert.deepEqual(withDir.problems(config({ A: pool({ delivery: { dead_letter_file: `${DEAD_LETTER_DIR}/B.jsonl` } }), B: pool() })), [
+    `${FILE}: pools_list.B.delivery.dead_letter_file: ${DEAD_LETTER_DIR}/B.jsonl (its default file under --dead_letter_dir) is already the dead-letter file of pools_list.A.delivery.dead_letter_file; every pool needs its own file`,
+  ]);
+});
+
+test('defaultDeadLetterDir should follow STATE_DIRECTORY, then root, then XDG_STATE_HOME, then HOME', () => {
+  assert.equal(defaultDeadLetterDir({ env: { STATE_DIRECTORY: '/var/lib/driveshaft' }, euid: 0 }), '/var/lib/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { STATE_DIRECTORY: '/var/lib/ds:/var/lib/other', HOME: '/home/u' }, euid: 1000 }), '/var/lib/ds/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { XDG_STATE_HOME: '/xdg', HOME: '/root' }, euid: 0 }), '/var/lib/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { XDG_STATE_HOME: '/xdg', HOME: '/home/u' }, euid: 1000 }), '/xdg/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { XDG_STATE_HOME: 'relative', HOME: '/home/u' }, euid: 1000 }), '/home/u/.local/state/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { HOME: '/home/u' }, euid: 1000 }), '/home/u/.local/state/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: {}, euid: 1000, homedir: '/home/from-passwd' }), '/home/from-passwd/.local/state/driveshaft/dead-letters');
+  assert.equal(defaultDeadLetterDir({ env: { STATE_DIRECTORY: '' }, euid: 0 }), '/var/lib/driveshaft/dead-letters', 'an empty STATE_DIRECTORY counts as unset');
+});
+
+test('without --dead_letter_dir (a config loaded alone), a pool without dead_letter_file should have none', () => {
+  assert.equal(parse(config({ P: pool() })).pools.P?.delivery.deadLetterFile, null);
+});
+
 test('a relative dead_letter_file should resolve against the jobs config folder, not the working directory', () => {
   assert.equal(delivery({ dead_letter_file: 'dead/P.jsonl' }).deadLetterFile, '/etc/driveshaft/dead/P.jsonl');
   assert.equal(delivery({ dead_letter_file: '../log/P.jsonl' }).deadLetterFile, '/etc/log/P.jsonl');
@@ -134,9 +241,9 @@ test('a dead_letter_file may not be the jobs config file itself', () => {
 
 test('a bad dead_letter_file should be one line each', () => {
   const cases: Array<[unknown, string]> = [
-    ['', 'expected a file path or null, got ""'],
-    [5, 'expected a file path or null, got 5'],
-    [false, 'expected a file path or null, got false'],
+    ['', 'expected a file path, null (the default file under --dead_letter_dir) or false (none), got ""'],
+    [5, 'expected a file path, null (the default file under --dead_letter_dir) or false (none), got 5'],
+    [true, 'expected a file path, null (the default file under --dead_letter_dir) or false (none), got true'],
     ['dead\nletters', 'expected a file path without control characters, got "dead\\nletters"'],
     ['/var/lib/driveshaft/', 'expected a path naming a file, not a directory, got "/var/lib/driveshaft/"'],
     ['/var/lib/..', 'expected a path naming a file, not a directory, got "/var/lib/.."'],
@@ -163,6 +270,16 @@ test('a bad keep_alive or max_workload_bytes should be one line each', () => {
     `${FILE}: pools_list.P.keep_alive: expected true or false, got null`,
     `${FILE}: pools_list.P.max_workload_bytes: expected an integer >= 0 (0 = no limit), got "1MB"`,
   ]);
+});
+
+test('max_response_bytes should default to 64 MiB, be read, and refuse what is not an integer from 1 to 256 MiB', () => {
+  const pools = parse(config({ Default: pool(), Small: pool({ max_response_bytes: 1 }), Large: pool({ max_response_bytes: 256 * 1024 * 1024 }) })).pools;
+  assert.equal(pools.Default?.maxResponseBytes, 64 * 1024 * 1024);
+  assert.equal(pools.Small?.maxResponseBytes, 1);
+  assert.equal(pools.Large?.maxResponseBytes, 256 * 1024 * 1024);
+  for (const value of [0, -1, 1.5, '64MB', null, 256 * 1024 * 1024 + 1]) {
+    assert.deepEqual(problems(config({ P: pool({ max_response_bytes: value }) })), [`${FILE}: pools_list.P.max_response_bytes: expected an integer from 1 to 268435456 (256 MiB), got ${JSON.stringify(value)}`]);
+  }
 });
 
 test('a delivery that is not an object should be one line', () => {
@@ -247,7 +364,8 @@ test('a bad health_url should be one line', () => {
     ['ftp://h/health', 'expected an http:// or https:// URL, or null, got "ftp://h/health"'],
     ['/health', 'expected an http:// or https:// URL, or null, got "/health"'],
     [42, 'expected an http:// or https:// URL, or null, got 42'],
-    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:p@h/health"'],
+    // The password is redacted even in the line that refuses it (issue #22).
+    ['https://u:p@h/health', 'expected an http:// or https:// URL without user:password, got "https://u:***@h/health"'],
   ];
   for (const [value, text] of cases) {
     assert.deepEqual(deliveryProblems({ health_url: value }), [`${FILE}: ${D}.health_url: ${text}`]);

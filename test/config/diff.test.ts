@@ -99,6 +99,12 @@ test('diffJobsConfig should replace a pool whose keep_alive or max_workload_byte
   assert.deepEqual(diff.unchanged, ['Same']);
 });
 
+test('diffJobsConfig should replace a pool whose max_response_bytes changed', () => {
+  const diff = diffJobsConfig(jobs([pool('Limit'), pool('Same')]), jobs([pool('Limit', { maxResponseBytes: 1024 }), pool('Same')]));
+  assert.deepEqual(diff.replaced, ['Limit']);
+  assert.deepEqual(diff.unchanged, ['Same']);
+});
+
 test('diffJobsConfig should replace a pool whose trace_parent_field changed, so its child gets the new setting', () => {
   const before = jobs([pool('Traced'), pool('Same', { traceParentField: 'tp' })]);
   const after = jobs([pool('Traced', { traceParentField: 'traceparent' }), pool('Same', { traceParentField: 'tp' })]);

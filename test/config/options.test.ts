@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, OptionsError } from '../../src/errors.js';
 import { formatListenAddress } from '../../src/config/listen-address.js';
+import { defaultDeadLetterDir } from '../../src/config/dead-letter-location.js';
 import { helpText, parseCommandLine, versionText } from '../../src/config/options.js';
 import type { DaemonOptions } from '../../src/config/types.js';
 import { daemonOptions } from '../helpers/daemon-options.js';
@@ -32,7 +33,16 @@ function rejects(argv: readonly string[], message: string, env: NodeJS.ProcessEn
 
 test('parseCommandLine should apply every default when only --jobsconfig is given', () => {
   // daemonOptions writes the defaults out literally: this also keeps the other tests' builder honest.
-  assert.deepEqual(run(JOBS), daemonOptions('/etc/driveshaft/jobs.json'));
+  assert.deepEqual(run(JOBS), daemonOptions('/etc/driveshaft/jobs.json', { dead_letter_dir: defaultDeadLetterDir({ env: {}, euid: process.geteuid?.() ?? -1 }) }));
+});
+
+test('--dead_letter_dir should default to STATE_DIRECTORY (systemd), else by user, and resolve a relative folder', () => {
+  assert.equal(run(JOBS, { STATE_DIRECTORY: '/var/lib/driveshaft' }).dead_letter_dir, '/var/lib/driveshaft/dead-letters');
+  assert.equal(run(JOBS, {}).dead_letter_dir, process.geteuid?.() === 0 ? '/var/lib/driveshaft/dead-letters' : defaultDeadLetterDir({ env: {}, euid: -1 }));
+  assert.equal(run([...JOBS, '--dead_letter_dir', 'letters'], { STATE_DIRECTORY: '/var/lib/driveshaft' }).dead_letter_dir, path.resolve(process.cwd(), 'letters'));
+  assert.equal(run(JOBS, { DRIVESHAFT_DEAD_LETTER_DIR: '/srv/letters' }).dead_letter_dir, '/srv/letters');
+  rejects([...JOBS, '--dead_letter_dir', ''], '--dead_letter_dir: expected a file path, got ""');
+  assert.match(helpText(), /--dead_letter_dir DIR .*\n.*\(default \$STATE_DIRECTORY\/dead-letters, else \/var\/lib\/driveshaft\/dead-letters as root, else ~\/\.local\/state\/driveshaft\/dead-letters; env DRIVESHAFT_DEAD_LETTER_DIR\)/);
 });
 
 test('parseCommandLine should read every option in --name value form', () => {
@@ -47,10 +57,13 @@ test('parseCommandLine should read every option in --name value form', () => {
     '--status_host', '0.0.0.0',
     '--user', 'nobody',
     '--pid_file', '/run/driveshaft.pid',
+    '--dead_letter_dir', '/var/spool/driveshaft',
     '--daemonize',
     '--request_format', 'multipart',
     '--check',
     '--exporter_addr', '0.0.0.0:8888',
+    '--exporter_allowed_hosts', 'Metrics.Internal,.example.com',
+    '--web_config_file', '/etc/driveshaft/web.yml',
   ]);
   assert.deepEqual(options, {
     jobsconfig: '/etc/driveshaft/jobs.json',
@@ -63,10 +76,13 @@ test('parseCommandLine should read every option in --name value form', () => {
     status_host: '0.0.0.0',
     user: 'nobody',
     pid_file: '/run/driveshaft.pid',
+    dead_letter_dir: '/var/spool/driveshaft',
     daemonize: true,
     request_format: 'multipart',
     check: true,
     exporter_addr: { host: '0.0.0.0', port: 8888 },
+    exporter_allowed_hosts: ['metrics.internal', '.example.com'],
+    web_config_file: '/etc/driveshaft/web.yml',
   });
 });
 
@@ -98,10 +114,13 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     DRIVESHAFT_STATUS_HOST: '::1',
     DRIVESHAFT_USER: 'www-data',
     DRIVESHAFT_PID_FILE: '/env/d.pid',
+    DRIVESHAFT_DEAD_LETTER_DIR: '/env/letters',
     DRIVESHAFT_DAEMONIZE: 'yes',
     DRIVESHAFT_REQUEST_FORMAT: 'multipart',
     DRIVESHAFT_CHECK: 'true',
     DRIVESHAFT_EXPORTER_ADDR: '[::1]:9100',
+    DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: 'scrape.internal',
+    DRIVESHAFT_WEB_CONFIG_FILE: '/env/web.yml',
   });
   assert.deepEqual(options, {
     jobsconfig: '/env/jobs.json',
@@ -114,11 +133,36 @@ test('parseCommandLine should read every option from DRIVESHAFT_* environment va
     status_host: '::1',
     user: 'www-data',
     pid_file: '/env/d.pid',
+    dead_letter_dir: '/env/letters',
     daemonize: true,
     request_format: 'multipart',
     check: true,
     exporter_addr: { host: '::1', port: 9100 },
+    exporter_allowed_hosts: ['scrape.internal'],
+    web_config_file: '/env/web.yml',
   });
+});
+
+test('parseCommandLine should refuse exporter options without --exporter_addr, and host lists that are not names', () => {
+  rejects([...JOBS, '--web_config_file', '/etc/web.yml'], '--web_config_file: applies to the exporter; give --exporter_addr too');
+  rejects(JOBS, 'DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: applies to the exporter; give --exporter_addr too', { DRIVESHAFT_EXPORTER_ALLOWED_HOSTS: 'a.example' });
+  rejects(
+    [...JOBS, '--exporter_addr', '9100', '--exporter_allowed_hosts', 'ok.example,evil.example:80'],
+    '--exporter_allowed_hosts: expected host names separated by commas (a leading "." allows a domain and its subdomains; no ports; "evil.example:80" is not one), got "ok.example,evil.example:80"',
+  );
+});
+
+test('parseCommandLine should redact a URI password in the line about a bad value', () => {
+  assert.throws(
+    () => parseCommandLine([...JOBS, '--exporter_addr', 'http://admin:OptPassSECRET@host:9100'], {}),
+    (error: unknown) => {
+      assert.ok(error instanceof OptionsError);
+      assert.doesNotMatch(error.message, /OptPassSECRET/);
+      assert.match(error.message, /admin:\*\*\*@host/);
+      return true;
+    },
+  );
+  assert.throws(() => parseCommandLine(['http://u:PositionalSECRET@h'], {}), (error: unknown) => !String((error as Error).message).includes('PositionalSECRET'));
 });
 
 test('parseCommandLine should let the command line win over the environment', () => {
@@ -164,10 +208,10 @@ test('parseCommandLine should return the version for --version and -v', () => {
 
 test('helpText should list every option with its default and environment variable', () => {
   const text = helpText();
-  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'child_unresponsive_after', 'child_kill_after', 'status_port', 'status_host', 'user', 'pid_file', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
+  for (const name of ['help', 'version', 'jobsconfig', 'logconfig', 'max_running_time', 'loop_timeout', 'child_unresponsive_after', 'child_kill_after', 'status_port', 'status_host', 'user', 'pid_file', 'dead_letter_dir', 'daemonize', 'request_format', 'check', 'exporter_addr']) {
     assert.match(text, new RegExp(`--${name}\\b`), name);
   }
-  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'CHILD_UNRESPONSIVE_AFTER', 'CHILD_KILL_AFTER', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
+  for (const env of ['JOBSCONFIG', 'LOGCONFIG', 'MAX_RUNNING_TIME', 'LOOP_TIMEOUT', 'CHILD_UNRESPONSIVE_AFTER', 'CHILD_KILL_AFTER', 'STATUS_PORT', 'STATUS_HOST', 'USER', 'PID_FILE', 'DEAD_LETTER_DIR', 'DAEMONIZE', 'REQUEST_FORMAT', 'CHECK', 'EXPORTER_ADDR']) {
     assert.match(text, new RegExp(`env DRIVESHAFT_${env}\\b`), env);
   }
   assert.match(text, /--max_running_time S .*\n.*default 300; env DRIVESHAFT_MAX_RUNNING_TIME/);

@@ -105,9 +105,10 @@ async function setUp(t: TestContext): Promise<Fixture> {
   await writeFile(daemon, `#!/bin/sh\nexec '${process.execPath}' '${path.join(ROOT, 'bin', 'driveshaft.js')}' "$@"\n`);
   await chmod(daemon, 0o755);
   // loop_timeout 1: a graceful stop without running jobs is quick, and the file watcher polls every 0.5 s.
+  // --dead_letter_dir: the default would be /var/lib/driveshaft/dead-letters, outside the test's folder.
   await writeFile(
     defaults,
-    `DAEMON_OPTS="--jobsconfig ${jobsFile} --logconfig ${path.join(dir, 'log.json')} --loop_timeout 1"\nSTOP_TIMEOUT=30\n`,
+    `DAEMON_OPTS="--jobsconfig ${jobsFile} --logconfig ${path.join(dir, 'log.json')} --dead_letter_dir ${path.join(dir, 'dead-letters')} --loop_timeout 1"\nSTOP_TIMEOUT=30\n`,
   );
 
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', DAEMON: daemon, PIDFILE: pidFile, DEFAULTS: defaults, LOGDIR: logDir };

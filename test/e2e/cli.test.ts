@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -247,6 +247,11 @@ test('--user should run the children as that user (root only)', { skip: process.
   assert.equal(typeof nobody, 'number');
   assert.equal(uidOf(daemon.pid), nobody);
   assert.equal(uidOf(childPid), nobody);
+  // The default dead-letter folder, created by the master while root, belongs to the children's user.
+  const deadLetterDir = daemon.logs.find((r) => r.event === 'dead-letter-dir-created')?.dir as string;
+  assert.equal(statSync(deadLetterDir).uid, nobody);
+  assert.equal(statSync(deadLetterDir).mode & 0o777, 0o700);
+  assert.equal(daemon.count((r) => r.event === 'dead-letter-dir-failed'), 0, 'nobody can write it');
   const unknown = await cli(['--jobsconfig', file, '--user', 'no-such-user-ds']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /--user no-such-user-ds: no such user/);

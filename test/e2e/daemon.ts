@@ -4,15 +4,32 @@
  * port, and always kills it (and its children) when the test ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 export { isAlive } from '../helpers/process.js';
 
 /** dist/test/e2e/daemon.js → bin/driveshaft.js */
 export const BIN = fileURLToPath(new URL('../../../bin/driveshaft.js', import.meta.url));
+
+/**
+ * Every daemon a test starts with execFile and process.env keeps its default dead letters
+ * (--dead_letter_dir) in a folder of this test process, not in /var/lib/driveshaft or the user's
+ * home (spawnDaemon gives each daemon a folder of its own). 0755, so that a --user daemon's pool
+ * processes can reach the folder the master creates in it.
+ */
+if (process.env.DRIVESHAFT_DEAD_LETTER_DIR === undefined) {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'driveshaft-test-dead-letters-'));
+  chmodSync(root, 0o755);
+  process.env.DRIVESHAFT_DEAD_LETTER_DIR = path.join(root, 'dead-letters');
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+}
 
 export type LogRecord = Record<string, unknown> & { msg: string; level: number; pid: number };
 
@@ -31,7 +48,11 @@ export interface Daemon {
 
 /** Spawns the CLI with `args` (`bin`: another copy of bin/driveshaft.js). Does not wait for anything; see startServing. */
 export function spawnDaemon(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, bin = BIN, node = process.execPath): Daemon {
-  const proc = spawn(node, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // A folder of its own per daemon: one started with --user must find none left by a root daemon.
+  const deadLetterRoot = tempDir(t);
+  chmodSync(deadLetterRoot, 0o755);
+  const ownDeadLetterDir = { DRIVESHAFT_DEAD_LETTER_DIR: path.join(deadLetterRoot, 'dead-letters') };
+  const proc = spawn(node, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...ownDeadLetterDir, ...env } });
   const logs: LogRecord[] = [];
   let other = '';
   let pending = '';

@@ -1,8 +1,10 @@
+import path from 'node:path';
 import type { DaemonOptions } from '../../src/config/types.js';
 
 /**
- * Daemon options as parseCommandLine gives them with only --jobsconfig (the CLI's defaults), with
- * `overrides` on top: one builder for every test that hands options to the master or --check.
+ * Daemon options as parseCommandLine gives them with only --jobsconfig (the CLI's defaults, except
+ * --dead_letter_dir, whose default depends on the user), with `overrides` on top: one builder for
+ * every test that hands options to the master or --check.
  */
 export function daemonOptions(jobsconfig: string, overrides: Partial<DaemonOptions> = {}): DaemonOptions {
   return {
@@ -16,10 +18,14 @@ export function daemonOptions(jobsconfig: string, overrides: Partial<DaemonOptio
     status_host: '127.0.0.1',
     user: null,
     pid_file: null,
+    // Beside the jobs config, a test's own folder: nothing is written there unless a test asks.
+    dead_letter_dir: path.join(path.dirname(jobsconfig), 'dead-letters'),
     daemonize: false,
     request_format: 'json',
     check: false,
     exporter_addr: null,
+    exporter_allowed_hosts: [],
+    web_config_file: null,
     ...overrides,
   };
 }

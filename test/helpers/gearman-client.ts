@@ -13,8 +13,8 @@ import type { Packet } from '../../src/codec/index.js';
 export type JobOutcomeKind = 'complete' | 'fail' | 'exception';
 
 export interface SubmitOptions {
-  /** Default: a random UUID, as libgearman clients send. Pass '' to send none. */
-  unique?: string;
+  /** Default: a random UUID, as libgearman clients send. Pass '' to send none; a Buffer is sent as its bytes. */
+  unique?: string | Buffer;
   /** SUBMIT_JOB_BG: resolves on JOB_CREATED, with `outcome` undefined. */
   background?: boolean;
   priority?: 'normal' | 'high' | 'low';

@@ -82,8 +82,16 @@ export interface JsonJob {
   unique: string;
   workload: string;
   workload_encoding?: 'base64';
+  /** Present when the unique's bytes are not UTF-8: `unique` is then their base64. */
+  unique_encoding?: 'base64';
+  /** Present when the function name's bytes are not UTF-8: `function_name` is then their base64. */
+  function_name_encoding?: 'base64';
   /** `workload` as bytes: base64-decoded when workload_encoding says so, else its UTF-8 bytes. */
   workloadBytes: Buffer;
+  /** `unique` as bytes, the same way. */
+  uniqueBytes: Buffer;
+  /** `function_name` as bytes, the same way. */
+  functionNameBytes: Buffer;
 }
 
 /** What the daemon's endpoints answer when all is well. */
@@ -335,11 +343,13 @@ export function parseMultipart(body: Buffer, contentType: string): MultipartPart
   }
 }
 
-const JSON_JOB_KEYS = new Set(['function_name', 'job_handle', 'unique', 'workload', 'workload_encoding']);
+const ENCODED_KEYS = ['function_name', 'unique', 'workload'] as const;
+const JSON_JOB_KEYS = new Set(['function_name', 'job_handle', 'unique', 'workload', ...ENCODED_KEYS.map((key) => `${key}_encoding`)]);
 
 /**
  * Parses and checks a JSON job body (docs/http-contract.md) strictly: the four string fields, an optional
- * `"workload_encoding":"base64"`, nothing else. Throws a HelperError (code HELPER_JSON_JOB) otherwise.
+ * `"<field>_encoding":"base64"` for function_name, unique and workload, nothing else. Throws a
+ * HelperError (code HELPER_JSON_JOB) otherwise.
  */
 export function parseJsonJob(body: Buffer | string): JsonJob {
   const fail = (why: string): never => {
@@ -364,18 +374,19 @@ export function parseJsonJob(body: Buffer | string): JsonJob {
     unique: str('unique'),
     workload: str('workload'),
     workloadBytes: Buffer.alloc(0),
+    uniqueBytes: Buffer.alloc(0),
+    functionNameBytes: Buffer.alloc(0),
   };
-  if ('workload_encoding' in job) {
-    if (job['workload_encoding'] !== 'base64') {
-      fail(`workload_encoding is ${JSON.stringify(job['workload_encoding'])}, expected "base64"`);
-    }
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(parsed.workload) || parsed.workload.length % 4 !== 0) {
-      fail('workload is not canonical base64');
-    }
-    parsed.workload_encoding = 'base64';
-    parsed.workloadBytes = Buffer.from(parsed.workload, 'base64');
-  } else {
-    parsed.workloadBytes = Buffer.from(parsed.workload, 'utf8');
-  }
+  const bytesOf = (key: (typeof ENCODED_KEYS)[number]): Buffer => {
+    const encodingKey = `${key}_encoding` as const;
+    if (!(encodingKey in job)) return Buffer.from(parsed[key], 'utf8');
+    if (job[encodingKey] !== 'base64') fail(`${encodingKey} is ${JSON.stringify(job[encodingKey])}, expected "base64"`);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(parsed[key]) || parsed[key].length % 4 !== 0) fail(`${key} is not canonical base64`);
+    parsed[encodingKey] = 'base64';
+    return Buffer.from(parsed[key], 'base64');
+  };
+  parsed.workloadBytes = bytesOf('workload');
+  parsed.uniqueBytes = bytesOf('unique');
+  parsed.functionNameBytes = bytesOf('function_name');
   return parsed;
 }

@@ -175,14 +175,14 @@ test('Exporter should answer garbage with 400 and oversized headers with 431, an
   assert.match(garbage.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
   const binary = await raw(port, '\x00\x01\x02\xff\r\n\r\n');
   assert.match(binary.text, /^HTTP\/1\.1 400 /);
-  const huge = await raw(port, `GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  const huge = await raw(port, `GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
   assert.match(huge.text, /^HTTP\/1\.1 431 /);
   assert.equal((await fetch(`${url}/healthz`)).status, 200);
 });
 
 test('Exporter should close a client that never finishes its request head, and one that sends nothing', async (t) => {
   const { port, url } = await start(t, { headersTimeoutMs: 300, requestTimeoutMs: 300, idleTimeoutMs: 600 });
-  const slow = await raw(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n', 5000);
+  const slow = await raw(port, 'GET /metrics HTTP/1.1\r\nHost: localhost\r\n', 5000);
   assert.ok(slow.closedAfterMs < 3000, `closed after ${slow.closedAfterMs} ms`);
   const silent = await raw(port, '', 5000);
   assert.ok(silent.closedAfterMs < 3000, `closed after ${silent.closedAfterMs} ms`);
@@ -211,7 +211,7 @@ test('Exporter should close a client that trickles its request head byte by byte
   const started = Date.now();
   const socket = net.connect(port, '127.0.0.1');
   socket.on('error', () => {});
-  const head = 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+  const head = 'GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
   let sent = 0;
   const timer = setInterval(() => {
     if (sent < head.length && !socket.destroyed) socket.write(head[sent++] as string);
@@ -232,7 +232,7 @@ test('Exporter should let a real client into a full listener by displacing the o
   const slow = holdPlaces(t, port, MAX_CONNECTIONS, 'GET /metrics HTTP/1.1\r\n');
   await waitFor(() => exporter.clients === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} slow clients to hold a place` });
   const before = exporter.requests;
-  const real = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const real = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
   assert.match(real.text, /^HTTP\/1\.1 200 /);
   assert.ok(real.closedAfterMs < 1000, `answered after ${real.closedAfterMs} ms`);
   assert.equal(exporter.requests, before + 1);
@@ -244,9 +244,9 @@ test('Exporter should answer a newcomer 503 with Retry-After when every place ha
   let release: () => void = () => {};
   source.gate = new Promise<void>((resolve) => (release = resolve));
   // Every place holds a request waiting on the (shared) snapshot.
-  const waiting = holdPlaces(t, port, MAX_CONNECTIONS, 'GET /status HTTP/1.1\r\nHost: x\r\n\r\n');
+  const waiting = holdPlaces(t, port, MAX_CONNECTIONS, 'GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n');
   await waitFor(() => exporter.requests === MAX_CONNECTIONS, { timeoutMs: 5000, message: `${MAX_CONNECTIONS} requests to be in flight` });
-  const refused = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  const refused = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
   assert.match(refused.text, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
   assert.match(refused.text, /\r\nRetry-After: 1\r\n/);
   assert.match(refused.text, /\r\n\r\nserver busy\n$/);

@@ -151,11 +151,11 @@ test('slotState and the status document should agree with the threads shutdown f
   assert.equal(slotState(firstChild.status?.slots[2] as SlotStatus, firstChild), 'stopping');
 });
 
-test('statusDocument should hide the user and password of the endpoint URI', () => {
+test('statusDocument should hide the password of the endpoint URI (the one redaction rule)', () => {
   const obs = observation();
   const pools = { ...obs.pools, Regular: { ...(obs.pools.Regular as ReturnType<typeof pool>), jobProcessingUri: 'https://user:secret@example.com/job.php' } };
   const doc = statusDocument({ ...obs, pools }, []);
-  assert.equal(doc.pools[0]?.uri, 'https://example.com/job.php');
+  assert.equal(doc.pools[0]?.uri, 'https://user:***@example.com/job.php');
 });
 
 test('readiness should want a registered slot in every pool with workers, and name the pools that have none', () => {

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { appendFileSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DeadLetterFile, type DeadLetter } from '../../src/child/delivery/dead-letters.js';
+import { DeadLetterFile, encodeDeadLetter, type DeadLetter } from '../../src/child/delivery/dead-letters.js';
 import { replayMain, type ReplayOutput } from '../../src/replay/replay.js';
 import { parseReplayCommandLine } from '../../src/replay/options.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -229,19 +229,28 @@ test('a letter gearmand refuses should be reported with its line, the others sti
   assert.deepEqual(await queued(server), { Sum: 2 });
 });
 
-test('--servers should use the first server that accepts a connection, and say so when none does', async (t) => {
+test('--servers should use the first server that accepts a connection, with a line for every server skipped', async (t) => {
   const server = await gearmand(t);
   const deadPort = await freePort();
+  const otherDeadPort = await freePort();
   const file = path.join(tempDir(t), 'dead.jsonl');
   await writeLetters(file, [letter()]);
   const output = capture();
   assert.equal(await replayMain(['--file', file, '--servers', `127.0.0.1:${deadPort},${server.label}`], output), 0, output.stderr.join('\n'));
   assert.deepEqual(await queued(server), { Sum: 1 });
+  assert.equal(output.stderr.length, 1, output.stderr.join('\n'));
+  assert.match(output.stderr[0] as string, new RegExp(`^--servers: gearmand 127\\.0\\.0\\.1:${deadPort} unreachable \\(connect ECONNREFUSED[^)]*\\); skipped$`));
 
   const none = capture();
-  assert.equal(await replayMain(['--file', file, '--servers', `127.0.0.1:${deadPort}`], none), 1);
-  assert.equal(none.stderr.length, 1);
-  assert.match(none.stderr[0] as string, new RegExp(`^no gearmand reachable: 127\\.0\\.0\\.1:${deadPort} \\(connect ECONNREFUSED[^)]*\\); nothing was submitted$`));
+  assert.equal(await replayMain(['--file', file, '--servers', `127.0.0.1:${deadPort},127.0.0.1:${otherDeadPort}`], none), 1);
+  assert.deepEqual(
+    none.stderr.map((line) => line.replace(/\(connect ECONNREFUSED[^)]*\)/, '(refused)')),
+    [
+      `--servers: gearmand 127.0.0.1:${deadPort} unreachable (refused); skipped`,
+      `--servers: gearmand 127.0.0.1:${otherDeadPort} unreachable (refused); skipped`,
+      'no gearmand of --servers accepted a connection; nothing was submitted',
+    ],
+  );
 });
 
 /** Whether some connection to 127.0.0.1:port is established (Linux /proc/net/tcp: local port, state 01). */
@@ -269,6 +278,124 @@ test('a connection lost mid-replay should stop the replay and name the first let
   assert.deepEqual(output.stdout, ['replayed 0 of 3 letters (0 skipped by filter, 0 bad lines)']);
   assert.equal(output.stderr.length, 1, output.stderr.join('\n'));
   assert.match(output.stderr[0] as string, new RegExp(`^stopped: gearmand ${server.label.replace(/\./g, '\\.')}: .+; 3 letters from line 1 on were not confirmed`));
+  assert.ok((output.stderr[0] as string).endsWith(`; to resume: driveshaft replay --file ${file} --servers ${server.label} --from-line 1`), output.stderr[0]);
+});
+
+test('--reply-timeout should bound the wait for a stopped gearmand, and the report should name the command to resume', async (t) => {
+  const server = await gearmand(t);
+  const file = path.join(tempDir(t), 'dead.jsonl');
+  await writeLetters(file, [letter({ unique: Buffer.from('a') }), letter({ unique: Buffer.from('b') })]);
+  await server.kill('SIGSTOP');
+  const output = capture();
+  const started = Date.now();
+  const code = await replayMain(['--file', file, '--servers', server.label, '--reply-timeout', '0.5', '--function', 'Sum', '--priority', 'low'], output);
+  const elapsed = Date.now() - started;
+  await server.kill('SIGCONT');
+  assert.equal(code, 1);
+  assert.ok(elapsed >= 450 && elapsed < 10_000, `gave up after ${elapsed} ms`);
+  assert.deepEqual(output.stderr, [
+    `stopped: gearmand ${server.label}: no reply to a submit within 0.5 s (--reply-timeout); 2 letters from line 1 on were not confirmed ` +
+      '(those already sent may have been queued: replaying them again is coalesced only while they are still queued); ' +
+      `to resume: driveshaft replay --file ${file} --servers ${server.label} --function Sum --priority low --reply-timeout 0.5 --from-line 1`,
+  ]);
+});
+
+test('a torn last line should be reported and skipped, and alone should not make the exit status 1', async (t) => {
+  const server = await gearmand(t);
+  const file = path.join(tempDir(t), 'dead.jsonl');
+  await writeLetters(file, [letter({ unique: Buffer.from('whole-1') }), letter({ unique: Buffer.from('whole-2') })]);
+  // What a full disk leaves: the start of a letter and no line end (case 2 of issue 19 measured 77 bytes).
+  const torn = (readFileSync(file, 'utf8').split('\n')[0] as string).slice(0, 77);
+  appendFileSync(file, torn);
+  const output = capture();
+  assert.equal(await replayMain(['--file', file, '--servers', server.label], output), 0, output.stderr.join('\n'));
+  assert.deepEqual(output.stdout, ['replayed 2 of 2 letters (0 skipped by filter, 0 bad lines, 1 torn last line)']);
+  assert.equal(output.stderr.length, 1, output.stderr.join('\n'));
+  assert.match(output.stderr[0] as string, new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} line 3: torn last line \\(77 bytes without a line end: .*\\); skipped`));
+  assert.deepEqual(await queued(server), { Sum: 2 });
+
+  // A whole letter without its line end is a torn write too (the line end is the last byte written).
+  const wholeButUnended = path.join(tempDir(t), 'unended.jsonl');
+  await writeLetters(wholeButUnended, [letter({ unique: Buffer.from('kept') }), letter({ unique: Buffer.from('unended') })]);
+  const text = readFileSync(wholeButUnended, 'utf8');
+  writeFileSync(wholeButUnended, text.slice(0, -1));
+  const unended = capture();
+  assert.equal(await replayMain(['--file', wholeButUnended, '--servers', server.label, '--dry-run'], unended), 0);
+  assert.equal(unended.stdout.at(-1), 'dry run: would replay 1 of 1 letters (0 skipped by filter, 0 bad lines, 1 torn last line)');
+  assert.match(unended.stderr[0] as string, /line 2: torn last line .*end it with a newline and replay it with --from-line 2\)$/);
+});
+
+test('--from-line should skip the lines before it, and refuse a line past the end of the file', async (t) => {
+  const server = await gearmand(t);
+  const file = path.join(tempDir(t), 'dead.jsonl');
+  await writeLetters(file, ['l1', 'l2', 'l3', 'l4'].map((unique) => letter({ unique: Buffer.from(unique) })));
+  appendFileSync(file, 'garbage before the resume point would not be reported again\n');
+  const lines = readFileSync(file, 'utf8').split('\n');
+  writeFileSync(file, [lines[0], lines[4], lines[1], lines[2], lines[3], ''].join('\n'));
+  const output = capture();
+  assert.equal(await replayMain(['--file', file, '--servers', server.label, '--from-line', '3'], output), 0, output.stderr.join('\n'));
+  assert.deepEqual(output.stdout, ['replayed 3 of 3 letters from line 3 (0 skipped by filter, 0 bad lines)']);
+  assert.deepEqual(output.stderr, []);
+  const worker = await RecordingWorker.start(server.port, ['Sum']);
+  t.after(() => worker.close());
+  await waitFor(() => worker.jobs.length === 3 || undefined, { timeoutMs: 15_000, message: 'the 3 letters from line 3 on to run' });
+  assert.deepEqual(worker.jobs.map((job) => job.unique.toString()).sort(), ['l2', 'l3', 'l4']);
+
+  const past = capture();
+  assert.equal(await replayMain(['--file', file, '--servers', server.label, '--from-line', '6'], past), 1);
+  assert.deepEqual(past.stderr, [`--from-line 6: ${file} has only 5 lines; nothing was replayed`]);
+});
+
+/** The words of a command line printed by replay (the test's paths hold no character the shell would quote). */
+function commandWords(command: string): string[] {
+  assert.doesNotMatch(command, /['"\\]/, 'no quoting expected in this test');
+  return command.split(' ');
+}
+
+test('a replay interrupted by gearmand dying mid-replay and resumed with the printed command should submit every letter exactly once', async (t) => {
+  const dir = tempDir(t);
+  // gearmand's persistent queue keeps what it confirmed across the crash, as it would in production.
+  const server = await startGearmand({ extraArgs: ['-q', 'libsqlite3', '--libsqlite3-db', path.join(dir, 'queue.sqlite')] });
+  t.after(() => server.stop());
+  const file = path.join(dir, 'dead.jsonl');
+  const total = 2000;
+  const uniques = Array.from({ length: total }, (_, index) => `order-${index}`);
+  writeFileSync(file, Buffer.concat(uniques.map((unique) => encodeDeadLetter(letter({ unique: Buffer.from(unique), workload: Buffer.from(unique) })))));
+
+  const first = capture();
+  const running = replayMain(['--file', file, '--servers', server.label], first);
+  let finished = false;
+  void running.then(() => (finished = true));
+  await waitFor(async () => ((await queued(server)).Sum ?? 0) >= total / 4 || undefined, { timeoutMs: 60_000, intervalMs: 5, message: 'a quarter of the letters to be queued' });
+  // Frozen first, so that the replay is known to be mid-way when gearmand dies.
+  await server.kill('SIGSTOP');
+  assert.equal(finished, false, 'the replay finished before gearmand was stopped; the file is too short for this machine');
+  await server.kill('SIGKILL');
+  assert.equal(await running, 1);
+  const stopped = first.stderr.find((line) => line.startsWith('stopped: '));
+  assert.ok(stopped !== undefined, first.stderr.join('\n'));
+  const match = /; (\d+) letters from line (\d+) on were not confirmed .*; to resume: (driveshaft replay .*)$/.exec(stopped);
+  assert.ok(match !== null, stopped);
+  const [, unconfirmed, fromLine, command] = match as unknown as [string, string, string, string];
+  assert.ok(Number(fromLine) > 1 && Number(fromLine) <= total, stopped);
+  assert.equal(Number(unconfirmed), total - Number(fromLine) + 1);
+
+  await server.restart();
+  const words = commandWords(command);
+  assert.deepEqual(words.slice(0, 2), ['driveshaft', 'replay']);
+  assert.deepEqual(words.slice(-2), ['--from-line', fromLine]);
+  const resumed = capture();
+  assert.equal(await replayMain(words.slice(2), resumed), 0, resumed.stderr.join('\n'));
+  assert.deepEqual(resumed.stdout, [`replayed ${unconfirmed} of ${unconfirmed} letters from line ${fromLine} (0 skipped by filter, 0 bad lines)`]);
+
+  // Letters gearmand queued but could not confirm before it died were coalesced by their unique.
+  assert.deepEqual(await queued(server), { Sum: total });
+  const worker = await RecordingWorker.start(server.port, ['Sum']);
+  t.after(() => worker.close());
+  await waitFor(async () => (worker.jobs.length >= total && Object.keys(await queued(server)).length === 0) || undefined, { timeoutMs: 60_000, message: 'every queued job to run' });
+  assert.equal(worker.jobs.length, total);
+  assert.deepEqual(new Set(worker.jobs.map((job) => job.unique.toString())), new Set(uniques));
+  for (const job of worker.jobs) assert.equal(job.workload.toString(), job.unique.toString());
 });
 
 test('the replay options should be checked, one clear problem at a time', () => {
@@ -285,6 +412,10 @@ test('the replay options should be checked, one clear problem at a time', () => 
     [['--file', '--servers', 'h'], /^--file: expected a value/],
     [['--file', 'x', '--servers', 'h', '--bogus'], /^--bogus: unknown option/],
     [['--file', 'x', '--servers', 'h', 'stray'], /^"stray": unexpected argument/],
+    [['--file', 'x', '--servers', 'h', '--from-line', '0'], /^--from-line: expected a line number \(1 or more\), got "0"$/],
+    [['--file', 'x', '--servers', 'h', '--from-line', '3009th'], /^--from-line: expected a line number/],
+    [['--file', 'x', '--servers', 'h', '--reply-timeout', '0'], /^--reply-timeout: expected a positive number of seconds, got "0"$/],
+    [['--file', 'x', '--servers', 'h', '--reply-timeout', '30s'], /^--reply-timeout: expected a positive number of seconds, got "30s"$/],
   ];
   for (const [argv, pattern] of problems) {
     assert.throws(() => parseReplayCommandLine(argv), (error: Error & { code?: string }) => {
@@ -301,6 +432,8 @@ test('the replay options should be checked, one clear problem at a time', () => 
   assert.equal(parsed.options.sinceMs, Date.parse('2026-12-01T00:00:00Z'), 'a date alone is midnight UTC');
   assert.deepEqual(parsed.options.functions, ['A']);
   assert.equal(parsed.options.priority, 'normal');
+  assert.equal(parsed.options.fromLine, 1);
+  assert.equal(parsed.options.replyTimeoutMs, 30_000);
 });
 
 /** Runs `node bin/driveshaft.js replay …` to completion. */
@@ -343,10 +476,12 @@ test('the replay command should exit 0 when complete, 1 on a bad line or an unre
   const deadPort = await freePort();
   const unreachable = await cli(['--file', file, '--servers', `127.0.0.1:${deadPort}`]);
   assert.equal(unreachable.code, 1);
-  assert.match(unreachable.stderr, /no gearmand reachable/);
+  assert.match(unreachable.stderr, /no gearmand of --servers accepted a connection; nothing was submitted/);
 
   const help = await cli(['--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: driveshaft replay --file PATH --servers/);
+  assert.match(help.stdout, /^ {2}--from-line N /m);
+  assert.match(help.stdout, /^ {2}--reply-timeout S .*\n.*\(default 30;/m);
   assert.deepEqual(await queued(server), { Sum: 2 }, 'only the first run submitted anything');
 });

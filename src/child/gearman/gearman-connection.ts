@@ -500,6 +500,7 @@ export class GearmanConnection implements WakeMember {
           handle,
           handleText: handle.toString('latin1'),
           functionName: (args[1] as Buffer).toString('utf8'),
+          functionBytes: args[1] as Buffer,
           unique,
           uniqueText: unique.toString('utf8'),
           workload: args[uniq ? 3 : 2] as Buffer,

@@ -7,6 +7,7 @@
  * bytes the HTTP client writes (the JSON string as UTF-8, the multipart buffers in order) without joining them.
  */
 import { createHmac } from 'node:crypto';
+import { DEFAULT_MAX_VERSION, DEFAULT_MIN_VERSION } from 'node:tls';
 import type { ConnectionOptions } from 'node:tls';
 import type { PoolTls } from '../../config/types.js';
 
@@ -130,6 +131,32 @@ const CLIENT_CERTIFICATE_REFUSED = new Set([
 export const CLOSED_AFTER_HANDSHAKE = 'closed-after-handshake';
 
 /**
+ * Stands for ECONNRESET on an https connection that never completed its handshake (the endpoint reset
+ * or closed it): the caller passes it as `code` for that case only.
+ */
+export const RESET_IN_HANDSHAKE = 'reset-in-handshake';
+
+/** The endpoint's alert when it shares no TLS version with us (alert 70, protocol_version). */
+const PROTOCOL_VERSION_REFUSED = 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION';
+
+/**
+ * What lets this Node reach a TLS 1.0 or 1.1 endpoint: the lower minimum version, and OpenSSL 3's
+ * security level 0, without which it still refuses those versions (their handshake signs with SHA-1).
+ * Checked against a TLS 1.0-only endpoint in test/child/http/endpoint-faults.test.ts.
+ */
+export const LEGACY_TLS_NODE_OPTIONS = '--tls-min-v1.0 --tls-cipher-list=DEFAULT@SECLEVEL=0';
+
+/** The TLS versions this process offers: Node's minimum and maximum (NODE_OPTIONS may have changed them). */
+function offeredVersions(): string {
+  return `${DEFAULT_MIN_VERSION} to ${DEFAULT_MAX_VERSION}, Node's minimum and maximum`;
+}
+
+/** What to do about an endpoint that speaks only old TLS, and at what cost. */
+const LEGACY_TLS_REMEDY =
+  `upgrade its TLS, or if you must reach it as it is, start driveshaft with NODE_OPTIONS="${LEGACY_TLS_NODE_OPTIONS}" ` +
+  '(that weakens TLS for every https endpoint of the daemon)';
+
+/**
  * What to change when a request failed with TLS error `code`, or null for other errors. `tls` is the
  * pool's setting, so the advice names what is (or is not) configured.
  */
@@ -156,6 +183,14 @@ export function tlsAdvice(code: string, tls: PoolTls | null): string | null {
     // causes look the same from here, hence "if".
     const lead = 'the endpoint closed a new connection without answering; if it checks client certificates';
     return tls?.certFile != null ? `${lead}, it refused the one of tls.cert_file (${tls.certFile})` : `${lead} (mutual TLS), set the pool's tls.cert_file and tls.key_file`;
+  }
+  if (code === PROTOCOL_VERSION_REFUSED) {
+    return `the endpoint supports none of the TLS versions driveshaft offers (${offeredVersions()}); if it speaks only TLS 1.0 or 1.1, ${LEGACY_TLS_REMEDY}`;
+  }
+  if (code === RESET_IN_HANDSHAKE) {
+    // Some TLS stacks drop a ClientHello they cannot serve instead of sending the protocol_version
+    // alert; other causes (a firewall, a server that is not TLS at all) look the same from here, hence "if".
+    return `the endpoint dropped the connection during the TLS handshake; if it speaks only TLS 1.0 or 1.1 (driveshaft offers ${offeredVersions()}), ${LEGACY_TLS_REMEDY}`;
   }
   return null;
 }

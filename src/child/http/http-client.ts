@@ -21,8 +21,15 @@ const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as 
 
 /** How a request ended without a complete answer. */
 export const HttpFailure = {
-  /** Refused, reset, DNS, TLS, a socket closed mid-response, or our own abort. */
+  /** Reset, a socket closed mid-response, or our own abort, once a connection carried the request. */
   TRANSPORT: 'transport',
+  /** No connection carried the request: refused, DNS, reset or closed during the TLS handshake, a certificate refused. */
+  CONNECT: 'connect',
+  /**
+   * The HTTP/1.1 parser refused the response head at or after a Content-Length header: a second
+   * Content-Length (even an equal one), an invalid length, Transfer-Encoding beside it, a malformed header.
+   */
+  MALFORMED_HEAD: 'malformed-head',
   /** The server sent "100 Continue" to a request that did not ask for it (undici drops the connection). */
   UNSOLICITED_CONTINUE: 'unsolicited-continue',
   /** The server answered 101 Switching Protocols. */
@@ -176,10 +183,23 @@ class ExchangeHandler implements Dispatcher.DispatchHandler, HttpExchange {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#listener.onFailure(error, this.#failureKind(error));
+  }
+
+  #failureKind(error: Error): HttpFailure {
+    // undici hands a request to onRequestStart only once it is written to a connected socket (after
+    // the TLS handshake): an error before that is the connection's.
+    if (this.#controller === null) return HttpFailure.CONNECT;
+    if (!this.#statusPending) return HttpFailure.TRANSPORT;
     // undici's HTTP/1.1 client drops the connection on any 100 Continue (it never sends Expect) with
     // this generic error, before the status reaches onResponseStart; every other 1xx does.
-    const kind = this.#statusPending && error.message === 'bad response' ? HttpFailure.UNSOLICITED_CONTINUE : HttpFailure.TRANSPORT;
-    this.#listener.onFailure(error, kind);
+    if (error.message === 'bad response') return HttpFailure.UNSOLICITED_CONTINUE;
+    // When llhttp refuses a header, undici reports a body length mismatch instead of llhttp's reason if a
+    // Content-Length header came before (client-h1.js createError checks its own count first, and it
+    // adds up the digits of every Content-Length header): a mismatch before the head was complete
+    // can only be that.
+    if ((error as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return HttpFailure.MALFORMED_HEAD;
+    return HttpFailure.TRANSPORT;
   }
 
   onRequestUpgrade(): void {

@@ -8,20 +8,18 @@
  * opened a TCP connection per job). Each request is answered through callbacks: no stream, no promise
  * per job; the two response headers we read come from the raw header list.
  */
+import { DEFAULT_MAX_RESPONSE_BYTES } from '../../config/types.js';
 import type { PoolTls, RequestFormat } from '../../config/types.js';
 import { ErrorCode, HttpRequestError, HttpResponseError, ShuttingDownError } from '../../errors.js';
 import { FailureCause, TransientCause } from '../job.js';
 import type { AttemptInfo, Job, JobOutcome } from '../job.js';
 import { interpretAnswer, interpretBody, retryAfterMs } from './answer.js';
-import { CLOSED_AFTER_HANDSHAKE, tlsAdvice, tlsConnectOptions } from './endpoint-security.js';
+import { CLOSED_AFTER_HANDSHAKE, RESET_IN_HANDSHAKE, tlsAdvice, tlsConnectOptions } from './endpoint-security.js';
 import { HttpFailure, HttpPool, closedUnanswered } from './http-client.js';
 import type { HttpExchange, HttpResponseListener } from './http-client.js';
 import { NdjsonAnswer, isNdjsonResponse } from './ndjson-answer.js';
 import type { ProgressUpdate } from '../job.js';
 import { RequestBuilder } from './request-builder.js';
-
-/** Default cap on a response body: far above any sane `{"gearman_ret":0,…}`, far below memory trouble. */
-export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** Who hears how one attempt went. */
 export interface JobListener {
@@ -38,6 +36,7 @@ export interface JobRunnerOptions {
   maxRunningTimeMs: number;
   /** HTTP connections: the pool's worker_count (at least 1). */
   connections: number;
+  /** The pool's max_response_bytes: a longer body fails the job. */
   maxResponseBytes?: number;
   /** false: `connection: close` on every request, a new TCP connection per job (the original's way). */
   keepAlive?: boolean;
@@ -64,16 +63,18 @@ const STALLS_TO_REPORT = 8;
 
 /**
  * `CODE: message (cause)`, and for a TLS failure of an https endpoint what to change: the code alone
- * rarely says which setting.
+ * rarely says which setting. `connecting`: the error came before a connection carried the request.
  */
-function errorReason(error: unknown, https = false, tls: PoolTls | null = null): string {
+function errorReason(error: unknown, https = false, tls: PoolTls | null = null, connecting = false): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as { code?: unknown }).code;
   const cause = (error as { cause?: unknown }).cause;
-  let reason = typeof code === 'string' ? `${code}: ${error.message}` : error.message;
-  if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message})`;
+  // OpenSSL's messages end with a line break.
+  const message = error.message.trimEnd();
+  let reason = typeof code === 'string' ? `${code}: ${message}` : message;
+  if (cause instanceof Error && cause.message !== error.message) reason += ` (${cause.message.trimEnd()})`;
   if (https && typeof code === 'string') {
-    const advice = tlsAdvice(closedUnanswered(error) ? CLOSED_AFTER_HANDSHAKE : code, tls);
+    const advice = tlsAdvice(closedUnanswered(error) ? CLOSED_AFTER_HANDSHAKE : connecting && code === 'ECONNRESET' ? RESET_IN_HANDSHAKE : code, tls);
     if (advice !== null) reason += `; ${advice}`;
   }
   return reason;
@@ -286,7 +287,7 @@ export class JobRequest implements HttpResponseListener {
   onData(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#settings.maxResponseBytes) {
-      this.abort(new HttpResponseError(`response body is over the ${this.#settings.maxResponseBytes}-byte limit`));
+      this.abort(new HttpResponseError(`response body is over max_response_bytes (${this.#settings.maxResponseBytes})`));
       return;
     }
     if (this.#ndjson !== null) {
@@ -334,10 +335,15 @@ export class JobRequest implements HttpResponseListener {
     } else if (kind === HttpFailure.UPGRADE) {
       // Only reachable if the endpoint answers 101 to a POST: it answered, wrongly, so it is permanent.
       this.#settle({ kind: 'fail', cause: FailureCause.HTTP, reason: 'endpoint tried to upgrade the connection' });
+    } else if (kind === HttpFailure.MALFORMED_HEAD) {
+      // Transient like every other response the parser refuses: a proxy in between may be the one at fault.
+      const reason = `request failed: the endpoint's response head is not valid HTTP/1.1: the parser refused it at or after its Content-Length header (a second Content-Length, refused even when both agree; an invalid length such as "5, 5"; Transfer-Encoding beside it; or a malformed header), which undici reports as ${errorReason(error)}`;
+      this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason, retryAfterMs: null });
     } else {
       // No complete answer: refused, reset, DNS, TLS, a socket closed mid-response. Nothing says the
       // endpoint meant to fail the job, so another attempt may well succeed.
-      this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason: `request failed: ${errorReason(error, this.#settings.https, this.#settings.tls)}`, retryAfterMs: null });
+      const reason = `request failed: ${errorReason(error, this.#settings.https, this.#settings.tls, kind === HttpFailure.CONNECT)}`;
+      this.#settle({ kind: 'transient', cause: TransientCause.CONNECT, reason, retryAfterMs: null });
     }
   }
 

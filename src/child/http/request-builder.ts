@@ -13,7 +13,7 @@ import { RequestSigner, webhookId } from './endpoint-security.js';
 /** Below this a multipart body is assembled into one buffer: a copy is cheaper than the HTTP client's iterable writer. */
 const MULTIPART_COPY_LIMIT = 64 * 1024;
 
-/** The headers every POST carries so an endpoint can tell a redelivery (documented in the README). */
+/** The headers every POST carries so an endpoint can tell a redelivery (documented in docs/http-contract.md). */
 export const ATTEMPT_HEADER = 'driveshaft-attempt';
 export const FIRST_ATTEMPT_HEADER = 'driveshaft-first-attempt';
 /** The job's identity as headers, percent-encoded (see headerValue), and its W3C trace context. */
@@ -76,10 +76,8 @@ export class RequestBuilder {
   /** Flat [name, value, …]: the HTTP client's cheapest header form. */
   readonly #headers: string[];
   readonly #boundary: string;
-  /** `"Sum"` → `"\"Sum\""`: function names repeat on every job; escape each once. */
-  readonly #functionJson = new Map<string, string>();
-  /** Function names as Driveshaft-Function values, percent-encoded once each. */
-  readonly #functionHeader = new Map<string, string>();
+  /** Function names repeat on every job: each one's body member and header value, computed once. */
+  readonly #functionForms = new Map<string, FunctionForms>();
   /** null when the pool signs nothing: an unsigned job pays no more than the test. */
   readonly #signer: RequestSigner | null;
 
@@ -99,12 +97,13 @@ export class RequestBuilder {
   build(job: Job, attempt: AttemptInfo, traceparent: string): BuiltRequest {
     let body: Buffer | string | Buffer[];
     let headers = this.#headers;
+    const fn = this.#formsOf(job);
     if (this.#format === 'multipart') {
       const built = this.#multipartBody(job);
       body = built.body;
       headers = built.headers;
     } else {
-      body = this.#jsonBody(job);
+      body = jsonBody(job, fn);
     }
     headers = [
       ...headers,
@@ -115,7 +114,7 @@ export class RequestBuilder {
       TRACEPARENT_HEADER,
       traceparent,
       FUNCTION_HEADER,
-      this.#functionHeaderValue(job.functionName),
+      fn.header,
       JOB_HANDLE_HEADER,
       headerValue(job.handle, job.handleText),
       UNIQUE_HEADER,
@@ -126,25 +125,15 @@ export class RequestBuilder {
     return { body, headers };
   }
 
-  #functionHeaderValue(functionName: string): string {
-    let value = this.#functionHeader.get(functionName);
-    if (value === undefined) {
-      value = headerValue(Buffer.from(functionName, 'utf8'));
-      if (this.#functionHeader.size < 1024) this.#functionHeader.set(functionName, value);
+  #formsOf(job: Job): FunctionForms {
+    // Only names that decoded without loss are cached: two names that are not UTF-8 can share one text.
+    if (!exactText(job.functionName, job.functionBytes)) return functionForms(job.functionBytes, null);
+    let forms = this.#functionForms.get(job.functionName);
+    if (forms === undefined) {
+      forms = functionForms(job.functionBytes, job.functionName);
+      if (this.#functionForms.size < 1024) this.#functionForms.set(job.functionName, forms);
     }
-    return value;
-  }
-
-  #jsonBody(job: Job): string {
-    let fn = this.#functionJson.get(job.functionName);
-    if (fn === undefined) {
-      fn = JSON.stringify(job.functionName);
-      if (this.#functionJson.size < 1024) this.#functionJson.set(job.functionName, fn);
-    }
-    const head = `{"function_name":${fn},"job_handle":${JSON.stringify(job.handleText)},"unique":${JSON.stringify(job.uniqueText)},"workload":`;
-    // A workload that is not valid UTF-8 cannot be a JSON string without loss: base64 it.
-    if (isUtf8(job.workload)) return `${head}${JSON.stringify(job.workload.toString('utf8'))}}`;
-    return `${head}${JSON.stringify(job.workload.toString('base64'))},"workload_encoding":"base64"}`;
+    return forms;
   }
 
   /**
@@ -163,7 +152,9 @@ export class RequestBuilder {
     }
     const dash = `--${boundary}\r\nContent-Disposition: form-data; name=`;
     const head = Buffer.concat([
-      Buffer.from(`${dash}"function_name"\r\n\r\n${job.functionName}\r\n${dash}"job_handle"\r\n\r\n`, 'utf8'),
+      Buffer.from(`${dash}"function_name"\r\n\r\n`, 'latin1'),
+      job.functionBytes,
+      Buffer.from(`\r\n${dash}"job_handle"\r\n\r\n`, 'latin1'),
       job.handle,
       Buffer.from(`\r\n${dash}"unique"\r\n\r\n`, 'latin1'),
       job.unique,
@@ -179,6 +170,42 @@ export class RequestBuilder {
   }
 }
 
+function jsonBody(job: Job, fn: FunctionForms): string {
+  const unique = jsonBytes(job.unique, exactText(job.uniqueText, job.unique) ? job.uniqueText : null, 'unique');
+  const head = `{"function_name":${fn.json},"job_handle":${JSON.stringify(job.handleText)},"unique":${unique},"workload":`;
+  // A workload that is not valid UTF-8 cannot be a JSON string without loss: base64 it.
+  if (isUtf8(job.workload)) return `${head}${JSON.stringify(job.workload.toString('utf8'))}}`;
+  return `${head}${JSON.stringify(job.workload.toString('base64'))},"workload_encoding":"base64"}`;
+}
+
+/** A function name as the JSON body's member value (with its `_encoding` member when base64) and as a header value. */
+interface FunctionForms {
+  json: string;
+  header: string;
+}
+
+function functionForms(bytes: Buffer, text: string | null): FunctionForms {
+  return { json: jsonBytes(bytes, text, 'function_name'), header: headerValue(bytes) };
+}
+
+/**
+ * Whether `text`, the UTF-8 decoding of `bytes`, is exact. A lossy decoding always holds U+FFFD, so
+ * the usual name or unique is settled by that scan without a second look at the bytes.
+ */
+function exactText(text: string, bytes: Buffer): boolean {
+  return !text.includes('\uFFFD') || isUtf8(bytes);
+}
+
+/**
+ * Bytes as the value of the JSON member `name`: `text`, their exact UTF-8 decoding, or when there is
+ * none (null) base64 followed by `"<name>_encoding":"base64"`, as for the workload. Two uniques that
+ * are not UTF-8 then stay two keys instead of collapsing into one U+FFFD text.
+ */
+function jsonBytes(bytes: Buffer, text: string | null, name: string): string {
+  if (text !== null) return JSON.stringify(text);
+  return `${JSON.stringify(bytes.toString('base64'))},"${name}_encoding":"base64"`;
+}
+
 function newBoundary(): string {
   return `driveshaft-${randomBytes(24).toString('hex')}`;
 }
@@ -188,7 +215,7 @@ function containsBoundary(job: Job, boundary: string): boolean {
     job.workload.includes(boundary, 0, 'latin1') ||
     job.unique.includes(boundary, 0, 'latin1') ||
     job.handle.includes(boundary, 0, 'latin1') ||
-    job.functionName.includes(boundary)
+    job.functionBytes.includes(boundary, 0, 'latin1')
   );
 }
 
