@@ -166,3 +166,21 @@ test('data lines should pause the endpoint while gearmand reads nothing, then al
     if (!head.startsWith(`d${k + 1} `)) assert.fail(`data ${k} is ${JSON.stringify(head)}, expected line ${k + 1}`);
   });
 });
+
+test('a status held when the job is handed back (gearman_ret 14) should not be sent', async (t) => {
+  let calls = 0;
+  const r = await rig(t, {
+    handler: () =>
+      ++calls === 1
+        ? // One write: the second status arrives well within 100 ms of the first, so it is held.
+          { stream: [{ data: '{"status":[1,2]}\n{"status":[2,2]}\n{"gearman_ret":14}\n' }] }
+        : { body: { gearman_ret: 0, response_string: 'ok' } },
+  });
+  const result = await r.client.submit(r.fn, 'w', { timeoutMs: 20_000 });
+  assert.equal(result.outcome, 'complete');
+  assert.equal(calls, 2, 'handed back once, then run again');
+  assert.deepEqual(
+    statuses(result.progress).map((s) => `${s.numerator}/${s.denominator}`),
+    ['1/2'],
+  );
+});

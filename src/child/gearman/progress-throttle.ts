@@ -99,13 +99,17 @@ export class ProgressThrottle {
     this.#end();
   }
 
-  /** The job is over without an answer here (its socket is gone, or it was handed back): drops what is held. */
+  /**
+   * The job is over without an answer here (its socket is gone, or it is being handed back): drops
+   * what is held. Lines already sent go out first: a hand-back destroys the socket in this same tick.
+   */
   discard(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.#held = false;
     this.#behind = [];
     this.#behindBytes = 0;
+    this.#uncork();
     this.#end();
   }
 
@@ -166,6 +170,7 @@ export class ProgressThrottle {
   }
 
   readonly #uncork = (): void => {
+    if (!this.#corked) return;
     this.#corked = false;
     this.#socket.uncork();
   };

@@ -138,6 +138,20 @@ test('ProgressThrottle.discard should drop what is held, keep no timer and resum
   peer.destroy();
 });
 
+test('ProgressThrottle.discard should write the lines already sent when the socket is destroyed in the same tick', async (t) => {
+  const { socket, peer, received } = await socketPair(t);
+  const closed = new Promise<void>((resolve) => peer.once('close', () => resolve()));
+  const throttle = new ProgressThrottle(socket, HANDLE, reader(), () => true);
+  throttle.add({ kind: 'status', numerator: 1, denominator: 2 });
+  throttle.add({ kind: 'data', data: Buffer.from('partial') });
+  throttle.add({ kind: 'status', numerator: 2, denominator: 2 });
+  // A hand-back: the connection drops its socket right away.
+  throttle.discard();
+  socket.destroy();
+  await closed;
+  assert.deepEqual(received.lines, ['status 1/2', 'data partial']);
+});
+
 test('ProgressThrottle should not write a held status once the socket no longer holds the job', async (t) => {
   const { socket, received } = await socketPair(t);
   let held = true;
