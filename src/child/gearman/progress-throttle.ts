@@ -18,9 +18,9 @@
  * paused until the socket drained. A job then holds a bounded amount of progress in memory, and a
  * fast endpoint streams at gearmand's pace instead of piling up in the child.
  *
- * The lines of one HTTP chunk (handled in one tick) go out in one write: a syscall per line cost
- * 3× the time and 8× gearmand's CPU (bench/progress-flood.ts, 500,000 data lines of 64 B, same run:
- * 3.3 vs 1.1 s; daemon 3.2 vs 1.1 s CPU; gearmand 1.5 vs 0.18 s).
+ * The lines of one HTTP chunk (handled in one tick) go out in one write: with a write per line,
+ * 500,000 data lines of 64 B cost the daemon ~2.2 s of CPU and gearmand ~0.8 s; in one write per
+ * chunk 1.1–1.3 s and ~0.2 s (bench/progress-flood.ts, same runs; bench/README.md).
  */
 import type net from 'node:net';
 import { encodeWorkData, encodeWorkStatus, encodeWorkWarning } from '../../codec/index.js';
