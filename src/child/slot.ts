@@ -303,7 +303,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
 
   progress(held: DeliveredJob, update: ProgressUpdate): void {
     if (this.#job !== held) return;
-    (this.#jobConnection as GearmanConnection).sendProgress(this.#jobEpoch, held.job.handle, update);
+    (this.#jobConnection as GearmanConnection).sendProgress(this.#jobEpoch, held.job.handle, update, held);
   }
 
   answer(held: DeliveredJob, outcome: AnswerOutcome): boolean {

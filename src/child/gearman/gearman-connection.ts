@@ -35,12 +35,9 @@ import {
   Parser,
   encodeEchoReq,
   encodeWorkComplete,
-  encodeWorkData,
   encodeWorkCompleteHead,
   encodeWorkException,
   encodeWorkFail,
-  encodeWorkStatus,
-  encodeWorkWarning,
   packetTypeName,
 } from '../../codec/index.js';
 import type { OversizedPacket, Packet } from '../../codec/index.js';
@@ -51,6 +48,8 @@ import type { AnswerOutcome, Job, ProgressUpdate } from '../job.js';
 import { Abilities, concatPackets } from './abilities.js';
 import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CONNECTION_TRANSITIONS, ConnectionState, backoffDelay, connectTimeoutMs, grabReplyTimeoutMs, isConnected } from './connection-state.js';
 import { detachSocket, openGearmanSocket } from './gearman-socket.js';
+import { ProgressThrottle } from './progress-throttle.js';
+import type { ProgressReader } from './progress-throttle.js';
 import { ServerState } from './server-state.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
@@ -167,6 +166,8 @@ export class GearmanConnection implements WakeMember {
   #closePromise: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
+  /** The running job's progress, from its first progress line until its answer or its loss. */
+  #progress: ProgressThrottle | null = null;
 
   constructor(options: GearmanConnectionOptions) {
     this.server = options.server;
@@ -298,18 +299,19 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
-   * A progress line of the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) on the socket that
-   * assigned it; false (nothing sent) when that socket is gone or no longer holds the job.
+   * A progress line of the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) for the socket that
+   * assigned it, throttled and bounded (progress-throttle.ts): `reader` is paused while gearmand is
+   * behind. False (nothing sent) when that socket is gone or no longer holds the job.
    */
-  sendProgress(epoch: number, handle: Buffer, update: ProgressUpdate): boolean {
+  sendProgress(epoch: number, handle: Buffer, update: ProgressUpdate, reader: ProgressReader): boolean {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
-    const packet =
-      update.kind === 'status'
-        ? encodeWorkStatus(handle, update.numerator, update.denominator)
-        : update.kind === 'data'
-          ? encodeWorkData(handle, update.data)
-          : encodeWorkWarning(handle, update.data);
-    (this.#socket as net.Socket).write(packet);
+    let progress = this.#progress;
+    if (progress === null || progress.handle !== handle) {
+      progress?.discard();
+      progress = new ProgressThrottle(this.#socket as net.Socket, handle, reader, () => this.holdsJob(epoch));
+      this.#progress = progress;
+    }
+    progress.add(update);
     return true;
   }
 
@@ -326,6 +328,13 @@ export class GearmanConnection implements WakeMember {
     this.#answerUnconfirmed = true;
     // After the answer and before any next GRAB: the CANT_DOs this job held back.
     const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket() : null);
+    const progress = this.#progress;
+    if (progress !== null) {
+      this.#progress = null;
+      // A held status goes out before the answer, in the same write.
+      socket.cork();
+      progress.finish();
+    }
     if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
       // The result follows its head uncopied, in the same write (cork).
       socket.cork();
@@ -342,6 +351,7 @@ export class GearmanConnection implements WakeMember {
     } else {
       socket.write(encodeWorkFail(handle, then));
     }
+    if (progress !== null) socket.uncork();
     return true;
   }
 
@@ -669,6 +679,9 @@ export class GearmanConnection implements WakeMember {
       return;
     }
     const wasConnected = this.connected;
+    // Held progress of a job gearmand re-queues (lost, or dropped on purpose) is not sent anywhere.
+    this.#progress?.discard();
+    this.#progress = null;
     if (this.#socket !== null) detachSocket(this.#socket).destroy();
     this.#socket = null;
     this.#parser.reset();
