@@ -143,7 +143,8 @@ free_port
 status_port="${used_ports[-1]}"
 
 step "starting gearmand on 127.0.0.1:$gearmand_port"
-gearmand_bin="$(command -v gearmand)"
+# The C server by full path: Debian's gearman-server puts a Perl gearmand in /usr/bin, ahead on most PATHs.
+gearmand_bin="$(if [[ -x /usr/sbin/gearmand ]]; then echo /usr/sbin/gearmand; else command -v gearmand; fi)"
 show "gearmand --listen 127.0.0.1 --port $gearmand_port --threads 0"
 # No pid file and no /etc/gearmand.conf: this instance must not touch a system gearmand's files.
 start gearmand "$tmp/gearmand.log" "$gearmand_bin" --listen 127.0.0.1 --port "$gearmand_port" --threads 0 \

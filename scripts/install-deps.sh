@@ -14,6 +14,11 @@
 #   scripts/install-deps.sh --no-system Node.js and the npm dependencies only (make build, lint, bench)
 #   scripts/install-deps.sh --browser   also Debian's chromium, for the status-page browser test (CI);
 #                                       without it that one test is reported as skipped
+#   scripts/install-deps.sh --perl      also the Perl Gearman::Server and Gearman::Client (gearman-server,
+#                                       libgearman-client-perl), for the interoperability test with the
+#                                       first Gearman server (CI); without them that test is skipped.
+#                                       gearman-server installs a Perl script as /usr/bin/gearmand: the C
+#                                       server stays /usr/sbin/gearmand, and everything calls it so
 #
 # A Node.js in .node/ is used by make, the npm scripts, scripts/demo.sh and .ci/run (scripts/node-env.sh
 # puts .node/current/bin first on PATH); `make install` copies it next to the installed daemon.
@@ -27,6 +32,7 @@ cd "$(dirname "$0")/.."
 
 npm_mode=auto
 browser=no
+perl=no
 system=yes
 node_wanted="${DRIVESHAFT_NODE_MAJOR:-}"
 while (($# > 0)); do
@@ -34,6 +40,7 @@ while (($# > 0)); do
     --npm-ci) npm_mode=always ;;
     --no-npm) npm_mode=never ;;
     --browser) browser=yes ;;
+    --perl) perl=yes ;;
     --no-system) system=no ;;
     --node=*) node_wanted="${1#--node=}" ;;
     --node)
@@ -45,7 +52,7 @@ while (($# > 0)); do
       shift
       ;;
     -h | --help)
-      sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -222,7 +229,8 @@ fi
 # --- System packages, Debian/Ubuntu names.
 missing=()
 if [[ "$system" == yes ]]; then
-  command -v gearmand >/dev/null 2>&1 || missing+=(gearman-job-server)
+  # By full path: gearman-server's Perl /usr/bin/gearmand may come first on PATH.
+  [[ -x /usr/sbin/gearmand ]] || missing+=(gearman-job-server)
   command -v gearman >/dev/null 2>&1 || missing+=(gearman-tools)
   command -v make >/dev/null 2>&1 || missing+=(make)
   # The protocol tests drive jobs with php-gearman, the client PHP applications use (test/php/client.php).
@@ -232,6 +240,10 @@ if [[ "$system" == yes ]]; then
   fi
   if [[ "$browser" == yes ]]; then
     [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+  fi
+  if [[ "$perl" == yes ]]; then
+    perl -MGearman::Server -e 1 >/dev/null 2>&1 || missing+=(gearman-server)
+    perl -MGearman::Client -e 1 >/dev/null 2>&1 || missing+=(libgearman-client-perl)
   fi
 fi
 

@@ -10,8 +10,8 @@ import { FailureCause, TransientCause } from './job.js';
 import type { FinalOutcome, TransientOutcome } from './job.js';
 import { HTTP_ERROR, HTTP_NONE, HTTP_TIMEOUT, JobMetrics, JobResult } from './metrics.js';
 
-/** Delivery events counted beside the outcomes. */
-export type DeliveryEvent = 'retried' | 'handed_back' | 'dead_lettered';
+/** Delivery events counted beside the outcomes ('returned': a late assignment the slot could not take, see slot.ts). */
+export type DeliveryEvent = 'retried' | 'handed_back' | 'dead_lettered' | 'returned';
 
 export class PoolStats {
   readonly #counters: ChildCounters = zeroCounters();

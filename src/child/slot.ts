@@ -14,6 +14,12 @@
  * server sleeps for the whole pool, see wake-group.ts) and the slot moves on to the next READY one; a
  * sleeping or parked connection costs nothing until gearmand NOOPs it or its group unparks it.
  *
+ * A hung server must not hold the slot: a GRAB unanswered for the grab-reply timeout is abandoned
+ * (the connection keeps it outstanding, the slot gives its permit back and grabs elsewhere) and the
+ * server is suspect for the pool: no slot grabs there until it answers anything (server-state.ts).
+ * If the abandoned GRAB brings a job after all, the slot takes it when it is free; otherwise the
+ * connection drops its socket and gearmand re-queues the job (counted as jobs_returned).
+ *
  * The job is answered on the connection (and the very socket) that assigned it; if that socket died
  * meanwhile gearmand has re-queued the job and the outcome is dropped.
  */
@@ -27,6 +33,7 @@ import type { DeliveredJob, JobHolder } from './delivery/delivered-job.js';
 import type { Delivery } from './delivery/delivery.js';
 import { ConnectionState, GearmanConnection } from './gearman/gearman-connection.js';
 import type { ConnectionOwner } from './gearman/gearman-connection.js';
+import type { ServerState, SuspectWaiter } from './gearman/server-state.js';
 import type { WakeGroup } from './gearman/wake-group.js';
 import { MAX_TIMER_MS } from './job.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from './job.js';
@@ -36,6 +43,10 @@ export interface SlotOptions {
   servers: readonly ServerAddress[];
   /** One per server, same order, shared by the slots of one generation (same functions). */
   wakeGroups?: readonly WakeGroup[];
+  /** One per server, same order, shared by every slot of the pool (suspect servers, which GRAB they know). */
+  serverStates?: readonly ServerState[];
+  /** A late assignment found the slot busy and went back to gearmand (the pool counts jobs_returned). */
+  onJobReturned?: () => void;
   functions: readonly string[];
   loopTimeoutMs: number;
   /** The pool's permits: a slot holds one from its grab until NO_JOB or the job's end. */
@@ -47,11 +58,12 @@ export interface SlotOptions {
   maxWorkloadBytes?: number;
 }
 
-export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
+export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWaiter {
   readonly id: string;
   readonly #gate: AdmissionGate;
   readonly #delivery: Delivery;
   readonly #log: Logger;
+  readonly #onJobReturned: (() => void) | undefined;
   readonly #connections: GearmanConnection[];
   /** Index of the connection that grabbed last: the round-robin starts after it. */
   #cursor = 0;
@@ -75,8 +87,10 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
     this.#gate = options.gate;
     this.#delivery = options.delivery;
     this.#log = options.log;
+    this.#onJobReturned = options.onJobReturned;
     this.#connections = options.servers.map((server, index) => {
       const wakeGroup = options.wakeGroups?.[index];
+      const serverState = options.serverStates?.[index];
       return new GearmanConnection({
         server,
         clientId: options.id,
@@ -86,6 +100,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
         log: options.log,
         maxWorkloadBytes: options.maxWorkloadBytes,
         ...(wakeGroup === undefined ? {} : { wakeGroup }),
+        ...(serverState === undefined ? {} : { serverState }),
       });
     });
     this.#stopped = new Promise<void>((resolve) => {
@@ -95,6 +110,14 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
 
   start(): void {
     for (const connection of this.#connections) connection.start();
+  }
+
+  /**
+   * Changes the functions every connection of the slot registers (gearman-connection.ts, setAbilities):
+   * `grouped` false when they differ from the other slots' of this generation.
+   */
+  setAbilities(functions: readonly string[], grouped: boolean): void {
+    for (const connection of this.#connections) connection.setAbilities(functions, grouped);
   }
 
   get stopping(): boolean {
@@ -139,11 +162,6 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
     };
   }
 
-  /** What every connection of the slot registers with gearmand from now on (see GearmanConnection.setAbilities). */
-  setAbilities(functions: readonly string[], grouped: boolean): void {
-    for (const connection of this.#connections) connection.setAbilities(functions, grouped);
-  }
-
   tick(now: number): void {
     for (const connection of this.#connections) connection.tick(now);
   }
@@ -156,6 +174,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
     const first = !this.#stopping;
     this.#stopping = true;
     this.#gate.forget(this);
+    for (const connection of this.#connections) connection.serverState.forget(this);
     // A job waiting for its next attempt goes back to gearmand unfailed, to another worker.
     this.#job?.slotStopping();
     if (this.#job === null) {
@@ -232,10 +251,31 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
     this.#schedule();
   }
 
+  onGrabAbandoned(connection: GearmanConnection): void {
+    if (this.#grabbing !== connection) return;
+    this.#grabbing = null;
+    this.#releasePermit();
+    this.#schedule();
+  }
+
+  adoptLateJob(connection: GearmanConnection, functionName: string, handle: string): boolean {
+    if (this.canGrab() && this.#takePermit()) {
+      this.#grabbing = connection;
+      return true;
+    }
+    this.#log.info(
+      { server: connection.server.label, function: functionName, handle },
+      'a GRAB answered after the slot had moved on brought a job the slot cannot take: returned to gearmand, which re-queues it',
+    );
+    this.#onJobReturned?.();
+    return false;
+  }
+
   onProbe(connection: GearmanConnection): void {
     // A re-grab also catches a lost wake-up (gearmand sends one NOOP and suppresses repeats, #343);
-    // it is only allowed when the slot could take a job. Otherwise ECHO_REQ proves the socket.
-    if (connection.state === ConnectionState.SLEEPING && this.canGrab() && this.#takePermit()) {
+    // it is only allowed when the slot could take a job, and not on a suspect server. Otherwise
+    // ECHO_REQ proves the socket.
+    if (connection.state === ConnectionState.SLEEPING && !connection.serverState.suspect && this.canGrab() && this.#takePermit()) {
       this.#grabbing = connection;
       connection.grab();
     } else {
@@ -250,7 +290,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
 
   // ── GateWaiter ────────────────────────────────────────────────────────────────────────────────────
 
-  /** A permit may be free again: grab if there is a connection to grab on. */
+  /** A permit may be free again, or a suspect server answers again: grab if there is a connection to grab on. */
   kick(): void {
     this.#schedule();
   }
@@ -263,7 +303,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
 
   progress(held: DeliveredJob, update: ProgressUpdate): void {
     if (this.#job !== held) return;
-    (this.#jobConnection as GearmanConnection).sendProgress(this.#jobEpoch, held.job.handle, update);
+    (this.#jobConnection as GearmanConnection).sendProgress(this.#jobEpoch, held.job.handle, update, held);
   }
 
   answer(held: DeliveredJob, outcome: AnswerOutcome): boolean {
@@ -363,7 +403,8 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
 
   /**
    * Round-robin from the connection after the cursor; the cursor's own connection comes last.
-   * `alsoReady` counts as READY (the connection whose job is finishing right now).
+   * `alsoReady` counts as READY (the connection whose job is finishing right now). A suspect server's
+   * connection is skipped, and the slot asks to be kicked when that server answers again.
    */
   #pickNext(alsoReady: GearmanConnection | null): GearmanConnection | null {
     const connections = this.#connections;
@@ -372,6 +413,10 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter {
       const index = (this.#cursor + i) % n;
       const connection = connections[index] as GearmanConnection;
       if (connection === alsoReady || connection.state === ConnectionState.READY) {
+        if (connection.serverState.suspect) {
+          connection.serverState.wait(this);
+          continue;
+        }
         this.#cursor = index;
         return connection;
       }

@@ -30,6 +30,8 @@ import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
 import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
+import { grabReplyTimeoutMs } from './gearman/gearman-connection.js';
+import { ServerState } from './gearman/server-state.js';
 import { WakeGroup } from './gearman/wake-group.js';
 
 /** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
@@ -77,6 +79,8 @@ export class WorkerPool {
   #slots: Slot[] = [];
   /** The current generation's wake groups, one per server (older generations keep theirs). */
   #wakeGroups: WakeGroup[] = [];
+  /** What the pool knows about each gearmand, by label: shared by every slot, across generations. */
+  readonly #serverStates = new Map<string, ServerState>();
   /** Older generations' slots, still serving until the current ones are registered. */
   #outgoing: Slot[] = [];
   #retireTimer: NodeJS.Timeout | null = null;
@@ -182,6 +186,11 @@ export class WorkerPool {
     };
   }
 
+  /** @internal For tests: the current generation's slots. */
+  get slots(): readonly Slot[] {
+    return this.#slots;
+  }
+
   /** @internal For tests: the current generation's wake groups. */
   get wakeGroups(): readonly WakeGroup[] {
     return this.#wakeGroups;
@@ -237,6 +246,8 @@ export class WorkerPool {
         id,
         servers: settings.servers,
         wakeGroups: this.#wakeGroups,
+        serverStates: settings.servers.map((server) => this.#serverState(server.label)),
+        onJobReturned: () => this.#stats.count('returned'),
         functions: settings.pool.jobsList,
         loopTimeoutMs: settings.loopTimeoutMs,
         maxWorkloadBytes: settings.pool.maxWorkloadBytes,
@@ -254,6 +265,15 @@ export class WorkerPool {
       slots.push(slot);
     }
     return slots;
+  }
+
+  #serverState(label: string): ServerState {
+    let state = this.#serverStates.get(label);
+    if (state === undefined) {
+      state = new ServerState(label, this.#log);
+      this.#serverStates.set(label, state);
+    }
+    return state;
   }
 
   #retire(slot: Slot, graceMs: number): void {
@@ -389,8 +409,9 @@ export class WorkerPool {
 
   #startTicker(loopTimeoutMs: number): void {
     this.#stopTicker();
-    // One timer for every connection's liveness; 8 ticks per loop_timeout bound the detection error.
-    const tickMs = Math.min(1000, Math.max(10, Math.floor(loopTimeoutMs / 8)));
+    // One timer for every connection's liveness and unanswered GRABs; 8 ticks per loop_timeout and 4 per
+    // grab-reply timeout bound the detection error.
+    const tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(loopTimeoutMs / 8, grabReplyTimeoutMs(loopTimeoutMs) / 4))));
     this.#ticker = setInterval(() => {
       const now = Date.now();
       for (const slot of this.#outgoing) slot.tick(now);

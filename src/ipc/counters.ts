@@ -17,6 +17,11 @@ export interface ChildCounters {
   jobs_handed_back: number;
   /** Jobs written to the pool's dead-letter file before their WORK_FAIL. */
   jobs_dead_lettered: number;
+  /**
+   * Jobs a gearmand assigned after the slot had given up waiting for its GRAB's answer, given back
+   * unstarted (the socket dropped, gearmand re-queues them) because the slot was busy by then.
+   */
+  jobs_returned: number;
 }
 
 /**
@@ -32,6 +37,7 @@ export const COUNTER_NAMES = [
   'jobs_retried',
   'jobs_handed_back',
   'jobs_dead_lettered',
+  'jobs_returned',
 ] as const satisfies ReadonlyArray<keyof ChildCounters>;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -171,6 +171,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const retried: Sample[] = [];
   const handedBack: Sample[] = [];
   const deadLettered: Sample[] = [];
+  const returned: Sample[] = [];
   const breakerOpened: Sample[] = [];
   const breaker: Sample[] = [];
   const functionOpened: Sample[] = [];
@@ -198,6 +199,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     retried.push({ labels: { pool }, value: counters.jobs_retried });
     handedBack.push({ labels: { pool }, value: counters.jobs_handed_back });
     deadLettered.push({ labels: { pool }, value: counters.jobs_dead_lettered });
+    returned.push({ labels: { pool }, value: counters.jobs_returned });
     breakerOpened.push({ labels: { pool }, value: totals?.breakerOpened ?? 0 });
     for (const fn of breakerCountedFunctions(observation, pool, totals)) functionOpened.push({ labels: { pool, function: fn }, value: totals?.functionBreakerOpened.get(fn) ?? 0 });
     // The state gauges exist only while a child of the pool reports them: no stale "closed" for a pool without one.
@@ -322,6 +324,12 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       help: "Jobs written to the pool's dead-letter file before their WORK_FAIL.",
       type: MetricType.COUNTER,
       samples: deadLettered,
+    },
+    {
+      name: 'driveshaft_jobs_returned_total',
+      help: 'Jobs a gearmand assigned after the slot had stopped waiting for its GRAB (the server was too slow to answer) and the slot was busy by then: given back unstarted; gearmand runs them again.',
+      type: MetricType.COUNTER,
+      samples: returned,
     },
     {
       name: 'driveshaft_breaker_opened_total',

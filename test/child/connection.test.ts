@@ -53,11 +53,11 @@ test('backoffDelay should grow Ã—2 from 100 ms, stay under its cap, and jitter Â
   assert.equal(backoffDelay(10, 500, () => 0.99), Math.round(500 * 1.245));
 });
 
-test('GearmanConnection should register with RESET_ABILITIES, SET_CLIENT_ID and CAN_DO, then grab and sleep', async (t) => {
+test('GearmanConnection should register with RESET_ABILITIES, SET_CLIENT_ID and CAN_DO, prove the server with ECHO_REQ, then grab and sleep', async (t) => {
   const r = await fakeRig(t);
   const connection = await waitFor(() => r.fake.connections.find((c) => c.packets.some((p) => p.type === T.PRE_SLEEP)), { timeoutMs: 5000, message: 'the worker to grab and sleep' });
   const types = connection.packets.map((p) => p.type);
-  assert.deepEqual(types.slice(0, 5), [T.RESET_ABILITIES, T.SET_CLIENT_ID, T.CAN_DO, T.GRAB_JOB_UNIQ, T.PRE_SLEEP]);
+  assert.deepEqual(types.slice(0, 6), [T.RESET_ABILITIES, T.SET_CLIENT_ID, T.CAN_DO, T.ECHO_REQ, T.GRAB_JOB_UNIQ, T.PRE_SLEEP]);
   const slotId = r.pool.status().slots[0]?.id;
   assert.equal(connection.packets[1]?.data.toString(), slotId);
   assert.equal(connection.packets[2]?.data.toString(), r.settings.pool.jobsList[0]);

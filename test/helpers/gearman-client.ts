@@ -30,10 +30,17 @@ export interface SubmitResult {
   result?: Buffer;
   /** WORK_DATA chunks received before the outcome. */
   data: Buffer[];
+  /** WORK_STATUS, WORK_DATA and WORK_WARNING in arrival order. */
+  progress: ProgressEvent[];
   /** performance.now() when the submit was written and when its outcome (or JOB_CREATED) arrived. */
   submittedAt: number;
   settledAt: number;
 }
+
+/** A progress packet of a foreground job, with performance.now() when it arrived. */
+export type ProgressEvent =
+  | { kind: 'status'; numerator: number; denominator: number; at: number }
+  | { kind: 'data' | 'warning'; data: Buffer; at: number };
 
 export interface ConnectOptions {
   /** OPTION_REQ "exceptions": gearmand then forwards WORK_EXCEPTION instead of turning it into WORK_FAIL. */
@@ -44,6 +51,7 @@ interface Pending {
   background: boolean;
   handle: string;
   data: Buffer[];
+  progress: ProgressEvent[];
   submittedAt: number;
   timer: NodeJS.Timeout | null;
   /** Timed out: a late JOB_CREATED or outcome is dropped. */
@@ -106,7 +114,7 @@ export class GearmanClient {
     const kind = KINDS[options.priority ?? 'normal'][background ? 'bg' : 'fg'];
     const unique = options.unique ?? randomUUID();
     return new Promise<SubmitResult>((resolve, reject) => {
-      const pending: Pending = { background, handle: '', data: [], submittedAt: performance.now(), timer: null, dead: false, resolve, reject };
+      const pending: Pending = { background, handle: '', data: [], progress: [], submittedAt: performance.now(), timer: null, dead: false, resolve, reject };
       const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       pending.timer = setTimeout(() => {
         pending.timer = null;
@@ -153,9 +161,24 @@ export class GearmanClient {
         return this.#finish(args[0] as Buffer, 'fail', undefined);
       case PacketType.WORK_EXCEPTION:
         return this.#finish(args[0] as Buffer, 'exception', Buffer.from(args[1] as Buffer));
-      case PacketType.WORK_DATA: {
+      case PacketType.WORK_DATA:
+      case PacketType.WORK_WARNING: {
         const list = this.#running.get((args[0] as Buffer).toString('latin1'));
-        for (const pending of list ?? []) pending.data.push(Buffer.from(args[1] as Buffer));
+        const kind = packet.type === PacketType.WORK_DATA ? 'data' : 'warning';
+        const at = performance.now();
+        for (const pending of list ?? []) {
+          const data = Buffer.from(args[1] as Buffer);
+          if (kind === 'data') pending.data.push(data);
+          pending.progress.push({ kind, data, at });
+        }
+        return;
+      }
+      case PacketType.WORK_STATUS: {
+        const list = this.#running.get((args[0] as Buffer).toString('latin1'));
+        const numerator = Number((args[1] as Buffer).toString('latin1'));
+        const denominator = Number((args[2] as Buffer).toString('latin1'));
+        const at = performance.now();
+        for (const pending of list ?? []) pending.progress.push({ kind: 'status', numerator, denominator, at });
         return;
       }
       case PacketType.ERROR: {
@@ -166,7 +189,7 @@ export class GearmanClient {
         return;
       }
       default:
-        return; // WORK_STATUS, WORK_WARNING, OPTION_RES: not needed by the tests.
+        return; // OPTION_RES: not needed by the tests.
     }
   }
 
@@ -180,7 +203,7 @@ export class GearmanClient {
 
   #settle(pending: Pending, fields: { outcome: JobOutcomeKind | undefined; result?: Buffer }): void {
     if (pending.timer !== null) clearTimeout(pending.timer);
-    pending.resolve({ handle: pending.handle, data: pending.data, submittedAt: pending.submittedAt, settledAt: performance.now(), ...fields });
+    pending.resolve({ handle: pending.handle, data: pending.data, progress: pending.progress, submittedAt: pending.submittedAt, settledAt: performance.now(), ...fields });
   }
 
   #reject(pending: Pending, error: Error): void {

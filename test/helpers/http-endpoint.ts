@@ -38,9 +38,11 @@ export interface EndpointAnswer {
   /**
    * Stream the body instead (chunked, Content-Type application/x-ndjson unless `headers` sets one): each
    * piece is written once its delay has passed and its `after` promise has settled. An object is written
-   * as one JSON line; `reset` resets the connection at that point instead of finishing the body.
+   * as one JSON line; `reset` resets the connection at that point instead of finishing the body. A
+   * generator streams as fast as the client reads: the next piece is asked for once the last one was
+   * taken by the socket (backpressure is honoured, so the generator's pace shows the client's).
    */
-  stream?: StreamPiece[];
+  stream?: Iterable<StreamPiece>;
 }
 
 export type StreamPiece = { data: string | Buffer | object; delayMs?: number; after?: Promise<unknown> } | { reset: true; delayMs?: number; after?: Promise<unknown> };
@@ -187,7 +189,7 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
     });
   }
 
-  async function sendStream(req: IncomingMessage, res: ServerResponse, answer: EndpointAnswer, pieces: StreamPiece[], wait: (ms: number) => Promise<void>): Promise<void> {
+  async function sendStream(req: IncomingMessage, res: ServerResponse, answer: EndpointAnswer, pieces: Iterable<StreamPiece>, wait: (ms: number) => Promise<void>): Promise<void> {
     const headers: Record<string, string> = { ...answer.headers };
     if (!Object.keys(headers).some((key) => key.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/x-ndjson';
     res.writeHead(answer.status ?? 200, headers);
@@ -202,8 +204,9 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
         return;
       }
       const data = piece.data;
-      res.write(typeof data === 'string' || Buffer.isBuffer(data) ? data : `${JSON.stringify(data)}\n`);
+      if (!res.write(typeof data === 'string' || Buffer.isBuffer(data) ? data : `${JSON.stringify(data)}\n`)) await drained(res);
     }
+    if (closing !== undefined || req.socket.destroyed) return;
     res.end();
   }
 
@@ -240,6 +243,19 @@ export function startEndpoint(handler: EndpointHandler = defaultHandler, options
         },
       });
     });
+  });
+}
+
+/** Resolves when `res` can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
   });
 }
 

@@ -428,6 +428,7 @@ function assertViewsAgree(step: string, v: Views): void {
       jobs_retried: sampleValue(metrics, 'driveshaft_jobs_retried_total', { pool }),
       jobs_handed_back: sampleValue(metrics, 'driveshaft_jobs_handed_back_total', { pool }),
       jobs_dead_lettered: sampleValue(metrics, 'driveshaft_jobs_dead_lettered_total', { pool }),
+      jobs_returned: sampleValue(metrics, 'driveshaft_jobs_returned_total', { pool }),
       breaker_opened: sampleValue(metrics, 'driveshaft_breaker_opened_total', { pool }),
       child_restarts: sampleValue(metrics, 'driveshaft_child_restarts_total', { pool }),
     };

@@ -156,4 +156,14 @@ export class DeliveredJob implements JobListener {
     // Updates of an attempt that is later retried stay sent.
     if (this.phase === JobPhase.POSTING) this.holder.progress(this, update);
   }
+
+  // ── ProgressReader (the holder's connection, while gearmand is behind on this job's progress) ──────
+
+  pauseProgress(): void {
+    this.request?.pauseBody();
+  }
+
+  resumeProgress(): void {
+    this.request?.resumeBody();
+  }
 }

@@ -1,10 +1,11 @@
 /**
  * One TCP connection of one slot to one gearmand (docs/architecture.md, Lifecycles).
  *
- * Lifecycle: connecting → ready (registered: RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… written on
- * connect; gearmand answers none of them) → grabbing → running | sleeping | parked → ready (NOOP, or
- * unparked by its WakeGroup) …; any loss → backoff → connecting; close() → closing → closed. All
- * state changes go through #transition, which refuses transitions the table does not list.
+ * Lifecycle: connecting → handshake (RESET_ABILITIES, SET_CLIENT_ID, CAN_DO… and an ECHO_REQ written
+ * on connect) → ready once the ECHO_RES arrives (gearmand answers in order, so the server is alive and
+ * has the registration) → grabbing → running | sleeping | parked → ready (NOOP, or unparked by its
+ * WakeGroup) …; any loss → backoff → connecting; close() → closing → closed. All state changes go
+ * through #transition, which refuses transitions the table does not list.
  *
  * After NO_JOB the connection's WakeGroup (one per server for the slots of a pool) decides whether
  * it sleeps at gearmand (PRE_SLEEP) or parks locally: see wake-group.ts for why only one sleeps.
@@ -16,28 +17,27 @@
  * Liveness (gearmand issue #343, the stuck sleeper; issues #105/#150, dead peers): TCP keepalive, plus
  * `tick()` — driven by the pool's one interval timer — asks the owner to probe a connection that has
  * received nothing for loopTimeoutMs, and declares it dead when the probe gets no answer within
- * another loopTimeoutMs.
+ * another loopTimeoutMs. Separately and sooner, a GRAB unanswered for grabReplyTimeoutMs() is
+ * abandoned: the server turns suspect for the pool (server-state.ts) and the slot grabs elsewhere,
+ * while the GRAB stays outstanding here; a late assignment goes to the slot if it is free, else the
+ * socket is dropped so gearmand re-queues the job. A stopped server (the kernel still accepts TCP)
+ * never completes the handshake, so its reconnects back off instead of looking healthy.
+ *
+ * Abilities change at runtime (setAbilities); a CANT_DO never reaches gearmand while this socket
+ * holds, or may be assigned, a job of that function (abilities.ts says why).
  */
 import net from 'node:net';
 import type { ServerAddress } from '../../config/types.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
-  GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,
   PacketType,
   Parser,
-  RESET_ABILITIES_PACKET,
-  encodeCanDo,
-  encodeCantDo,
   encodeEchoReq,
-  encodeSetClientId,
   encodeWorkComplete,
-  encodeWorkData,
   encodeWorkCompleteHead,
   encodeWorkException,
   encodeWorkFail,
-  encodeWorkStatus,
-  encodeWorkWarning,
   packetTypeName,
 } from '../../codec/index.js';
 import type { OversizedPacket, Packet } from '../../codec/index.js';
@@ -45,62 +45,21 @@ import { GearmanConnectionError, GearmanServerError, InternalError } from '../..
 import type { ProtocolError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from '../job.js';
+import { Abilities, concatPackets } from './abilities.js';
+import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, CONNECTION_TRANSITIONS, ConnectionState, backoffDelay, connectTimeoutMs, grabReplyTimeoutMs, isConnected } from './connection-state.js';
+import { detachSocket, openGearmanSocket } from './gearman-socket.js';
+import { ProgressThrottle } from './progress-throttle.js';
+import type { ProgressReader } from './progress-throttle.js';
+import { ServerState } from './server-state.js';
 import type { WakeGroup, WakeMember } from './wake-group.js';
 
-export const ConnectionState = {
-  CONNECTING: 'connecting',
-  /** Registered, nothing outstanding, may have work waiting: the slot should grab here when it can. */
-  READY: 'ready',
-  GRABBING: 'grabbing',
-  /** PRE_SLEEP sent: gearmand will NOOP when work arrives. */
-  SLEEPING: 'sleeping',
-  /** NO_JOB answered, no PRE_SLEEP: another connection of its WakeGroup sleeps and wakes this one. */
-  PARKED: 'parked',
-  /** Holds the slot's job. */
-  RUNNING: 'running',
-  BACKOFF: 'backoff',
-  CLOSING: 'closing',
-  CLOSED: 'closed',
-} as const;
-export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+export { BACKOFF_BASE_MS, BACKOFF_MAX_MS, ConnectionState, backoffDelay, grabReplyTimeoutMs } from './connection-state.js';
 
 const S = ConnectionState;
-
-const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionState[]>> = {
-  [S.CONNECTING]: [S.READY, S.BACKOFF, S.CLOSED],
-  [S.READY]: [S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.GRABBING]: [S.RUNNING, S.SLEEPING, S.PARKED, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.SLEEPING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.PARKED]: [S.READY, S.SLEEPING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.RUNNING]: [S.READY, S.GRABBING, S.BACKOFF, S.CLOSING, S.CLOSED],
-  [S.BACKOFF]: [S.CONNECTING, S.CLOSED],
-  [S.CLOSING]: [S.CLOSED],
-  [S.CLOSED]: [],
-};
-
-/** Backoff after a lost or refused connection: 100 ms × 2^n, capped, ±25 % jitter. */
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_MAX_MS = 5000;
 /** How long a graceful close waits for gearmand to close its side before destroying the socket. */
 const CLOSE_TIMEOUT_MS = 2000;
-
-/**
- * Every gearmand socket of the process reads into this one buffer (net's `onread`), and what arrived is
- * copied out at once into memory of its own size (small reads share Buffer's 8 KiB pool slabs). Without
- * it Node allocates 64 KiB per read with malloc and shrinks it to the bytes read: with hundreds of slots
- * the shrunk chunks scatter the malloc heap and its pages stay resident: bench/e2e, 1,000 idle slots,
- * same run against the build before, PSS alone 93.6 vs 99.3 MiB (5.8 KiB per slot). Reads are
- * synchronous on the one event loop thread, so one buffer serves every socket.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Below this a WORK_COMPLETE is one buffer; above, the result follows the head uncopied. */
 const COPY_RESULT_LIMIT = 16 * 1024;
-
-export function backoffDelay(attempt: number, capMs: number, random: () => number = Math.random): number {
-  const base = Math.min(capMs, BACKOFF_BASE_MS * 2 ** Math.min(attempt, 20));
-  // Jitter spreads the reconnects of many slots after a gearmand restart.
-  return Math.round(base * (0.75 + 0.5 * random()));
-}
 
 export interface ConnectionOwner {
   /** Connected and registered; the connection is READY. */
@@ -109,6 +68,16 @@ export interface ConnectionOwner {
   onConnectionDown(connection: GearmanConnection, error: Error): void;
   /** JOB_ASSIGN_UNIQ answered our grab; the connection is RUNNING. */
   onJobAssigned(connection: GearmanConnection, job: Job, epoch: number): void;
+  /**
+   * Our GRAB went unanswered for the grab-reply timeout (or its server turned suspect): the owner no
+   * longer counts it as its grab. It stays outstanding on this connection; see adoptLateJob.
+   */
+  onGrabAbandoned(connection: GearmanConnection): void;
+  /**
+   * An abandoned GRAB was answered with a job: true → the owner takes it as if it had just grabbed
+   * (onJobAssigned follows); false → the socket is dropped so gearmand re-queues the job.
+   */
+  adoptLateJob(connection: GearmanConnection, functionName: string, handle: string): boolean;
   /**
    * JOB_ASSIGN_UNIQ answered our grab with a workload over `maxWorkloadBytes`, which was dropped unread;
    * the connection is RUNNING and expects finishJob() for that handle like any job.
@@ -134,6 +103,8 @@ export interface GearmanConnectionOptions {
   log: Logger;
   /** Shared by the pool's connections to this server; without one the connection always sleeps. */
   wakeGroup?: WakeGroup;
+  /** What the pool knows about this server (suspect, which GRAB); without one the connection keeps its own. */
+  serverState?: ServerState;
   /**
    * max_workload_bytes: a bigger workload is never buffered (onOversizedJob). 0 or absent: the codec's
    * packet cap (DEFAULT_MAX_PACKET_SIZE) is the limit, so a job too big for it fails the same way
@@ -148,22 +119,18 @@ export class GearmanConnection implements WakeMember {
   readonly server: ServerAddress;
   /** The workload size above which an assignment goes to onOversizedJob. */
   readonly maxWorkloadBytes: number;
+  readonly serverState: ServerState;
   readonly #owner: ConnectionOwner;
   readonly #wakeGroup: WakeGroup | null;
   readonly #log: Logger;
   readonly #loopTimeoutMs: number;
+  readonly #grabReplyTimeoutMs: number;
   readonly #backoffCapMs: number;
-  /** RESET_ABILITIES + SET_CLIENT_ID + CAN_DO…, written in one write per connect; rebuilt when the abilities change. */
-  #registration: Buffer;
   readonly #clientId: string;
-  /** The functions this connection should be registered for. */
-  #abilities: readonly string[];
-  /** The functions gearmand has for the current socket. */
-  #registered = new Set<string>();
-  /** False while this connection's abilities differ from its wake group's: it never parks. */
+  /** The functions registered (CAN_DO) and the CANT_DOs still owed to the current socket. */
+  readonly #abilities: Abilities;
+  /** Same functions as the rest of its WakeGroup: may park. Otherwise it always sleeps at gearmand itself. */
   #grouped = true;
-  /** The function of the job this connection holds (a CANT_DO for it waits until the job is answered). */
-  #heldFunction: string | null = null;
   readonly #parser: Parser;
   #state: ConnectionState = S.BACKOFF;
   #socket: net.Socket | null = null;
@@ -179,9 +146,28 @@ export class GearmanConnection implements WakeMember {
   #lastRxAt = 0;
   #probeAt = 0;
   #connectStartedAt = 0;
+  /** The outstanding GRAB: when it was written, whether the slot gave up on it, whether it was GRAB_JOB_UNIQ. */
+  #grabSentAt = 0;
+  #grabAbandoned = false;
+  #grabUnique = false;
+  /** A liveness ECHO_REQ went out behind the outstanding GRAB: if its answer comes first, the GRAB was lost. */
+  #echoBehindGrab = false;
+  /**
+   * A job's answer went out and nothing came back since: gearmand answers in order, so an ERROR now
+   * may be about that answer (or a progress packet before it) rather than a later GRAB.
+   */
+  #answerUnconfirmed = false;
+  /** The function of the job this socket holds (RUNNING): its CANT_DO waits for the answer. */
+  #heldFunction: string | null = null;
+  /** Reconnects caused by ERROR packets since the last job: their backoff grows even though packets arrive. */
+  #errorFailures = 0;
+  /** An ERROR answering a progress packet or result was logged at warn (the rest go to debug). */
+  #workErrorLogged = false;
   #closePromise: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
+  /** The running job's progress, from its first progress line until its answer or its loss. */
+  #progress: ProgressThrottle | null = null;
 
   constructor(options: GearmanConnectionOptions) {
     this.server = options.server;
@@ -189,10 +175,11 @@ export class GearmanConnection implements WakeMember {
     this.#wakeGroup = options.wakeGroup ?? null;
     this.#log = options.log;
     this.#loopTimeoutMs = options.loopTimeoutMs;
+    this.#grabReplyTimeoutMs = grabReplyTimeoutMs(options.loopTimeoutMs);
     this.#backoffCapMs = Math.max(BACKOFF_BASE_MS, Math.min(options.loopTimeoutMs, BACKOFF_MAX_MS));
     this.#clientId = options.clientId;
-    this.#abilities = [...options.functions];
-    this.#registration = this.#buildRegistration();
+    this.#abilities = new Abilities(options.functions);
+    this.serverState = options.serverState ?? new ServerState(options.server.label, options.log);
     this.maxWorkloadBytes = options.maxWorkloadBytes !== undefined && options.maxWorkloadBytes > 0 ? options.maxWorkloadBytes : DEFAULT_MAX_PACKET_SIZE;
     this.#parser = new Parser({
       onPacket: (packet) => this.#onPacket(packet),
@@ -212,8 +199,7 @@ export class GearmanConnection implements WakeMember {
 
   /** Registered with gearmand (the status' connectedServers counts these). */
   get connected(): boolean {
-    const state = this.#state;
-    return state === S.READY || state === S.GRABBING || state === S.SLEEPING || state === S.PARKED || state === S.RUNNING;
+    return isConnected(this.#state);
   }
 
   start(): void {
@@ -222,10 +208,57 @@ export class GearmanConnection implements WakeMember {
     }
   }
 
-  /** GRAB_JOB_UNIQ. Only from READY or SLEEPING (a probe re-grab); the slot guarantees one grab at a time. */
+  /**
+   * GRAB_JOB_UNIQ (GRAB_JOB where the server knows no other). Only from READY or SLEEPING (a probe
+   * re-grab); the slot guarantees one grab at a time.
+   */
   grab(): void {
     this.#transition(S.GRABBING);
-    (this.#socket as net.Socket).write(GRAB_JOB_UNIQ_PACKET);
+    (this.#socket as net.Socket).write(this.#grabPacket());
+  }
+
+  /** The GRAB to write now, noted as outstanding. */
+  #grabPacket(): Buffer {
+    const packet = this.serverState.grabPacket;
+    this.#grabSentAt = Date.now();
+    this.#grabAbandoned = false;
+    this.#echoBehindGrab = false;
+    this.#grabUnique = this.serverState.uniqueGrabs;
+    return packet;
+  }
+
+  /** The functions this connection registers. */
+  get functions(): readonly string[] {
+    return this.#abilities.functions;
+  }
+
+  /**
+   * Changes the registered functions at runtime: CAN_DO for the new ones now, CANT_DO for the dropped
+   * ones as soon as no job of theirs can be on this socket (abilities.ts). A reconnect registers the
+   * current set. `grouped` false: the functions differ from the rest of its WakeGroup, so it can
+   * neither park (nobody asleep would hear of its work) nor stand in as the group's sleeper.
+   */
+  setAbilities(functions: readonly string[], grouped: boolean): void {
+    const state = this.#state;
+    const registered = this.connected || state === S.HANDSHAKE;
+    const canDo = this.#abilities.change(functions);
+    if (registered) {
+      // A sleeper is NOOPed only for work queued after its PRE_SLEEP: it must say it again for the new functions.
+      const preSleep = canDo !== null && state === S.SLEEPING ? PRE_SLEEP_PACKET : null;
+      const packets = concatPackets(canDo, this.#owedCantDo(), preSleep);
+      if (packets !== null) (this.#socket as net.Socket).write(packets);
+    }
+    const wasGrouped = this.#grouped;
+    this.#grouped = grouped;
+    if (grouped || !wasGrouped || this.#wakeGroup === null) return;
+    if (state === S.PARKED) this.unpark();
+    else if (state === S.SLEEPING) this.#wakeGroup.leave(this, false);
+  }
+
+  /** The CANT_DOs that may go out now: none while a GRAB may still assign anything, none for a held job's function. */
+  #owedCantDo(): Buffer | null {
+    if (!this.#abilities.owing || this.#state === S.GRABBING) return null;
+    return this.#abilities.takeCantDo(this.#state === S.RUNNING ? this.#heldFunction : null);
   }
 
   /** WakeMember: whether the slot would grab here now. */
@@ -247,68 +280,17 @@ export class GearmanConnection implements WakeMember {
     return true;
   }
 
-  /** PRE_SLEEP: gearmand NOOPs this connection when work for it is (or already was) queued. */
-  #preSleep(): void {
-    (this.#socket as net.Socket).write(PRE_SLEEP_PACKET);
+  /** PRE_SLEEP (after `before`, in the same write): gearmand NOOPs this connection when work for it is (or already was) queued. */
+  #preSleep(before: Buffer | null = null): void {
+    (this.#socket as net.Socket).write(before === null ? PRE_SLEEP_PACKET : Buffer.concat([before, PRE_SLEEP_PACKET]));
     this.#transition(S.SLEEPING);
-  }
-
-  /**
-   * The functions to be registered for from now on; `grouped` false when they differ from the wake
-   * group's members' (such a connection sleeps at gearmand itself instead of parking). A CANT_DO for the
-   * function of a job this connection holds waits until the job is answered: gearmand re-queues a held
-   * job when its worker sends CANT_DO for it. A sleeping connection sends PRE_SLEEP again after a
-   * CAN_DO, since gearmand wakes a sleeper only for jobs queued after it slept.
-   */
-  setAbilities(functions: readonly string[], grouped: boolean): void {
-    this.#abilities = [...functions];
-    this.#grouped = grouped;
-    this.#registration = this.#buildRegistration();
-    if (!this.connected) return;
-    this.#syncAbilities();
-    if (!grouped && this.#state === S.PARKED) this.unpark();
-  }
-
-  #buildRegistration(): Buffer {
-    return Buffer.concat([RESET_ABILITIES_PACKET, encodeSetClientId(this.#clientId), ...this.#abilities.map((fn) => encodeCanDo(fn))]);
-  }
-
-  /** Sends CAN_DO / CANT_DO for the difference between what gearmand has and what is wanted. */
-  #syncAbilities(): void {
-    const packets = this.#abilityChanges();
-    if (packets !== null) (this.#socket as net.Socket).write(packets);
-  }
-
-  /**
-   * CAN_DO / CANT_DO for the difference between what gearmand has and what is wanted (and PRE_SLEEP
-   * again for a sleeper that gained a function), marked as sent; null when nothing differs. A CANT_DO
-   * for the function of the held job is left for after its answer.
-   */
-  #abilityChanges(): Buffer | null {
-    const wanted = new Set(this.#abilities);
-    const packets: Buffer[] = [];
-    for (const fn of this.#registered) {
-      if (!wanted.has(fn) && fn !== this.#heldFunction) {
-        packets.push(encodeCantDo(fn));
-        this.#registered.delete(fn);
-      }
-    }
-    let added = false;
-    for (const fn of wanted) {
-      if (!this.#registered.has(fn)) {
-        packets.push(encodeCanDo(fn));
-        this.#registered.add(fn);
-        added = true;
-      }
-    }
-    if (packets.length === 0) return null;
-    if (added && this.#state === S.SLEEPING) packets.push(PRE_SLEEP_PACKET);
-    return packets.length === 1 ? (packets[0] as Buffer) : Buffer.concat(packets);
   }
 
   /** ECHO_REQ: a liveness probe that cannot cause an assignment. */
   echo(): void {
-    if (this.connected) (this.#socket as net.Socket).write(encodeEchoReq(ECHO_PAYLOAD));
+    if (!this.connected) return;
+    if (this.#state === S.GRABBING) this.#echoBehindGrab = true;
+    (this.#socket as net.Socket).write(encodeEchoReq(ECHO_PAYLOAD));
   }
 
   /** Whether the socket that assigned a job (its epoch) is still the live one, holding that job. */
@@ -317,18 +299,19 @@ export class GearmanConnection implements WakeMember {
   }
 
   /**
-   * A progress line of the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) on the socket that
-   * assigned it; false (nothing sent) when that socket is gone or no longer holds the job.
+   * A progress line of the running job (WORK_STATUS, WORK_DATA, WORK_WARNING) for the socket that
+   * assigned it, throttled and bounded (progress-throttle.ts): `reader` is paused while gearmand is
+   * behind. False (nothing sent) when that socket is gone or no longer holds the job.
    */
-  sendProgress(epoch: number, handle: Buffer, update: ProgressUpdate): boolean {
+  sendProgress(epoch: number, handle: Buffer, update: ProgressUpdate, reader: ProgressReader): boolean {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
-    const packet =
-      update.kind === 'status'
-        ? encodeWorkStatus(handle, update.numerator, update.denominator)
-        : update.kind === 'data'
-          ? encodeWorkData(handle, update.data)
-          : encodeWorkWarning(handle, update.data);
-    (this.#socket as net.Socket).write(packet);
+    let progress = this.#progress;
+    if (progress === null || progress.handle !== handle) {
+      progress?.discard();
+      progress = new ProgressThrottle(this.#socket as net.Socket, handle, reader, () => this.holdsJob(epoch));
+      this.#progress = progress;
+    }
+    progress.add(update);
     return true;
   }
 
@@ -342,12 +325,16 @@ export class GearmanConnection implements WakeMember {
     if (epoch !== this.#epoch || this.#state !== S.RUNNING) return false;
     const socket = this.#socket as net.Socket;
     this.#transition(grabAfter ? S.GRABBING : S.READY);
-    this.#heldFunction = null;
-    // A CANT_DO deferred while the job was held goes right after its answer and before the next GRAB,
-    // in the same write: a GRAB read first could be assigned a job of the function being dropped,
-    // and the CANT_DO would then make gearmand re-queue that job under us.
-    const changes = this.#abilityChanges();
-    const then = changes === null ? (grabAfter ? GRAB_JOB_UNIQ_PACKET : null) : grabAfter ? Buffer.concat([changes, GRAB_JOB_UNIQ_PACKET]) : changes;
+    this.#answerUnconfirmed = true;
+    // After the answer and before any next GRAB: the CANT_DOs this job held back.
+    const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket() : null);
+    const progress = this.#progress;
+    if (progress !== null) {
+      this.#progress = null;
+      // A held status goes out before the answer, in the same write.
+      socket.cork();
+      progress.finish();
+    }
     if (outcome.kind === 'complete' && outcome.result.length > COPY_RESULT_LIMIT) {
       // The result follows its head uncopied, in the same write (cork).
       socket.cork();
@@ -364,6 +351,7 @@ export class GearmanConnection implements WakeMember {
     } else {
       socket.write(encodeWorkFail(handle, then));
     }
+    if (progress !== null) socket.uncork();
     return true;
   }
 
@@ -380,14 +368,24 @@ export class GearmanConnection implements WakeMember {
   /** Liveness check; `now` is Date.now() sampled once per tick by the pool. */
   tick(now: number): void {
     const state = this.#state;
-    if (state === S.CONNECTING) {
-      // A SYN into a black hole never errors by itself.
-      if (now - this.#connectStartedAt >= Math.max(this.#loopTimeoutMs, 1000)) {
-        this.#fail(new GearmanConnectionError(`connect to ${this.server.label} timed out`));
+    if (state === S.CONNECTING || state === S.HANDSHAKE) {
+      // A SYN into a black hole never errors by itself; a stopped server accepts in the kernel and says nothing.
+      const timeoutMs = connectTimeoutMs(this.#loopTimeoutMs);
+      if (now - this.#connectStartedAt >= timeoutMs) {
+        const what = state === S.CONNECTING ? 'connect to' : 'handshake (ECHO_REQ) with';
+        this.#fail(new GearmanConnectionError(`${what} ${this.server.label} timed out after ${timeoutMs} ms`));
       }
       return;
     }
     if (!this.connected) return;
+    if (state === S.GRABBING && !this.#grabAbandoned) {
+      const suspect = this.serverState.suspect;
+      if (suspect || now - this.#grabSentAt >= this.#grabReplyTimeoutMs) {
+        if (!suspect) this.serverState.markSuspect(this.#grabReplyTimeoutMs);
+        this.#grabAbandoned = true;
+        this.#owner.onGrabAbandoned(this);
+      }
+    }
     if (this.#rxSeen) {
       this.#rxSeen = false;
       this.#lastRxAt = now;
@@ -418,8 +416,8 @@ export class GearmanConnection implements WakeMember {
       this.#reconnectTimer = null;
     }
     const socket = this.#socket;
-    if (socket === null || this.#state === S.CONNECTING || this.#state === S.BACKOFF) {
-      if (socket !== null) this.#detach(socket).destroy();
+    if (socket === null || this.#state === S.CONNECTING || this.#state === S.HANDSHAKE || this.#state === S.BACKOFF) {
+      if (socket !== null) detachSocket(socket).destroy();
       this.#socket = null;
       this.#finishClose();
     } else {
@@ -450,7 +448,7 @@ export class GearmanConnection implements WakeMember {
   /** The one place the state changes. An unlisted transition is a bug in this module or the slot. */
   #transition(next: ConnectionState): void {
     const previous = this.#state;
-    if (!TRANSITIONS[previous].includes(next)) {
+    if (!CONNECTION_TRANSITIONS[previous].includes(next)) {
       throw new InternalError(`GearmanConnection ${this.server.label}: illegal transition ${previous} → ${next}`);
     }
     this.#state = next;
@@ -466,21 +464,9 @@ export class GearmanConnection implements WakeMember {
     this.#epoch++;
     this.#parser.reset();
     this.#connectStartedAt = Date.now();
-    const socket = net.connect({
-      host: this.server.host,
-      port: this.server.port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: Math.max(1000, this.#loopTimeoutMs),
-      onread: {
-        buffer: READ_BUFFER,
-        callback: (bytes: number, buffer: Uint8Array) => {
-          this.#rxSeen = true;
-          // The parser hands out views of what it is given and never writes them: give it a copy.
-          this.#parser.push(Buffer.from(buffer.subarray(0, bytes)));
-          return true;
-        },
-      },
+    const socket = openGearmanSocket(this.server, Math.max(1000, this.#loopTimeoutMs), (bytes) => {
+      this.#rxSeen = true;
+      this.#parser.push(bytes);
     });
     this.#socket = socket;
     socket.on('connect', () => this.#onConnect(socket));
@@ -500,9 +486,12 @@ export class GearmanConnection implements WakeMember {
 
   #onConnect(socket: net.Socket): void {
     if (socket !== this.#socket || this.#state !== S.CONNECTING) return;
-    socket.write(this.#registration);
-    this.#registered = new Set(this.#abilities);
-    this.#heldFunction = null;
+    socket.write(Buffer.concat([this.#abilities.register(this.#clientId), encodeEchoReq(ECHO_PAYLOAD)]));
+    this.#transition(S.HANDSHAKE);
+  }
+
+  /** The handshake's ECHO_RES: alive and registered. */
+  #onHandshake(): void {
     this.#lastRxAt = Date.now();
     this.#rxSeen = false;
     this.#probeAt = 0;
@@ -517,22 +506,30 @@ export class GearmanConnection implements WakeMember {
   }
 
   #onPacket(packet: Packet): void {
-    // Any well-formed packet proves the server works: later failures start the backoff afresh.
-    this.#attempt = 0;
+    this.serverState.heard();
     if (packet.magic !== 'RES') {
       this.#log.warn({ server: this.server.label, packet: packetTypeName(packet.type) }, 'ignoring a request packet from gearmand');
       return;
     }
+    // A well-formed answer proves the server works: later failures start the backoff afresh. Not an
+    // ERROR: a server that keeps refusing us must not be retried at full speed.
+    if (packet.type !== PacketType.ERROR) {
+      this.#attempt = 0;
+      this.#answerUnconfirmed = false;
+    }
     switch (packet.type) {
-      case PacketType.NO_JOB:
+      case PacketType.NO_JOB: {
         if (this.#state !== S.GRABBING) return this.#unexpected(packet);
-        if (this.#wakeGroup === null || !this.#grouped || this.#wakeGroup.admit(this)) {
-          this.#preSleep();
+        const cantDo = this.#abilities.takeCantDo();
+        if (!this.#grouped || this.#wakeGroup === null || this.#wakeGroup.admit(this)) {
+          this.#preSleep(cantDo);
         } else {
+          if (cantDo !== null) (this.#socket as net.Socket).write(cantDo);
           this.#transition(S.PARKED);
         }
         this.#owner.onNoJob(this);
         return;
+      }
       case PacketType.NOOP:
         // A NOOP outside SLEEPING is a stale wake-up (e.g. it crossed a probe re-grab): harmless,
         // because gearmand answers PRE_SLEEP with a NOOP whenever work is already waiting.
@@ -544,61 +541,113 @@ export class GearmanConnection implements WakeMember {
         return;
       case PacketType.JOB_ASSIGN_UNIQ:
       case PacketType.JOB_ASSIGN: {
-        if (this.#state !== S.GRABBING) {
-          // An assignment we did not ask for would break one-job-per-slot: drop the socket so
-          // gearmand re-queues it.
-          this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
-          return;
-        }
         const args = packet.args;
-        const uniq = packet.type === PacketType.JOB_ASSIGN_UNIQ;
         const handle = args[0] as Buffer;
+        const functionName = (args[1] as Buffer).toString('utf8');
+        if (!this.#takeAssignment(handle, functionName)) return;
+        const uniq = packet.type === PacketType.JOB_ASSIGN_UNIQ;
+        // JOB_ASSIGN (the answer to GRAB_JOB) carries no unique: the endpoint gets an empty one.
         const unique = uniq ? (args[2] as Buffer) : EMPTY;
         const job: Job = {
           handle,
           handleText: handle.toString('latin1'),
-          functionName: (args[1] as Buffer).toString('utf8'),
+          functionName,
           functionBytes: args[1] as Buffer,
           unique,
           uniqueText: unique.toString('utf8'),
           workload: args[uniq ? 3 : 2] as Buffer,
           server: this.server.label,
         };
-        this.#transition(S.RUNNING);
-        this.#heldFunction = job.functionName;
-        // Before the job starts: a parked connection should already be grabbing the next one.
-        this.#wakeGroup?.assigned();
         this.#owner.onJobAssigned(this, job, this.#epoch);
         return;
       }
       case PacketType.ECHO_RES:
+        if (this.#state === S.HANDSHAKE) {
+          this.#onHandshake();
+        } else if (this.#state === S.GRABBING && this.#echoBehindGrab) {
+          // gearmand answers in order: the GRAB before this ECHO_REQ will never be answered.
+          this.#fail(new GearmanConnectionError(`${this.server.label} answered an ECHO_REQ but not the GRAB sent before it`));
+        }
         return;
-      case PacketType.ERROR: {
-        const error = new GearmanServerError(
-          `${this.server.label} sent ERROR ${JSON.stringify((packet.args[0] as Buffer).toString('latin1').slice(0, 64))}: ${JSON.stringify((packet.args[1] as Buffer).toString('utf8').slice(0, 200))}`,
-        );
-        this.#log.warn({ server: this.server.label, err: error }, 'gearmand sent an ERROR packet');
-        return;
-      }
+      case PacketType.ERROR:
+        return this.#onError(packet);
       default:
         return this.#unexpected(packet);
     }
   }
 
+  /**
+   * An assignment arrived: checks it answers our GRAB (one the slot gave up on goes to adoptLateJob)
+   * and makes the connection RUNNING. False: the connection was dropped instead.
+   */
+  #takeAssignment(handle: Buffer, functionName: string): boolean {
+    if (this.#state !== S.GRABBING) {
+      // An assignment we did not ask for would break one-job-per-slot: drop the socket so
+      // gearmand re-queues it.
+      this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
+      return false;
+    }
+    if (this.#grabAbandoned) {
+      this.#grabAbandoned = false;
+      if (!this.#owner.adoptLateJob(this, functionName, handle.toString('latin1'))) {
+        // Dropping the socket without an answer makes gearmand re-queue the job, unfailed.
+        this.#lost(new GearmanConnectionError(`${this.server.label} answered a GRAB after the slot had moved on`), 0);
+        return false;
+      }
+    }
+    this.#errorFailures = 0;
+    this.#heldFunction = functionName;
+    this.#transition(S.RUNNING);
+    const cantDo = this.#abilities.takeCantDo(functionName);
+    if (cantDo !== null) (this.#socket as net.Socket).write(cantDo);
+    // Before the job starts: a parked connection should already be grabbing the next one.
+    this.#wakeGroup?.assigned();
+    return true;
+  }
+
+  /**
+   * ERROR. Answering GRAB_JOB_UNIQ (nothing else awaits an answer): the server knows GRAB_JOB only
+   * (the Perl Gearman::Server), so grab with that. Answering a progress packet or a job's result (the Perl server knows no
+   * WORK_DATA or WORK_WARNING): the job goes on; a reconnect would only make gearmand re-queue it
+   * and run it again. Anything else leaves the protocol state unknown: reconnect, backing off.
+   */
+  #onError(packet: Packet): void {
+    const code = JSON.stringify((packet.args[0] as Buffer).toString('latin1').slice(0, 64));
+    const text = JSON.stringify((packet.args[1] as Buffer).toString('utf8').slice(0, 200));
+    const error = new GearmanServerError(`${this.server.label} sent ERROR ${code}: ${text}`);
+    const state = this.#state;
+    if (state === S.GRABBING && this.#grabUnique && !this.#answerUnconfirmed) {
+      this.serverState.noUniqueGrabs(error);
+      const abandoned = this.#grabAbandoned;
+      (this.#socket as net.Socket).write(this.#grabPacket());
+      this.#grabAbandoned = abandoned;
+      return;
+    }
+    if (state === S.RUNNING || this.#answerUnconfirmed) {
+      if (!this.#workErrorLogged) {
+        this.#workErrorLogged = true;
+        this.#log.warn({ server: this.server.label, err: error }, 'gearmand refused a progress packet or result with ERROR; the job goes on (further ones are logged at debug)');
+      } else if (this.#log.debug()) {
+        this.#log.debug({ server: this.server.label, err: error }, 'gearmand refused a progress packet or result');
+      }
+      return;
+    }
+    this.#attempt = Math.max(this.#attempt, this.#errorFailures++);
+    this.#fail(error);
+  }
+
   /** An assignment whose workload the parser dropped: the same checks and state change as for a job. */
   #onOversizedPacket(packet: OversizedPacket): void {
+    this.serverState.heard();
     this.#attempt = 0;
     if (packet.magic !== 'RES') {
       this.#log.warn({ server: this.server.label, packet: packetTypeName(packet.type) }, 'ignoring a request packet from gearmand');
       return;
     }
-    if (this.#state !== S.GRABBING) {
-      this.#fail(new GearmanConnectionError(`${this.server.label} assigned a job without a grab`));
-      return;
-    }
-    this.#transition(S.RUNNING);
-    this.#wakeGroup?.assigned();
-    this.#owner.onOversizedJob(this, packet.args[0] as Buffer, (packet.args[1] as Buffer).toString('utf8'), packet.workloadSize, this.#epoch);
+    const handle = packet.args[0] as Buffer;
+    const functionName = (packet.args[1] as Buffer).toString('utf8');
+    if (!this.#takeAssignment(handle, functionName)) return;
+    this.#owner.onOversizedJob(this, handle, functionName, packet.workloadSize, this.#epoch);
   }
 
   #unexpected(packet: Packet): void {
@@ -624,16 +673,25 @@ export class GearmanConnection implements WakeMember {
     if (state === S.BACKOFF || state === S.CLOSED) return;
     if (state === S.CLOSING) {
       // Losing the socket while closing is the close finishing early.
-      if (this.#socket !== null) this.#detach(this.#socket).destroy();
+      if (this.#socket !== null) detachSocket(this.#socket).destroy();
       this.#socket = null;
       this.#finishClose();
       return;
     }
     const wasConnected = this.connected;
-    if (this.#socket !== null) this.#detach(this.#socket).destroy();
+    // Held progress of a job gearmand re-queues (lost, or dropped on purpose) is not sent anywhere.
+    this.#progress?.discard();
+    this.#progress = null;
+    if (this.#socket !== null) detachSocket(this.#socket).destroy();
     this.#socket = null;
     this.#parser.reset();
+    this.#abilities.unregistered();
+    this.#heldFunction = null;
+    this.#grabAbandoned = false;
+    this.#answerUnconfirmed = false;
     this.#transition(S.BACKOFF);
+    // A GRAB outstanding here was how its WakeGroup would hear of queued work: someone else listens now.
+    if (state === S.GRABBING) this.#wakeGroup?.listenerLost();
     if (delayMs > 0 && !this.#failureLogged) {
       this.#failureLogged = true;
       this.#log.warn({ server: this.server.label, err: error, retryInMs: delayMs }, wasConnected ? 'lost connection to gearmand' : 'cannot connect to gearmand');
@@ -647,16 +705,6 @@ export class GearmanConnection implements WakeMember {
     this.#owner.onConnectionDown(this, error);
   }
 
-  /** Stops a socket's events from reaching us (it is being replaced or closed). */
-  #detach(socket: net.Socket): net.Socket {
-    socket.removeAllListeners('connect');
-    socket.removeAllListeners('data');
-    socket.removeAllListeners('close');
-    socket.removeAllListeners('error');
-    // A late error on a destroyed socket must not become an uncaught exception.
-    socket.on('error', () => undefined);
-    return socket;
-  }
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -21,11 +21,16 @@
  * - JOB_ASSIGN while another connection sleeps: this connection grabbed right after finishing a job
  *   and found more, so work is backed up: unpark one to GRAB as well. Bursts ramp up by doubling,
  *   since every assignment brings in one more slot.
+ * - A GRAB that ends without an answer (its socket lost, or dropped because a late assignment found
+ *   its slot busy) with nobody asleep: promote a parked one, as for a sleeper that left.
  * gearmand answers PRE_SLEEP with an immediate NOOP when work is already queued, so a job queued
  * between a NO_JOB (or a promotion) and the PRE_SLEEP that follows it is not missed either.
  *
  * All slots of a generation register the same functions, so any of them can stand in for the others;
- * slots of a replaced generation (other functions) keep their own groups.
+ * slots of a replaced generation (other functions) keep their own groups. A connection whose
+ * functions were changed apart from the others' (GearmanConnection.setAbilities, `grouped` false)
+ * leaves the group: it never parks and always sleeps at gearmand itself; if it was the sleeper, it
+ * leaves as a sleeper does and a parked one is promoted.
  */
 /** What the group needs from a connection (GearmanConnection implements it). */
 export interface WakeMember {
@@ -67,6 +72,11 @@ export class WakeGroup {
     }
     const index = this.#parked.lastIndexOf(member);
     if (index !== -1) this.#parked.splice(index, 1);
+  }
+
+  /** A member's outstanding GRAB ended unanswered (lost or dropped socket): if nobody sleeps, a parked one must. */
+  listenerLost(): void {
+    if (this.#sleeper === null && this.#parked.length > 0) this.#promote();
   }
 
   /** JOB_ASSIGN on a member: someone else should listen for (or look for) the next job. */

@@ -71,6 +71,9 @@ export interface HttpPoolOptions {
 /** A started request: abort() ends it with `reason` (its listener then hears onFailure, unless it already ended). */
 export interface HttpExchange {
   abort(reason: Error): void;
+  /** Reads no more of the response body (after the chunk being delivered) until resume(): TCP backpressure to the server. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Keep-alive connections to one origin (`https://host:port`). */
@@ -146,6 +149,14 @@ class ExchangeHandler implements Dispatcher.DispatchHandler, HttpExchange {
   abort(reason: Error): void {
     this.#abortReason ??= reason;
     this.#controller?.abort(reason);
+  }
+
+  pause(): void {
+    this.#controller?.pause();
+  }
+
+  resume(): void {
+    this.#controller?.resume();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -265,6 +265,15 @@ export class JobRequest implements HttpResponseListener {
     this.#exchange?.abort(reason);
   }
 
+  /** Reads no more of the answer until resumeBody() (progress lines wait for gearmand). */
+  pauseBody(): void {
+    if (!this.#done) this.#exchange?.pause();
+  }
+
+  resumeBody(): void {
+    this.#exchange?.resume();
+  }
+
   // ── HTTP client listener ─────────────────────────────────────────────────────────────────────────
 
   onHeaders(status: number, rawHeaders: readonly Buffer[]): void {
