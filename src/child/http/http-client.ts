@@ -4,7 +4,7 @@
  * a time dispatched with our callbacks, close and destroy. An undici upgrade (handler API, errors,
  * file layout) is then a change to this file alone.
  */
-import { createRequire } from 'node:module';
+import { createRequire, registerHooks } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { HttpResponseError } from '../../errors.js';
@@ -17,7 +17,35 @@ import { HttpResponseError } from '../../errors.js';
  * three runs each: 59.5 vs 67.8 MiB RSS). The index itself requires this same file, and package-lock
  * pins undici, so a move of it would fail every test at once rather than in production.
  */
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+const Pool = loadPoolWithoutHttp2();
+
+/** The module of undici's that requires node:http2 at load, for its HTTP/2 client. */
+const UNDICI_HTTP2_CLIENT = '/undici/lib/dispatcher/client-h2.js';
+
+/**
+ * undici's Pool requires its HTTP/2 client, which requires node:http2 at once, whether or not any
+ * connection ever speaks HTTP/2; node:http2 brings node:tls and its certificate machinery with it:
+ * 2.9 MiB of private memory in every pool child (a process that loads the Pool, after GC, smaps_rollup).
+ * A child never asks undici for HTTP/2 (allowH2 stays false), so that one require is refused while the
+ * Pool loads, and undici takes the stand-in it keeps for runtimes without node:http2
+ * (`{ constants: {} }`), which only its HTTP/2 code reads. An https pool still loads node:tls, when its
+ * first connection is made. Where Node has no module.registerHooks, the Pool loads as it is.
+ */
+function loadPoolWithoutHttp2(): typeof UndiciPool {
+  const hooks = registerHooks?.({
+    resolve(specifier, context, nextResolve) {
+      if (specifier === 'node:http2' && context.parentURL?.endsWith(UNDICI_HTTP2_CLIENT) === true) {
+        throw Object.assign(new Error('node:http2 is not loaded in a pool child'), { code: 'ERR_UNKNOWN_BUILTIN_MODULE' });
+      }
+      return nextResolve(specifier, context);
+    },
+  });
+  try {
+    return createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+  } finally {
+    hooks?.deregister();
+  }
+}
 
 /** How a request ended without a complete answer. */
 export const HttpFailure = {
