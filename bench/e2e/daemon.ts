@@ -80,6 +80,8 @@ export interface DaemonOptions {
    * --cpu-prof there. cluster.fork() gives children the master's execArgv, so they profile too.
    */
   nodeArgs?: string[];
+  /** Environment variables set on top of the harness's own (e.g. MALLOC_* for a memory A/B). */
+  env?: Record<string, string>;
 }
 
 export interface Daemon {
@@ -166,7 +168,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const isJs = options.bin.endsWith('.js');
   const command = isJs ? process.execPath : options.bin;
   const argv = isJs ? [...(options.nodeArgs ?? []), options.bin, ...args] : args;
-  const env = { ...process.env };
+  const env = { ...process.env, ...options.env };
   // Output goes to a file, not a pipe: a pipe the harness reads would put the daemon's logging on the
   // harness's event loop, and a full pipe would block the daemon.
   const outPath = join(options.dir, 'daemon.out');
