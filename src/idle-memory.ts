@@ -36,10 +36,9 @@ export const QUIET_UTILIZATION = 0.1;
 export const RELEASE_AFTER_ACTIVE_MS = 250;
 /**
  * Heap growth (V8's resident heap, total_physical_size) since the last release that earns one without a
- * burst. Measured in a pool child: one job grows it by about 0.8 MiB, five by 1.0 MiB; an idle child
- * re-polling gearmand grows it far more slowly.
+ * burst. Measured in a 2-slot pool child (bench/memory): its first five jobs grew it by 0.44 MiB.
  */
-export const RELEASE_AFTER_GROWTH_BYTES = 512 * 1024;
+export const RELEASE_AFTER_GROWTH_BYTES = 256 * 1024;
 /** The least time between two releases earned by growth alone. */
 export const MIN_GROWTH_RELEASE_SPACING_MS = 10_000;
 /** …and at least this many times the last release's own duration (a big heap's GC takes longer). */

@@ -28,6 +28,7 @@ import { startIdleMemoryRelease } from '../idle-memory.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
 import type { Logger } from '../log/logger.js';
 import { reopenDeadLetterFiles } from './delivery/dead-letters.js';
+import { applyWasmTiering } from './wasm-tiering.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */
@@ -139,6 +140,8 @@ function onMessage(raw: unknown): void {
         settings = validateSettings(message.settings);
         log = createForwardingLogger('driveshaft', settings.logLevel, forward).child({ pool: settings.pool.name });
         loopTimeoutMs = settings.loopTimeoutMs;
+        // Before the first HTTP connection compiles undici's parser (src/child/wasm-tiering.ts).
+        applyWasmTiering(settings.pool.workerCount);
         const created = new WorkerPool({ log });
         created.start(settings);
         pool = created;
