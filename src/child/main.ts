@@ -19,6 +19,7 @@
  * jobs of its dropped connections.
  */
 import type { Cluster } from 'node:cluster';
+import { redactUris } from '../config/redact.js';
 import { IpcError, serializeError } from '../errors.js';
 import type { ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { zeroCounters } from '../ipc/counters.js';
@@ -41,10 +42,13 @@ let heartbeat: NodeJS.Timeout | null = null;
 /** Set once the IPC channel to the master is gone: from then on log records go to stderr. */
 let orphanedAt: number | null = null;
 
-/** One bunyan-shaped record as one JSON line on stderr (what the master would have written for us). */
+/**
+ * One bunyan-shaped record as one JSON line on stderr (what the master would have written for us),
+ * under the same redaction rule the master applies to every line it writes.
+ */
 function writeStderr(record: Record<string, unknown>): void {
   try {
-    process.stderr.write(`${JSON.stringify(record)}\n`);
+    process.stderr.write(`${redactUris(JSON.stringify(record))}\n`);
   } catch {
     // stderr closed with the master's pipe: nobody can read this child's records any more.
   }

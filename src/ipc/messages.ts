@@ -185,18 +185,19 @@ export function sanitizeDelivery(delivery: DeliveryStatus | undefined): Delivery
 }
 
 function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBreakerStatus> {
-  // No prototype: a function may be named __proto__.
-  const out = Object.create(null) as Record<string, FunctionBreakerStatus>;
+  const out: Record<string, FunctionBreakerStatus> = {};
   if (typeof functions !== 'object' || functions === null || Array.isArray(functions)) return out;
   for (const [name, value] of Object.entries(functions as Record<string, unknown>)) {
     const status = value as Partial<FunctionBreakerStatus> | null;
     if (typeof status !== 'object' || status === null || typeof status.breaker !== 'string' || !BREAKER_STATES.has(status.breaker)) continue;
-    out[name] = {
+    const sane: FunctionBreakerStatus = {
       breaker: status.breaker,
       since: reportedCount(status.since),
       lastReason: typeof status.lastReason === 'string' ? status.lastReason : null,
       opened: reportedCount(status.opened),
     };
+    // An own property even for a function named __proto__ (a plain assignment would set the prototype).
+    Object.defineProperty(out, name, { value: sane, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
