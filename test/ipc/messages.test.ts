@@ -29,7 +29,7 @@ test('sanitizeDelivery should keep well-formed function breakers, drop malformed
   assert.deepEqual(Object.keys(clean?.functions ?? {}), ['Sum', '__proto__']);
   assert.deepEqual(clean?.functions?.['Sum'], open);
   assert.equal(Object.getPrototypeOf(clean?.functions), Object.prototype, 'the map keeps its prototype');
-  assert.equal(Object.getOwnPropertyDescriptor(clean?.functions, '__proto__')?.value.opened, 0);
+  assert.equal((Object.getOwnPropertyDescriptor(clean?.functions, '__proto__')?.value as { opened: number } | undefined)?.opened, 0);
 });
 
 test('sanitizeCounters should keep finite counts and zero what is missing or not a number', () => {
