@@ -3,16 +3,15 @@
  *
  * - worker_count up → slots added; down → surplus slots stopped (idle ones first, newest first) with
  *   max_running_time to finish a running job.
- * - jobs_list, servers or loop_timeout changed → a new set of slots is started first; the old ones keep
- *   serving until the new ones are registered with every server (or loop_timeout passes), then they
- *   are stopped gracefully. The pool is never left at zero workers (the original's could be, for a while).
+ * - jobs_list, servers or loop_timeout changed → a new generation of slots replaces the old one
+ *   (slot-generations.ts), which serves until the new one is registered.
  * - URI, request_format, headers or max_running_time changed → only the HTTP side changes: new jobs use
  *   a new JobRunner, running jobs finish on the old one, and no Gearman connection drops. (Replacing
  *   slots would buy nothing and re-register every worker.)
  *
  * What a change of each setting needs comes from one table (src/config/pool-changes.ts), the one the
  * master's reload diff reads. The pool owns its breaker, its admission gate and its Delivery for its
- * whole life; counters and metrics are PoolStats, fed by the delivery.
+ * whole life, and wires each new slot to them; counters and metrics are PoolStats, fed by the delivery.
  */
 import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
@@ -30,14 +29,13 @@ import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
 import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
+import { SlotGenerations } from './slot-generations.js';
 import { grabReplyTimeoutMs } from './gearman/gearman-connection.js';
 import { ServerState } from './gearman/server-state.js';
-import { WakeGroup } from './gearman/wake-group.js';
+import type { WakeGroup } from './gearman/wake-group.js';
 
 /** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
 const QUEUE_QUERY_TIMEOUT_MS = 2000;
-/** How often a pending slot replacement checks whether the new slots are registered. */
-const RETIRE_POLL_MS = 20;
 
 export interface WorkerPoolOptions {
   log: Logger;
@@ -75,18 +73,13 @@ export class WorkerPool {
   #functionBreakers: FunctionBreakers | null = null;
   #gate: AdmissionGate | null = null;
   #delivery: Delivery | null = null;
-  /** The current generation's slots. */
-  #slots: Slot[] = [];
-  /** The current generation's wake groups, one per server (older generations keep theirs). */
-  #wakeGroups: WakeGroup[] = [];
+  readonly #slots = new SlotGenerations({
+    newSlot: (wakeGroups) => this.#newSlot(this.#settings as ChildSettings, wakeGroups),
+    retiring: (slot) => this.#functionBreakers?.slotGone(slot.id),
+    current: () => ({ servers: this.#settings?.servers.length ?? 0, graceMs: this.#settings?.pool.maxRunningTimeMs ?? 0 }),
+  });
   /** What the pool knows about each gearmand, by label: shared by every slot, across generations. */
   readonly #serverStates = new Map<string, ServerState>();
-  /** Older generations' slots, still serving until the current ones are registered. */
-  #outgoing: Slot[] = [];
-  #retireTimer: NodeJS.Timeout | null = null;
-  #retireDeadline = 0;
-  /** Slots told to stop, until their connections are closed. */
-  readonly #stopping = new Set<Slot>();
   /** Runners replaced by a reconfigure, until their last request settles. */
   readonly #oldRunners = new Set<JobRunner>();
   #nextSlot = 1;
@@ -118,8 +111,7 @@ export class WorkerPool {
     this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
-    this.#wakeGroups = settings.servers.map(() => new WakeGroup());
-    this.#slots = this.#newSlots(settings, settings.pool.workerCount);
+    this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
     this.#log.info(
       { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri },
       'pool started',
@@ -147,33 +139,17 @@ export class WorkerPool {
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
-      this.#outgoing.push(...this.#slots);
-      this.#wakeGroups = settings.servers.map(() => new WakeGroup());
-      this.#slots = this.#newSlots(settings, settings.pool.workerCount);
-      this.#retireDeadline = Date.now() + settings.loopTimeoutMs;
-      this.#watchRetire();
-      this.#log.info({ workers: settings.pool.workerCount, replacing: this.#outgoing.length }, 'pool reconfigured: replacing slots');
+      this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
+      this.#log.info({ workers: settings.pool.workerCount, replacing: this.#slots.replacing }, 'pool reconfigured: replacing slots');
       return;
     }
-    const have = this.#slots.length;
-    const want = settings.pool.workerCount;
-    if (want > have) {
-      this.#slots.push(...this.#newSlots(settings, want - have));
-    } else if (want < have) {
-      // Idle slots first, then the newest: running jobs are disturbed as little as possible.
-      const order = this.#slots.map((slot, index) => ({ slot, index })).sort((a, b) => Number(b.slot.idle) - Number(a.slot.idle) || b.index - a.index);
-      const surplus = new Set(order.slice(0, have - want).map((o) => o.slot));
-      this.#slots = this.#slots.filter((slot) => !surplus.has(slot));
-      for (const slot of surplus) this.#retire(slot, grace);
-    }
-    this.#log.info({ workers: want, previous: have }, 'pool reconfigured');
+    const have = this.#slots.current.length;
+    this.#slots.resize(settings.pool.workerCount, grace);
+    this.#log.info({ workers: settings.pool.workerCount, previous: have }, 'pool reconfigured');
   }
 
   status(): ChildStatus {
-    const slots: SlotStatus[] = [];
-    for (const slot of this.#outgoing) slots.push(slot.status());
-    for (const slot of this.#slots) slots.push(slot.status());
-    for (const slot of this.#stopping) slots.push(slot.status());
+    const slots: SlotStatus[] = this.#slots.statuses();
     slots.sort((a, b) => slotNumber(a.id) - slotNumber(b.id));
     const retrying = slots.filter((slot) => slot.job?.waitingToRetry === true).length;
     return {
@@ -188,12 +164,12 @@ export class WorkerPool {
 
   /** @internal For tests: the current generation's slots. */
   get slots(): readonly Slot[] {
-    return this.#slots;
+    return this.#slots.current;
   }
 
   /** @internal For tests: the current generation's wake groups. */
   get wakeGroups(): readonly WakeGroup[] {
-    return this.#wakeGroups;
+    return this.#slots.wakeGroups;
   }
 
   /** Counters and metrics only (the `stopped` reply): no slot list. */
@@ -208,18 +184,15 @@ export class WorkerPool {
   drain(graceMs: number): Promise<void> {
     if (this.#drained !== null) {
       // A second, shorter deadline (e.g. a hard stop's) still applies to the running jobs.
-      for (const slot of this.#stopping) void slot.stop(graceMs);
+      this.#slots.hurry(graceMs);
       return this.#drained;
     }
     this.#state = PoolState.DRAINING;
-    this.#stopRetireWatch();
-    for (const slot of [...this.#outgoing, ...this.#slots]) this.#retire(slot, graceMs);
-    this.#outgoing = [];
-    this.#slots = [];
+    const stopped = this.#slots.stopAll(graceMs);
     this.#breaker?.close();
     this.#functionBreakers?.close();
     this.#gate?.clear();
-    this.#drained = this.#whenStopped().then(async () => {
+    this.#drained = stopped.then(async () => {
       await Promise.all([this.#delivery?.runner.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#delivery?.close()]);
       this.#stopTicker();
       this.#state = PoolState.STOPPED;
@@ -238,33 +211,30 @@ export class WorkerPool {
 
   // ── internals ──────────────────────────────────────────────────────────────────────────────────
 
-  #newSlots(settings: ChildSettings, count: number): Slot[] {
-    const slots: Slot[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = `${this.#pid}-${this.#nextSlot++}`;
-      const slot = new Slot({
-        id,
-        servers: settings.servers,
-        wakeGroups: this.#wakeGroups,
-        serverStates: settings.servers.map((server) => this.#serverState(server.label)),
-        onJobReturned: () => this.#stats.count('returned'),
-        functions: settings.pool.jobsList,
-        loopTimeoutMs: settings.loopTimeoutMs,
-        maxWorkloadBytes: settings.pool.maxWorkloadBytes,
-        gate: this.#gate as AdmissionGate,
-        delivery: this.#delivery as Delivery,
-        log: this.#log.child({ slot: id }),
-      });
-      // Registered from the first connect without the functions whose breaker is open.
-      const breakers = this.#functionBreakers;
-      if (breakers !== null) {
-        const abilities = breakers.abilitiesFor(id, settings.pool.jobsList);
-        if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, abilities.length === breakers.commonAbilities(settings.pool.jobsList).length);
-      }
-      slot.start();
-      slots.push(slot);
+  /** A started slot of the generation whose wake groups are `wakeGroups`, wired to the pool. */
+  #newSlot(settings: ChildSettings, wakeGroups: readonly WakeGroup[]): Slot {
+    const id = `${this.#pid}-${this.#nextSlot++}`;
+    const slot = new Slot({
+      id,
+      servers: settings.servers,
+      wakeGroups,
+      serverStates: settings.servers.map((server) => this.#serverState(server.label)),
+      onJobReturned: () => this.#stats.count('returned'),
+      functions: settings.pool.jobsList,
+      loopTimeoutMs: settings.loopTimeoutMs,
+      maxWorkloadBytes: settings.pool.maxWorkloadBytes,
+      gate: this.#gate as AdmissionGate,
+      delivery: this.#delivery as Delivery,
+      log: this.#log.child({ slot: id }),
+    });
+    // Registered from the first connect without the functions whose breaker is open.
+    const breakers = this.#functionBreakers;
+    if (breakers !== null) {
+      const abilities = breakers.abilitiesFor(id, settings.pool.jobsList);
+      if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, abilities.length === breakers.commonAbilities(settings.pool.jobsList).length);
     }
-    return slots;
+    slot.start();
+    return slot;
   }
 
   #serverState(label: string): ServerState {
@@ -274,43 +244,6 @@ export class WorkerPool {
       this.#serverStates.set(label, state);
     }
     return state;
-  }
-
-  #retire(slot: Slot, graceMs: number): void {
-    this.#stopping.add(slot);
-    this.#functionBreakers?.slotGone(slot.id);
-    void slot.stop(graceMs).then(() => {
-      this.#stopping.delete(slot);
-    });
-  }
-
-  #whenStopped(): Promise<void> {
-    return Promise.all([...this.#stopping].map((slot) => slot.stopped)).then(() => undefined);
-  }
-
-  /** Retires the outgoing slots once the current generation is registered everywhere, or at the deadline. */
-  #watchRetire(): void {
-    if (this.#retireTimer !== null) return;
-    const check = (): void => {
-      const servers = this.#settings?.servers.length ?? 0;
-      const ready = this.#slots.every((slot) => slot.connectedServers >= servers);
-      if (ready || Date.now() >= this.#retireDeadline || this.#state !== PoolState.RUNNING) {
-        this.#stopRetireWatch();
-        const grace = this.#settings?.pool.maxRunningTimeMs ?? 0;
-        const outgoing = this.#outgoing;
-        this.#outgoing = [];
-        for (const slot of outgoing) this.#retire(slot, grace);
-      }
-    };
-    this.#retireTimer = setInterval(check, RETIRE_POLL_MS);
-    check();
-  }
-
-  #stopRetireWatch(): void {
-    if (this.#retireTimer !== null) {
-      clearInterval(this.#retireTimer);
-      this.#retireTimer = null;
-    }
   }
 
   #newRunner(settings: ChildSettings): JobRunner {
@@ -356,7 +289,7 @@ export class WorkerPool {
         onAbilitiesChanged: () => this.#applyAbilities(),
         onOpen: (fn) => this.#delivery?.onFunctionOpen(fn),
         onClose: () => this.#breaker?.ramp(),
-        pickProbeSlot: () => (this.#slots.find((slot) => slot.idle && !slot.stopping) ?? this.#slots[0])?.id ?? null,
+        pickProbeSlot: () => (this.#slots.current.find((slot) => slot.idle && !slot.stopping) ?? this.#slots.current[0])?.id ?? null,
         checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000), this.#settings?.pool.tls ?? null),
         queuedJobs: (fn) => this.#queuedJobs([fn]),
       },
@@ -376,7 +309,7 @@ export class WorkerPool {
     const functions = settings.pool.jobsList;
     const common = breakers.commonAbilities(functions);
     // Only the current generation: an outgoing one registers other functions and is about to stop.
-    for (const slot of this.#slots) {
+    for (const slot of this.#slots.current) {
       const abilities = breakers.abilitiesFor(slot.id, functions);
       slot.setAbilities(abilities, abilities.length === common.length);
     }
@@ -413,10 +346,7 @@ export class WorkerPool {
     // grab-reply timeout bound the detection error.
     const tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(loopTimeoutMs / 8, grabReplyTimeoutMs(loopTimeoutMs) / 4))));
     this.#ticker = setInterval(() => {
-      const now = Date.now();
-      for (const slot of this.#outgoing) slot.tick(now);
-      for (const slot of this.#slots) slot.tick(now);
-      for (const slot of this.#stopping) slot.tick(now);
+      this.#slots.tick(Date.now());
     }, tickMs);
     this.#ticker.unref();
   }
