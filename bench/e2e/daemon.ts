@@ -67,9 +67,13 @@ export interface DaemonOptions {
   flavour: 'ours' | 'original';
   dir: string;
   gearmand: Gearmand;
+  /** Every server the pools use (gearman_servers_list); default `gearmand` alone. */
+  servers?: readonly Gearmand[];
   endpointUrl: string;
   pools: readonly PoolSpec[];
   logLevel: 'warn' | 'info';
+  /** Our daemon's --loop_timeout (default 1: config changes are seen within half a second). */
+  loopTimeoutS?: number;
   /**
    * Where the daemon logs: a file (default), or its stdout, which goes to `daemon.out` in `dir` (the
    * fault benchmarks count the lines an operator's journal would receive).
@@ -104,7 +108,7 @@ export interface Daemon {
 
 const STATUS_TIMEOUT_MS = 5_000;
 
-export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUrl' | 'pools'>): unknown {
+export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'servers' | 'endpointUrl' | 'pools'>): unknown {
   const pools: Record<string, unknown> = {};
   for (const pool of options.pools) {
     pools[pool.name] = {
@@ -114,7 +118,7 @@ export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUr
       ...pool.extra,
     };
   }
-  return { gearman_servers_list: [options.gearmand.label], pools_list: pools };
+  return { gearman_servers_list: (options.servers ?? [options.gearmand]).map((server) => server.label), pools_list: pools };
 }
 
 /**
@@ -159,7 +163,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const args = [
     '--jobsconfig', jobsPath,
     '--logconfig', logConfigPath,
-    '--loop_timeout', options.flavour === 'ours' ? '1' : String(ORIGINAL_LOOP_TIMEOUT_S),
+    '--loop_timeout', options.flavour === 'ours' ? String(options.loopTimeoutS ?? 1) : String(ORIGINAL_LOOP_TIMEOUT_S),
     '--max_running_time', '300',
     '--status_port', String(statusPort),
   ];
