@@ -67,7 +67,7 @@ export interface LivenessRun {
   bin: string;
   dir: string;
   progress: (text: string) => void;
-  /** The pool's extra jobs-config keys: `extra`, its `delivery` merged over the options' one. */
+  /** The pool's extra jobs-config keys: `extra`, and its `delivery` with the options' keys (--delivery) over it. */
   poolExtra: (extra: Record<string, unknown> & { delivery?: Record<string, unknown> }) => Record<string, unknown>;
 }
 
@@ -135,7 +135,7 @@ export async function runLiveness(
         const run: LivenessRun = {
           options, binary, bin, dir: join(tmp, `liveness-${binary}`), progress,
           poolExtra: ({ delivery, ...extra }) => {
-            const merged = { ...options.delivery, ...delivery };
+            const merged = { ...delivery, ...options.delivery };
             return { ...extra, ...(Object.keys(merged).length > 0 ? { delivery: merged } : {}) };
           },
         };
