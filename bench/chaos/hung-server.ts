@@ -110,7 +110,8 @@ export async function runHungServer(run: LivenessRun): Promise<HungServerResult>
   const { options, progress } = run;
   const result: HungServerResult = emptyLiveness('hung-server', undefined, run.binary, run.bin, options.delivery);
   const dir = join(run.dir, 'hung-server');
-  const pool = { name: 'bench', slots: options.slots, functionName: FUNCTION_NAME, extra: run.poolExtra({}) };
+  // Letters (none expected) stay in the temp dir, not in the daemon's default folder.
+  const pool = { name: 'bench', slots: options.slots, functionName: FUNCTION_NAME, extra: run.poolExtra({ delivery: { dead_letter_file: join(dir, 'dead-letters.jsonl') } }) };
   const rig = new LivenessRig({ dir, bin: run.bin, servers: 2, pools: [pool], logLevel: options.logLevel, loopTimeoutS: options.loopTimeoutS });
   const started = Date.now();
   let prober: Prober | undefined;

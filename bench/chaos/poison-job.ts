@@ -200,7 +200,7 @@ export function poisonJobTable(results: readonly PoisonJobResult[]): string {
     ]];
   });
   return table(
-    ['poison-job', 'alone + with traffic', 'POSTs alone / with traffic / after cure', 'outcome', 'handed back alone / traffic', 'breaker opened alone / traffic', 'breaker not closed', 'other fn jobs/s before / during', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'other fn p50 / p99', 'p99 ratio (≤ 2×)', 'longest stall', 'LOST', 'log lines'],
+    ['poison-job', 'alone + with traffic', 'POSTs alone / with traffic / after cure', 'outcome', 'handed back alone / traffic', 'breaker opened alone / traffic', 'breaker not closed', 'other fn jobs/s before / during', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'other fn p50 / p99', 'p99 ratio', 'longest stall', 'LOST', 'log lines'],
     rows,
   );
 }

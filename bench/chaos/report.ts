@@ -12,6 +12,7 @@ const RUN_COUNTERS: readonly CounterColumn[] = [
   ['retried', 'jobs_retried'],
   ['handed back', 'jobs_handed_back'],
   ['dead-lettered', 'jobs_dead_lettered'],
+  ['returned', 'jobs_returned'],
 ];
 
 function mib(list: readonly ProcessFigures[], role: 'master' | 'child'): string {
