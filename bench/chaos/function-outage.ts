@@ -9,12 +9,12 @@ import type { Gearmand } from '../../test/helpers/gearmand.js';
 import { delay, errorText, fmt, table } from '../faults/common.js';
 import {
   BEFORE_WINDOW_MS,
+  breakerOpenings,
   emptyLiveness,
   feederStream,
   fillTally,
   healthyPath,
   latencyOf,
-  logBetween,
   longestGapMs,
   readDeadLetters,
   show,
@@ -31,7 +31,10 @@ export interface FunctionOutageFigures {
   outageMs: number;
   /** B, the function that is not down: latency (submission → 200) before and during (its rates are the run's `healthy`). */
   b: { before: Latency; during: Latency; longestGapMs: number };
-  /** The pool's breaker during the outage: the breaker_opened counter, its log lines, the time not closed. */
+  /**
+   * The breakers during the outage: the pool's `breaker_opened` counter; "circuit breaker opened"
+   * log lines (the pool's or a function's); the time some breaker was not closed (`gauges`).
+   */
   breaker: { opened: number; openedLogLines: number; notClosedMs: number };
   /** A, the function that is down. */
   a: { submitted: number; answered503: number; completedBefore: number; completedAfter: number; deadLettered: number; lost: number };
@@ -89,7 +92,7 @@ export async function runFunctionOutage(run: LivenessRun): Promise<FunctionOutag
       b: { before: latencyOf(b, beforeFrom, downAt), during: latencyOf(b, downAt, upAt), longestGapMs: longestGapMs(b, downAt, upAt) },
       breaker: {
         opened: (during['breaker_opened'] ?? 0) - (before['breaker_opened'] ?? 0),
-        openedLogLines: logBetween(log, downAt, upAt).byMessage.filter((m) => /breaker.*opened/.test(m.msg)).reduce((sum, m) => sum + m.count, 0),
+        openedLogLines: breakerOpenings(log, downAt, upAt),
         notClosedMs: rig.breaker.notClosedMs(downAt, upAt),
       },
       a: {
@@ -126,14 +129,14 @@ export function functionOutageTable(results: readonly FunctionOutageResult[]): s
       `${show.ms(f.b.before.p99)} → ${show.ms(f.b.during.p99)}`,
       show.times(h.p99Ratio),
       show.ms(f.b.longestGapMs),
-      `${fmt.int(f.breaker.opened)} (${fmt.int(f.breaker.openedLogLines)} log lines), not closed ${fmt.s(f.breaker.notClosedMs)}`,
+      `${fmt.int(f.breaker.opened)} / ${fmt.int(f.breaker.openedLogLines)} / ${fmt.s(f.breaker.notClosedMs)}`,
       `${fmt.int(f.a.submitted)} / ${fmt.int(f.a.answered503)} / ${fmt.int(f.a.completedAfter)} / ${fmt.int(f.a.deadLettered)} / ${fmt.int(f.a.lost)}`,
       fmt.int(r.lost),
       fmt.int(r.faultLog.total),
     ]];
   });
   return table(
-    ['function-outage', 'A down', 'B jobs/s before / during / after', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'B p50', 'B p99', 'p99 ratio', 'longest B stall', 'breaker opened during', 'A: jobs / 503s / done after / dead-lettered / lost', 'LOST', 'log lines'],
+    ['function-outage', 'A down', 'B jobs/s before / during / after', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'B p50', 'B p99', 'p99 ratio', 'longest B stall', 'breakers: pool opened / "opened" lines / not closed', 'A: jobs / 503s / done after / dead-lettered / lost', 'LOST', 'log lines'],
     rows,
   );
 }

@@ -215,6 +215,14 @@ export function healthyPath(label: string, before: StreamWindow, during: StreamW
   };
 }
 
+/**
+ * "circuit breaker opened…" lines in [fromMs, toMs): the pool's breaker and, on builds that have
+ * them, a function's (whose openings the `breaker_opened` counter does not include).
+ */
+export function breakerOpenings(log: DaemonLog, fromMs: number, toMs: number): number {
+  return log.lines.filter((line) => line.atMs >= fromMs && line.atMs < toMs && line.msg.startsWith('circuit breaker opened')).length;
+}
+
 /** What every liveness run reports, beside its fault's own figures. */
 export interface LivenessResult extends RunTally {
   fault: LivenessFault;

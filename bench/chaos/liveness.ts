@@ -33,7 +33,8 @@ Liveness faults (issue 19), each a run of its own after the faults above, with a
   --hung-g2-rate R         jobs/s submitted to the second gearmand (default 5; 0: none)
   --poison-kinds LIST      how the poison job fails, one run each: 503, hang (no answer),
                            stream (an ndjson answer that never ends) (default 503)
-  --poison-seconds S       the poison job alone in the queue, at most (default 30)
+  --poison-seconds S       the poison job alone in the queue, at most (default 60: the
+                           default max_retry_duration, within which it must be dead-lettered)
   --poison-traffic-seconds S  then the other function's traffic beside it (default 20)
   --poison-max-running-time S  the pool's max_running_time for hang and stream (default 2)
   --function-outage-seconds S  how long the one function gets 503 (default 20)
@@ -81,7 +82,7 @@ export function livenessOptionEntries() {
     'hung-seconds': { type: 'string', default: '30' },
     'hung-g2-rate': { type: 'string', default: '5' },
     'poison-kinds': { type: 'string', default: '503' },
-    'poison-seconds': { type: 'string', default: '30' },
+    'poison-seconds': { type: 'string', default: '60' },
     'poison-traffic-seconds': { type: 'string', default: '20' },
     'poison-max-running-time': { type: 'string', default: '2' },
     'function-outage-seconds': { type: 'string', default: '20' },

@@ -2,7 +2,8 @@
  * Liveness fault "poison-job" (issue 19, case 5): one background job (a known unique) whose every
  * POST fails the same transient way (503, no answer within max_running_time, or an ndjson answer
  * that never ends). First the other function's traffic alone (its rate and latency unharmed), then
- * the poison job alone in the queue for --poison-seconds or until it is dead-lettered, then the
+ * the poison job alone in the queue for --poison-seconds (default 60 s, the default
+ * max_retry_duration, within which it must be dead-lettered) or until it is, then the
  * other function's traffic again beside it (the same job, if it is still around), for
  * --poison-traffic-seconds. A poison job still not dead-lettered after that is cured (answered 200
  * from then on) so that the run ends with every job accounted for.
@@ -13,6 +14,7 @@ import { errorText, fmt, table, waitUntil } from '../faults/common.js';
 import type { PoisonKind, PoisonRequest } from '../faults/endpoint-control.js';
 import {
   BEFORE_WINDOW_MS,
+  breakerOpenings,
   emptyLiveness,
   feederStream,
   fillTally,
@@ -47,7 +49,10 @@ export interface PoisonJobFigures {
   letter: Letter | undefined;
   /** Counter deltas (the pool's; in the alone phase they are the poison job's own). */
   handedBack: { alone: number; traffic: number };
+  /** The pool's breaker_opened counter; "circuit breaker opened" log lines (the pool's or a function's). */
   breakerOpened: { alone: number; traffic: number };
+  breakerOpenedLines: { alone: number; traffic: number };
+  /** Some breaker (the pool's or a function's) not closed, from `gauges`. */
   breakerNotClosedMs: { alone: number; traffic: number };
   /** The other function's latency without the poison job, then beside it (its rates are the run's `healthy`). */
   other: { before: Latency; during: Latency; longestGapMs: number };
@@ -160,6 +165,7 @@ export async function runPoisonJob(run: LivenessRun, kind: PoisonKind): Promise<
       letter,
       handedBack: { alone: delta(atTraffic, atSubmit, 'jobs_handed_back'), traffic: delta(atEnd, atTraffic, 'jobs_handed_back') },
       breakerOpened: { alone: delta(atTraffic, atSubmit, 'breaker_opened'), traffic: delta(atEnd, atTraffic, 'breaker_opened') },
+      breakerOpenedLines: { alone: breakerOpenings(log, submitAt, trafficAt), traffic: breakerOpenings(log, trafficAt, trafficEnd) },
       breakerNotClosedMs: { alone: rig.breaker.notClosedMs(submitAt, trafficAt), traffic: rig.breaker.notClosedMs(trafficAt, trafficEnd) },
       other: { before: latencyOf(quietStream, beforeFrom, quiet.finishedAtMs), during: latencyOf(busyStream, trafficAt, trafficEnd), longestGapMs: longestGapMs(busyStream, trafficAt, trafficEnd) },
       phaseMs: { alone: trafficAt - submitAt, traffic: trafficEnd - trafficAt },
@@ -187,7 +193,7 @@ export function poisonJobTable(results: readonly PoisonJobResult[]): string {
       `${f.posts.alone} / ${f.posts['with traffic']} / ${f.posts['after the cure']}${f.posts.maxAttempt === undefined ? '' : ` (attempt ≤ ${f.posts.maxAttempt})`}`,
       `${f.outcome}${f.outcomeAfterMs === undefined ? '' : ` at +${fmt.s(f.outcomeAfterMs)} (${f.outcomePhase})`}${f.letter?.attempts === undefined ? '' : `, letter says ${f.letter.attempts} attempts`}`,
       `${f.handedBack.alone} / ${f.handedBack.traffic}`,
-      `${f.breakerOpened.alone} / ${f.breakerOpened.traffic}`,
+      `${f.breakerOpened.alone} / ${f.breakerOpened.traffic} (lines ${f.breakerOpenedLines.alone} / ${f.breakerOpenedLines.traffic})`,
       `${fmt.s(f.breakerNotClosedMs.alone)} / ${fmt.s(f.breakerNotClosedMs.traffic)}`,
       `${show.rate(h.before)} / ${show.rate(h.during)}`,
       show.pct(h.ratio),
@@ -200,7 +206,7 @@ export function poisonJobTable(results: readonly PoisonJobResult[]): string {
     ]];
   });
   return table(
-    ['poison-job', 'alone + with traffic', 'POSTs alone / with traffic / after cure', 'outcome', 'handed back alone / traffic', 'breaker opened alone / traffic', 'breaker not closed', 'other fn jobs/s before / during', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'other fn p50 / p99', 'p99 ratio', 'longest stall', 'LOST', 'log lines'],
+    ['poison-job', 'alone + with traffic', 'POSTs alone / with traffic / after cure', 'outcome', 'handed back alone / traffic', 'pool breaker opened alone / traffic ("opened" lines)', 'breaker not closed', 'other fn jobs/s before / during', 'during ÷ before (≥ 90 %)', 'worst 5 s', 'other fn p50 / p99', 'p99 ratio', 'longest stall', 'LOST', 'log lines'],
     rows,
   );
 }
