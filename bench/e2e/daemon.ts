@@ -170,7 +170,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const isJs = options.bin.endsWith('.js');
   const command = isJs ? process.execPath : options.bin;
   const argv = isJs ? [...(options.nodeArgs ?? []), options.bin, ...args] : args;
-  const env = { ...process.env };
+  // Dead letters of a bench's daemon stay in its run folder, not under the default (/var/lib/… as root).
+  // An environment variable, not --dead_letter_dir: builds from before that option ignore it.
+  const env = { DRIVESHAFT_DEAD_LETTER_DIR: join(options.dir, 'dead-letters'), ...process.env };
   // Output goes to a file, not a pipe: a pipe the harness reads would put the daemon's logging on the
   // harness's event loop, and a full pipe would block the daemon.
   const outPath = join(options.dir, 'daemon.out');
