@@ -143,14 +143,18 @@ export class WorkerPool {
       this.#functionBreakers?.resize(settings.pool.workerCount);
     }
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
-    // The master sends the pause in force with every reconfigure (a reload may have dropped a paused function).
-    if (settings.pause !== undefined) this.#takePause(settings.pause);
+    // The master sends the pause in force with every reconfigure (a reload may have dropped a paused
+    // function). New slots register what it allows from their first connect; the slots kept are told below.
+    const paused = settings.pause === undefined ? null : this.#pause.set(settings.pause);
+    if (paused?.pool === true) this.#gate?.setPaused(this.#pause.pool);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
+      // The outgoing generation keeps the functions it has until it stops (within loop_timeout).
       this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
       this.#log.info({ workers: settings.pool.workerCount, replacing: this.#slots.replacing }, 'pool reconfigured: replacing slots');
       return;
     }
+    if (paused?.functions === true) this.#applyAbilities();
     const have = this.#slots.current.length;
     this.#slots.resize(settings.pool.workerCount, grace);
     this.#log.info({ workers: settings.pool.workerCount, previous: have }, 'pool reconfigured');

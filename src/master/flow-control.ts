@@ -154,6 +154,7 @@ export class FlowControl {
     while (running !== 0) {
       const state = this.#host.state();
       if (state === 'stopping' || state === 'stopped') return `Error: the daemon is stopping; ${what} ${was}, ${running === null ? 'its jobs' : jobs(running)} still running`;
+      if (!Object.hasOwn(this.#host.config().pools, pool)) return `Error: ${what} was removed from the jobs config while draining`;
       if (this.#book.markOf(pool, functionName) === null) return `Error: ${what} was resumed while draining`;
       if (Date.now() - startedAt >= deadlineMs) {
         return `Error: ${what} ${was}, but ${running === null ? 'its child does not answer' : `${jobs(running)} still running`} after ${seconds(Date.now() - startedAt)} s`;

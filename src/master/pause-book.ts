@@ -62,7 +62,7 @@ export class PauseBook {
   prune(config: JobsConfig): Array<{ pool: string; function: string | null; mark: PauseMark }> {
     const dropped: Array<{ pool: string; function: string | null; mark: PauseMark }> = [];
     for (const [name, record] of this.#pools) {
-      const pool = config.pools[name];
+      const pool = Object.hasOwn(config.pools, name) ? config.pools[name] : undefined;
       const functions = new Set(pool?.jobsList ?? []);
       if (pool === undefined && record.pool !== null) dropped.push({ pool: name, function: null, mark: record.pool });
       for (const [fn, mark] of record.functions) {
@@ -79,7 +79,7 @@ export class PauseBook {
   view(config: JobsConfig): ReadonlyMap<string, PoolPauseView> {
     const out = new Map<string, PoolPauseView>();
     for (const [name, record] of this.#pools) {
-      const order = config.pools[name]?.jobsList ?? [...record.functions.keys()];
+      const order = (Object.hasOwn(config.pools, name) ? config.pools[name]?.jobsList : undefined) ?? [...record.functions.keys()];
       const functions = order.flatMap((fn) => {
         const mark = record.functions.get(fn);
         return mark === undefined ? [] : [{ function: fn, ...mark }];

@@ -225,7 +225,7 @@ export class StatusServer {
     const peer = address === undefined ? 'unknown' : `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
     if (!isLocalClient(socket)) {
       this.#log.warn({ event: 'control-refused', command, peer }, `status port: ${command} from ${peer} refused: control commands are taken from this machine only`);
-      return `Error: ${command} is accepted from this machine only (a loopback address)\r\n`;
+      return `Error: ${command} is accepted from this machine only\r\n`;
     }
     const words = splitWords(line);
     if (!Array.isArray(words)) return `Error: ${words.problem}\r\n`;
