@@ -232,6 +232,18 @@ test('the commands should refuse an unknown pool or function, a pool not running
   const help = await cli(['drain', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^Usage: driveshaft pause\|resume\|drain --pool NAME/);
+
+  // A pool removed from the config whose child still finishes a job, then the daemon stopping.
+  await submit(r, 'Alpha', ['hold-1']);
+  await waitFor(() => r.endpoint.requests.length === 1 || undefined, { timeoutMs: 10_000, message: 'the held job at the endpoint' });
+  writeJobs(r.file, [r.gearmand.label], { Parked: pools(r.endpoint).Parked as PoolSpec });
+  r.daemon.proc.kill('SIGHUP');
+  await r.daemon.waitForLog((rec) => rec.event === 'reloaded', 'the reload removing Flow');
+  assert.equal(await ask('pause Flow'), 'Error: pool "Flow" is not running (removed from the jobs config, stopping)\r\n');
+  r.daemon.proc.kill('SIGTERM');
+  await r.daemon.waitForLog((rec) => rec.event === 'shutdown', 'the shutdown');
+  assert.equal(await ask('pause Parked'), 'Error: the daemon is stopping\r\n');
+  r.release();
 });
 
 test('a pool child killed while paused should come back paused, and a reload that keeps the pool keeps the pause', async (t) => {
