@@ -124,6 +124,16 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
     return this.#job === null;
   }
 
+  /** A GRAB the slot waits for is outstanding: its answer may bring a job. */
+  get grabbing(): boolean {
+    return this.#grabbing !== null;
+  }
+
+  /** A connection's GRAB outstanding may still bring a job of a function the slot no longer registers. */
+  get cantDoBehindGrab(): boolean {
+    return this.#connections.some((connection) => connection.cantDoBehindGrab);
+  }
+
   get connectedServers(): number {
     let n = 0;
     for (const connection of this.#connections) if (connection.connected) n++;
