@@ -22,7 +22,7 @@ import {
   type LivenessResult,
 } from './liveness-figures.js';
 import { LivenessRig } from './liveness-rig.js';
-import type { LivenessRun } from './liveness.js';
+import type { LivenessRun } from './liveness-run.js';
 
 const FAILING_FUNCTION = 'bench_outage_a';
 const HEALTHY_FUNCTION = 'bench_outage_b';

@@ -22,7 +22,7 @@ import {
   type LivenessResult,
 } from './liveness-figures.js';
 import { LivenessRig } from './liveness-rig.js';
-import type { LivenessRun } from './liveness.js';
+import type { LivenessRun } from './liveness-run.js';
 
 const FUNCTION_NAME = 'bench_hung';
 const PROBE_EVERY_MS = 1_000;

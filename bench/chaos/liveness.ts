@@ -12,6 +12,9 @@ import { functionOutageTable, runFunctionOutage, type FunctionOutageResult } fro
 import { hungServerTable, runHungServer, type HungServerResult } from './hung-server.js';
 import { verdict, type LivenessFault } from './liveness-figures.js';
 import { poisonJobTable, runPoisonJob, type PoisonJobResult } from './poison-job.js';
+import type { LivenessOptions, LivenessRun } from './liveness-run.js';
+
+export type { LivenessOptions, LivenessRun } from './liveness-run.js';
 
 export { LIVENESS_FAULTS, type LivenessFault, type LivenessResult } from './liveness-figures.js';
 
@@ -41,36 +44,6 @@ Liveness faults (issue 19), each a run of its own after the faults above, with a
   --compare-bin PATH       also run everything with another build's bin/driveshaft.js
                            (default: DRIVESHAFT_COMPARE_BIN if set)
 `;
-
-export interface LivenessOptions {
-  slots: number;
-  rate: number;
-  leadSeconds: number;
-  afterSeconds: number;
-  loopTimeoutS: number;
-  hungSeconds: number;
-  hungG2Rate: number;
-  poisonKinds: PoisonKind[];
-  poisonSeconds: number;
-  poisonTrafficSeconds: number;
-  poisonMaxRunningTime: number;
-  functionOutageSeconds: number;
-  /** The pool's "delivery" keys from --fail-fast and --delivery ({} = the daemon's default policy). */
-  delivery: Record<string, unknown>;
-  logLevel: 'info' | 'warn';
-  drainTimeoutS: number;
-}
-
-/** One liveness run: the options, the build under test and where its files go. */
-export interface LivenessRun {
-  options: LivenessOptions;
-  binary: string;
-  bin: string;
-  dir: string;
-  progress: (text: string) => void;
-  /** The pool's extra jobs-config keys: `extra`, and its `delivery` with the options' keys (--delivery) over it. */
-  poolExtra: (extra: Record<string, unknown> & { delivery?: Record<string, unknown> }) => Record<string, unknown>;
-}
 
 export function livenessOptionEntries() {
   return {

@@ -28,7 +28,7 @@ import {
   type LivenessResult,
 } from './liveness-figures.js';
 import { LivenessRig } from './liveness-rig.js';
-import type { LivenessRun } from './liveness.js';
+import type { LivenessRun } from './liveness-run.js';
 
 const POISON_FUNCTION = 'bench_poison';
 const OTHER_FUNCTION = 'bench_poison_other';

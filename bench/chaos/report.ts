@@ -4,7 +4,7 @@
  */
 import { describeProcesses, fmt, logSummaryText, reportHeading, table, tallyCells, tallyHeader, type CounterColumn, type ProcessFigures } from '../faults/common.js';
 import { labelOf, livenessReport, type AnyLivenessResult } from './liveness.js';
-import type { Options, RunResult } from './run.js';
+import type { Options, RunResult } from './chaos-types.js';
 
 const RUN_COUNTERS: readonly CounterColumn[] = [
   ['timed out', 'jobs_timed_out'],

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, jobsConfig, startDaemon, waitRegistered, type Daemon, type DaemonOptions, type PoolSpec } from '../e2e/daemon.js';
 import { processTree, signalAll } from '../e2e/proc-stats.js';
-import { BenchCli, type CommonOptions } from '../faults/bench-cli.js';
+import { BenchCli } from '../faults/bench-cli.js';
 import {
   Sampler,
   countersAt,
@@ -31,10 +31,7 @@ import {
   steadyBacklog,
   stopRun,
   waitUntil,
-  type Counters,
   type DaemonLog,
-  type ProcessFigures,
-  type RunTally,
   type Sample,
 } from '../faults/common.js';
 import { FaultEndpoint, type EndpointReport } from '../faults/endpoint-control.js';
@@ -46,12 +43,13 @@ import {
   parseLivenessOptions,
   runLiveness,
   type LivenessFault,
-  type LivenessOptions,
 } from './liveness.js';
 import { report } from './report.js';
+import { FAULTS, HUP_CHANGES } from './chaos-types.js';
+import type { FaultName, FaultResult, HupChange, Options, RunResult } from './chaos-types.js';
 
-const FAULTS = ['gearmand', 'child', 'master', 'sigstop', 'hup', 'endpoint'] as const;
-export type FaultName = (typeof FAULTS)[number];
+export type { FaultName, FaultResult, Options, RunResult } from './chaos-types.js';
+
 
 const FAULT_TITLES: Record<FaultName, string> = {
   gearmand: 'SIGKILL gearmand, restart it',
@@ -62,8 +60,6 @@ const FAULT_TITLES: Record<FaultName, string> = {
   endpoint: 'endpoint down (nothing listens)',
 };
 
-const HUP_CHANGES = ['mixed', 'none', 'header', 'workers'] as const;
-type HupChange = (typeof HUP_CHANGES)[number];
 
 const ALL_FAULTS: readonly string[] = [...FAULTS, ...LIVENESS_FAULTS];
 
@@ -96,20 +92,6 @@ ${LIVENESS_USAGE}`;
 // At least two slots: the "workers" reload runs the pool with one slot less.
 const cli = new BenchCli({ kind: 'chaos', usage: USAGE, defaultJobs: '200000', defaultRate: '1500', minSlots: 2 });
 
-export interface Options extends CommonOptions {
-  faults: FaultName[];
-  liveness: LivenessFault[];
-  livenessOptions: LivenessOptions;
-  compareBin: string | undefined;
-  leadSeconds: number;
-  pauseSeconds: number;
-  recoveryTimeoutS: number;
-  gearmandDownSeconds: number;
-  sigstopSeconds: number;
-  hupSeconds: number;
-  hupChange: HupChange;
-  queueDir: string | undefined;
-}
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -157,46 +139,7 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-export interface FaultResult {
-  name: FaultName;
-  title: string;
-  startAtMs: number;
-  /** When the injection was over (the kill itself for kills: a restart is part of the recovery). */
-  endAtMs: number;
-  /** Up to the next fault's start (or the end of the run): what happened in it is this fault's. */
-  windowEndMs: number;
-  notes: string[];
-  /** gearmand's queue at the start and its peak in the window. */
-  backlogAtStart: number | null;
-  peakBacklog: number | undefined;
-  rateBefore: number;
-  rateBackMs: number | undefined;
-  backlogDrainedMs: number | undefined;
-  /** Lost ids whose last WORK_FAIL was logged in this window. */
-  lost: number;
-  lostSample: string[];
-  /** Ids answered 200 for the second time in this window. */
-  duplicates: number;
-  duplicateSample: Array<{ id: string; atMs: number[] }>;
-  counters: Counters;
-  logLines: number;
-  /** Daemon processes after the fault's recovery and the pause, right before the next fault. */
-  processesAfter: ProcessFigures[];
-  /** false when the feed had ended and the queue was empty: nothing to disturb. */
-  hadTraffic: boolean;
-}
 
-export interface RunResult extends RunTally {
-  binary: string;
-  bin: string;
-  prefix: string;
-  delivery: Record<string, unknown> | null;
-  queueDb: string;
-  lostUnattributed: number;
-  duplicatesBeforeFaults: number;
-  feederInDoubt: number;
-  faults: FaultResult[];
-}
 
 const FUNCTION_NAME = 'bench_chaos';
 
