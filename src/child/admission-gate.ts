@@ -16,6 +16,8 @@ export class AdmissionGate {
   readonly #breaker: CircuitBreaker;
   /** Slots refused a permit, in the order they were refused. */
   readonly #waiting = new Set<GateWaiter>();
+  /** An operator paused the pool (docs/operations.md, Pause and resume): no permit at all. */
+  #paused = false;
 
   constructor(breaker: CircuitBreaker) {
     this.#breaker = breaker;
@@ -23,12 +25,18 @@ export class AdmissionGate {
 
   /** Whether a permit could be taken now (a query: takes nothing). */
   get admits(): boolean {
-    return this.#breaker.admits;
+    return !this.#paused && this.#breaker.admits;
   }
 
   /** Takes a permit for one grab-and-job; false when the gate is shut or full. */
   acquire(): boolean {
-    return this.#breaker.acquire();
+    return !this.#paused && this.#breaker.acquire();
+  }
+
+  /** Paused: no permit for anyone; resumed: the waiting slots are kicked at once. */
+  setPaused(paused: boolean): void {
+    this.#paused = paused;
+    if (!paused) this.admitWaiting();
   }
 
   release(): void {
@@ -48,7 +56,7 @@ export class AdmissionGate {
   /** Permits may be free: kicks waiting slots, oldest first, while the gate admits. */
   admitWaiting(): void {
     for (const waiter of this.#waiting) {
-      if (!this.#breaker.admits) return;
+      if (!this.admits) return;
       this.#waiting.delete(waiter);
       waiter.kick();
     }

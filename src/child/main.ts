@@ -8,6 +8,8 @@
  * - `reconfigure` → `reconfigured` | `reconfigure-failed` (the old settings stay in force).
  * - `status` → `status-reply` (before init: an empty pool).
  * - `reopen-files` (USR2) → `files-reopened` once every dead-letter file is closed for reopening.
+ * - `set-pause` → `pause-set` once the pause is settled (pool-pause.ts), or `pause-failed` (not
+ *   initialised, shutting down, or a malformed pause).
  * - `shutdown` → graceful drain (deadlineMs = how long running jobs may still take, from receipt) or
  *   hard destroy → `stopped`, exit 0. A later hard `shutdown` cuts a graceful drain short.
  * - `heartbeat` every heartbeatIntervalMs from `ready` on, so the master notices a child that is stopped
@@ -19,10 +21,11 @@
  * jobs of its dropped connections.
  */
 import type { Cluster } from 'node:cluster';
-import { IpcError, serializeError } from '../errors.js';
+import { redactUris } from '../config/redact.js';
+import { ConfigError, IpcError, serializeError } from '../errors.js';
 import type { ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { zeroCounters } from '../ipc/counters.js';
-import { heartbeatIntervalMs, validateSettings } from '../ipc/settings.js';
+import { heartbeatIntervalMs, pauseProblems, validateSettings } from '../ipc/settings.js';
 import type { ChildSettings } from '../ipc/settings.js';
 import { startIdleMemoryRelease } from '../idle-memory.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
@@ -42,10 +45,13 @@ let heartbeat: NodeJS.Timeout | null = null;
 /** Set once the IPC channel to the master is gone: from then on log records go to stderr. */
 let orphanedAt: number | null = null;
 
-/** One bunyan-shaped record as one JSON line on stderr (what the master would have written for us). */
+/**
+ * One bunyan-shaped record as one JSON line on stderr (what the master would have written for us),
+ * under the same redaction rule the master applies to every line it writes.
+ */
 function writeStderr(record: Record<string, unknown>): void {
   try {
-    process.stderr.write(`${JSON.stringify(record)}\n`);
+    process.stderr.write(`${redactUris(JSON.stringify(record))}\n`);
   } catch {
     // stderr closed with the master's pipe: nobody can read this child's records any more.
   }
@@ -185,6 +191,21 @@ function onMessage(raw: unknown): void {
           log?.error({ err: error }, 'cannot reopen the dead-letter files');
           send({ type: 'files-reopened', ack, files: [] });
         },
+      );
+      return;
+    }
+    case 'set-pause': {
+      const ack = message.seq;
+      const current = pool;
+      const problems = pauseProblems(message.pause, 'pause');
+      if (current === null || exiting || problems.length > 0) {
+        const error = problems.length > 0 ? new ConfigError(problems) : new IpcError(exiting ? 'the pool is shutting down' : 'not initialised');
+        send({ type: 'pause-failed', ack, error: serializeError(error) });
+        return;
+      }
+      current.setPause(message.pause).then(
+        (applied) => send({ type: 'pause-set', ack, ...applied }),
+        (error: unknown) => send({ type: 'pause-failed', ack, error: serializeError(error) }),
       );
       return;
     }

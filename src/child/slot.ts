@@ -7,18 +7,13 @@
  * Grab strategy: at most one GRAB_JOB_UNIQ is outstanding per slot, and none while a job is held, so
  * an assignment can never arrive that the slot cannot take (gearmand offers no way to refuse one).
  * Connections that may have work (just registered, woken by NOOP, or just finished a job) are READY;
- * the slot grabs on them one at a time, round-robin starting after the connection that served last.
- * With one server that is always the same connection, and its WORK_COMPLETE and next GRAB leave in one
- * write. With several, a busy server cannot starve another that has sent NOOP: the woken one is next.
- * NO_JOB puts a connection to sleep (PRE_SLEEP) or parks it (its WakeGroup decides: one connection per
- * server sleeps for the whole pool, see wake-group.ts) and the slot moves on to the next READY one; a
- * sleeping or parked connection costs nothing until gearmand NOOPs it or its group unparks it.
+ * the slot grabs on them one at a time, in the order of grab-rotation.ts. NO_JOB puts a connection to
+ * sleep (PRE_SLEEP) or parks it (its WakeGroup decides, see wake-group.ts) and the slot moves on to
+ * the next READY one; a sleeping or parked connection costs nothing until it is woken.
  *
  * A hung server must not hold the slot: a GRAB unanswered for the grab-reply timeout is abandoned
- * (the connection keeps it outstanding, the slot gives its permit back and grabs elsewhere) and the
- * server is suspect for the pool: no slot grabs there until it answers anything (server-state.ts).
- * If the abandoned GRAB brings a job after all, the slot takes it when it is free; otherwise the
- * connection drops its socket and gearmand re-queues the job (counted as jobs_returned).
+ * (the slot gives its permit back and grabs elsewhere; server-state.ts). If it brings a job after all,
+ * the slot takes it when free; else gearmand gets it back (counted as jobs_returned).
  *
  * The job is answered on the connection (and the very socket) that assigned it; if that socket died
  * meanwhile gearmand has re-queued the job and the outcome is dropped.
@@ -32,10 +27,11 @@ import { JobPhase } from './delivery/delivered-job.js';
 import type { DeliveredJob, JobHolder } from './delivery/delivered-job.js';
 import type { Delivery } from './delivery/delivery.js';
 import { ConnectionState, GearmanConnection } from './gearman/gearman-connection.js';
-import type { ConnectionOwner } from './gearman/gearman-connection.js';
+import type { ConnectionOwner } from './gearman/connection-owner.js';
 import type { ServerState, SuspectWaiter } from './gearman/server-state.js';
 import type { WakeGroup } from './gearman/wake-group.js';
-import { MAX_TIMER_MS } from './job.js';
+import { GrabRotation } from './grab-rotation.js';
+import { GraceTimer } from './grace-timer.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from './job.js';
 
 export interface SlotOptions {
@@ -58,15 +54,14 @@ export interface SlotOptions {
   maxWorkloadBytes?: number;
 }
 
-export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWaiter {
+export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, GateWaiter, SuspectWaiter {
   readonly id: string;
   readonly #gate: AdmissionGate;
   readonly #delivery: Delivery;
   readonly #log: Logger;
   readonly #onJobReturned: (() => void) | undefined;
   readonly #connections: GearmanConnection[];
-  /** Index of the connection that grabbed last: the round-robin starts after it. */
-  #cursor = 0;
+  readonly #rotation: GrabRotation;
   #grabbing: GearmanConnection | null = null;
   #job: DeliveredJob | null = null;
   /** The connection, and its socket (epoch), that assigned the held job. */
@@ -75,9 +70,8 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
   /** Holds one of the gate's permits: from a grab until NO_JOB or the job's end. */
   #permit = false;
   #stopping = false;
-  #stopTimer: NodeJS.Timeout | null = null;
-  /** performance.now() by which a running job must be done once stopping; a later stop() can only shorten it. */
-  #stopDeadline = Infinity;
+  /** Once stopping, how long a running job may still take. */
+  readonly #grace = new GraceTimer();
   #closed: Promise<void> | null = null;
   #resolveStopped: (() => void) | null = null;
   readonly #stopped: Promise<void>;
@@ -103,6 +97,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
         ...(serverState === undefined ? {} : { serverState }),
       });
     });
+    this.#rotation = new GrabRotation(this.#connections);
     this.#stopped = new Promise<void>((resolve) => {
       this.#resolveStopped = resolve;
     });
@@ -127,6 +122,16 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
   /** No job held (scale-down stops these first). */
   get idle(): boolean {
     return this.#job === null;
+  }
+
+  /** A GRAB the slot waits for is outstanding: its answer may bring a job. */
+  get grabbing(): boolean {
+    return this.#grabbing !== null;
+  }
+
+  /** A connection's GRAB outstanding may still bring a job of a function the slot no longer registers. */
+  get cantDoBehindGrab(): boolean {
+    return this.#connections.some((connection) => connection.cantDoBehindGrab);
   }
 
   get connectedServers(): number {
@@ -182,15 +187,9 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
     } else if (graceMs <= 0) {
       this.#abortJob('the slot was destroyed');
     } else {
-      const deadline = performance.now() + graceMs;
-      if (deadline < this.#stopDeadline) {
-        this.#stopDeadline = deadline;
-        if (this.#stopTimer !== null) clearTimeout(this.#stopTimer);
-        this.#stopTimer = setTimeout(() => {
-          this.#stopTimer = null;
-          this.#abortJob(`the slot was stopped and the job did not finish within ${graceMs} ms`);
-        }, Math.min(MAX_TIMER_MS, graceMs));
-      }
+      this.#grace.arm(graceMs, () => {
+        this.#abortJob(`the slot was stopped and the job did not finish within ${graceMs} ms`);
+      });
     }
     if (first && this.#log.debug()) this.#log.debug({ graceMs, busy: this.#job !== null }, 'slot stopping');
     return this.#stopped;
@@ -333,7 +332,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
   /** A connection answered our grab with an assignment. */
   #assigned(connection: GearmanConnection, epoch: number): void {
     this.#grabbing = null;
-    this.#cursor = this.#connections.indexOf(connection);
+    this.#rotation.served(connection);
     this.#jobConnection = connection;
     this.#jobEpoch = epoch;
   }
@@ -347,7 +346,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
     const live = connection.holdsJob(epoch);
     // The permit goes back and is taken again for the next grab: a ramping breaker may want it elsewhere.
     this.#releasePermit();
-    let next = this.#stopping ? null : this.#pickNext(live ? connection : null);
+    let next = this.#stopping ? null : this.#rotation.next(live ? connection : null, this);
     if (next !== null && !this.#takePermit()) {
       this.#gate.wait(this);
       next = null;
@@ -376,10 +375,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
   #afterJob(): void {
     this.#jobConnection = null;
     if (!this.#grabbing) this.#releasePermit();
-    if (this.#stopTimer !== null) {
-      clearTimeout(this.#stopTimer);
-      this.#stopTimer = null;
-    }
+    this.#grace.cancel();
     if (this.#stopping) this.#closeAll();
     else this.#schedule();
   }
@@ -391,7 +387,7 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
   /** Grabs on the next READY connection if the slot may take a job. */
   #schedule(): void {
     if (this.#stopping || this.#job !== null || this.#grabbing !== null) return;
-    const next = this.#pickNext(null);
+    const next = this.#rotation.next(null, this);
     if (next === null) return;
     if (!this.#takePermit()) {
       this.#gate.wait(this);
@@ -401,36 +397,10 @@ export class Slot implements ConnectionOwner, JobHolder, GateWaiter, SuspectWait
     next.grab();
   }
 
-  /**
-   * Round-robin from the connection after the cursor; the cursor's own connection comes last.
-   * `alsoReady` counts as READY (the connection whose job is finishing right now). A suspect server's
-   * connection is skipped, and the slot asks to be kicked when that server answers again.
-   */
-  #pickNext(alsoReady: GearmanConnection | null): GearmanConnection | null {
-    const connections = this.#connections;
-    const n = connections.length;
-    for (let i = 1; i <= n; i++) {
-      const index = (this.#cursor + i) % n;
-      const connection = connections[index] as GearmanConnection;
-      if (connection === alsoReady || connection.state === ConnectionState.READY) {
-        if (connection.serverState.suspect) {
-          connection.serverState.wait(this);
-          continue;
-        }
-        this.#cursor = index;
-        return connection;
-      }
-    }
-    return null;
-  }
-
   #closeAll(): void {
     if (this.#closed !== null) return;
     this.#releasePermit();
-    if (this.#stopTimer !== null) {
-      clearTimeout(this.#stopTimer);
-      this.#stopTimer = null;
-    }
+    this.#grace.cancel();
     this.#closed = Promise.all(this.#connections.map((c) => c.close())).then(() => {
       this.#resolveStopped?.();
       this.#resolveStopped = null;

@@ -3,22 +3,21 @@
  *
  * - worker_count up → slots added; down → surplus slots stopped (idle ones first, newest first) with
  *   max_running_time to finish a running job.
- * - jobs_list, servers or loop_timeout changed → a new set of slots is started first; the old ones keep
- *   serving until the new ones are registered with every server (or loop_timeout passes), then they
- *   are stopped gracefully. The pool is never left at zero workers (the original's could be, for a while).
+ * - jobs_list, servers or loop_timeout changed → a new generation of slots replaces the old one
+ *   (slot-generations.ts), which serves until the new one is registered.
  * - URI, request_format, headers or max_running_time changed → only the HTTP side changes: new jobs use
  *   a new JobRunner, running jobs finish on the old one, and no Gearman connection drops. (Replacing
  *   slots would buy nothing and re-register every worker.)
  *
  * What a change of each setting needs comes from one table (src/config/pool-changes.ts), the one the
  * master's reload diff reads. The pool owns its breaker, its admission gate and its Delivery for its
- * whole life; counters and metrics are PoolStats, fed by the delivery.
+ * whole life, and wires each new slot to them; counters and metrics are PoolStats, fed by the delivery.
  */
 import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
 import { PoolChange, poolChanges, sameServers } from '../config/pool-changes.js';
-import { validateSettings } from '../ipc/settings.js';
-import type { ChildSettings } from '../ipc/settings.js';
+import { noPause, validateSettings } from '../ipc/settings.js';
+import type { ChildSettings, PauseState } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
@@ -28,16 +27,16 @@ import { FunctionBreakers } from './delivery/function-breakers.js';
 import type { DeliverySettings } from './delivery/delivery.js';
 import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
+import { PoolPause, runningByFunction, whenQuiet } from './pool-pause.js';
 import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
+import { SlotGenerations } from './slot-generations.js';
 import { grabReplyTimeoutMs } from './gearman/gearman-connection.js';
 import { ServerState } from './gearman/server-state.js';
-import { WakeGroup } from './gearman/wake-group.js';
+import type { WakeGroup } from './gearman/wake-group.js';
 
 /** The breaker's "how many jobs wait in gearmand" query: a hint for the log line, never worth a long wait. */
 const QUEUE_QUERY_TIMEOUT_MS = 2000;
-/** How often a pending slot replacement checks whether the new slots are registered. */
-const RETIRE_POLL_MS = 20;
 
 export interface WorkerPoolOptions {
   log: Logger;
@@ -75,18 +74,15 @@ export class WorkerPool {
   #functionBreakers: FunctionBreakers | null = null;
   #gate: AdmissionGate | null = null;
   #delivery: Delivery | null = null;
-  /** The current generation's slots. */
-  #slots: Slot[] = [];
-  /** The current generation's wake groups, one per server (older generations keep theirs). */
-  #wakeGroups: WakeGroup[] = [];
+  /** What an operator paused: the gate and the slots' abilities follow it. */
+  readonly #pause = new PoolPause();
+  readonly #slots = new SlotGenerations({
+    newSlot: (wakeGroups) => this.#newSlot(this.#settings as ChildSettings, wakeGroups),
+    retiring: (slot) => this.#functionBreakers?.slotGone(slot.id),
+    current: () => ({ servers: this.#settings?.servers.length ?? 0, graceMs: this.#settings?.pool.maxRunningTimeMs ?? 0 }),
+  });
   /** What the pool knows about each gearmand, by label: shared by every slot, across generations. */
   readonly #serverStates = new Map<string, ServerState>();
-  /** Older generations' slots, still serving until the current ones are registered. */
-  #outgoing: Slot[] = [];
-  #retireTimer: NodeJS.Timeout | null = null;
-  #retireDeadline = 0;
-  /** Slots told to stop, until their connections are closed. */
-  readonly #stopping = new Set<Slot>();
   /** Runners replaced by a reconfigure, until their last request settles. */
   readonly #oldRunners = new Set<JobRunner>();
   #nextSlot = 1;
@@ -113,16 +109,18 @@ export class WorkerPool {
     const breaker = this.#newBreaker(settings);
     this.#breaker = breaker;
     this.#gate = new AdmissionGate(breaker);
+    this.#pause.set(settings.pause ?? noPause());
+    this.#gate.setPaused(this.#pause.pool);
     const functions = this.#newFunctionBreakers(settings);
     this.#functionBreakers = functions;
     this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
-    this.#wakeGroups = settings.servers.map(() => new WakeGroup());
-    this.#slots = this.#newSlots(settings, settings.pool.workerCount);
+    this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
+    const flow = this.#pause.status(settings.pool.jobsList);
     this.#log.info(
-      { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri },
-      'pool started',
+      { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri, flow },
+      flow.paused ? 'pool started, paused' : flow.pausedFunctions.length > 0 ? `pool started, ${flow.pausedFunctions.length} functions paused` : 'pool started',
     );
   }
 
@@ -145,35 +143,25 @@ export class WorkerPool {
       this.#functionBreakers?.resize(settings.pool.workerCount);
     }
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
+    // The master sends the pause in force with every reconfigure (a reload may have dropped a paused
+    // function). New slots register what it allows from their first connect; the slots kept are told below.
+    const paused = settings.pause === undefined ? null : this.#pause.set(settings.pause);
+    if (paused?.pool === true) this.#gate?.setPaused(this.#pause.pool);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
-      this.#outgoing.push(...this.#slots);
-      this.#wakeGroups = settings.servers.map(() => new WakeGroup());
-      this.#slots = this.#newSlots(settings, settings.pool.workerCount);
-      this.#retireDeadline = Date.now() + settings.loopTimeoutMs;
-      this.#watchRetire();
-      this.#log.info({ workers: settings.pool.workerCount, replacing: this.#outgoing.length }, 'pool reconfigured: replacing slots');
+      // The outgoing generation keeps the functions it has until it stops (within loop_timeout).
+      this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
+      this.#log.info({ workers: settings.pool.workerCount, replacing: this.#slots.replacing }, 'pool reconfigured: replacing slots');
       return;
     }
-    const have = this.#slots.length;
-    const want = settings.pool.workerCount;
-    if (want > have) {
-      this.#slots.push(...this.#newSlots(settings, want - have));
-    } else if (want < have) {
-      // Idle slots first, then the newest: running jobs are disturbed as little as possible.
-      const order = this.#slots.map((slot, index) => ({ slot, index })).sort((a, b) => Number(b.slot.idle) - Number(a.slot.idle) || b.index - a.index);
-      const surplus = new Set(order.slice(0, have - want).map((o) => o.slot));
-      this.#slots = this.#slots.filter((slot) => !surplus.has(slot));
-      for (const slot of surplus) this.#retire(slot, grace);
-    }
-    this.#log.info({ workers: want, previous: have }, 'pool reconfigured');
+    if (paused?.functions === true) this.#applyAbilities();
+    const have = this.#slots.current.length;
+    this.#slots.resize(settings.pool.workerCount, grace);
+    this.#log.info({ workers: settings.pool.workerCount, previous: have }, 'pool reconfigured');
   }
 
   status(): ChildStatus {
-    const slots: SlotStatus[] = [];
-    for (const slot of this.#outgoing) slots.push(slot.status());
-    for (const slot of this.#slots) slots.push(slot.status());
-    for (const slot of this.#stopping) slots.push(slot.status());
+    const slots: SlotStatus[] = this.#slots.statuses();
     slots.sort((a, b) => slotNumber(a.id) - slotNumber(b.id));
     const retrying = slots.filter((slot) => slot.job?.waitingToRetry === true).length;
     return {
@@ -183,17 +171,33 @@ export class WorkerPool {
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),
+      ...(this.#settings === null ? {} : { flow: this.#pause.status(this.#settings.pool.jobsList) }),
     };
+  }
+
+  /**
+   * An operator paused or resumed the pool or some of its functions (pool-pause.ts): applied at once;
+   * resolves once the pause is settled (or the grab-reply timeout passed), with the jobs the slots
+   * hold, by function: those finish.
+   */
+  async setPause(pause: PauseState): Promise<{ running: Record<string, number>; settled: boolean }> {
+    if (this.#state !== PoolState.RUNNING) throw new InternalError(`WorkerPool.setPause called in state ${this.#state}`);
+    this.#takePause(pause);
+    const settings = this.#settings as ChildSettings;
+    // A hung server's GRAB is given up after the grab-reply timeout; a little more lets the slot notice.
+    const quiet = (): boolean => this.#pause.settled(this.#slots.serving, this.#slots.current);
+    const settled = await whenQuiet(quiet, grabReplyTimeoutMs(settings.loopTimeoutMs) + 2 * Math.min(1000, settings.loopTimeoutMs));
+    return { running: runningByFunction(this.#slots.statuses()), settled };
   }
 
   /** @internal For tests: the current generation's slots. */
   get slots(): readonly Slot[] {
-    return this.#slots;
+    return this.#slots.current;
   }
 
   /** @internal For tests: the current generation's wake groups. */
   get wakeGroups(): readonly WakeGroup[] {
-    return this.#wakeGroups;
+    return this.#slots.wakeGroups;
   }
 
   /** Counters and metrics only (the `stopped` reply): no slot list. */
@@ -208,18 +212,15 @@ export class WorkerPool {
   drain(graceMs: number): Promise<void> {
     if (this.#drained !== null) {
       // A second, shorter deadline (e.g. a hard stop's) still applies to the running jobs.
-      for (const slot of this.#stopping) void slot.stop(graceMs);
+      this.#slots.hurry(graceMs);
       return this.#drained;
     }
     this.#state = PoolState.DRAINING;
-    this.#stopRetireWatch();
-    for (const slot of [...this.#outgoing, ...this.#slots]) this.#retire(slot, graceMs);
-    this.#outgoing = [];
-    this.#slots = [];
+    const stopped = this.#slots.stopAll(graceMs);
     this.#breaker?.close();
     this.#functionBreakers?.close();
     this.#gate?.clear();
-    this.#drained = this.#whenStopped().then(async () => {
+    this.#drained = stopped.then(async () => {
       await Promise.all([this.#delivery?.runner.close(), ...[...this.#oldRunners].map((r) => r.close()), this.#delivery?.close()]);
       this.#stopTicker();
       this.#state = PoolState.STOPPED;
@@ -238,33 +239,41 @@ export class WorkerPool {
 
   // ── internals ──────────────────────────────────────────────────────────────────────────────────
 
-  #newSlots(settings: ChildSettings, count: number): Slot[] {
-    const slots: Slot[] = [];
-    for (let i = 0; i < count; i++) {
-      const id = `${this.#pid}-${this.#nextSlot++}`;
-      const slot = new Slot({
-        id,
-        servers: settings.servers,
-        wakeGroups: this.#wakeGroups,
-        serverStates: settings.servers.map((server) => this.#serverState(server.label)),
-        onJobReturned: () => this.#stats.count('returned'),
-        functions: settings.pool.jobsList,
-        loopTimeoutMs: settings.loopTimeoutMs,
-        maxWorkloadBytes: settings.pool.maxWorkloadBytes,
-        gate: this.#gate as AdmissionGate,
-        delivery: this.#delivery as Delivery,
-        log: this.#log.child({ slot: id }),
-      });
-      // Registered from the first connect without the functions whose breaker is open.
-      const breakers = this.#functionBreakers;
-      if (breakers !== null) {
-        const abilities = breakers.abilitiesFor(id, settings.pool.jobsList);
-        if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, abilities.length === breakers.commonAbilities(settings.pool.jobsList).length);
-      }
-      slot.start();
-      slots.push(slot);
-    }
-    return slots;
+  #takePause(pause: PauseState): void {
+    const changed = this.#pause.set(pause);
+    if (changed.pool) this.#gate?.setPaused(this.#pause.pool);
+    if (changed.functions) this.#applyAbilities();
+  }
+
+  /** What slot `slotId` registers now: the pool's functions but those paused or whose breaker is open; `grouped` when every slot registers the same. */
+  #abilitiesOf(slotId: string, functions: readonly string[]): { abilities: string[]; grouped: boolean } {
+    const breakers = this.#functionBreakers;
+    const abilities = this.#pause.allowed(breakers === null ? functions : breakers.abilitiesFor(slotId, functions));
+    const common = breakers === null ? abilities.length : this.#pause.allowed(breakers.commonAbilities(functions)).length;
+    return { abilities, grouped: abilities.length === common };
+  }
+
+  /** A started slot of the generation whose wake groups are `wakeGroups`, wired to the pool. */
+  #newSlot(settings: ChildSettings, wakeGroups: readonly WakeGroup[]): Slot {
+    const id = `${this.#pid}-${this.#nextSlot++}`;
+    const slot = new Slot({
+      id,
+      servers: settings.servers,
+      wakeGroups,
+      serverStates: settings.servers.map((server) => this.#serverState(server.label)),
+      onJobReturned: () => this.#stats.count('returned'),
+      functions: settings.pool.jobsList,
+      loopTimeoutMs: settings.loopTimeoutMs,
+      maxWorkloadBytes: settings.pool.maxWorkloadBytes,
+      gate: this.#gate as AdmissionGate,
+      delivery: this.#delivery as Delivery,
+      log: this.#log.child({ slot: id }),
+    });
+    // Registered from the first connect without the functions paused or whose breaker is open.
+    const { abilities, grouped } = this.#abilitiesOf(id, settings.pool.jobsList);
+    if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, grouped);
+    slot.start();
+    return slot;
   }
 
   #serverState(label: string): ServerState {
@@ -274,43 +283,6 @@ export class WorkerPool {
       this.#serverStates.set(label, state);
     }
     return state;
-  }
-
-  #retire(slot: Slot, graceMs: number): void {
-    this.#stopping.add(slot);
-    this.#functionBreakers?.slotGone(slot.id);
-    void slot.stop(graceMs).then(() => {
-      this.#stopping.delete(slot);
-    });
-  }
-
-  #whenStopped(): Promise<void> {
-    return Promise.all([...this.#stopping].map((slot) => slot.stopped)).then(() => undefined);
-  }
-
-  /** Retires the outgoing slots once the current generation is registered everywhere, or at the deadline. */
-  #watchRetire(): void {
-    if (this.#retireTimer !== null) return;
-    const check = (): void => {
-      const servers = this.#settings?.servers.length ?? 0;
-      const ready = this.#slots.every((slot) => slot.connectedServers >= servers);
-      if (ready || Date.now() >= this.#retireDeadline || this.#state !== PoolState.RUNNING) {
-        this.#stopRetireWatch();
-        const grace = this.#settings?.pool.maxRunningTimeMs ?? 0;
-        const outgoing = this.#outgoing;
-        this.#outgoing = [];
-        for (const slot of outgoing) this.#retire(slot, grace);
-      }
-    };
-    this.#retireTimer = setInterval(check, RETIRE_POLL_MS);
-    check();
-  }
-
-  #stopRetireWatch(): void {
-    if (this.#retireTimer !== null) {
-      clearInterval(this.#retireTimer);
-      this.#retireTimer = null;
-    }
   }
 
   #newRunner(settings: ChildSettings): JobRunner {
@@ -356,7 +328,7 @@ export class WorkerPool {
         onAbilitiesChanged: () => this.#applyAbilities(),
         onOpen: (fn) => this.#delivery?.onFunctionOpen(fn),
         onClose: () => this.#breaker?.ramp(),
-        pickProbeSlot: () => (this.#slots.find((slot) => slot.idle && !slot.stopping) ?? this.#slots[0])?.id ?? null,
+        pickProbeSlot: () => (this.#slots.current.find((slot) => slot.idle && !slot.stopping) ?? this.#slots.current[0])?.id ?? null,
         checkHealth: (url) => checkHealth(url, Math.min(this.#settings?.pool.maxRunningTimeMs ?? 10_000, 10_000), this.#settings?.pool.tls ?? null),
         queuedJobs: (fn) => this.#queuedJobs([fn]),
       },
@@ -365,20 +337,17 @@ export class WorkerPool {
   }
 
   /**
-   * Registers with gearmand what each slot may take now: the pool's functions but those whose breaker
-   * is open (half-open: only on its probe slot). Connections defer a CANT_DO while they hold a job of
-   * that function (gearmand would re-queue the job).
+   * Registers with gearmand what each slot may take now: the pool's functions but those an operator
+   * paused or whose breaker is open (half-open: only on its probe slot). Connections defer a CANT_DO
+   * while they hold a job of that function (gearmand would re-queue the job).
    */
   #applyAbilities(): void {
     const settings = this.#settings;
-    const breakers = this.#functionBreakers;
-    if (settings === null || breakers === null) return;
-    const functions = settings.pool.jobsList;
-    const common = breakers.commonAbilities(functions);
+    if (settings === null) return;
     // Only the current generation: an outgoing one registers other functions and is about to stop.
-    for (const slot of this.#slots) {
-      const abilities = breakers.abilitiesFor(slot.id, functions);
-      slot.setAbilities(abilities, abilities.length === common.length);
+    for (const slot of this.#slots.current) {
+      const { abilities, grouped } = this.#abilitiesOf(slot.id, settings.pool.jobsList);
+      slot.setAbilities(abilities, grouped);
     }
   }
 
@@ -413,10 +382,7 @@ export class WorkerPool {
     // grab-reply timeout bound the detection error.
     const tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(loopTimeoutMs / 8, grabReplyTimeoutMs(loopTimeoutMs) / 4))));
     this.#ticker = setInterval(() => {
-      const now = Date.now();
-      for (const slot of this.#outgoing) slot.tick(now);
-      for (const slot of this.#slots) slot.tick(now);
-      for (const slot of this.#stopping) slot.tick(now);
+      this.#slots.tick(Date.now());
     }, tickMs);
     this.#ticker.unref();
   }

@@ -8,7 +8,7 @@ import type { SerializedError } from '../errors.js';
 import type { ChildCounters } from './counters.js';
 import type { ChildMetrics } from './metrics.js';
 import { reportedCount } from './metrics.js';
-import type { ChildSettings } from './settings.js';
+import type { ChildSettings, PauseState } from './settings.js';
 
 /** Every request the master sends a child, with the reply types that may answer it. */
 export const REQUEST_REPLIES = {
@@ -16,6 +16,7 @@ export const REQUEST_REPLIES = {
   reconfigure: ['reconfigured', 'reconfigure-failed'],
   status: ['status-reply'],
   'reopen-files': ['files-reopened'],
+  'set-pause': ['pause-set', 'pause-failed'],
   shutdown: ['stopped'],
 } as const;
 
@@ -53,6 +54,8 @@ type RequestFields = FieldsOf<
     status: Bare;
     /** USR2 (logrotate): close the pool's dead-letter files after their pending writes; the next write reopens the path. */
     'reopen-files': Bare;
+    /** An operator paused or resumed the pool or some of its functions: the whole pause as it is now. */
+    'set-pause': { pause: PauseState };
     shutdown: { mode: ShutdownMode; deadlineMs: number };
   }
 >;
@@ -68,6 +71,13 @@ type ReplyFields = FieldsOf<
     'status-reply': { status: ChildStatus };
     /** The dead-letter files closed for reopening (none when the pool has none). */
     'files-reopened': { files: string[] };
+    /**
+     * The pause is in force. `running`: jobs the pool's slots hold, by function. `settled`: every GRAB
+     * sent before it that could still bring a paused job was answered (false: one to a slow gearmand
+     * is still outstanding when the child stopped waiting).
+     */
+    'pause-set': { running: Record<string, number>; settled: boolean };
+    'pause-failed': { error: SerializedError };
     /**
      * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
      * the final counters and metrics, so jobs finished since the master's last status poll still count.
@@ -185,20 +195,36 @@ export function sanitizeDelivery(delivery: DeliveryStatus | undefined): Delivery
 }
 
 function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBreakerStatus> {
-  // No prototype: a function may be named __proto__.
-  const out = Object.create(null) as Record<string, FunctionBreakerStatus>;
+  const out: Record<string, FunctionBreakerStatus> = {};
   if (typeof functions !== 'object' || functions === null || Array.isArray(functions)) return out;
   for (const [name, value] of Object.entries(functions as Record<string, unknown>)) {
     const status = value as Partial<FunctionBreakerStatus> | null;
     if (typeof status !== 'object' || status === null || typeof status.breaker !== 'string' || !BREAKER_STATES.has(status.breaker)) continue;
-    out[name] = {
+    const sane: FunctionBreakerStatus = {
       breaker: status.breaker,
       since: reportedCount(status.since),
       lastReason: typeof status.lastReason === 'string' ? status.lastReason : null,
       opened: reportedCount(status.opened),
     };
+    // An own property even for a function named __proto__ (a plain assignment would set the prototype).
+    Object.defineProperty(out, name, { value: sane, enumerable: true, writable: true, configurable: true });
   }
   return out;
+}
+
+/** What an operator paused, as the child applies it (docs/operations.md, Pause and resume). */
+export interface FlowStatus {
+  /** No slot grabs; running jobs finish. */
+  paused: boolean;
+  /** Functions no slot registers, in jobs_list order. */
+  pausedFunctions: string[];
+}
+
+/** A child's flow status as the master keeps it, or null when it sent none or one the views could not show. */
+export function sanitizeFlow(flow: FlowStatus | undefined): FlowStatus | null {
+  if (typeof flow !== 'object' || flow === null || typeof flow.paused !== 'boolean') return null;
+  const functions = Array.isArray(flow.pausedFunctions) ? flow.pausedFunctions.filter((name): name is string => typeof name === 'string') : [];
+  return { paused: flow.paused, pausedFunctions: functions };
 }
 
 export interface ChildStatus {
@@ -210,4 +236,6 @@ export interface ChildStatus {
   metrics?: ChildMetrics;
   /** Retries, breaker and dead letters (absent from older children). */
   delivery?: DeliveryStatus;
+  /** Operator pauses in force (absent from older children). */
+  flow?: FlowStatus;
 }

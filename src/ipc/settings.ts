@@ -5,6 +5,30 @@
 import type { PoolConfig, ServerAddress } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 
+/**
+ * What an operator paused in a pool (docs/operations.md, Pause and resume): the whole pool (no slot
+ * grabs), and functions its slots do not register. The master keeps it and hands it over with every
+ * `init` and `reconfigure`, so a restarted child comes back paused, and sends changes in `set-pause`.
+ */
+export interface PauseState {
+  pool: boolean;
+  functions: string[];
+}
+
+export function noPause(): PauseState {
+  return { pool: false, functions: [] };
+}
+
+/** Checks a pause received over IPC; the problems, each naming `where`. */
+export function pauseProblems(pause: unknown, where: string): string[] {
+  if (typeof pause !== 'object' || pause === null) return [`${where}: expected an object`];
+  const p = pause as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof p.pool !== 'boolean') problems.push(`${where}.pool: expected a boolean`);
+  if (!Array.isArray(p.functions) || !p.functions.every((f) => typeof f === 'string' && f !== '')) problems.push(`${where}.functions: expected an array of function names`);
+  return problems;
+}
+
 /** What a child needs to run its pool. */
 export interface ChildSettings {
   pool: PoolConfig;
@@ -18,6 +42,8 @@ export interface ChildSettings {
    * loopTimeoutMs with heartbeatIntervalMs).
    */
   heartbeatIntervalMs?: number;
+  /** What an operator paused (absent from older masters: nothing). */
+  pause?: PauseState;
 }
 
 /** The shortest and longest heartbeat period: often enough to notice a wedged child, rare enough to cost nothing. */
@@ -109,6 +135,7 @@ export function validateSettings(settings: unknown): ChildSettings {
   if (s.heartbeatIntervalMs !== undefined && (typeof s.heartbeatIntervalMs !== 'number' || !(s.heartbeatIntervalMs > 0))) {
     bad('heartbeatIntervalMs', 'a number > 0 or nothing');
   }
+  if (s.pause !== undefined) problems.push(...pauseProblems(s.pause, 'settings.pause'));
   if (problems.length > 0) throw new ConfigError(problems);
   return settings as ChildSettings;
 }

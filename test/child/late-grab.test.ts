@@ -141,9 +141,10 @@ test('GearmanConnection should not count a server that accepts but never answers
   await waitFor(
     () => {
       connectedSeen.add(pool.status().slots[0]?.connectedServers ?? -1);
-      return fake.connections.length >= 4 || undefined;
+      // Registration and ECHO_REQ leave in one write: a connection just accepted may not have read it yet.
+      return (fake.connections.length >= 4 && fake.connections.every((c) => c.packets.length > 0)) || undefined;
     },
-    { timeoutMs: 7000, intervalMs: 20, message: 'four connection attempts' },
+    { timeoutMs: 7000, intervalMs: 20, message: 'four connection attempts, each with what it sent' },
   );
   assert.deepEqual([...connectedSeen], [0], 'never connected: the server never answered the handshake');
   for (const connection of fake.connections) {

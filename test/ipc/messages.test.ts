@@ -12,11 +12,24 @@ import { validateSettings } from '../../src/ipc/settings.js';
 import { makeSettings } from '../child/fixtures.js';
 
 test('sanitizeDelivery should keep a well-formed delivery status and refuse or zero what is malformed', () => {
-  const good: DeliveryStatus = { breaker: 'half-open', since: 1, lastReason: 'timeout', admitted: 1, retrying: 0, opened: 2 };
+  const good: DeliveryStatus = { breaker: 'half-open', since: 1, lastReason: 'timeout', admitted: 1, retrying: 0, opened: 2, functions: {} };
   assert.deepEqual(sanitizeDelivery(good), good);
+  assert.deepEqual(sanitizeDelivery({ ...good, functions: undefined }), good, 'an older child without function breakers: none');
   assert.equal(sanitizeDelivery(undefined), null);
   assert.equal(sanitizeDelivery({ ...good, breaker: 'ajar' as DeliveryStatus['breaker'] }), null, 'an unknown state is not shown');
   assert.deepEqual(sanitizeDelivery({ ...good, opened: Number.NaN, retrying: -3, lastReason: 7 as unknown as string }), { ...good, opened: 0, retrying: 0, lastReason: null });
+});
+
+test('sanitizeDelivery should keep well-formed function breakers, drop malformed ones, and keep a function named __proto__ as a function', () => {
+  const open = { breaker: 'open', since: 5, lastReason: 'HTTP 503', opened: 1 } as const;
+  const reported = JSON.parse(JSON.stringify({ breaker: 'closed', since: 1, lastReason: null, admitted: 2, retrying: 0, opened: 0, functions: { Sum: open, Bad: { breaker: 'ajar' }, Worse: null } })) as DeliveryStatus;
+  // What crossed IPC as JSON may hold any key, __proto__ included, as an own property.
+  Object.defineProperty(reported.functions, '__proto__', { value: { ...open, opened: Number.NaN }, enumerable: true });
+  const clean = sanitizeDelivery(reported);
+  assert.deepEqual(Object.keys(clean?.functions ?? {}), ['Sum', '__proto__']);
+  assert.deepEqual(clean?.functions?.['Sum'], open);
+  assert.equal(Object.getPrototypeOf(clean?.functions), Object.prototype, 'the map keeps its prototype');
+  assert.equal((Object.getOwnPropertyDescriptor(clean?.functions, '__proto__')?.value as { opened: number } | undefined)?.opened, 0);
 });
 
 test('sanitizeCounters should keep finite counts and zero what is missing or not a number', () => {

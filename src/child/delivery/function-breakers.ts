@@ -109,9 +109,11 @@ export class FunctionBreakers {
   }
 
   status(): Record<string, FunctionBreakerStatus> {
-    // No prototype: a function may be named __proto__.
-    const out = Object.create(null) as Record<string, FunctionBreakerStatus>;
-    for (const [name, breaker] of this.#breakers) out[name] = breaker.functionStatus();
+    const out: Record<string, FunctionBreakerStatus> = {};
+    for (const [name, breaker] of this.#breakers) {
+      // An own property even for a function named __proto__ (a plain assignment would set the prototype).
+      Object.defineProperty(out, name, { value: breaker.functionStatus(), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
 

@@ -1,0 +1,148 @@
+/**
+ * How a GearmanConnection finds out that its server stopped answering (docs/architecture.md, Lifecycles):
+ * the bookkeeping its `tick()` reads, driven by the pool's one interval timer.
+ *
+ * - A connect or handshake unanswered within connectTimeoutMs() fails: a SYN into a black hole never
+ *   errors by itself, and a stopped server (the kernel still accepts TCP) never answers the handshake,
+ *   so its reconnects back off instead of looking healthy.
+ * - A GRAB unanswered for grabReplyTimeoutMs() is abandoned: the server turns suspect for the pool
+ *   (server-state.ts) and the slot grabs elsewhere, while the GRAB stays outstanding on the connection.
+ * - A connection that received nothing for loopTimeoutMs is probed (the owner chooses: a re-grab or an
+ *   ECHO_REQ), and declared dead when the probe gets no answer within another loopTimeoutMs (gearmand
+ *   issue #343, the stuck sleeper; issues #105/#150, dead peers).
+ * - An ECHO_RES overtaking a GRAB sent before its ECHO_REQ means gearmand lost the GRAB: gearmand
+ *   answers in order.
+ */
+import { GearmanConnectionError } from '../../errors.js';
+import { ConnectionState, connectTimeoutMs, grabReplyTimeoutMs, isConnected } from './connection-state.js';
+import type { ServerState } from './server-state.js';
+
+const S = ConnectionState;
+
+/** The ECHO_REQ payload of the handshake and of the probes. */
+export const LIVENESS_ECHO = Buffer.from('driveshaft-liveness');
+
+/** What the watch asks of its connection; each is called from tick(). */
+export interface LivenessEvents {
+  /** The connect, the handshake or a probe went unanswered: the connection is dead. */
+  dead(error: Error): void;
+  /** The outstanding GRAB went unanswered for the grab-reply timeout, or its server is suspect. */
+  grabAbandoned(): void;
+  /** Quiet for loopTimeoutMs: send a probe now. */
+  probe(): void;
+}
+
+export class ConnectionLiveness {
+  readonly #serverState: ServerState;
+  readonly #events: LivenessEvents;
+  readonly #loopTimeoutMs: number;
+  readonly #grabReplyTimeoutMs: number;
+  /** Data seen since the last tick; when the quiet started; when the probe went out (0: none out). */
+  #rxSeen = false;
+  #lastRxAt = 0;
+  #probeAt = 0;
+  #connectStartedAt = 0;
+  /** The outstanding GRAB: when it was written, whether the slot gave up on it, whether it was GRAB_JOB_UNIQ. */
+  #grabSentAt = 0;
+  #grabAbandoned = false;
+  #grabUnique = false;
+  /** A liveness ECHO_REQ went out behind the outstanding GRAB: if its answer comes first, the GRAB was lost. */
+  #echoBehindGrab = false;
+
+  constructor(serverState: ServerState, loopTimeoutMs: number, events: LivenessEvents) {
+    this.#serverState = serverState;
+    this.#events = events;
+    this.#loopTimeoutMs = loopTimeoutMs;
+    this.#grabReplyTimeoutMs = grabReplyTimeoutMs(loopTimeoutMs);
+  }
+
+  /** Called for every read, so it only sets a flag; tick() turns it into a time. */
+  received(): void {
+    this.#rxSeen = true;
+  }
+
+  connecting(): void {
+    this.#connectStartedAt = Date.now();
+  }
+
+  /** The handshake's ECHO_RES: the quiet starts now. */
+  handshaken(): void {
+    this.#lastRxAt = Date.now();
+    this.#rxSeen = false;
+    this.#probeAt = 0;
+  }
+
+  /** A GRAB is being written; `unique`: GRAB_JOB_UNIQ. */
+  grabSent(unique: boolean): void {
+    this.#grabSentAt = Date.now();
+    this.#grabAbandoned = false;
+    this.#echoBehindGrab = false;
+    this.#grabUnique = unique;
+  }
+
+  /** The outstanding GRAB is being written again as GRAB_JOB: whether the slot gave up on it stands. */
+  grabResent(unique: boolean): void {
+    const abandoned = this.#grabAbandoned;
+    this.grabSent(unique);
+    this.#grabAbandoned = abandoned;
+  }
+
+  /** The outstanding GRAB was GRAB_JOB_UNIQ. */
+  get grabUnique(): boolean {
+    return this.#grabUnique;
+  }
+
+  get grabAbandoned(): boolean {
+    return this.#grabAbandoned;
+  }
+
+  /** The outstanding GRAB was answered (or the socket is gone): the slot's giving up on it is over. */
+  grabSettled(): void {
+    this.#grabAbandoned = false;
+  }
+
+  /** An ECHO_REQ is being written; `grabbing`: a GRAB is outstanding ahead of it. */
+  echoSent(grabbing: boolean): void {
+    if (grabbing) this.#echoBehindGrab = true;
+  }
+
+  /** An ECHO_RES arrived while grabbing: true when gearmand answered it ahead of the GRAB, which it lost. */
+  get grabOvertaken(): boolean {
+    return this.#echoBehindGrab;
+  }
+
+  /** `now` is Date.now() sampled once per tick by the pool. */
+  tick(now: number, state: ConnectionState): void {
+    if (state === S.CONNECTING || state === S.HANDSHAKE) {
+      const timeoutMs = connectTimeoutMs(this.#loopTimeoutMs);
+      if (now - this.#connectStartedAt >= timeoutMs) {
+        const what = state === S.CONNECTING ? 'connect to' : 'handshake (ECHO_REQ) with';
+        this.#events.dead(new GearmanConnectionError(`${what} ${this.#serverState.label} timed out after ${timeoutMs} ms`));
+      }
+      return;
+    }
+    if (!isConnected(state)) return;
+    if (state === S.GRABBING && !this.#grabAbandoned) {
+      const suspect = this.#serverState.suspect;
+      if (suspect || now - this.#grabSentAt >= this.#grabReplyTimeoutMs) {
+        if (!suspect) this.#serverState.markSuspect(this.#grabReplyTimeoutMs);
+        this.#grabAbandoned = true;
+        this.#events.grabAbandoned();
+      }
+    }
+    if (this.#rxSeen) {
+      this.#rxSeen = false;
+      this.#lastRxAt = now;
+      this.#probeAt = 0;
+      return;
+    }
+    if (this.#probeAt === 0) {
+      if (now - this.#lastRxAt >= this.#loopTimeoutMs) {
+        this.#probeAt = now;
+        this.#events.probe();
+      }
+    } else if (now - this.#probeAt >= this.#loopTimeoutMs) {
+      this.#events.dead(new GearmanConnectionError(`${this.#serverState.label} did not answer a liveness probe within ${this.#loopTimeoutMs} ms`));
+    }
+  }
+}
