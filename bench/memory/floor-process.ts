@@ -2,7 +2,8 @@
  * One floor process of the many-pools benchmark (forked with an IPC channel, as a pool child is):
  * - `bare`: nothing loaded; what any Node process costs.
  * - `pool URL CONNECTIONS`: the pool child's HTTP adapter (src/child/http/http-client.ts: undici's Pool
- *   and nothing else of undici) loaded and one pool of CONNECTIONS to URL's origin built; on a `work` message it POSTs `jobs` small JSON bodies to URL
+ *   and nothing else of undici) loaded, its parser's compiler chosen as a child of CONNECTIONS slots
+ *   has it, and one pool of CONNECTIONS to URL's origin built; on a `work` message it POSTs `jobs` small JSON bodies to URL
  *   through it (CONNECTIONS at a time), then answers `worked`. On `gc` (with --expose-gc) one full collection, then `collected`.
  * The least a Node process per pool can hold, idle and after the same work as a pool.
  */
@@ -22,6 +23,9 @@ setInterval(() => undefined, IDLE_FOREVER_MS);
 if (mode === 'pool') {
   // Loaded here, not at the top: the `bare` process must not load it.
   const { HttpPool } = (await import('../../src/child/http/http-client.js')) as { HttpPool: typeof HttpPoolType };
+  // The parser's compiler as a pool child of this size has it (src/child/wasm-tiering.ts).
+  const { applyWasmTiering } = await import('../../src/child/wasm-tiering.js');
+  applyWasmTiering(connections);
   const url = new URL(target);
   const pool = new HttpPool(url.origin, { connections });
   const post = (index: number): Promise<void> =>

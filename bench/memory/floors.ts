@@ -6,7 +6,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { poolNodeFlags } from '../../src/master/child-process.js';
+import { childEnv, poolNodeFlags } from '../../src/master/child-process.js';
 import { startEndpoint } from '../e2e/endpoint.js';
 import { livePids } from '../e2e/live-pids.js';
 import { delay } from '../e2e/measure.js';
@@ -55,7 +55,9 @@ export async function measureFloors(options: { dir: string; slots: number; jobs:
   const endpoint = await startEndpoint({ dir: options.dir });
   livePids.add(endpoint.pid);
   const execArgv = [...poolNodeFlags(options.slots)];
-  const env = { MALLOC_ARENA_MAX: '1' };
+  // A pool child's malloc tuning, as the master gives it (without the pool's name).
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(childEnv('floor', {}))) if (name !== 'DRIVESHAFT_POOL' && value !== undefined) env[name] = value;
   const children: ChildProcess[] = [];
   const spawnFloor = (mode: 'bare' | 'pool', extraArgv: string[] = []): ChildProcess => {
     const child = fork(SCRIPT, [mode, endpoint.url, String(options.slots)], {

@@ -2,7 +2,7 @@
  * Many pools, little work (`npm run bench:memory -- --help`): what a site that gives each job family
  * its own pool pays in memory, idle, after a few jobs per pool, and after a quiet period, beside the
  * original C++ daemon and the floors of one Node process (floors.ts), all in the same run.
- * bench/memory/README.md says what each figure is.
+ * bench/README.md ("Many pools") says what each figure is.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
