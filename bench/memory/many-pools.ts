@@ -13,7 +13,7 @@ import { OUR_BIN, REPO_ROOT, originalBinary } from '../e2e/daemon.js';
 import { killEverything } from '../e2e/live-pids.js';
 import { loadAverage } from '../e2e/proc-stats.js';
 import { measureFloors, type Floors } from './floors.js';
-import { runPools, type PoolsRun, type ScenarioShape, type Variant } from './pools-run.js';
+import { runPools, type Options, type PoolsRun, type Variant } from './pools-run.js';
 import { report } from './report.js';
 
 const HELP = `npm run bench:memory -- [options]
@@ -34,15 +34,6 @@ const HELP = `npm run bench:memory -- [options]
   --keep-tmp           keep the configs and logs
   --help
 `;
-
-export interface Options extends ScenarioShape {
-  original: boolean;
-  variants: Variant[];
-  rounds: number;
-  floors: boolean;
-  out: string | undefined;
-  keepTmp: boolean;
-}
 
 function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
   if (text === undefined) return fallback;

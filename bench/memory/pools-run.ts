@@ -28,6 +28,16 @@ export interface ScenarioShape {
   quietS: number;
 }
 
+/** The command line of bench:memory (many-pools.ts). */
+export interface Options extends ScenarioShape {
+  original: boolean;
+  variants: Variant[];
+  rounds: number;
+  floors: boolean;
+  out: string | undefined;
+  keepTmp: boolean;
+}
+
 export interface PoolsRun {
   variant: Variant;
   /** From spawning the daemon to gearmand listing every slot. */

@@ -1,7 +1,6 @@
 /** The many-pools benchmark's text report: floors, one row per run, deltas against `ours`, targets. */
 import type { Floors } from './floors.js';
-import type { Options } from './many-pools.js';
-import { childExcessKiB, secondsUntilBack, type PoolsRun } from './pools-run.js';
+import { childExcessKiB, secondsUntilBack, type Options, type PoolsRun } from './pools-run.js';
 import { median, mib, type Memory, type TreeMemory } from './smaps.js';
 
 /** Private memory of the whole daemon after the jobs (the issue's target, and its stretch). */
