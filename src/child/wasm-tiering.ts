@@ -6,13 +6,13 @@
  * functions with TurboFan on a background thread. That compilation of llhttp's large state machine
  * takes about 8.5 MiB of malloc memory, which glibc keeps after it is freed: measured with
  * bench/memory (30 pools × 2 slots, 5 jobs each), each child held 9.5 MiB more than idle 30 s after its
- * five jobs, 0.9 MiB with these flags. The price is parse speed: about 1 µs more per response
+ * five jobs, 0.7 MiB with these flags (docs/performance.md, Many pools). The price is parse speed: about 1 µs more per response
  * (llhttp alone on nginx's 175-byte answer: 0.7 µs optimized, 1.5–2.1 µs baseline), a few per cent of
  * a job's CPU, paid only by pools of up to BASELINE_PARSER_MAX_SLOTS slots, whose memory is mostly
  * Node's own. Larger pools keep V8's default.
  *
  * Set at run time, not on the child's command line: V8 flags that change code generation given at
- * start-up make Node compile its own modules without their built-in code cache (0.7 MiB more per idle
+ * start-up make Node compile its own modules without their built-in code cache (0.8 MiB more per idle
  * child, measured the same way). They take effect for the parser compiled at the first connection.
  * An operator's own wasm tiering flag, on the master's command line or in NODE_OPTIONS, wins.
  */
