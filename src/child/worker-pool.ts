@@ -21,6 +21,7 @@ import type { ChildSettings } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
+import type { FlowSettings } from './admission-gate.js';
 import { CircuitBreaker } from './delivery/circuit-breaker.js';
 import { Delivery } from './delivery/delivery.js';
 import { FunctionBreakers } from './delivery/function-breakers.js';
@@ -56,6 +57,10 @@ function changesBetween(a: ChildSettings, b: ChildSettings): Set<PoolChange> {
   const changes = poolChanges(a.pool, b.pool);
   if (a.loopTimeoutMs !== b.loopTimeoutMs || !sameServers(a.servers, b.servers)) changes.add(PoolChange.SLOTS);
   return changes;
+}
+
+function flowSettings(settings: ChildSettings): FlowSettings {
+  return { rateLimit: settings.pool.rateLimit, concurrency: settings.pool.concurrency, workerCount: settings.pool.workerCount };
 }
 
 function deliverySettings(settings: ChildSettings): DeliverySettings {
@@ -105,10 +110,11 @@ export class WorkerPool {
     this.#settings = settings;
     const breaker = this.#newBreaker(settings);
     this.#breaker = breaker;
-    this.#gate = new AdmissionGate(breaker);
+    const gate = new AdmissionGate(breaker, flowSettings(settings));
+    this.#gate = gate;
     const functions = this.#newFunctionBreakers(settings);
     this.#functionBreakers = functions;
-    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
+    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, flow: gate, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
@@ -136,6 +142,7 @@ export class WorkerPool {
       breaker.resize(settings.pool.workerCount);
       this.#functionBreakers?.resize(settings.pool.workerCount);
     }
+    this.#gate?.configure(flowSettings(settings));
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
@@ -159,6 +166,7 @@ export class WorkerPool {
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),
+      ...(this.#gate === null ? {} : { flow: this.#gate.status() }),
     };
   }
 

@@ -202,6 +202,48 @@ function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBr
   return out;
 }
 
+/**
+ * A pool's flow control (docs/flow-control.md), for /status, `gauges`, /metrics and the status page: the
+ * admission gate's inputs besides the breaker (which `delivery` reports).
+ */
+export interface FlowStatus {
+  /** The pool's concurrency.mode: "fixed" or "adaptive". */
+  concurrency: string;
+  /** Slots that may hold a job by the concurrency setting: worker_count when fixed, the controller's limit when adaptive. */
+  concurrencyLimit: number;
+  /** Adaptive: the no-load latency the controller compares with, ms; null when fixed or not yet measured. */
+  baselineMs: number | null;
+  /** rate_limit.per_second; null without a rate limit. */
+  ratePerSecond: number | null;
+  /** rate_limit.burst; null without a rate limit. */
+  burst: number | null;
+  /** Whole tokens in the bucket now (below zero while retries taken on credit are paid back); null without a rate limit. */
+  tokens: number | null;
+  /** Slots refused a permit (by the breaker, the limit or the rate), waiting to be admitted. */
+  waitingSlots: number;
+}
+
+const CONCURRENCY_MODES: ReadonlySet<string> = new Set(['fixed', 'adaptive']);
+
+function reportedNumberOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/** A child's flow status as the master keeps it, or null when it sent none or one the views could not show. */
+export function sanitizeFlow(flow: FlowStatus | undefined): FlowStatus | null {
+  if (flow === undefined || flow === null || typeof flow !== 'object' || !CONCURRENCY_MODES.has(flow.concurrency)) return null;
+  const tokens = reportedNumberOrNull(flow.tokens);
+  return {
+    concurrency: flow.concurrency,
+    concurrencyLimit: reportedCount(flow.concurrencyLimit),
+    baselineMs: reportedNumberOrNull(flow.baselineMs),
+    ratePerSecond: reportedNumberOrNull(flow.ratePerSecond),
+    burst: reportedNumberOrNull(flow.burst),
+    tokens: tokens === null ? null : Math.trunc(tokens),
+    waitingSlots: reportedCount(flow.waitingSlots),
+  };
+}
+
 export interface ChildStatus {
   pool: string;
   pid: number;
@@ -211,4 +253,6 @@ export interface ChildStatus {
   metrics?: ChildMetrics;
   /** Retries, breaker and dead letters (absent from older children). */
   delivery?: DeliveryStatus;
+  /** Rate limit and concurrency limit (absent from older children). */
+  flow?: FlowStatus;
 }

@@ -16,7 +16,7 @@
 import type { Logger } from '../log/logger.js';
 import { emitForwardedRecord } from '../log/bunyan-logger.js';
 import type { ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
-import { sanitizeDelivery, ShutdownMode as Mode } from '../ipc/messages.js';
+import { sanitizeDelivery, sanitizeFlow, ShutdownMode as Mode } from '../ipc/messages.js';
 import { sanitizeCounters } from '../ipc/counters.js';
 import { sanitizeMetrics } from '../ipc/metrics.js';
 import type { ChildSettings } from '../ipc/settings.js';
@@ -249,7 +249,7 @@ export class PoolSupervisor {
         metrics: sanitizeMetrics(reply.status.metrics),
         ...deliveryFigures(delivery),
       });
-      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined } };
+      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined, flow: sanitizeFlow(reply.status.flow) ?? undefined } };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }

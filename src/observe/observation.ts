@@ -14,6 +14,8 @@ import { zeroCounters } from '../ipc/counters.js';
 import type { ChildCounters } from '../ipc/counters.js';
 import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
 import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
+import { flowFamilies, poolFlow, statusFlow } from './flow-view.js';
+import type { StatusFlow } from './flow-view.js';
 import { allPausedReason, breakerFunctions, functionBreakers } from './function-breaker-view.js';
 import type { FunctionBreakerView } from './function-breaker-view.js';
 import type { GearmandScrape } from './gearmand-poller.js';
@@ -231,6 +233,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     }
   }
 
+  const flows = observation.poolNames.map((pool) => ({ pool, flow: poolFlow(childrenOf(observation, pool)) }));
   return [
     {
       name: 'driveshaft_jobs_total',
@@ -367,6 +370,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       type: MetricType.GAUGE,
       samples: admitted,
     },
+    ...flowFamilies(flows),
   ];
 }
 
@@ -464,6 +468,8 @@ export interface StatusPool {
   childRestarts: number;
   /** Retries and circuit breaker; null while no child of the pool reports them. */
   delivery: StatusDelivery | null;
+  /** Rate limit and concurrency limit; null while no child of the pool reports them. */
+  flow: StatusFlow | null;
 }
 
 export interface StatusDelivery {
@@ -585,6 +591,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
       delivery: statusDelivery(delivery, poolFunctionBreakers(observation, name, delivery), totals),
+      flow: statusFlow(poolFlow(children)),
     };
   });
   return {

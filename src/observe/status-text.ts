@@ -13,6 +13,7 @@
  *   counts them, so a check has a line to read that is always there.
  */
 import { COUNTER_NAMES } from '../ipc/counters.js';
+import { flowGaugeLines, poolFlow } from './flow-view.js';
 import { isPaused } from './function-breaker-view.js';
 import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
@@ -84,6 +85,8 @@ export function gaugesText(observation: Observation): string {
       `${pool}.breaker: ${delivery?.breaker ?? 'unknown'}`,
       `${pool}.retrying: ${delivery?.retrying ?? 0}`,
       `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
+      ...flowGaugeLines(pool, poolFlow(children)),
+      // Last: a line per paused function, as many as there are.
       `${pool}.paused_functions: ${paused.length}`,
       ...paused.map((b) => `${pool}.function.${printable(b.function)}.breaker: ${b.breaker}`),
     );
