@@ -122,8 +122,10 @@ export class AdmissionGate implements AttemptFeedback {
   /** Permits may be free: kicks waiting slots, oldest first, while the gate admits. */
   admitWaiting(): void {
     for (const waiter of this.#waiting) {
-      if (!this.admits) {
-        if (this.#waitsForToken) this.#armTokenTimer();
+      if (!this.#breaker.admits || !this.#underLimit) return;
+      // One look at the bucket: it refills continuously, so a second look could disagree with the first.
+      if (this.#bucket !== null && !this.#bucket.available) {
+        this.#armTokenTimer();
         return;
       }
       this.#waiting.delete(waiter);
@@ -167,11 +169,6 @@ export class AdmissionGate implements AttemptFeedback {
 
   get #underLimit(): boolean {
     return this.#adaptive === null || this.#held < this.#adaptive.limit;
-  }
-
-  /** Everything but a token would admit a slot. */
-  get #waitsForToken(): boolean {
-    return this.#bucket !== null && this.#breaker.admits && this.#underLimit && !this.#bucket.available;
   }
 
   #armTokenTimer(): void {
