@@ -142,6 +142,10 @@ export class AdmissionGate implements AttemptFeedback {
 
   // ── AttemptFeedback (the delivery, about each POST) ─────────────────────────────────────────────────
 
+  attemptStarted(startedAt: number): void {
+    this.#adaptive?.attemptStarted(startedAt);
+  }
+
   attemptEnded(startedAt: number, ok: boolean): void {
     if (this.#adaptive?.attemptEnded(startedAt, ok) === true && this.#waiting.size > 0) this.#queueKick();
   }

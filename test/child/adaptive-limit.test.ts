@@ -45,6 +45,7 @@ class Simulation {
       const latency = this.baseMs + 50 * Math.max(0, concurrent - this.knee) + ((this.#inFlight.length * 7919) % 3);
       this.#inFlight.push({ start: this.now, end: this.now + latency });
       this.limit.inUse(this.#inFlight.length);
+      this.limit.attemptStarted(this.now);
     }
     this.#inFlight.sort((a, b) => a.end - b.end);
   }

@@ -44,7 +44,9 @@ export interface DeliverySettings {
  * every attempt, so it must cost next to nothing.
  */
 export interface AttemptFeedback {
-  /** An attempt started at `startedAt` (performance.now()) ended; `ok` false for a transient outcome. */
+  /** An attempt (a POST) starts; `startedAt` is its performance.now(). */
+  attemptStarted(startedAt: number): void;
+  /** An attempt started at `startedAt` ended; `ok` false for a transient outcome. */
   attemptEnded(startedAt: number, ok: boolean): void;
   /** A held job is POSTed again (it counts against the rate limit; it never waits for it). */
   retryStarted(): void;
@@ -161,10 +163,10 @@ export class Delivery implements DeliveryDecisions {
 
   /** @internal Called by DeliveredJob, exactly once per attempt. */
   attemptEnded(delivered: DeliveredJob, outcome: JobOutcome): void {
-    if (!delivered.current || delivered.phase !== JobPhase.POSTING) return;
-    // A shutdown's abort says nothing about the endpoint.
+    // A shutdown's abort says nothing about the endpoint; every other attempt that ended is a sample.
     const shutdown = outcome.kind === 'fail' && outcome.cause === FailureCause.SHUTDOWN;
     if (!shutdown) this.#flow.attemptEnded(delivered.attemptStartedAt, outcome.kind !== 'transient');
+    if (!delivered.current || delivered.phase !== JobPhase.POSTING) return;
     if (outcome.kind === 'transient') {
       this.#onTransient(delivered, outcome);
       return;
@@ -196,6 +198,7 @@ export class Delivery implements DeliveryDecisions {
   #startAttempt(delivered: DeliveredJob): void {
     const runner = this.#runner;
     delivered.beginAttempt(runner.maxRunningTimeMs);
+    this.#flow.attemptStarted(delivered.attemptStartedAt);
     // The job is marked posting before start(): the HTTP client may report a failure synchronously.
     const request = runner.start(delivered.job, delivered, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt }, traceparentFor(delivered.trace));
     if (delivered.phase === JobPhase.POSTING && delivered.current) {
