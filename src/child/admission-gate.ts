@@ -87,6 +87,12 @@ export class AdmissionGate implements AttemptFeedback {
 
   /** Takes a permit (and a token) for one grab-and-job; false when any input says no. */
   acquire(): boolean {
+    if (this.#adaptive === null && this.#bucket === null) {
+      // Without flow control the gate is the breaker alone, as it was before there was any.
+      if (!this.#breaker.acquire()) return false;
+      this.#held++;
+      return true;
+    }
     if (!this.#breaker.admits || !this.#underLimit) return false;
     if (this.#bucket !== null && !this.#bucket.take()) {
       this.#armTokenTimer();
