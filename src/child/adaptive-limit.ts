@@ -18,9 +18,8 @@
  *   spends almost all its time just below it. A probe fails if it is slow, or if it does not raise the
  *   jobs per second (limit / latency, Little's law) by GAIN_SHARE of what its extra slot would at
  *   unchanged latency: past the knee a slot buys only latency. A failed probe goes back one slot; one
- *   that holds moves
- *   the knee up (one slot, twice as far for each probe in a row that held) and the wait back to its
- *   shortest, so an endpoint that grew is climbed quickly.
+ *   that holds moves the knee up (one slot, twice as far for each probe in a row that held) and the
+ *   wait back to its shortest, so an endpoint that grew is climbed quickly.
  * - The baseline is measured at half the limit (at least the floor): the first window after the start,
  *   again every BASELINE_REFRESH_MS and after any window clearly faster than it, and taken from the
  *   floor's windows after FLOOR_WINDOWS overloaded ones there (the endpoint is slower whatever the pool
