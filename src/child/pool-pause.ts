@@ -14,7 +14,7 @@
  * waited for up to the grab-reply timeout, after which the slot has given it up (a late job it brings
  * is returned to gearmand while the pool is paused).
  */
-import type { FlowStatus, SlotStatus } from '../ipc/messages.js';
+import type { PauseFlowStatus, SlotStatus } from '../ipc/messages.js';
 import type { PauseState } from '../ipc/settings.js';
 
 /** How often a pause that is not settled yet looks again. */
@@ -68,7 +68,7 @@ export class PoolPause {
   }
 
   /** The status the master shows: paused functions of the pool's `jobsList`, in its order. */
-  status(jobsList: readonly string[]): FlowStatus {
+  status(jobsList: readonly string[]): PauseFlowStatus {
     return { paused: this.#pool, pausedFunctions: jobsList.filter((name) => this.#functions.has(name)) };
   }
 }

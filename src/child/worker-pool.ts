@@ -21,6 +21,7 @@ import type { ChildSettings, PauseState } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
+import type { FlowSettings } from './admission-gate.js';
 import { CircuitBreaker } from './delivery/circuit-breaker.js';
 import { Delivery } from './delivery/delivery.js';
 import { FunctionBreakers } from './delivery/function-breakers.js';
@@ -57,6 +58,10 @@ function changesBetween(a: ChildSettings, b: ChildSettings): Set<PoolChange> {
   const changes = poolChanges(a.pool, b.pool);
   if (a.loopTimeoutMs !== b.loopTimeoutMs || !sameServers(a.servers, b.servers)) changes.add(PoolChange.SLOTS);
   return changes;
+}
+
+function flowSettings(settings: ChildSettings): FlowSettings {
+  return { rateLimit: settings.pool.rateLimit, concurrency: settings.pool.concurrency, workerCount: settings.pool.workerCount };
 }
 
 function deliverySettings(settings: ChildSettings): DeliverySettings {
@@ -108,12 +113,13 @@ export class WorkerPool {
     this.#settings = settings;
     const breaker = this.#newBreaker(settings);
     this.#breaker = breaker;
-    this.#gate = new AdmissionGate(breaker);
+    const gate = new AdmissionGate(breaker, flowSettings(settings));
+    this.#gate = gate;
     this.#pause.set(settings.pause ?? noPause());
-    this.#gate.setPaused(this.#pause.pool);
+    gate.setPaused(this.#pause.pool);
     const functions = this.#newFunctionBreakers(settings);
     this.#functionBreakers = functions;
-    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
+    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, flow: gate, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
@@ -142,6 +148,7 @@ export class WorkerPool {
       breaker.resize(settings.pool.workerCount);
       this.#functionBreakers?.resize(settings.pool.workerCount);
     }
+    this.#gate?.configure(flowSettings(settings));
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
     // The master sends the pause in force with every reconfigure (a reload may have dropped a paused
     // function). New slots register what it allows from their first connect; the slots kept are told below.
@@ -171,7 +178,7 @@ export class WorkerPool {
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),
-      ...(this.#settings === null ? {} : { flow: this.#pause.status(this.#settings.pool.jobsList) }),
+      ...(this.#gate === null || this.#settings === null ? {} : { flow: { ...this.#gate.status(), ...this.#pause.status(this.#settings.pool.jobsList) } }),
     };
   }
 

@@ -212,19 +212,62 @@ function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBr
   return out;
 }
 
-/** What an operator paused, as the child applies it (docs/operations.md, Pause and resume). */
+/**
+ * A pool's flow control, for /status, `gauges`, /metrics and the status page: what an operator paused
+ * (docs/operations.md, Pause and resume) and the admission gate's inputs besides the breaker, which
+ * `delivery` reports (docs/flow-control.md).
+ */
 export interface FlowStatus {
   /** No slot grabs; running jobs finish. */
   paused: boolean;
   /** Functions no slot registers, in jobs_list order. */
   pausedFunctions: string[];
+  /** The pool's concurrency.mode: "fixed" or "adaptive". */
+  concurrency: string;
+  /** Slots that may hold a job by the concurrency setting: worker_count when fixed, the controller's limit when adaptive. */
+  concurrencyLimit: number;
+  /** Adaptive: the no-load latency the controller compares with, ms; null when fixed or not yet measured. */
+  baselineMs: number | null;
+  /** rate_limit.per_second; null without a rate limit. */
+  ratePerSecond: number | null;
+  /** rate_limit.burst; null without a rate limit. */
+  burst: number | null;
+  /** Whole tokens in the bucket now (below zero while retries taken on credit are paid back); null without a rate limit. */
+  tokens: number | null;
+  /** Slots refused a permit (by the pause, the breaker, the limit or the rate), waiting to be admitted. */
+  waitingSlots: number;
+}
+
+/** The part of a pool's flow status its admission gate reports. */
+export type GateFlowStatus = Omit<FlowStatus, 'paused' | 'pausedFunctions'>;
+/** The part its operator pauses report. */
+export type PauseFlowStatus = Pick<FlowStatus, 'paused' | 'pausedFunctions'>;
+
+const CONCURRENCY_MODES: ReadonlySet<string> = new Set(['fixed', 'adaptive']);
+
+function reportedNumberOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
 /** A child's flow status as the master keeps it, or null when it sent none or one the views could not show. */
 export function sanitizeFlow(flow: FlowStatus | undefined): FlowStatus | null {
-  if (typeof flow !== 'object' || flow === null || typeof flow.paused !== 'boolean') return null;
+  if (flow === undefined || flow === null || typeof flow !== 'object') return null;
+  const pauseKnown = typeof flow.paused === 'boolean';
+  const gateKnown = CONCURRENCY_MODES.has(flow.concurrency);
+  if (!pauseKnown && !gateKnown) return null;
   const functions = Array.isArray(flow.pausedFunctions) ? flow.pausedFunctions.filter((name): name is string => typeof name === 'string') : [];
-  return { paused: flow.paused, pausedFunctions: functions };
+  const tokens = reportedNumberOrNull(flow.tokens);
+  return {
+    paused: pauseKnown ? flow.paused : false,
+    pausedFunctions: functions,
+    concurrency: gateKnown ? flow.concurrency : 'fixed',
+    concurrencyLimit: reportedCount(flow.concurrencyLimit),
+    baselineMs: reportedNumberOrNull(flow.baselineMs),
+    ratePerSecond: reportedNumberOrNull(flow.ratePerSecond),
+    burst: reportedNumberOrNull(flow.burst),
+    tokens: tokens === null ? null : Math.trunc(tokens),
+    waitingSlots: reportedCount(flow.waitingSlots),
+  };
 }
 
 export interface ChildStatus {
@@ -236,6 +279,6 @@ export interface ChildStatus {
   metrics?: ChildMetrics;
   /** Retries, breaker and dead letters (absent from older children). */
   delivery?: DeliveryStatus;
-  /** Operator pauses in force (absent from older children). */
+  /** Operator pauses, the rate limit and the concurrency limit in force (absent from older children). */
   flow?: FlowStatus;
 }

@@ -107,6 +107,14 @@ export function validateSettings(settings: unknown): ChildSettings {
     if (tls !== null && (typeof tls !== 'object' || !['ca', 'cert', 'key', 'serverName'].every((key) => tls[key] === null || typeof tls[key] === 'string'))) {
       bad('pool.tls', 'null or an object of PEM strings and a server name');
     }
+    const rateLimit = pool.rateLimit as Record<string, unknown> | null | undefined;
+    if (rateLimit !== null && (typeof rateLimit !== 'object' || !(typeof rateLimit.perSecond === 'number' && rateLimit.perSecond > 0 && Number.isFinite(rateLimit.perSecond)) || !(Number.isSafeInteger(rateLimit.burst) && (rateLimit.burst as number) >= 1))) {
+      bad('pool.rateLimit', 'null or {perSecond > 0, burst: an integer >= 1}');
+    }
+    const concurrency = pool.concurrency as Record<string, unknown> | undefined;
+    if (typeof concurrency !== 'object' || concurrency === null || (concurrency.mode !== 'fixed' && concurrency.mode !== 'adaptive') || !(Number.isSafeInteger(concurrency.min) && (concurrency.min as number) >= 1)) {
+      bad('pool.concurrency', '{mode: "fixed" or "adaptive", min: an integer >= 1}');
+    }
     if (
       typeof pool.headers !== 'object' ||
       pool.headers === null ||

@@ -14,6 +14,8 @@ import { zeroCounters } from '../ipc/counters.js';
 import type { ChildCounters } from '../ipc/counters.js';
 import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
 import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
+import { flowFamilies, poolFlow, statusLimits } from './flow-view.js';
+import type { StatusLimits } from './flow-view.js';
 import { allPausedReason, breakerFunctions, functionBreakers } from './function-breaker-view.js';
 import type { FunctionBreakerView } from './function-breaker-view.js';
 import type { GearmandScrape } from './gearmand-poller.js';
@@ -261,6 +263,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     }
   }
 
+  const flows = observation.poolNames.map((pool) => ({ pool, flow: poolFlow(childrenOf(observation, pool)) }));
   return [
     {
       name: 'driveshaft_jobs_total',
@@ -409,6 +412,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       type: MetricType.GAUGE,
       samples: functionPaused,
     },
+    ...flowFamilies(flows),
   ];
 }
 
@@ -533,7 +537,7 @@ export interface StatusPool {
   childRestarts: number;
   /** Retries and circuit breaker; null while no child of the pool reports them. */
   delivery: StatusDelivery | null;
-  /** What an operator paused (docs/operations.md, Pause and resume), as the master records it. */
+  /** What an operator paused (docs/operations.md, Pause and resume), as the master records it, and the pool's limits. */
   flow: StatusFlow;
 }
 
@@ -544,6 +548,8 @@ export interface StatusFlow {
   pausedBy: string | null;
   /** Functions paused, in jobs_list order. */
   pausedFunctions: Array<{ function: string; since: string; by: string }>;
+  /** Rate limit and concurrency limit (docs/flow-control.md); null while no child of the pool reports them. */
+  limits: StatusLimits | null;
 }
 
 export interface StatusDelivery {
@@ -602,7 +608,7 @@ function statusDelivery(delivery: DeliveryStatus | null, breakers: readonly Func
   };
 }
 
-function statusFlow(pause: PoolPauseView | null): StatusFlow {
+function statusFlow(pause: PoolPauseView | null): Omit<StatusFlow, 'limits'> {
   return {
     paused: pause?.pool != null,
     pausedSince: pause?.pool == null ? null : new Date(pause.pool.since).toISOString(),
@@ -675,7 +681,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
       delivery: statusDelivery(delivery, poolFunctionBreakers(observation, name, delivery), totals),
-      flow: statusFlow(poolPause(observation, name)),
+      flow: { ...statusFlow(poolPause(observation, name)), limits: statusLimits(poolFlow(children)) },
     };
   });
   return {

@@ -58,6 +58,7 @@ td.warn { color: var(--stopping); font-weight: 600; }
 .delivery { font-size: 12px; margin-top: 4px; }
 .delivery.alert { color: var(--bad); font-weight: 600; }
 .flow { font-size: 12px; margin-top: 4px; color: var(--stopping); font-weight: 600; }
+.limits { font-size: 12px; margin-top: 2px; }
 ul.paused { list-style: none; margin: 0; padding: 0; }
 ul.paused li { padding: 4px 0; border-bottom: 1px solid var(--line); }
 ul.paused .name { font-weight: 600; margin-right: 6px; }
@@ -178,6 +179,15 @@ function poolCard(pool, doc) {
       "breaker " + d.breaker + (d.breaker === "closed" && !d.openedTotal ? "" : " " + since) +
       " · " + d.admittedSlots + " / " + pool.workerCount + " slots admitted · " + d.retrying + " retrying · opened " + d.openedTotal + "×" +
       " · retried " + c.jobs_retried + ", handed back " + c.jobs_handed_back + ", dead-lettered " + c.jobs_dead_lettered));
+  }
+  const f = pool.flow && pool.flow.limits;
+  if (f && (f.concurrency === "adaptive" || f.ratePerSecond !== null)) {
+    card.append(el("div", { class: "limits muted" },
+      (f.concurrency === "adaptive"
+        ? "adaptive concurrency: " + f.concurrencyLimit + " / " + pool.workerCount + " slots" + (f.baselineMs === null ? " (measuring)" : " (baseline " + f.baselineMs + " ms)")
+        : "concurrency: " + f.concurrencyLimit + " slots") +
+      (f.ratePerSecond === null ? "" : " · rate " + f.ratePerSecond + "/s, burst " + f.burst + ", " + f.tokens + " tokens") +
+      " · " + f.waitingSlots + " waiting"));
   }
   if (paused.length > 0) {
     card.append(el("h3", {}, "Paused functions (" + paused.length + ")"));

@@ -16,6 +16,7 @@
  *   operator paused (`<pool>.function.<name>.paused: 1`), from the master's record of the pauses.
  */
 import { COUNTER_NAMES } from '../ipc/counters.js';
+import { flowGaugeLines, poolFlow } from './flow-view.js';
 import { isPaused } from './function-breaker-view.js';
 import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, poolPause, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
@@ -91,6 +92,8 @@ export function gaugesText(observation: Observation): string {
       `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
       `${pool}.paused: ${pause?.pool != null ? 1 : 0}`,
       ...(pause?.functions ?? []).map((f) => `${pool}.function.${printable(f.function)}.paused: 1`),
+      ...flowGaugeLines(pool, poolFlow(children)),
+      // Last: a line per paused function, as many as there are.
       `${pool}.paused_functions: ${paused.length}`,
       ...paused.map((b) => `${pool}.function.${printable(b.function)}.breaker: ${b.breaker}`),
     );

@@ -11,10 +11,13 @@ import type { ChildObservation, Observation, PoolPauseView } from '../../src/obs
 import { gaugesText, threadsText } from '../../src/observe/status-text.js';
 import { observationOf, pool } from '../master/support.js';
 
+/** A child's flow status without a rate limit or adaptive concurrency. */
+const NO_LIMITS = { concurrency: 'fixed', concurrencyLimit: 2, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0 } as const;
+
 const SINCE = Date.UTC(2026, 0, 2, 3, 4, 5);
 
 function child(name: string, pid: number, slots: SlotStatus[]): ChildObservation {
-  return { pool: name, state: 'running', pid, restarts: 0, failReason: null, retiring: false, status: { pool: name, pid, slots, counters: zeroCounters(), flow: { paused: true, pausedFunctions: [] } }, statusError: null };
+  return { pool: name, state: 'running', pid, restarts: 0, failReason: null, retiring: false, status: { pool: name, pid, slots, counters: zeroCounters(), flow: { ...NO_LIMITS, paused: true, pausedFunctions: [] } }, statusError: null };
 }
 
 function slot(id: string, job: SlotStatus['job'] = null): SlotStatus {
@@ -68,11 +71,11 @@ test('statusDocument should give each pool its flow, and each child the pause it
   const doc = statusDocument(observation(PAUSED), []);
   const regular = doc.pools.find((p) => p.name === 'Regular');
   const images = doc.pools.find((p) => p.name === 'Images');
-  assert.deepEqual(regular?.flow, { paused: true, pausedSince: '2026-01-02T03:04:05.000Z', pausedBy: '127.0.0.1:5555', pausedFunctions: [] });
+  assert.deepEqual(regular?.flow, { paused: true, pausedSince: '2026-01-02T03:04:05.000Z', pausedBy: '127.0.0.1:5555', pausedFunctions: [], limits: regular?.flow.limits ?? null });
   assert.deepEqual(images?.flow.pausedFunctions.map((f) => f.function), ['Resize', '__proto__']);
   assert.equal(images?.flow.paused, false);
-  assert.deepEqual(regular?.children[0]?.flow, { paused: true, pausedFunctions: [] });
-  assert.deepEqual(statusDocument(observation(), []).pools[0]?.flow, { paused: false, pausedSince: null, pausedBy: null, pausedFunctions: [] });
+  assert.deepEqual(regular?.children[0]?.flow, { ...NO_LIMITS, paused: true, pausedFunctions: [] });
+  assert.deepEqual(statusDocument(observation(), []).pools[0]?.flow, { paused: false, pausedSince: null, pausedBy: null, pausedFunctions: [], limits: statusDocument(observation(), []).pools[0]?.flow.limits ?? null });
 });
 
 test('readiness should count a paused pool as ready; pausedPools should name what is paused', () => {
