@@ -86,7 +86,7 @@ test('adaptive concurrency should fall when latency rises past the knee and rise
 test('a reload should switch a pool between fixed and adaptive concurrency in place', async (t) => {
   const endpoint = kneeEndpoint();
   const r = await rig(t, { pool: { workerCount: 12 }, handler: endpoint.handler });
-  assert.deepEqual(r.pool.status().flow, { concurrency: 'fixed', concurrencyLimit: 12, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0 });
+  assert.deepEqual(r.pool.status().flow, { concurrency: 'fixed', concurrencyLimit: 12, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0, paused: false, pausedFunctions: [] });
   r.pool.reconfigure({ ...r.settings, pool: { ...r.settings.pool, concurrency: { mode: 'adaptive', min: 4 } } });
   assert.equal(r.pool.status().flow?.concurrency, 'adaptive');
   assert.equal(r.pool.status().flow?.concurrencyLimit, 4, 'an adaptive pool starts at its floor');
