@@ -230,7 +230,10 @@ podman run --rm --no-healthcheck "${run_options[@]}" "$IMAGE" --check >"$work/ch
   fail "driveshaft --check refused the mounted config"
 }
 grep -q 'signing_secrets read from /run/secrets/signing.whsec' "$work/check.out" || fail "--check did not read the secret: $(cat "$work/check.out")"
-pass "config and secret accepted"
+# The image's user has no home: the default dead-letter files must land on the volume.
+grep -q 'dead_letter_file /var/lib/driveshaft/dead-letters/Regular.jsonl (the default' "$work/check.out" \
+  || fail "Regular's default dead-letter file is not under /var/lib/driveshaft/dead-letters: $(cat "$work/check.out")"
+pass "config and secret accepted; default dead letters under /var/lib/driveshaft/dead-letters"
 
 failures=()
 check_failed() {
