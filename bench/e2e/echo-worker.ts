@@ -228,3 +228,5 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   emit({ event: 'expecting', jobs: expect });
 });
 process.stdin.on('end', () => process.exit(0));
+// The harness stops it with SIGTERM: exit cleanly, so a --cpu-prof in NODE_OPTIONS gets written.
+process.on('SIGTERM', () => process.exit(0));

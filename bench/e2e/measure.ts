@@ -298,5 +298,20 @@ export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: O
   signalAll([echo.pid], 'SIGCONT');
   const done = await withDeadline(echo.done(), options.drainTimeoutS * 1000, what);
   const after = snapshot(groups);
-  return throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+  const result = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+  // The kernel's share (stime) beside the total, as for the daemon's processes.
+  const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
+  result.perProcess = after.workers.processes.map((p) => ({
+    pid: p.pid,
+    name: p.name,
+    cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
+    sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
+    rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
+    rssAfterKiB: p.rssKiB,
+    rssAnonAfterKiB: p.rssAnonKiB,
+    rssFileAfterKiB: p.rssFileKiB,
+    pssBeforeKiB: null,
+    pssAfterKiB: null,
+  }));
+  return result;
 }

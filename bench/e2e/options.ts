@@ -100,8 +100,8 @@ const USAGE = `npm run bench:e2e -- [options]
   --daemon-node-args="F" extra Node flags for our daemon, children included (e.g. "--max-semi-space-size=2")
   --profile              run the daemon with --cpu-prof (slower; figures are not comparable) and
                          summarise where its CPU goes
-  --profile-runs         profile only the measured queue runs (the daemon runs with --inspect=127.0.0.1:0
-                         and is profiled through it from its release to the last answer): what a
+  --profile-runs         profile only the measured queue runs (the daemon runs with --inspect and each of
+                         its processes is profiled through it from its release to the last answer): what a
                          whole-life --profile of thousands of slots hides behind their connects and closes
   --drain-timeout S      give up on a run after S seconds (default 90)
   --max-minutes M        abort the whole benchmark after M minutes (default 15)

@@ -164,6 +164,10 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
     const q = s.runs.queue ?? s.runs.cold;
     if (q?.kind !== 'throughput' || q.perProcess === undefined) continue;
     const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+    for (const [label, floor] of [['Node floor', s.floor], ['undici floor', s.undiciFloor]] as const) {
+      const p = floor?.perProcess?.[0];
+      if (p !== undefined) parts.push(`${label} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+    }
     out.push(`  ${scenarioName(s)}: ${parts.join(', ')}`);
   }
   out.push('');

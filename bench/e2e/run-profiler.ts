@@ -1,15 +1,40 @@
 /**
  * `--profile-runs`: CPU profiles of the measured queue runs alone, taken through each daemon process's
- * inspector (`--inspect=127.0.0.1:0`, which cluster children inherit with a port of their own). A
+ * inspector (`--inspect=127.0.0.1:P`; node:cluster gives the children P+1, P+2…). A
  * whole-life `--cpu-prof` profile of 5,000 slots is mostly their start-up and shutdown (5,000
  * connects, then 5,000 closes); this one starts after the daemon is released on the queued jobs and
  * stops when the endpoint has logged the last one.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../test/helpers/free-port.js';
 
 const LISTENING = /Debugger listening on (ws:\/\/\S+)/g;
 const REPLY_TIMEOUT_MS = 30_000;
+
+/** Whether `port` on 127.0.0.1 can be listened on right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port P with P+1 … P+children free too: node:cluster starts each child's inspector on the master's
+ * port plus the child's number, and a child whose port is taken runs without one.
+ */
+export async function inspectorBasePort(children: number): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = await freePort();
+    let free = true;
+    for (let i = 1; i <= children && free; i++) free = base + i < 65536 && (await portFree(base + i));
+    if (free) return base;
+  }
+  throw new Error(`--profile-runs: found no ${children + 1} consecutive free ports for the inspectors`);
+}
 
 /** The inspector URLs the daemon printed (master first, then each child as it started). */
 export function inspectorUrls(outPath: string): string[] {
@@ -87,19 +112,34 @@ export class RunProfiler {
     // 250 µs between samples: a 10-s run gives 40,000 samples per process without slowing it much.
     await Promise.all(sessions.map(async (s) => {
       await s.call('Profiler.enable');
+      await s.call('HeapProfiler.enable');
       await s.call('Profiler.setSamplingInterval', { interval: 250 });
     }));
     return new RunProfiler(sessions);
   }
 
+  /** Starts the CPU profile and V8's sampling of allocations (where the garbage comes from). */
   async start(): Promise<void> {
-    await Promise.all(this.#sessions.map((s) => s.call('Profiler.start')));
+    await Promise.all(
+      this.#sessions.map(async (s) => {
+        // Collected objects too: the garbage is what the question is about.
+        await s.call('HeapProfiler.startSampling', { samplingInterval: 16_384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env['PROFILE_MINOR_GC'] !== '0' });
+        await s.call('Profiler.start');
+      }),
+    );
   }
 
-  /** Writes one .cpuprofile per process into `dir`, named `<prefix>-<process index>`. */
+  /** Writes a .cpuprofile and a .heapprofile per process into `dir`, named `<prefix>-<master|childN>`. */
   async stop(dir: string, prefix: string): Promise<void> {
-    const profiles = await Promise.all(this.#sessions.map((s) => s.call('Profiler.stop') as Promise<{ profile: unknown }>));
-    profiles.forEach((result, i) => writeFileSync(join(dir, `${prefix}-${i === 0 ? 'master' : `child${i}`}.cpuprofile`), JSON.stringify(result.profile)));
+    await Promise.all(
+      this.#sessions.map(async (s, i) => {
+        const name = join(dir, `${prefix}-${i === 0 ? 'master' : `child${i}`}`);
+        const cpu = (await s.call('Profiler.stop')) as { profile: unknown };
+        const heap = (await s.call('HeapProfiler.stopSampling')) as { profile: unknown };
+        writeFileSync(`${name}.cpuprofile`, JSON.stringify(cpu.profile));
+        writeFileSync(`${name}.heapprofile`, JSON.stringify(heap.profile));
+      }),
+    );
   }
 
   close(): void {

@@ -16,7 +16,7 @@ import { delay, echoQueueRun, errorText, measureLatency, queueEmpty, snapshot, t
 import { compareKind, jobsFor, type Options, type ScenarioSpec } from './options.js';
 import { loadAverage, openFds, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
 import { summariseProfileDir } from './profile.js';
-import { inspectorUrls, RunProfiler } from './run-profiler.js';
+import { inspectorBasePort, inspectorUrls, RunProfiler } from './run-profiler.js';
 import { orNull, SIGNED_SUFFIX, type Integrity, type LatencyResult, type ScenarioResult, type ThroughputResult } from './results.js';
 
 /** The idle figures are the median of this many samples, this far apart. */
@@ -63,6 +63,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   let daemon: Daemon | undefined;
   const profileDir = join(ctx.dir, 'profile');
   const launch = async (): Promise<Daemon> => {
+    const inspectPort = options.profileRuns && ctx.binary === 'ours' ? await inspectorBasePort(spec.pools) : undefined;
     const started = await startDaemon({
       bin: ctx.bin,
       flavour,
@@ -76,7 +77,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
             nodeArgs: [
               ...options.daemonNodeArgs,
               ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-              ...(options.profileRuns ? ['--inspect=127.0.0.1:0'] : []),
+              ...(inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectPort}`]),
             ],
           }
         : {}),
