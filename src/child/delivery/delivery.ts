@@ -23,7 +23,7 @@ import type { FailVerdict } from './attempt-ledger.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterSink } from './dead-letter-sink.js';
 import { DeadlineWatch } from './deadline-watch.js';
-import { DeliveredJob, JobPhase } from './delivered-job.js';
+import { DeliveredJob, HeldJobs, JobPhase } from './delivered-job.js';
 import type { DeliveryDecisions, JobHolder } from './delivered-job.js';
 import type { FunctionBreakers } from './function-breakers.js';
 import { retryDelayMs } from './retry-policy.js';
@@ -57,7 +57,7 @@ export class Delivery implements DeliveryDecisions {
   readonly #log: Logger;
   readonly #ledger = new AttemptLedger();
   /** Jobs held by slots, in any phase: the breaker hands back the waiting ones, the deadline watch scans the posting ones. */
-  readonly #active = new Set<DeliveredJob>();
+  readonly #active = new HeldJobs();
   readonly #deadlines = new DeadlineWatch((now) => this.#expire(now));
   #settings: DeliverySettings;
   #runner: JobRunner;
@@ -112,16 +112,16 @@ export class Delivery implements DeliveryDecisions {
 
   /** The pool breaker opened: jobs waiting for their next attempt go back to gearmand now. */
   onBreakerOpen(): void {
-    for (const delivered of this.#active) {
+    this.#active.forEach((delivered) => {
       if (delivered.phase === JobPhase.WAITING) this.#handBack(delivered, 'the circuit breaker opened');
-    }
+    });
   }
 
   /** A function's breaker opened: its jobs waiting for their next attempt go back to gearmand now. */
   onFunctionOpen(functionName: string): void {
-    for (const delivered of this.#active) {
+    this.#active.forEach((delivered) => {
       if (delivered.phase === JobPhase.WAITING && delivered.job.functionName === functionName) this.#handBack(delivered, `the circuit breaker of ${functionName} opened`);
-    }
+    });
   }
 
   /**
@@ -189,12 +189,12 @@ export class Delivery implements DeliveryDecisions {
   /** The deadline watch fired: overdue attempts are aborted (a transient outcome); returns the next deadline. */
   #expire(now: number): number {
     let next = Infinity;
-    for (const delivered of this.#active) {
-      if (delivered.phase !== JobPhase.POSTING || delivered.request === null) continue;
+    this.#active.forEach((delivered) => {
+      if (delivered.phase !== JobPhase.POSTING || delivered.request === null) return;
       const deadline = delivered.deadline;
       if (deadline <= now) delivered.request.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${delivered.maxRunningTimeMs} ms)`));
       else if (deadline < next) next = deadline;
-    }
+    });
     return next;
   }
 
