@@ -17,7 +17,8 @@
  * - An ECHO_RES overtaking a GRAB sent before its ECHO_REQ means gearmand lost the GRAB: gearmand
  *   answers in order.
  *
- * Every deadline is judged at the time of the previous tick, not at this one: the event loop has
+ * Every verdict (a connect or handshake timed out, a GRAB abandoned, a probe unanswered) is judged at
+ * the time of the previous tick, not at this one: the event loop has
  * polled the sockets since then, so an answer that sat unread while the loop was busy (thousands of
  * HTTP answers arriving at once, or the connect storm of thousands of slots) has been read. Judged at
  * the tick's own time, a loop busy for longer than a timeout took its own lag for a silent server:
@@ -152,7 +153,8 @@ export class ConnectionLiveness {
       return;
     }
     if (this.#probeAt === 0) {
-      if (at - this.#lastRxAt >= this.#loopTimeoutMs) {
+      // A probe too many costs one ECHO_REQ: only the verdicts wait for the poll.
+      if (now - this.#lastRxAt >= this.#loopTimeoutMs) {
         this.#probeAt = now;
         this.#events.probe();
       }
