@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../log/logger.js';
 import type { JobListener, JobRequest } from '../http/job-runner.js';
-import type { AnswerOutcome, Job, JobOutcome, ProgressUpdate } from '../job.js';
+import type { AnswerOutcome, AttemptInfo, Job, JobOutcome, ProgressUpdate } from '../job.js';
 import type { FailVerdict, Remembered } from './attempt-ledger.js';
 import type { JobTrace } from '../trace-context.js';
 
@@ -43,7 +43,7 @@ export interface DeliveryDecisions {
   slotStopping(job: DeliveredJob): void;
 }
 
-export class DeliveredJob implements JobListener {
+export class DeliveredJob implements JobListener, AttemptInfo {
   readonly holder: JobHolder;
   readonly job: Job;
   readonly log: Logger;
@@ -124,7 +124,8 @@ export class DeliveredJob implements JobListener {
   /** @internal The delivery starts an attempt. */
   beginAttempt(maxRunningTimeMs: number): void {
     this.phase = JobPhase.POSTING;
-    this.attemptStartedAt = performance.now();
+    // The first attempt starts as the job is assigned: one clock read for both.
+    this.attemptStartedAt = this.attemptStartedAt === 0 ? this.assignedAt : performance.now();
     this.maxRunningTimeMs = maxRunningTimeMs;
     this.request = null;
     this.httpCounted = false;

@@ -179,7 +179,8 @@ export class Delivery implements DeliveryDecisions {
     const runner = this.#runner;
     delivered.beginAttempt(runner.maxRunningTimeMs);
     // The job is marked posting before start(): the HTTP client may report a failure synchronously.
-    const request = runner.start(delivered.job, delivered, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt }, traceparentFor(delivered.trace));
+    // The job is its own AttemptInfo (attempt, firstAttemptAt): no object per attempt.
+    const request = runner.start(delivered.job, delivered, delivered, traceparentFor(delivered.trace));
     if (delivered.phase === JobPhase.POSTING && delivered.current) {
       delivered.request = request;
       this.#deadlines.watch(delivered.deadline);
