@@ -111,8 +111,11 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   # The daemon keeps its connections for the whole run: nginx must not cut them (default: 100 requests, 75 s).
+  # The second value is sent as "Keep-Alive: timeout=600", which undici honours: without it undici
+  # closes a connection idle for 4 s, and every run (after the pause that queues its jobs) would open
+  # all of them again: 5,000 connects at slow5000.
   keepalive_requests 100000;
-  keepalive_timeout 600s;
+  keepalive_timeout 600s 600s;
   client_body_buffer_size 1m;
   default_type application/json;
   log_not_found off;

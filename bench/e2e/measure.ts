@@ -289,8 +289,7 @@ export function throughputFrom(
  * Queue mode for echo-worker.ts processes (the ceiling's and the Node floor's): frozen while N jobs are
  * queued, released, timed by their own first-assign/last-complete stamps.
  */
-export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: Options, fn: string, prefix: string, what: string): Promise<ThroughputResult> {
-  const n = options.jobs;
+export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: Options, fn: string, prefix: string, what: string, n = options.jobs): Promise<ThroughputResult> {
   await echo.arm(n);
   signalAll([echo.pid], 'SIGSTOP');
   await queueBackground(groups.gearmand.port, makeJobs(n, [fn], prefix), options.submitConnections);

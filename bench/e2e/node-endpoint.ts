@@ -64,7 +64,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     else answer();
   });
   function answer(): void {
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': SUCCESS.length });
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': SUCCESS.length, 'Keep-Alive': 'timeout=600' });
     res.end(SUCCESS);
     const socket = req.socket;
     let id = connectionIds.get(socket);

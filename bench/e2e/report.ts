@@ -251,13 +251,18 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
 function slowLines(scenarios: readonly ScenarioResult[]): string[] {
   const slow = scenarios.filter((s) => s.delayMs !== undefined);
   if (slow.length === 0) return [];
-  const rows = slow.map((s) => {
+  const rows = slow.flatMap((s): string[][] => {
     const run = s.runs.queue;
     const first = firstQueueRun(s);
     const ideal = idealRate(s) as number;
-    if (run?.kind !== 'throughput') return [scenarioName(s), s.error === undefined ? 'no queue run' : `ERROR ${s.error.split('\n')[0]!.slice(0, 120)}`];
+    if (run?.kind !== 'throughput') return [[scenarioName(s), s.error === undefined ? 'no queue run' : `ERROR ${s.error.split('\n')[0]!.slice(0, 120)}`]];
+    const f = s.undiciFloor;
+    const floorRow =
+      f === undefined
+        ? []
+        : [[`${scenarioName(s)} undici floor ×${s.slots}`, fmt.int(f.rate), fmt.int(ideal), fmt.f3(f.rate / ideal), fmt.f1(f.cpuUsPerJob.workers), fmt.f1(f.cpuUsPerJob.gearmand), fmt.f1(f.cpuUsPerJob.endpoint), '', '', '', String(s.slots)]];
     const fds = run.fdsPeak;
-    return [
+    return [[
       scenarioName(s),
       fmt.int(run.rate),
       fmt.int(ideal),
@@ -265,14 +270,14 @@ function slowLines(scenarios: readonly ScenarioResult[]): string[] {
       fmt.f1(run.cpuUsPerJob.workers),
       fmt.f1(run.cpuUsPerJob.gearmand),
       fmt.f1(run.cpuUsPerJob.endpoint),
-      fds === undefined ? '—' : `${fmt.int(fds.daemon)} / ${fmt.int(fds.gearmand)} / ${fmt.int(fds.endpoint)}`,
+      fds === undefined ? '—' : `${fmt.int(fds.daemon)}${fds.daemonProcess === undefined ? '' : ` (${fmt.int(fds.daemonProcess)})`} / ${fmt.int(fds.gearmand)} / ${fmt.int(fds.endpoint)}`,
       `${pssMib(s.idleAloneKiB)} → ${first?.kind === 'throughput' ? pssMib(first.aloneAfterKiB) : '—'}`,
       `${fmt.mib(s.idleRssKiB)} → ${first?.kind === 'throughput' ? fmt.mib(first.rssAfterKiB) : '—'}`,
       String(run.httpConnections ?? '—'),
-    ];
+    ], ...floorRow];
   });
   return [
-    `Behind a slow endpoint (queue mode; ideal = Little's law, slots ÷ the endpoint's delay; fds: the most held at once, daemon / gearmand / endpoint;`,
+    `Behind a slow endpoint (queue mode; ideal = Little's law, slots ÷ the endpoint's delay; fds: the most held at once, daemon (its largest process) / gearmand / endpoint;`,
     'memory: idle → after the first run, MiB):',
     table(['scenario', 'jobs/s', 'ideal', '× ideal', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'fds peak', 'PSS alone', 'RSS', 'http conns'], rows),
     '',

@@ -77,7 +77,7 @@ export interface ThroughputResult {
   /** Distinct keep-alive connections the endpoint saw. */
   httpConnections?: number;
   /** The most file descriptors held at once during the run (sampled every 250 ms): the daemon's processes summed, gearmand, the endpoint. */
-  fdsPeak?: { daemon: number; gearmand: number; endpoint: number };
+  fdsPeak?: { daemon: number; daemonProcess?: number; gearmand: number; endpoint: number };
   integrity?: Integrity;
 }
 

@@ -151,6 +151,16 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       await stopDaemon();
     }
 
+    if (ctx.binary === 'ours' && spec.delayMs > 0 && spec.pools === 1 && modes.includes('queue')) {
+      try {
+        // As many connections as slots, each POSTing through the daemon's undici adapter: what Node and
+        // undici reach behind the same slow endpoint with nothing of the daemon.
+        result.undiciFloor = (await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, spec.slots, jobsFor(options, spec))).queue;
+      } catch (error) {
+        result.floorError = errorText(error);
+      }
+    }
+
     if (ctx.binary === 'ours' && spec.slots === 10 && spec.pools === 1 && spec.delayMs === 0 && modes.includes('queue')) {
       try {
         // What 10 connections cost with nothing of the daemon but its undici adapter: the 10-slot CPU target's floor.
@@ -196,7 +206,8 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
 
 /** The most descriptors each side held at once during a run, sampled every FD_SAMPLE_MS. */
 class FdPeaks {
-  readonly peaks = { daemon: 0, gearmand: 0, endpoint: 0 };
+  /** `daemonProcess`: the most one daemon process held (what --check's fd budget is about). */
+  readonly peaks = { daemon: 0, daemonProcess: 0, gearmand: 0, endpoint: 0 };
   #lastAt = 0;
 
   sample(daemonPids: readonly number[], gearmandPid: number, endpointPid: number): void {
@@ -205,6 +216,7 @@ class FdPeaks {
     this.#lastAt = now;
     const count = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + (openFds(pid) || 0), 0);
     this.peaks.daemon = Math.max(this.peaks.daemon, count(daemonPids));
+    for (const pid of daemonPids) this.peaks.daemonProcess = Math.max(this.peaks.daemonProcess, count([pid]));
     this.peaks.gearmand = Math.max(this.peaks.gearmand, count([gearmandPid]));
     this.peaks.endpoint = Math.max(this.peaks.endpoint, count([endpointPid]));
   }
@@ -232,17 +244,18 @@ async function measureNodeFloor(
   prefix: string,
   undici = false,
   connections = 1,
+  n = options.jobs,
 ): Promise<{ queue: ThroughputResult; latency?: LatencyResult }> {
-  const n = options.jobs;
   const floor = startEchoWorkers(gearmand.port, [fn], connections, endpoint.url, undici);
   livePids.add(floor.pid);
   try {
-    await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');
+    await withDeadline(floor.ready, 10_000 + connections * 5, 'the Node floor worker to register');
     const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
     const logged = endpoint.count();
+    const what = 'the Node floor worker to answer every job';
     // The floor is Node too: it gets the daemon's warm-up runs before the measured one.
-    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, 'the Node floor worker to answer every job');
-    const run = await echoQueueRun(floor, groups, options, fn, prefix, 'the Node floor worker to answer every job');
+    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, what, n);
+    const run = await echoQueueRun(floor, groups, options, fn, prefix, what, n);
     const expected = logged + n * (options.warmup + 1);
     const requests = await waitCount(endpoint, expected, 5_000);
     if (requests !== expected) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n * (options.warmup + 1)} jobs`);

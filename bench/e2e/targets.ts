@@ -120,7 +120,8 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
       value:
         ratio === undefined
           ? '—'
-          : `${fmt.f3(ratio)} (${fmt.int(run?.rate)} of ${fmt.int(ideal)} jobs/s; original ` +
+          : `${fmt.f3(ratio)} (${fmt.int(run?.rate)} of ${fmt.int(ideal)} jobs/s; undici floor ×${slow?.slots} ` +
+            `${slow?.undiciFloor !== undefined && ideal !== undefined ? fmt.f3(slow.undiciFloor.rate / ideal) : '—'}; original ` +
             `${theirs !== undefined && ideal !== undefined ? fmt.f3(theirs.rate / ideal) : theirError !== undefined ? `failed: ${theirError.split('\n')[0]!.slice(0, 80)}` : '—'})`,
       goal: `≥ ${TARGET_SLOW_IDEAL} (stretch 0.95)`,
       pass: ratio === undefined ? undefined : ratio >= TARGET_SLOW_IDEAL,
