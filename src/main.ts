@@ -51,6 +51,11 @@ export async function main(argv: readonly string[] = process.argv.slice(2), env:
     const { replayMain } = await import('./replay/replay.js');
     return replayMain(argv.slice(1));
   }
+  if (argv[0] === 'pause' || argv[0] === 'resume' || argv[0] === 'drain') {
+    // A client of the daemon's status port (docs/operations.md, Pause and resume), loaded only here.
+    const { controlMain } = await import('./control/pause-command.js');
+    return controlMain(argv[0], argv.slice(1), env);
+  }
   const handshake = DaemonHandshake.fromEnvironment(env);
   const reporter: Reporter = {
     async fail(code, lines) {

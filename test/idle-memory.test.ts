@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getHeapSpaceStatistics } from 'node:v8';
-import { RELEASE_AFTER_ACTIVE_MS, startIdleMemoryRelease } from '../src/idle-memory.js';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
+import { RELEASE_AFTER_ACTIVE_MS, RELEASE_AFTER_GROWTH_BYTES, startIdleMemoryRelease } from '../src/idle-memory.js';
 import { waitFor } from './helpers/wait-for.js';
 
 function newSpaceBytes(): number {
@@ -40,4 +40,32 @@ test('a quiet process after work should give its young generation back, and only
     await new Promise((resolve) => setImmediate(resolve));
   }
   await waitFor(() => releases.length === 2, { timeoutMs: 5_000, message: 'the release after more work' });
+});
+
+test('a quiet process that did a little work but grew its heap should give memory back, spaced out', async (t) => {
+  const releases: { at: number; before: number; after: number }[] = [];
+  const spacingMs = 400;
+  const release = startIdleMemoryRelease({ intervalMs: 50, growthSpacingMs: spacingMs, onRelease: (before, after) => releases.push({ at: performance.now(), before, after }) });
+  t.after(() => release.stop());
+  // Start-up counts as a burst: the first release comes on its own.
+  await waitFor(() => releases.length === 1, { timeoutMs: 5_000, message: 'the start-up release' });
+
+  // A few jobs' worth: far less event-loop time than a burst, but objects that outlive a scavenge or two.
+  const start = performance.now();
+  let keep: object[] = [];
+  for (let i = 0; i < 40_000; i++) keep.push({ i, list: [i, i + 1] });
+  const grownBy = getHeapStatistics().total_physical_size - releases[0]!.after;
+  keep = [];
+  const busyMs = performance.now() - start;
+  assert.ok(busyMs < RELEASE_AFTER_ACTIVE_MS / 2, `the work was short: ${busyMs.toFixed(1)} ms`);
+  assert.ok(grownBy >= RELEASE_AFTER_GROWTH_BYTES, `the work grew the heap: ${grownBy} bytes`);
+
+  await waitFor(() => releases.length === 2, { timeoutMs: 5_000, message: 'the release after a little work' });
+  const second = releases[1]!;
+  assert.ok(second.at - releases[0]!.at >= spacingMs, `no sooner than the spacing: ${(second.at - releases[0]!.at).toFixed(0)} ms`);
+  assert.ok(second.after < second.before, `the heap shrank: ${second.before} → ${second.after}`);
+
+  // Nothing done since: no further collection, however long it stays quiet.
+  await new Promise((resolve) => setTimeout(resolve, 2 * spacingMs));
+  assert.equal(releases.length, 2, 'collected again without any work in between');
 });

@@ -63,6 +63,29 @@ test('the pool child should not load bunyan, convict or the config machinery', (
   assert.ok(!loaded.builtins.includes('zlib'), 'the child loads node:zlib (all of undici?)');
 });
 
+test('the pool child should not load TLS or HTTP/2 before an https endpoint or health URL asks for them', () => {
+  const loaded = loadedBy(`await import(DIST + 'child/main.js');`);
+  // undici's Client requires node:http2 at load (and with it node:tls); a child never speaks HTTP/2, and
+  // a plain-http pool never TLS: 2-3 MiB of private memory per child (docs/performance.md, Memory).
+  for (const name of ['http2', 'tls', 'https']) {
+    assert.ok(!loaded.builtins.includes(name), `the child loads node:${name}: ${loaded.builtins.join(' ')}`);
+  }
+});
+
+test("the child's undici Pool should still load node:tls for its first https connection", () => {
+  const loaded = loadedBy(`
+    const { HttpPool } = await import(DIST + 'child/http/http-client.js');
+    const pool = new HttpPool('https://127.0.0.1:9', { connections: 1 });
+    globalThis.result = await new Promise((resolve) => pool.dispatch(
+      { path: '/', method: 'GET', headers: [], body: null, closeConnection: false, serverName: undefined },
+      { onHeaders() {}, onData() {}, onEnd: () => resolve('answered'), onFailure: (error, kind) => resolve(kind + ' ' + (error.code ?? error.message)) },
+    ));
+  `);
+  assert.equal(loaded.result, 'connect ECONNREFUSED', 'nothing listens on port 9: the connect failed, not the Pool');
+  assert.ok(loaded.builtins.includes('tls'), `node:tls loaded for the https origin: ${loaded.builtins.join(' ')}`);
+  assert.ok(!loaded.builtins.includes('http2'), 'node:http2 stays out');
+});
+
 test('the master should not load undici, the exporter or rotating-file support unless asked', () => {
   const loaded = loadedBy(`await import(DIST + 'main.js');`);
   assert.ok(loaded.packages.includes('bunyan') && loaded.packages.includes('convict'), `the master loads its own: ${loaded.packages.join(' ')}`);

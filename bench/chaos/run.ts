@@ -3,7 +3,8 @@
  * with a persistent queue, the real `driveshaft` CLI and a Node endpoint, while the harness, one
  * fault at a time, SIGKILLs gearmand, a pool child and the master, freezes a child, reloads the
  * daemon every second and takes the endpoint down. Per fault: jobs lost, jobs answered twice (and
- * why), recovery time, and the daemon's RSS and open fds. `npm run bench:chaos -- --help`.
+ * why), recovery time, and the daemon's RSS and open fds. Then the liveness faults (liveness.ts),
+ * each a run of its own. `npm run bench:chaos -- --help`.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,43 +12,44 @@ import { parseArgs } from 'node:util';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { OUR_BIN, jobsConfig, startDaemon, waitRegistered, type Daemon, type DaemonOptions, type PoolSpec } from '../e2e/daemon.js';
 import { processTree, signalAll } from '../e2e/proc-stats.js';
-import { BenchCli, type CommonOptions } from '../faults/bench-cli.js';
+import { BenchCli } from '../faults/bench-cli.js';
 import {
   Sampler,
   countersAt,
   daemonProcesses,
   delay,
-  describeProcesses,
   drainMs,
   errorText,
   fmt,
   linesBetween,
   livePids,
-  logSummaryText,
   minus,
   peakBacklog,
   rateBeforeFault,
   rateRecoveryMs,
-  reportHeading,
   settleRun,
   steadyBacklog,
   stopRun,
-  table,
-  tallyCells,
-  tallyHeader,
   waitUntil,
-  type CounterColumn,
-  type Counters,
   type DaemonLog,
-  type ProcessFigures,
-  type RunTally,
   type Sample,
 } from '../faults/common.js';
 import { FaultEndpoint, type EndpointReport } from '../faults/endpoint-control.js';
 import { Feeder } from '../faults/feeder.js';
+import {
+  LIVENESS_FAULTS,
+  LIVENESS_USAGE,
+  livenessOptionEntries,
+  parseLivenessOptions,
+  runLiveness,
+  type LivenessFault,
+} from './liveness.js';
+import { report } from './report.js';
+import { FAULTS, HUP_CHANGES } from './chaos-types.js';
+import type { FaultName, FaultResult, HupChange, Options, RunResult } from './chaos-types.js';
 
-const FAULTS = ['gearmand', 'child', 'master', 'sigstop', 'hup', 'endpoint'] as const;
-type FaultName = (typeof FAULTS)[number];
+export type { FaultName, FaultResult, Options, RunResult } from './chaos-types.js';
+
 
 const FAULT_TITLES: Record<FaultName, string> = {
   gearmand: 'SIGKILL gearmand, restart it',
@@ -58,15 +60,16 @@ const FAULT_TITLES: Record<FaultName, string> = {
   endpoint: 'endpoint down (nothing listens)',
 };
 
-const HUP_CHANGES = ['mixed', 'none', 'header', 'workers'] as const;
-type HupChange = (typeof HUP_CHANGES)[number];
+
+const ALL_FAULTS: readonly string[] = [...FAULTS, ...LIVENESS_FAULTS];
 
 const USAGE = `npm run bench:chaos -- [options]
 
   --jobs N                 background jobs (default 200000)
   --slots N                the pool's worker_count (default 10)
   --rate R                 jobs queued per second, steadily (default 1500); 0 queues all at once
-  --faults LIST            in this order (default ${FAULTS.join(',')})
+  --faults LIST            the process faults in this order, then the liveness faults below
+                           (default ${ALL_FAULTS.join(',')})
   --lead-seconds S         steady flow before the first fault (default 5)
   --pause-seconds S        after a fault has recovered, before the next one (default 3)
   --recovery-timeout S     go on to the next fault after S seconds even if not recovered (default 30)
@@ -84,29 +87,19 @@ const USAGE = `npm run bench:chaos -- [options]
   --max-minutes M          stop everything after M minutes (default 10)
   --out PATH               JSON output (default bench/results/chaos-<date>.json)
   --keep-tmp               keep the configs, the daemon's output and the queue database
-`;
+${LIVENESS_USAGE}`;
 
 // At least two slots: the "workers" reload runs the pool with one slot less.
 const cli = new BenchCli({ kind: 'chaos', usage: USAGE, defaultJobs: '200000', defaultRate: '1500', minSlots: 2 });
 
-interface Options extends CommonOptions {
-  faults: FaultName[];
-  leadSeconds: number;
-  pauseSeconds: number;
-  recoveryTimeoutS: number;
-  gearmandDownSeconds: number;
-  sigstopSeconds: number;
-  hupSeconds: number;
-  hupChange: HupChange;
-  queueDir: string | undefined;
-}
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
       ...cli.optionEntries(),
-      faults: { type: 'string', default: FAULTS.join(',') },
+      ...livenessOptionEntries(),
+      faults: { type: 'string', default: ALL_FAULTS.join(',') },
       'lead-seconds': { type: 'string', default: '5' },
       'pause-seconds': { type: 'string', default: '3' },
       'recovery-timeout': { type: 'string', default: '30' },
@@ -120,7 +113,7 @@ function parseOptions(argv: string[]): Options {
   });
   cli.exitOnHelp(values);
   const faults = (values.faults ?? '').split(',').map((f) => f.trim()).filter((f) => f !== '');
-  for (const fault of faults) if (!(FAULTS as readonly string[]).includes(fault)) cli.fail(`--faults: expected some of ${FAULTS.join(', ')}, got ${JSON.stringify(fault)}`);
+  for (const fault of faults) if (!ALL_FAULTS.includes(fault)) cli.fail(`--faults: expected some of ${ALL_FAULTS.join(', ')}, got ${JSON.stringify(fault)}`);
   const hupChange = values['hup-change'] as HupChange;
   if (!HUP_CHANGES.includes(hupChange)) cli.fail(`--hup-change: expected one of ${HUP_CHANGES.join(', ')}, got ${JSON.stringify(hupChange)}`);
   const { jobs, slots, rate, outageSeconds, ...rest } = cli.commonOptions(values);
@@ -129,7 +122,10 @@ function parseOptions(argv: string[]): Options {
     jobs,
     slots,
     rate,
-    faults: faults as FaultName[],
+    faults: faults.filter((f): f is FaultName => (FAULTS as readonly string[]).includes(f)),
+    liveness: faults.filter((f): f is LivenessFault => (LIVENESS_FAULTS as readonly string[]).includes(f)),
+    livenessOptions: parseLivenessOptions(cli, values, rest),
+    compareBin: values['compare-bin'] ?? (process.env['DRIVESHAFT_COMPARE_BIN'] || undefined),
     leadSeconds: cli.number('lead-seconds', values['lead-seconds'], 0),
     pauseSeconds: cli.number('pause-seconds', values['pause-seconds'], 0),
     recoveryTimeoutS: cli.number('recovery-timeout', values['recovery-timeout'], 1),
@@ -143,52 +139,9 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-interface FaultResult {
-  name: FaultName;
-  title: string;
-  startAtMs: number;
-  /** When the injection was over (the kill itself for kills: a restart is part of the recovery). */
-  endAtMs: number;
-  /** Up to the next fault's start (or the end of the run): what happened in it is this fault's. */
-  windowEndMs: number;
-  notes: string[];
-  /** gearmand's queue at the start and its peak in the window. */
-  backlogAtStart: number | null;
-  peakBacklog: number | undefined;
-  rateBefore: number;
-  rateBackMs: number | undefined;
-  backlogDrainedMs: number | undefined;
-  /** Lost ids whose last WORK_FAIL was logged in this window. */
-  lost: number;
-  lostSample: string[];
-  /** Ids answered 200 for the second time in this window. */
-  duplicates: number;
-  duplicateSample: Array<{ id: string; atMs: number[] }>;
-  counters: Counters;
-  logLines: number;
-  /** Daemon processes after the fault's recovery and the pause, right before the next fault. */
-  processesAfter: ProcessFigures[];
-  /** false when the feed had ended and the queue was empty: nothing to disturb. */
-  hadTraffic: boolean;
-}
 
-interface RunResult extends RunTally {
-  prefix: string;
-  delivery: Record<string, unknown> | null;
-  queueDb: string;
-  lostUnattributed: number;
-  duplicatesBeforeFaults: number;
-  feederInDoubt: number;
-  faults: FaultResult[];
-}
 
 const FUNCTION_NAME = 'bench_chaos';
-const RUN_COUNTERS: readonly CounterColumn[] = [
-  ['timed out', 'jobs_timed_out'],
-  ['requeued', 'jobs_requeued'],
-  ['retried', 'jobs_retried'],
-  ['handed back', 'jobs_handed_back'],
-];
 
 /** Everything a fault may need to reach, and the daemon it may replace. */
 interface Rig {
@@ -365,7 +318,7 @@ function attribute(run: RunResult, report: EndpointReport, log: DaemonLog, sampl
   });
 }
 
-async function run(options: Options, tmp: string, progress: (text: string) => void): Promise<RunResult> {
+async function run(options: Options, tmp: string, progress: (text: string) => void, { binary, bin }: Binary): Promise<RunResult> {
   const started = Date.now();
   const prefix = `chaos-${Date.now().toString(36)}`;
   const delivery = { ...(options.failFast ? { mode: 'fail_fast' } : {}), ...options.delivery };
@@ -373,7 +326,7 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
   mkdirSync(queueDir, { recursive: true });
   const queueDb = join(queueDir, `driveshaft-chaos-${process.pid}-${Date.now().toString(36)}.sqlite`);
   const result: RunResult = {
-    prefix, delivery: Object.keys(delivery).length > 0 ? delivery : null, queueDb,
+    binary, bin, prefix, delivery: Object.keys(delivery).length > 0 ? delivery : null, queueDb,
     queued: 0, completed: 0, lost: 0, lostUnattributed: 0, stillQueued: 0, duplicateIds: 0, duplicatesBeforeFaults: 0, extraOk: 0, unexpectedIds: 0,
     feederReconnects: 0, feederInDoubt: 0, counters: {}, workFail: 0,
     logLines: { total: 0, nonJson: 0, byLevel: {}, top: [] },
@@ -391,10 +344,10 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
     livePids.add(gearmand.pid);
     const g = gearmand;
     const extra: Record<string, unknown> = Object.keys(delivery).length > 0 ? { delivery } : {};
-    const dir = join(tmp, 'daemon');
+    const dir = join(tmp, `daemon-${binary}`);
     mkdirSync(dir, { recursive: true });
     const daemonOptions: DaemonOptions = {
-      bin: OUR_BIN, flavour: 'ours', dir, gearmand: g, endpointUrl: endpoint.url, logLevel: options.logLevel, logTo: 'stdout',
+      bin, flavour: 'ours', dir, gearmand: g, endpointUrl: endpoint.url, logLevel: options.logLevel, logTo: 'stdout',
       pools: [{ name: 'bench', slots: options.slots, functionName: FUNCTION_NAME, extra }],
     };
     const daemon = await startDaemon(daemonOptions);
@@ -456,61 +409,23 @@ async function run(options: Options, tmp: string, progress: (text: string) => vo
   return result;
 }
 
-function mib(list: readonly ProcessFigures[], role: 'master' | 'child'): string {
-  const p = list.filter((x) => x.role === role);
-  return p.length === 0 ? '—' : p.map((x) => `${(x.rssKiB / 1024).toFixed(1)} MiB/${x.fds} fds`).join(', ');
-}
-
-function report(options: Options, meta: Record<string, unknown>, r: RunResult): string {
-  const out = reportHeading('chaos', meta, options, `delivery ${r.delivery === null ? 'default' : JSON.stringify(r.delivery)}`);
-  out.push('');
-  out.push(
-    table(
-      tallyHeader(RUN_COUNTERS),
-      [tallyCells(r, RUN_COUNTERS)],
-    ),
-  );
-  out.push('');
-  out.push(
-    table(
-      ['fault', 'queue at start', 'peak queue', 'rate before/s', 'LOST', 'run twice', 'WORK_FAIL', 'http_errors', 'rate ≥50% after', 'backlog drained', 'log lines', 'master after', 'child(ren) after'],
-      r.faults.map((f) => [
-        `${f.name}${f.hadTraffic ? '' : ' (no traffic)'}`,
-        fmt.int(f.backlogAtStart),
-        fmt.int(f.peakBacklog),
-        fmt.int(f.rateBefore),
-        fmt.int(f.lost),
-        fmt.int(f.duplicates),
-        fmt.int(f.counters['jobs_failed']),
-        fmt.int(f.counters['http_errors']),
-        fmt.s(f.rateBackMs),
-        fmt.s(f.backlogDrainedMs),
-        fmt.int(f.logLines),
-        mib(f.processesAfter, 'master'),
-        mib(f.processesAfter, 'child'),
-      ]),
-    ),
-  );
-  out.push('');
-  out.push(`processes at start: ${describeProcesses(r.processesStart)}`);
-  out.push(`processes at end:   ${describeProcesses(r.processesEnd)}`);
-  for (const f of r.faults) {
-    out.push(`${f.name} — ${f.title}: ${f.notes.join('; ')}`);
-    if (f.lost > 0) out.push(`  lost e.g. ${f.lostSample.slice(0, 5).join(', ')}`);
-    for (const dup of f.duplicateSample.slice(0, 3)) {
-      out.push(`  run twice: ${dup.id}, 200 at ${dup.atMs.map((t) => `${t < f.startAtMs ? '−' : '+'}${(Math.abs(t - f.startAtMs) / 1000).toFixed(2)} s`).join(' and ')} from the fault's start`);
-    }
-  }
-  if (r.lostUnattributed > 0) out.push(`lost without a WORK_FAIL in the daemon's log (gone in gearmand or never logged): ${fmt.int(r.lostUnattributed)}`);
-  if (r.duplicatesBeforeFaults > 0) out.push(`answered twice before the first fault: ${fmt.int(r.duplicatesBeforeFaults)}`);
-  if (r.unexpectedIds > 0) out.push(`${r.unexpectedIds} ids answered that were never queued`);
-  if (r.feederReconnects > 0) out.push(`the feeder reconnected to gearmand ${r.feederReconnects}× and resubmitted up to ${fmt.int(r.feederInDoubt)} unacknowledged jobs (gearmand merges a resubmission by its unique)`);
-  out.push(logSummaryText(r.logLines, 6));
-  if (r.error !== undefined) out.push(`ERROR: ${r.error}`);
-  return out.join('\n');
-}
+export type Binary = { binary: string; bin: string };
 
 cli.run(parseOptions, async (options, tmp, progress) => {
-  const result = await run(options, tmp, progress);
-  return { results: { result }, report: (meta) => report(options, meta, result), failed: result.error !== undefined };
+  const binaries: Binary[] = [{ binary: 'ours', bin: OUR_BIN }];
+  if (options.compareBin !== undefined) binaries.push({ binary: 'compare', bin: options.compareBin });
+  const classic: RunResult[] = [];
+  if (options.faults.length > 0) {
+    for (const binary of binaries) {
+      if (binaries.length > 1) progress(`process faults, ${binary.binary} daemon`);
+      classic.push(await run(options, tmp, progress, binary));
+    }
+  }
+  const liveness = await runLiveness(options.liveness, options.livenessOptions, binaries, tmp, progress);
+  return {
+    // `result`: the process faults' run of our build, as before the compare build and the liveness runs.
+    results: { result: classic[0] ?? null, compareResult: classic[1] ?? null, liveness },
+    report: (meta) => report(options, meta, classic, liveness),
+    failed: [...classic, ...liveness].some((r) => r.error !== undefined),
+  };
 });

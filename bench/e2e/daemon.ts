@@ -67,9 +67,13 @@ export interface DaemonOptions {
   flavour: 'ours' | 'original';
   dir: string;
   gearmand: Gearmand;
+  /** Every server the pools use (gearman_servers_list); default `gearmand` alone. */
+  servers?: readonly Gearmand[];
   endpointUrl: string;
   pools: readonly PoolSpec[];
   logLevel: 'warn' | 'info';
+  /** Our daemon's --loop_timeout (default 1: config changes are seen within half a second). */
+  loopTimeoutS?: number;
   /**
    * Where the daemon logs: a file (default), or its stdout, which goes to `daemon.out` in `dir` (the
    * fault benchmarks count the lines an operator's journal would receive).
@@ -80,6 +84,8 @@ export interface DaemonOptions {
    * --cpu-prof there. cluster.fork() gives children the master's execArgv, so they profile too.
    */
   nodeArgs?: string[];
+  /** Environment variables set on top of the harness's own (e.g. MALLOC_* for a memory A/B). */
+  env?: Record<string, string>;
 }
 
 export interface Daemon {
@@ -104,7 +110,7 @@ export interface Daemon {
 
 const STATUS_TIMEOUT_MS = 5_000;
 
-export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUrl' | 'pools'>): unknown {
+export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'servers' | 'endpointUrl' | 'pools'>): unknown {
   const pools: Record<string, unknown> = {};
   for (const pool of options.pools) {
     pools[pool.name] = {
@@ -114,7 +120,7 @@ export function jobsConfig(options: Pick<DaemonOptions, 'gearmand' | 'endpointUr
       ...pool.extra,
     };
   }
-  return { gearman_servers_list: [options.gearmand.label], pools_list: pools };
+  return { gearman_servers_list: (options.servers ?? [options.gearmand]).map((server) => server.label), pools_list: pools };
 }
 
 /**
@@ -159,14 +165,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const args = [
     '--jobsconfig', jobsPath,
     '--logconfig', logConfigPath,
-    '--loop_timeout', options.flavour === 'ours' ? '1' : String(ORIGINAL_LOOP_TIMEOUT_S),
+    '--loop_timeout', options.flavour === 'ours' ? String(options.loopTimeoutS ?? 1) : String(ORIGINAL_LOOP_TIMEOUT_S),
     '--max_running_time', '300',
     '--status_port', String(statusPort),
   ];
   const isJs = options.bin.endsWith('.js');
   const command = isJs ? process.execPath : options.bin;
   const argv = isJs ? [...(options.nodeArgs ?? []), options.bin, ...args] : args;
-  const env = { ...process.env };
+  // Dead letters of a bench's daemon stay in its run folder, not under the default (/var/lib/… as root).
+  // An environment variable, not --dead_letter_dir: builds from before that option ignore it.
+  const env = { DRIVESHAFT_DEAD_LETTER_DIR: join(options.dir, 'dead-letters'), ...process.env, ...options.env };
   // Output goes to a file, not a pipe: a pipe the harness reads would put the daemon's logging on the
   // harness's event loop, and a full pipe would block the daemon.
   const outPath = join(options.dir, 'daemon.out');

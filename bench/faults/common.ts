@@ -107,16 +107,16 @@ export const fmt = {
 };
 
 /**
- * The report's first lines: which benchmark, when, on what and by which command; then the feed, the
- * benchmark's own `setup` and the machine's load average at the start and the end (a busy shared
+ * The report's first lines: which benchmark, when, on what and by which command; then the feed (when
+ * `options` says it), the benchmark's own `setup` and the machine's load average at the start and the end (a busy shared
  * machine skews every figure).
  */
-export function reportHeading(kind: string, meta: Record<string, unknown>, options: { jobs: number; rate: number; slots: number }, setup: string): string[] {
+export function reportHeading(kind: string, meta: Record<string, unknown>, options: { jobs: number; rate: number; slots: number } | undefined, setup: string): string[] {
+  const feed = options === undefined ? '' : `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, `;
   return [
     `driveshaft ${kind} — ${String(meta['date'])}, commit ${String(meta['commit'])}, node ${String(meta['node'])}, ${String(meta['cpu'])} ×${String(meta['cores'])}`,
     `command: ${String(meta['command'])}`,
-    `${fmt.int(options.jobs)} jobs at ${options.rate > 0 ? `${fmt.int(options.rate)}/s` : 'once'}, ${options.slots} slots, ${setup}; ` +
-      `load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
+    `${feed}${setup}; load ${(meta['loadStart'] as number[]).join(' ')} → ${(meta['loadEnd'] as number[]).join(' ')}`,
   ];
 }
 

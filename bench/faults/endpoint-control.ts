@@ -6,9 +6,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../e2e/proc-stats.js';
-import type { EndpointCommand, EndpointMessage, EndpointReport, EndpointStats, OutageMode, OutageRecord } from './fault-endpoint.js';
+import type { EndpointCommand, EndpointMessage, EndpointReport, EndpointStats, IdTimes, OutageMode, OutageRecord, PoisonKind, PoisonRequest } from './fault-endpoint.js';
 
-export type { EndpointReport, EndpointStats, OutageMode, OutageRecord } from './fault-endpoint.js';
+export type { EndpointReport, EndpointStats, IdTimes, OutageMode, OutageRecord, PoisonKind, PoisonRequest } from './fault-endpoint.js';
 
 const START_TIMEOUT_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 30_000;
@@ -17,7 +17,13 @@ type CommandBody =
   | { type: 'down'; mode: OutageMode }
   | { type: 'up' }
   | { type: 'stats' }
-  | { type: 'report'; prefix: string; count: number };
+  | { type: 'report'; prefix: string; count: number }
+  | { type: 'functionDown'; functionName: string }
+  | { type: 'functionUp'; functionName: string }
+  | { type: 'poison'; id: string; kind: PoisonKind }
+  | { type: 'cure'; id: string }
+  | { type: 'poisonRequests'; id: string }
+  | { type: 'idTimes'; prefix: string; count: number };
 
 export class FaultEndpoint {
   readonly #child: ChildProcess;
@@ -98,6 +104,35 @@ export class FaultEndpoint {
   /** Everything recorded, with the ids `${prefix}-0 … ${prefix}-${count-1}` never answered 200. */
   async report(prefix: string, count: number): Promise<EndpointReport> {
     return (await this.#command({ type: 'report', prefix, count })).report as EndpointReport;
+  }
+
+  /** Answers 503 to the function's jobs only, the others are served as before. */
+  async functionDown(functionName: string): Promise<void> {
+    await this.#command({ type: 'functionDown', functionName });
+  }
+
+  /** Serves the function again; resolves to how many of its requests were answered 503. */
+  async functionUp(functionName: string): Promise<number> {
+    return (await this.#command({ type: 'functionUp', functionName })).requests ?? 0;
+  }
+
+  /** Every POST of the id fails `kind`'s way from now on, and is logged (poisonRequests). */
+  async poison(id: string, kind: PoisonKind): Promise<void> {
+    await this.#command({ type: 'poison', id, kind });
+  }
+
+  /** The id is served like any other from now on (its POSTs are still logged). */
+  async cure(id: string): Promise<void> {
+    await this.#command({ type: 'cure', id });
+  }
+
+  async poisonRequests(id: string): Promise<PoisonRequest[]> {
+    return (await this.#command({ type: 'poisonRequests', id })).poisonRequests ?? [];
+  }
+
+  /** When each id `${prefix}-0 … ${prefix}-${count-1}` was first answered 200, and the repeats. */
+  async idTimes(prefix: string, count: number): Promise<IdTimes> {
+    return (await this.#command({ type: 'idTimes', prefix, count })).idTimes as IdTimes;
   }
 
   stop(): Promise<void> {

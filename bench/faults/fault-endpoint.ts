@@ -12,7 +12,8 @@
  * - `hang`: requests are read and never answered while down (the daemon's max_running_time must cut
  *   them); those still open when the endpoint comes back up are answered 200 then, as a stuck
  *   backend that recovers would.
- * Requests that reach it while down are counted per outage (none can in `stop`).
+ * Requests that reach it while down are counted per outage (none can in `stop`). Narrower faults (one
+ * function down, single poisoned ids) are in targeted-faults.ts.
  *
  * Ids answered 200 are recorded when the answer is written. A connection destroyed right after that
  * (`stop`) may lose the answer on the way: the job then counts as completed here although the daemon
@@ -20,18 +21,33 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { TargetedFaults, answer503, type PoisonKind, type PoisonRequest } from './targeted-faults.js';
+
+export type { PoisonKind, PoisonRequest } from './targeted-faults.js';
 
 export const SUCCESS_BODY = '{"gearman_ret":0,"response_string":"ok"}';
 export const BUCKET_MS = 100;
 
 export type OutageMode = 'stop' | '503' | 'hang';
 
+/** When each id `${prefix}-${i}` was first answered 200 (0: never), and the ids answered more than once. */
+export interface IdTimes {
+  firstOkAtMs: number[];
+  repeats: Array<{ index: number; atMs: number[] }>;
+}
+
 /** Harness → endpoint. `seq` pairs each command with its reply. */
 export type EndpointCommand =
   | { seq: number; type: 'down'; mode: OutageMode }
   | { seq: number; type: 'up' }
   | { seq: number; type: 'stats' }
-  | { seq: number; type: 'report'; prefix: string; count: number };
+  | { seq: number; type: 'report'; prefix: string; count: number }
+  | { seq: number; type: 'functionDown'; functionName: string }
+  | { seq: number; type: 'functionUp'; functionName: string }
+  | { seq: number; type: 'poison'; id: string; kind: PoisonKind }
+  | { seq: number; type: 'cure'; id: string }
+  | { seq: number; type: 'poisonRequests'; id: string }
+  | { seq: number; type: 'idTimes'; prefix: string; count: number };
 
 export interface EndpointStats {
   /** Every 200 answered (duplicates included). */
@@ -81,7 +97,17 @@ export interface EndpointReport extends EndpointStats {
 
 export type EndpointMessage =
   | { type: 'listening'; port: number }
-  | { type: 'reply'; seq: number; stats?: EndpointStats; outage?: OutageRecord; report?: EndpointReport }
+  | {
+      type: 'reply';
+      seq: number;
+      stats?: EndpointStats;
+      outage?: OutageRecord;
+      report?: EndpointReport;
+      /** functionUp: the function's requests answered 503 while it was down. */
+      requests?: number;
+      poisonRequests?: PoisonRequest[];
+      idTimes?: IdTimes;
+    }
   | { type: 'error'; message: string };
 
 const startedAtMs = Date.now();
@@ -99,6 +125,7 @@ const downBuckets: number[] = [];
 const sockets = new Set<Socket>();
 const held = new Set<{ res: ServerResponse; id: string | undefined }>();
 let port = 0;
+const targeted = new TargetedFaults();
 
 function bump(buckets: number[], atMs: number): void {
   const index = Math.floor((atMs - startedAtMs) / BUCKET_MS);
@@ -110,13 +137,16 @@ function send(message: EndpointMessage): void {
   process.send?.(message);
 }
 
-/** The job's id: the workload of the daemon's JSON request body. */
-function idOf(body: Buffer): string | undefined {
+/** The job's id (the workload of the daemon's JSON request body) and its function. */
+function jobOf(body: Buffer): { id: string | undefined; functionName: string | undefined } {
   try {
-    const parsed = JSON.parse(body.toString('utf8')) as { workload?: unknown };
-    return typeof parsed.workload === 'string' ? parsed.workload : undefined;
+    const parsed = JSON.parse(body.toString('utf8')) as { workload?: unknown; function_name?: unknown };
+    return {
+      id: typeof parsed.workload === 'string' ? parsed.workload : undefined,
+      functionName: typeof parsed.function_name === 'string' ? parsed.function_name : undefined,
+    };
   } catch {
-    return undefined;
+    return { id: undefined, functionName: undefined };
   }
 }
 
@@ -146,7 +176,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
   req.on('end', () => {
-    const id = idOf(Buffer.concat(chunks));
+    const { id, functionName } = jobOf(Buffer.concat(chunks));
+    if (targeted.handle(req, res, id, functionName)) return;
     if (state === 'up') {
       answerOk(res, id);
       return;
@@ -155,8 +186,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     bump(downBuckets, Date.now());
     if (current !== undefined) current.requests++;
     if (state === '503') {
-      res.writeHead(503, { 'Content-Type': 'text/plain', 'Content-Length': 11 });
-      res.end('unavailable');
+      answer503(res);
       return;
     }
     // hang (stop never gets here: nothing listens, and open connections were destroyed)
@@ -252,6 +282,17 @@ function report(prefix: string, count: number): EndpointReport {
   };
 }
 
+function idTimes(prefix: string, count: number): IdTimes {
+  const firstOkAtMs: number[] = [];
+  const repeats: IdTimes['repeats'] = [];
+  for (let i = 0; i < count; i++) {
+    const at = answered.get(`${prefix}-${i}`);
+    firstOkAtMs.push(at === undefined ? 0 : typeof at === 'number' ? at : (at[0] as number));
+    if (typeof at === 'object') repeats.push({ index: i, atMs: at });
+  }
+  return { firstOkAtMs, repeats };
+}
+
 process.on('message', (message: EndpointCommand) => {
   const reply = async (): Promise<void> => {
     switch (message.type) {
@@ -267,6 +308,27 @@ process.on('message', (message: EndpointCommand) => {
         return;
       case 'report':
         send({ type: 'reply', seq: message.seq, report: report(message.prefix, message.count) });
+        return;
+      case 'functionDown':
+        targeted.functionDown(message.functionName);
+        send({ type: 'reply', seq: message.seq });
+        return;
+      case 'functionUp':
+        send({ type: 'reply', seq: message.seq, requests: targeted.functionUp(message.functionName) });
+        return;
+      case 'poison':
+        targeted.poison(message.id, message.kind);
+        send({ type: 'reply', seq: message.seq });
+        return;
+      case 'cure':
+        targeted.cure(message.id);
+        send({ type: 'reply', seq: message.seq });
+        return;
+      case 'poisonRequests':
+        send({ type: 'reply', seq: message.seq, poisonRequests: targeted.requests(message.id) });
+        return;
+      case 'idTimes':
+        send({ type: 'reply', seq: message.seq, idTimes: idTimes(message.prefix, message.count) });
         return;
     }
   };

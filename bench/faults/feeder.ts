@@ -39,6 +39,8 @@ export class Feeder {
   #startedAtMs = 0;
   #finishedAtMs = 0;
   #lastError: string | undefined;
+  /** When job i was first written to gearmand (ms since the epoch): where its latency starts. */
+  readonly #submittedAtMs: number[] = [];
   readonly done: Promise<void>;
 
   constructor(options: FeederOptions) {
@@ -73,6 +75,11 @@ export class Feeder {
     return this.#finishedAtMs;
   }
 
+  /** When job i was first written to gearmand; undefined for jobs not written yet. */
+  submittedAtMs(index: number): number | undefined {
+    return this.#submittedAtMs[index];
+  }
+
   get lastError(): string | undefined {
     return this.#lastError;
   }
@@ -104,7 +111,9 @@ export class Feeder {
         const from = this.#acknowledged;
         const to = Math.min(due, from + CHUNK * 10);
         const packets: Buffer[] = [];
+        const now = Date.now();
         for (let i = from; i < to; i++) {
+          this.#submittedAtMs[i] ??= now;
           const id = jobId(prefix, i);
           packets.push(encodeSubmitJob(SubmitKind.BACKGROUND, functionName, id, Buffer.from(id)));
         }

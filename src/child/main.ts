@@ -8,6 +8,8 @@
  * - `reconfigure` → `reconfigured` | `reconfigure-failed` (the old settings stay in force).
  * - `status` → `status-reply` (before init: an empty pool).
  * - `reopen-files` (USR2) → `files-reopened` once every dead-letter file is closed for reopening.
+ * - `set-pause` → `pause-set` once the pause is settled (pool-pause.ts), or `pause-failed` (not
+ *   initialised, shutting down, or a malformed pause).
  * - `shutdown` → graceful drain (deadlineMs = how long running jobs may still take, from receipt) or
  *   hard destroy → `stopped`, exit 0. A later hard `shutdown` cuts a graceful drain short.
  * - `heartbeat` every heartbeatIntervalMs from `ready` on, so the master notices a child that is stopped
@@ -20,15 +22,16 @@
  */
 import type { Cluster } from 'node:cluster';
 import { redactUris } from '../config/redact.js';
-import { IpcError, serializeError } from '../errors.js';
+import { ConfigError, IpcError, serializeError } from '../errors.js';
 import type { ChildStatus, ChildToMaster, MasterToChild } from '../ipc/messages.js';
 import { zeroCounters } from '../ipc/counters.js';
-import { heartbeatIntervalMs, validateSettings } from '../ipc/settings.js';
+import { heartbeatIntervalMs, pauseProblems, validateSettings } from '../ipc/settings.js';
 import type { ChildSettings } from '../ipc/settings.js';
 import { startIdleMemoryRelease } from '../idle-memory.js';
 import { createForwardingLogger } from '../log/forwarding-logger.js';
 import type { Logger } from '../log/logger.js';
 import { reopenDeadLetterFiles } from './delivery/dead-letters.js';
+import { applyWasmTiering } from './wasm-tiering.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Exit even if a drain hangs (a bug): the master is waiting for the process to go. */
@@ -143,6 +146,8 @@ function onMessage(raw: unknown): void {
         settings = validateSettings(message.settings);
         log = createForwardingLogger('driveshaft', settings.logLevel, forward).child({ pool: settings.pool.name });
         loopTimeoutMs = settings.loopTimeoutMs;
+        // Before the first HTTP connection compiles undici's parser (src/child/wasm-tiering.ts).
+        applyWasmTiering(settings.pool.workerCount);
         const created = new WorkerPool({ log });
         created.start(settings);
         pool = created;
@@ -186,6 +191,21 @@ function onMessage(raw: unknown): void {
           log?.error({ err: error }, 'cannot reopen the dead-letter files');
           send({ type: 'files-reopened', ack, files: [] });
         },
+      );
+      return;
+    }
+    case 'set-pause': {
+      const ack = message.seq;
+      const current = pool;
+      const problems = pauseProblems(message.pause, 'pause');
+      if (current === null || exiting || problems.length > 0) {
+        const error = problems.length > 0 ? new ConfigError(problems) : new IpcError(exiting ? 'the pool is shutting down' : 'not initialised');
+        send({ type: 'pause-failed', ack, error: serializeError(error) });
+        return;
+      }
+      current.setPause(message.pause).then(
+        (applied) => send({ type: 'pause-set', ack, ...applied }),
+        (error: unknown) => send({ type: 'pause-failed', ack, error: serializeError(error) }),
       );
       return;
     }

@@ -50,6 +50,11 @@ export class SlotGenerations {
     return this.#wakeGroups;
   }
 
+  /** The slots that may grab: the current generation's and the outgoing ones'. */
+  get serving(): readonly Slot[] {
+    return this.#outgoing.length === 0 ? this.#slots : [...this.#outgoing, ...this.#slots];
+  }
+
   get replacing(): number {
     return this.#outgoing.length;
   }

@@ -69,6 +69,8 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
   #jobEpoch = 0;
   /** Holds one of the gate's permits: from a grab until NO_JOB or the job's end. */
   #permit = false;
+  /** A job came with the permit: its rate token is spent (a permit given back unused returns it). */
+  #permitUsed = false;
   #stopping = false;
   /** Once stopping, how long a running job may still take. */
   readonly #grace = new GraceTimer();
@@ -122,6 +124,16 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
   /** No job held (scale-down stops these first). */
   get idle(): boolean {
     return this.#job === null;
+  }
+
+  /** A GRAB the slot waits for is outstanding: its answer may bring a job. */
+  get grabbing(): boolean {
+    return this.#grabbing !== null;
+  }
+
+  /** A connection's GRAB outstanding may still bring a job of a function the slot no longer registers. */
+  get cantDoBehindGrab(): boolean {
+    return this.#connections.some((connection) => connection.cantDoBehindGrab);
   }
 
   get connectedServers(): number {
@@ -322,6 +334,7 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
   /** A connection answered our grab with an assignment. */
   #assigned(connection: GearmanConnection, epoch: number): void {
     this.#grabbing = null;
+    this.#permitUsed = true;
     this.#rotation.served(connection);
     this.#jobConnection = connection;
     this.#jobEpoch = epoch;
@@ -353,13 +366,14 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
     if (this.#permit) return true;
     if (!this.#gate.acquire()) return false;
     this.#permit = true;
+    this.#permitUsed = false;
     return true;
   }
 
   #releasePermit(): void {
     if (!this.#permit) return;
     this.#permit = false;
-    this.#gate.release();
+    this.#gate.release(!this.#permitUsed);
   }
 
   #afterJob(): void {

@@ -16,17 +16,19 @@
 import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
 import { PoolChange, poolChanges, sameServers } from '../config/pool-changes.js';
-import { validateSettings } from '../ipc/settings.js';
-import type { ChildSettings } from '../ipc/settings.js';
+import { noPause, validateSettings } from '../ipc/settings.js';
+import type { ChildSettings, PauseState } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
+import type { FlowSettings } from './admission-gate.js';
 import { CircuitBreaker } from './delivery/circuit-breaker.js';
 import { Delivery } from './delivery/delivery.js';
 import { FunctionBreakers } from './delivery/function-breakers.js';
 import type { DeliverySettings } from './delivery/delivery.js';
 import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
+import { PoolPause, runningByFunction, whenQuiet } from './pool-pause.js';
 import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
 import { SlotGenerations } from './slot-generations.js';
@@ -58,6 +60,10 @@ function changesBetween(a: ChildSettings, b: ChildSettings): Set<PoolChange> {
   return changes;
 }
 
+function flowSettings(settings: ChildSettings): FlowSettings {
+  return { rateLimit: settings.pool.rateLimit, concurrency: settings.pool.concurrency, workerCount: settings.pool.workerCount };
+}
+
 function deliverySettings(settings: ChildSettings): DeliverySettings {
   return { poolName: settings.pool.name, policy: settings.pool.delivery, traceParentField: settings.pool.traceParentField };
 }
@@ -73,6 +79,8 @@ export class WorkerPool {
   #functionBreakers: FunctionBreakers | null = null;
   #gate: AdmissionGate | null = null;
   #delivery: Delivery | null = null;
+  /** What an operator paused: the gate and the slots' abilities follow it. */
+  readonly #pause = new PoolPause();
   readonly #slots = new SlotGenerations({
     newSlot: (wakeGroups) => this.#newSlot(this.#settings as ChildSettings, wakeGroups),
     retiring: (slot) => this.#functionBreakers?.slotGone(slot.id),
@@ -105,16 +113,20 @@ export class WorkerPool {
     this.#settings = settings;
     const breaker = this.#newBreaker(settings);
     this.#breaker = breaker;
-    this.#gate = new AdmissionGate(breaker);
+    const gate = new AdmissionGate(breaker, flowSettings(settings));
+    this.#gate = gate;
+    this.#pause.set(settings.pause ?? noPause());
+    gate.setPaused(this.#pause.pool);
     const functions = this.#newFunctionBreakers(settings);
     this.#functionBreakers = functions;
-    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, functions, stats: this.#stats, log: this.#log });
+    this.#delivery = new Delivery({ settings: deliverySettings(settings), runner: this.#newRunner(settings), breaker, flow: gate, functions, stats: this.#stats, log: this.#log });
     this.#state = PoolState.RUNNING;
     this.#startTicker(settings.loopTimeoutMs);
     this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
+    const flow = this.#pause.status(settings.pool.jobsList);
     this.#log.info(
-      { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri },
-      'pool started',
+      { workers: settings.pool.workerCount, servers: settings.servers.map((s) => s.label), functions: settings.pool.jobsList, uri: settings.pool.jobProcessingUri, flow },
+      flow.paused ? 'pool started, paused' : flow.pausedFunctions.length > 0 ? `pool started, ${flow.pausedFunctions.length} functions paused` : 'pool started',
     );
   }
 
@@ -136,13 +148,20 @@ export class WorkerPool {
       breaker.resize(settings.pool.workerCount);
       this.#functionBreakers?.resize(settings.pool.workerCount);
     }
+    this.#gate?.configure(flowSettings(settings));
     if (old.loopTimeoutMs !== settings.loopTimeoutMs) this.#startTicker(settings.loopTimeoutMs);
+    // The master sends the pause in force with every reconfigure (a reload may have dropped a paused
+    // function). New slots register what it allows from their first connect; the slots kept are told below.
+    const paused = settings.pause === undefined ? null : this.#pause.set(settings.pause);
+    if (paused?.pool === true) this.#gate?.setPaused(this.#pause.pool);
     const grace = settings.pool.maxRunningTimeMs;
     if (changes.has(PoolChange.SLOTS)) {
+      // The outgoing generation keeps the functions it has until it stops (within loop_timeout).
       this.#slots.replace(settings.servers.length, settings.pool.workerCount, settings.loopTimeoutMs);
       this.#log.info({ workers: settings.pool.workerCount, replacing: this.#slots.replacing }, 'pool reconfigured: replacing slots');
       return;
     }
+    if (paused?.functions === true) this.#applyAbilities();
     const have = this.#slots.current.length;
     this.#slots.resize(settings.pool.workerCount, grace);
     this.#log.info({ workers: settings.pool.workerCount, previous: have }, 'pool reconfigured');
@@ -159,7 +178,23 @@ export class WorkerPool {
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),
+      ...(this.#gate === null || this.#settings === null ? {} : { flow: { ...this.#gate.status(), ...this.#pause.status(this.#settings.pool.jobsList) } }),
     };
+  }
+
+  /**
+   * An operator paused or resumed the pool or some of its functions (pool-pause.ts): applied at once;
+   * resolves once the pause is settled (or the grab-reply timeout passed), with the jobs the slots
+   * hold, by function: those finish.
+   */
+  async setPause(pause: PauseState): Promise<{ running: Record<string, number>; settled: boolean }> {
+    if (this.#state !== PoolState.RUNNING) throw new InternalError(`WorkerPool.setPause called in state ${this.#state}`);
+    this.#takePause(pause);
+    const settings = this.#settings as ChildSettings;
+    // A hung server's GRAB is given up after the grab-reply timeout; a little more lets the slot notice.
+    const quiet = (): boolean => this.#pause.settled(this.#slots.serving, this.#slots.current);
+    const settled = await whenQuiet(quiet, grabReplyTimeoutMs(settings.loopTimeoutMs) + 2 * Math.min(1000, settings.loopTimeoutMs));
+    return { running: runningByFunction(this.#slots.statuses()), settled };
   }
 
   /** @internal For tests: the current generation's slots. */
@@ -211,6 +246,20 @@ export class WorkerPool {
 
   // ── internals ──────────────────────────────────────────────────────────────────────────────────
 
+  #takePause(pause: PauseState): void {
+    const changed = this.#pause.set(pause);
+    if (changed.pool) this.#gate?.setPaused(this.#pause.pool);
+    if (changed.functions) this.#applyAbilities();
+  }
+
+  /** What slot `slotId` registers now: the pool's functions but those paused or whose breaker is open; `grouped` when every slot registers the same. */
+  #abilitiesOf(slotId: string, functions: readonly string[]): { abilities: string[]; grouped: boolean } {
+    const breakers = this.#functionBreakers;
+    const abilities = this.#pause.allowed(breakers === null ? functions : breakers.abilitiesFor(slotId, functions));
+    const common = breakers === null ? abilities.length : this.#pause.allowed(breakers.commonAbilities(functions)).length;
+    return { abilities, grouped: abilities.length === common };
+  }
+
   /** A started slot of the generation whose wake groups are `wakeGroups`, wired to the pool. */
   #newSlot(settings: ChildSettings, wakeGroups: readonly WakeGroup[]): Slot {
     const id = `${this.#pid}-${this.#nextSlot++}`;
@@ -227,12 +276,9 @@ export class WorkerPool {
       delivery: this.#delivery as Delivery,
       log: this.#log.child({ slot: id }),
     });
-    // Registered from the first connect without the functions whose breaker is open.
-    const breakers = this.#functionBreakers;
-    if (breakers !== null) {
-      const abilities = breakers.abilitiesFor(id, settings.pool.jobsList);
-      if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, abilities.length === breakers.commonAbilities(settings.pool.jobsList).length);
-    }
+    // Registered from the first connect without the functions paused or whose breaker is open.
+    const { abilities, grouped } = this.#abilitiesOf(id, settings.pool.jobsList);
+    if (abilities.length !== settings.pool.jobsList.length) slot.setAbilities(abilities, grouped);
     slot.start();
     return slot;
   }
@@ -298,20 +344,17 @@ export class WorkerPool {
   }
 
   /**
-   * Registers with gearmand what each slot may take now: the pool's functions but those whose breaker
-   * is open (half-open: only on its probe slot). Connections defer a CANT_DO while they hold a job of
-   * that function (gearmand would re-queue the job).
+   * Registers with gearmand what each slot may take now: the pool's functions but those an operator
+   * paused or whose breaker is open (half-open: only on its probe slot). Connections defer a CANT_DO
+   * while they hold a job of that function (gearmand would re-queue the job).
    */
   #applyAbilities(): void {
     const settings = this.#settings;
-    const breakers = this.#functionBreakers;
-    if (settings === null || breakers === null) return;
-    const functions = settings.pool.jobsList;
-    const common = breakers.commonAbilities(functions);
+    if (settings === null) return;
     // Only the current generation: an outgoing one registers other functions and is about to stop.
     for (const slot of this.#slots.current) {
-      const abilities = breakers.abilitiesFor(slot.id, functions);
-      slot.setAbilities(abilities, abilities.length === common.length);
+      const { abilities, grouped } = this.#abilitiesOf(slot.id, settings.pool.jobsList);
+      slot.setAbilities(abilities, grouped);
     }
   }
 

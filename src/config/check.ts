@@ -18,7 +18,7 @@ import { deadLetterPath } from './delivery.js';
 import { loadJobsConfig } from './jobs-config.js';
 import { childPath, displayPath } from './json-source.js';
 import { secondsToMs } from './seconds.js';
-import { DeliveryMode, SecretKind } from './types.js';
+import { ConcurrencyMode, DeliveryMode, SecretKind } from './types.js';
 import type { DaemonOptions, JobsConfig, PoolConfig } from './types.js';
 import { describeWebConfig, loadWebConfig } from './web-config.js';
 
@@ -42,7 +42,10 @@ function deliverySummary(pool: PoolConfig, deadLetterDir: string): string {
       ? `retry, max_attempts ${maxAttempts}, breaker_threshold ${breakerThreshold}${breakerThreshold === 0 ? ' (never opens)' : ''}`
       : 'fail_fast (no retries, no breaker)';
   const isDefault = deadLetterFile !== null && deadLetterFile === defaultDeadLetterFile(deadLetterDir, pool.name);
-  return `pool ${JSON.stringify(pool.name)}: delivery ${policy}, dead_letter_file ${deadLetterFile ?? 'none'}${isDefault ? ' (the default, under --dead_letter_dir)' : ''}`;
+  // Flow control only when set: a pool without it reads as it always did.
+  const rate = pool.rateLimit === null ? '' : `, rate_limit ${pool.rateLimit.perSecond}/s (burst ${pool.rateLimit.burst})`;
+  const concurrency = pool.concurrency.mode === ConcurrencyMode.ADAPTIVE ? `, concurrency adaptive (min ${pool.concurrency.min}, at most worker_count ${pool.workerCount})` : '';
+  return `pool ${JSON.stringify(pool.name)}: delivery ${policy}, dead_letter_file ${deadLetterFile ?? 'none'}${isDefault ? ' (the default, under --dead_letter_dir)' : ''}${rate}${concurrency}`;
 }
 
 /**

@@ -19,7 +19,7 @@ export interface ConfigDiff {
   resized: Array<{ pool: string; from: number; to: number }>;
   /**
    * Pools whose slots must be replaced or given new settings: jobs_list, servers, URI, request_format,
-   * max_running_time, headers, keep_alive, max_workload_bytes, max_response_bytes, trace_parent_field, any delivery setting, the signing secrets,
+   * max_running_time, headers, keep_alive, max_workload_bytes, max_response_bytes, trace_parent_field, any delivery setting, rate_limit, concurrency, the signing secrets,
    * the bearer token or the TLS settings changed (secrets compare by content: a rotated file counts,
    * a renamed one with the same content does not). The new
    * settings carry the new worker_count, whether or not it changed too.

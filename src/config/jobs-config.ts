@@ -23,6 +23,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { defaultDeadLetterFile } from './dead-letter-location.js';
 import { POOL_DELIVERY_KEYS, checkDeadLetterFiles, readPoolDelivery } from './delivery.js';
+import { POOL_FLOW_KEYS, readPoolFlow } from './flow.js';
 import { childPath, readJsonDocument } from './json-source.js';
 import { Problems, checkKeys, isPlainObject, preview } from './problems.js';
 import { describeWithoutValue, isCredentialHeaderName } from './redact.js';
@@ -53,7 +54,7 @@ export interface JobsConfigDefaults {
 const TOP_LEVEL_KEYS = { required: ['gearman_servers_list', 'pools_list'], optional: [] } as const;
 const POOL_KEYS = {
   required: ['job_processing_uri', 'worker_count', 'jobs_list'],
-  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS, 'trace_parent_field', ...POOL_SECURITY_KEYS],
+  optional: ['request_format', 'max_running_time', 'headers', ...POOL_DELIVERY_KEYS, 'trace_parent_field', ...POOL_SECURITY_KEYS, ...POOL_FLOW_KEYS],
 } as const;
 
 /** libgearman's GEARMAN_FUNCTION_MAX_SIZE. */
@@ -352,6 +353,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
   const headers = readHeaders(value.headers, key('headers'), problems);
   const delivery = readPoolDelivery(value, at, context.configDir, problems, poolDefaultDeadLetterFile(name, defaults));
   const traceParentField = readTraceParentField(value.trace_parent_field, key('trace_parent_field'), problems);
+  const flow = readPoolFlow(value, at, problems);
   const security = readPoolSecurity(value, at, uri === null ? null : uri.startsWith('https:'), {
     configDir: context.configDir,
     problems,
@@ -370,7 +372,7 @@ function readPool(name: string, value: unknown, at: string, context: PoolContext
     headers.authorization = uriAuthorization;
   }
   if (problems.lines.length > before || uri === null) return null;
-  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery, traceParentField, ...security };
+  return { name, jobProcessingUri: uri, workerCount, jobsList, requestFormat, maxRunningTimeMs, headers, ...delivery, traceParentField, ...security, ...flow };
 }
 
 function readPools(value: unknown, context: PoolContext, configFile: string): Record<string, PoolConfig> {

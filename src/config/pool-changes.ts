@@ -7,7 +7,8 @@
  *   once registered; no job is dropped.
  * - RUNNER: the HTTP side: new attempts use a new runner, attempts in flight finish on the old one, no
  *   Gearman connection drops.
- * - LIVE: read at each decision (delivery policy, breaker thresholds, tracing): applied in place.
+ * - LIVE: read at each decision (delivery policy, breaker thresholds, tracing, rate limit and
+ *   concurrency): applied in place.
  * - COUNT: worker_count: slots are added or stopped.
  *
  * Lists whose order changes nothing a slot does (jobs_list, the servers, retry_on_status, the signing
@@ -15,7 +16,7 @@
  * the same file name is a change, a renamed file with the same content is not. The table is typed
  * against every key of PoolConfig, so a new key does not compile until someone says what it needs.
  */
-import type { DeliveryPolicy, PoolConfig, PoolTls, ServerAddress } from './types.js';
+import type { ConcurrencyPolicy, DeliveryPolicy, PoolConfig, PoolTls, RateLimit, ServerAddress } from './types.js';
 
 export const PoolChange = {
   COUNT: 'count',
@@ -62,6 +63,13 @@ const sameDelivery: Compare<DeliveryPolicy> = (a, b) => {
   return null;
 };
 
+/** Flow control is the admission gate's, which changes its bucket and its limit in place. */
+const sameRateLimit: Compare<RateLimit | null> = (a, b) => {
+  if (a === null || b === null) return a === b ? null : PoolChange.LIVE;
+  return sameRecord(a, b) ? null : PoolChange.LIVE;
+};
+const sameConcurrency: Compare<ConcurrencyPolicy> = (a, b) => (sameRecord(a, b) ? null : PoolChange.LIVE);
+
 const POOL_SETTINGS: { readonly [K in keyof PoolConfig]: Compare<PoolConfig[K]> | null } = {
   /** The pool's identity: a different name is a different pool, never a change. */
   name: null,
@@ -79,6 +87,8 @@ const POOL_SETTINGS: { readonly [K in keyof PoolConfig]: Compare<PoolConfig[K]> 
   tls: sameTls,
   delivery: sameDelivery,
   traceParentField: value(PoolChange.LIVE),
+  rateLimit: sameRateLimit,
+  concurrency: sameConcurrency,
   /** Where the secrets came from: their content is compared where they are used. */
   secretSources: null,
 };

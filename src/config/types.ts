@@ -59,7 +59,36 @@ export interface PoolConfig {
    * --check lists and what the permission warnings look at.
    */
   secretSources: SecretSource[];
+  /** `rate_limit`: new jobs taken from gearmand per second, with a burst; null (default) = no limit. */
+  rateLimit: RateLimit | null;
+  /** `concurrency`: how many slots may hold a job: all of them (fixed, default), or as many as the endpoint takes (adaptive). */
+  concurrency: ConcurrencyPolicy;
 }
+
+/** A pool's `rate_limit` (docs/flow-control.md): a token bucket of `burst` tokens refilled at `perSecond`. */
+export interface RateLimit {
+  /** Tokens added per second (> 0; a fraction is one job every few seconds). */
+  perSecond: number;
+  /** Tokens the bucket holds at most: jobs that may start at once after a quiet spell (>= 1). */
+  burst: number;
+}
+
+export const ConcurrencyMode = {
+  /** worker_count slots may hold a job (what every version before did). */
+  FIXED: 'fixed',
+  /** worker_count is the ceiling; the pool finds the limit from the endpoint's latency and errors. */
+  ADAPTIVE: 'adaptive',
+} as const;
+export type ConcurrencyMode = (typeof ConcurrencyMode)[keyof typeof ConcurrencyMode];
+
+/** A pool's `concurrency` object (docs/flow-control.md). */
+export interface ConcurrencyPolicy {
+  mode: ConcurrencyMode;
+  /** The adaptive limit's floor (>= 1, at most worker_count); unused when fixed. */
+  min: number;
+}
+
+export const DEFAULT_CONCURRENCY: Readonly<ConcurrencyPolicy> = Object.freeze({ mode: ConcurrencyMode.FIXED, min: 2 });
 
 /** A pool's `tls` object, its files already read (PEM text) so the child needs no access to them. */
 export interface PoolTls {
@@ -215,8 +244,8 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /** The highest max_response_bytes: the codec's cap on a packet from gearmand, well under V8's longest string (JSON.parse reads the body as one). */
 export const MAX_RESPONSE_BYTES_LIMIT = 256 * 1024 * 1024;
 
-/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, a 64 MiB response cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults. */
-export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources'> {
+/** The optional per-pool keys a pool that sets none of them gets: keep-alive on, no workload cap, a 64 MiB response cap, DEFAULT_DELIVERY, new traces, no signing, no credentials, Node's TLS defaults, no rate limit, fixed concurrency. */
+export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWorkloadBytes' | 'maxResponseBytes' | 'delivery' | 'traceParentField' | 'signingKeys' | 'bearerToken' | 'tls' | 'secretSources' | 'rateLimit' | 'concurrency'> {
   return {
     keepAlive: true,
     maxWorkloadBytes: 0,
@@ -227,5 +256,7 @@ export function defaultPoolExtensions(): Pick<PoolConfig, 'keepAlive' | 'maxWork
     bearerToken: null,
     tls: null,
     secretSources: [],
+    rateLimit: null,
+    concurrency: { ...DEFAULT_CONCURRENCY },
   };
 }

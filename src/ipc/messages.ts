@@ -8,7 +8,7 @@ import type { SerializedError } from '../errors.js';
 import type { ChildCounters } from './counters.js';
 import type { ChildMetrics } from './metrics.js';
 import { reportedCount } from './metrics.js';
-import type { ChildSettings } from './settings.js';
+import type { ChildSettings, PauseState } from './settings.js';
 
 /** Every request the master sends a child, with the reply types that may answer it. */
 export const REQUEST_REPLIES = {
@@ -16,6 +16,7 @@ export const REQUEST_REPLIES = {
   reconfigure: ['reconfigured', 'reconfigure-failed'],
   status: ['status-reply'],
   'reopen-files': ['files-reopened'],
+  'set-pause': ['pause-set', 'pause-failed'],
   shutdown: ['stopped'],
 } as const;
 
@@ -53,6 +54,8 @@ type RequestFields = FieldsOf<
     status: Bare;
     /** USR2 (logrotate): close the pool's dead-letter files after their pending writes; the next write reopens the path. */
     'reopen-files': Bare;
+    /** An operator paused or resumed the pool or some of its functions: the whole pause as it is now. */
+    'set-pause': { pause: PauseState };
     shutdown: { mode: ShutdownMode; deadlineMs: number };
   }
 >;
@@ -68,6 +71,13 @@ type ReplyFields = FieldsOf<
     'status-reply': { status: ChildStatus };
     /** The dead-letter files closed for reopening (none when the pool has none). */
     'files-reopened': { files: string[] };
+    /**
+     * The pause is in force. `running`: jobs the pool's slots hold, by function. `settled`: every GRAB
+     * sent before it that could still bring a paused job was answered (false: one to a slow gearmand
+     * is still outstanding when the child stopped waiting).
+     */
+    'pause-set': { running: Record<string, number>; settled: boolean };
+    'pause-failed': { error: SerializedError };
     /**
      * Sent once every slot has closed after a shutdown request; the child exits right after. It carries
      * the final counters and metrics, so jobs finished since the master's last status poll still count.
@@ -202,6 +212,64 @@ function sanitizeFunctionBreakers(functions: unknown): Record<string, FunctionBr
   return out;
 }
 
+/**
+ * A pool's flow control, for /status, `gauges`, /metrics and the status page: what an operator paused
+ * (docs/operations.md, Pause and resume) and the admission gate's inputs besides the breaker, which
+ * `delivery` reports (docs/flow-control.md).
+ */
+export interface FlowStatus {
+  /** No slot grabs; running jobs finish. */
+  paused: boolean;
+  /** Functions no slot registers, in jobs_list order. */
+  pausedFunctions: string[];
+  /** The pool's concurrency.mode: "fixed" or "adaptive". */
+  concurrency: string;
+  /** Slots that may hold a job by the concurrency setting: worker_count when fixed, the controller's limit when adaptive. */
+  concurrencyLimit: number;
+  /** Adaptive: the no-load latency the controller compares with, ms; null when fixed or not yet measured. */
+  baselineMs: number | null;
+  /** rate_limit.per_second; null without a rate limit. */
+  ratePerSecond: number | null;
+  /** rate_limit.burst; null without a rate limit. */
+  burst: number | null;
+  /** Whole tokens in the bucket now (below zero while retries taken on credit are paid back); null without a rate limit. */
+  tokens: number | null;
+  /** Slots refused a permit (by the pause, the breaker, the limit or the rate), waiting to be admitted. */
+  waitingSlots: number;
+}
+
+/** The part of a pool's flow status its admission gate reports. */
+export type GateFlowStatus = Omit<FlowStatus, 'paused' | 'pausedFunctions'>;
+/** The part its operator pauses report. */
+export type PauseFlowStatus = Pick<FlowStatus, 'paused' | 'pausedFunctions'>;
+
+const CONCURRENCY_MODES: ReadonlySet<string> = new Set(['fixed', 'adaptive']);
+
+function reportedNumberOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/** A child's flow status as the master keeps it, or null when it sent none or one the views could not show. */
+export function sanitizeFlow(flow: FlowStatus | undefined): FlowStatus | null {
+  if (flow === undefined || flow === null || typeof flow !== 'object') return null;
+  const pauseKnown = typeof flow.paused === 'boolean';
+  const gateKnown = CONCURRENCY_MODES.has(flow.concurrency);
+  if (!pauseKnown && !gateKnown) return null;
+  const functions = Array.isArray(flow.pausedFunctions) ? flow.pausedFunctions.filter((name): name is string => typeof name === 'string') : [];
+  const tokens = reportedNumberOrNull(flow.tokens);
+  return {
+    paused: pauseKnown ? flow.paused : false,
+    pausedFunctions: functions,
+    concurrency: gateKnown ? flow.concurrency : 'fixed',
+    concurrencyLimit: reportedCount(flow.concurrencyLimit),
+    baselineMs: reportedNumberOrNull(flow.baselineMs),
+    ratePerSecond: reportedNumberOrNull(flow.ratePerSecond),
+    burst: reportedNumberOrNull(flow.burst),
+    tokens: tokens === null ? null : Math.trunc(tokens),
+    waitingSlots: reportedCount(flow.waitingSlots),
+  };
+}
+
 export interface ChildStatus {
   pool: string;
   pid: number;
@@ -211,4 +279,6 @@ export interface ChildStatus {
   metrics?: ChildMetrics;
   /** Retries, breaker and dead letters (absent from older children). */
   delivery?: DeliveryStatus;
+  /** Operator pauses, the rate limit and the concurrency limit in force (absent from older children). */
+  flow?: FlowStatus;
 }

@@ -5,6 +5,30 @@
 import type { PoolConfig, ServerAddress } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 
+/**
+ * What an operator paused in a pool (docs/operations.md, Pause and resume): the whole pool (no slot
+ * grabs), and functions its slots do not register. The master keeps it and hands it over with every
+ * `init` and `reconfigure`, so a restarted child comes back paused, and sends changes in `set-pause`.
+ */
+export interface PauseState {
+  pool: boolean;
+  functions: string[];
+}
+
+export function noPause(): PauseState {
+  return { pool: false, functions: [] };
+}
+
+/** Checks a pause received over IPC; the problems, each naming `where`. */
+export function pauseProblems(pause: unknown, where: string): string[] {
+  if (typeof pause !== 'object' || pause === null) return [`${where}: expected an object`];
+  const p = pause as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof p.pool !== 'boolean') problems.push(`${where}.pool: expected a boolean`);
+  if (!Array.isArray(p.functions) || !p.functions.every((f) => typeof f === 'string' && f !== '')) problems.push(`${where}.functions: expected an array of function names`);
+  return problems;
+}
+
 /** What a child needs to run its pool. */
 export interface ChildSettings {
   pool: PoolConfig;
@@ -18,6 +42,8 @@ export interface ChildSettings {
    * loopTimeoutMs with heartbeatIntervalMs).
    */
   heartbeatIntervalMs?: number;
+  /** What an operator paused (absent from older masters: nothing). */
+  pause?: PauseState;
 }
 
 /** The shortest and longest heartbeat period: often enough to notice a wedged child, rare enough to cost nothing. */
@@ -81,6 +107,14 @@ export function validateSettings(settings: unknown): ChildSettings {
     if (tls !== null && (typeof tls !== 'object' || !['ca', 'cert', 'key', 'serverName'].every((key) => tls[key] === null || typeof tls[key] === 'string'))) {
       bad('pool.tls', 'null or an object of PEM strings and a server name');
     }
+    const rateLimit = pool.rateLimit as Record<string, unknown> | null | undefined;
+    if (rateLimit !== null && (typeof rateLimit !== 'object' || !(typeof rateLimit.perSecond === 'number' && rateLimit.perSecond > 0 && Number.isFinite(rateLimit.perSecond)) || !(Number.isSafeInteger(rateLimit.burst) && (rateLimit.burst as number) >= 1))) {
+      bad('pool.rateLimit', 'null or {perSecond > 0, burst: an integer >= 1}');
+    }
+    const concurrency = pool.concurrency as Record<string, unknown> | undefined;
+    if (typeof concurrency !== 'object' || concurrency === null || (concurrency.mode !== 'fixed' && concurrency.mode !== 'adaptive') || !(Number.isSafeInteger(concurrency.min) && (concurrency.min as number) >= 1)) {
+      bad('pool.concurrency', '{mode: "fixed" or "adaptive", min: an integer >= 1}');
+    }
     if (
       typeof pool.headers !== 'object' ||
       pool.headers === null ||
@@ -109,6 +143,7 @@ export function validateSettings(settings: unknown): ChildSettings {
   if (s.heartbeatIntervalMs !== undefined && (typeof s.heartbeatIntervalMs !== 'number' || !(s.heartbeatIntervalMs > 0))) {
     bad('heartbeatIntervalMs', 'a number > 0 or nothing');
   }
+  if (s.pause !== undefined) problems.push(...pauseProblems(s.pause, 'settings.pause'));
   if (problems.length > 0) throw new ConfigError(problems);
   return settings as ChildSettings;
 }

@@ -46,6 +46,7 @@ import { effectiveLevel } from '../log/bunyan-logger.js';
 import type { ForkChild } from './child-process.js';
 import { ConfigWatcher, fileSignature } from './config-watcher.js';
 import { DeadLetterFolder } from './dead-letter-folder.js';
+import { FlowControl } from './flow-control.js';
 // The exporter (node:http, node:crypto, the status page) is loaded only when --exporter_addr asks for it.
 import type { Exporter, ExporterSource } from '../observe/exporter.js';
 import { GearmandPoller } from '../observe/gearmand-poller.js';
@@ -113,6 +114,8 @@ export class Master implements ExporterSource {
    */
   readonly #totals = new PoolTotalsLedger();
   readonly #deadLetterFolder: DeadLetterFolder;
+  /** Operator pauses (the status port's pause, resume and drain) and where they are kept. */
+  readonly #flow: FlowControl;
   readonly #startedAt = Date.now();
   #config: JobsConfig;
   #configLoadedAt = Date.now();
@@ -139,6 +142,16 @@ export class Master implements ExporterSource {
     const heartbeat = { unresponsiveAfterMs: secondsToMs(options.options.child_unresponsive_after), killAfterMs: secondsToMs(options.options.child_kill_after) };
     this.#timing = { ...supervisorTiming(this.#loopMs, heartbeat), ...options.timing };
     this.#deadLetterFolder = new DeadLetterFolder(options.options.dead_letter_dir, options.options.user, this.#log);
+    this.#flow = new FlowControl(
+      {
+        state: () => this.#state,
+        config: () => this.#config,
+        supervisor: (pool) => this.#supervisors.get(pool),
+        retiring: (pool) => [...this.#retiring].some((supervisor) => supervisor.name === pool),
+        loopTimeoutMs: this.#loopMs,
+      },
+      options.logger,
+    );
     const source = options.signals === undefined ? process : options.signals;
     this.#signals =
       source === null
@@ -197,7 +210,8 @@ export class Master implements ExporterSource {
     try {
       if (options.status_port !== null) {
         const requestTimeoutMs = Math.min(5000, Math.max(1000, this.#loopMs));
-        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source: statusCommands(() => this.observe()), logger: this.#opts.logger, requestTimeoutMs });
+        const source = { ...statusCommands(() => this.observe()), control: (command: string, words: string[], peer: string) => this.#flow.command(command, words, peer) };
+        this.#statusServer = new StatusServer({ host: options.status_host, port: options.status_port, source, logger: this.#opts.logger, requestTimeoutMs });
         this.#statusAddress = await this.#statusServer.listen().catch((error: NodeJS.ErrnoException) => {
           throw new ListenError(`--status_port ${options.status_port}: cannot listen on ${options.status_host}:${options.status_port}: ${error.message}`, { cause: error, osCode: error.code ?? null });
         });
@@ -369,6 +383,7 @@ export class Master implements ExporterSource {
       totals: this.#totals.totals(poolNames),
       reloads: { ...this.#reloads },
       childRestarts: this.#totals.restarts,
+      pauses: this.#flow.view(),
     };
   }
 
@@ -395,6 +410,7 @@ export class Master implements ExporterSource {
       logger: this.#opts.logger,
       timing: this.#timing,
       totals: this.#totals,
+      pause: this.#flow.stateOf(pool.name),
     });
     this.#supervisors.set(pool.name, supervisor);
     return supervisor.start();
@@ -458,6 +474,9 @@ export class Master implements ExporterSource {
     this.#configLoadedAt = Date.now();
     this.#reloads.ok++;
     this.#poller?.setServers(next.servers);
+    // A pause of a removed pool or function goes; the children get what is left with their settings.
+    this.#flow.prune(next);
+    for (const supervisor of this.#supervisors.values()) supervisor.notePause(this.#flow.stateOf(supervisor.name));
     const work: Array<Promise<void>> = [];
     if (trigger === ReloadTrigger.SIGNAL) {
       for (const supervisor of this.#supervisors.values()) work.push(supervisor.retry());

@@ -16,11 +16,11 @@
 import type { Logger } from '../log/logger.js';
 import { emitForwardedRecord } from '../log/bunyan-logger.js';
 import type { ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
-import { sanitizeDelivery, ShutdownMode as Mode } from '../ipc/messages.js';
+import { sanitizeDelivery, sanitizeFlow, ShutdownMode as Mode } from '../ipc/messages.js';
 import { sanitizeCounters } from '../ipc/counters.js';
 import { sanitizeMetrics } from '../ipc/metrics.js';
-import type { ChildSettings } from '../ipc/settings.js';
-import { heartbeatIntervalMs } from '../ipc/settings.js';
+import type { ChildSettings, PauseState } from '../ipc/settings.js';
+import { heartbeatIntervalMs, noPause } from '../ipc/settings.js';
 import type { ForkChild, ForkedChild } from './child-process.js';
 import { IpcChannel } from './ipc-channel.js';
 import { IpcError } from '../errors.js';
@@ -90,6 +90,16 @@ export function supervisorTiming(
 
 export type StatusResult = { ok: true; status: ChildStatus } | { ok: false; reason: string };
 
+/**
+ * What became of a pause handed to the supervisor: the child applied it (`running`: the jobs it holds,
+ * by function; `settled`: see pool-pause.ts), no child runs now (the next one starts with it), or the
+ * child did not confirm it.
+ */
+export type PauseResult =
+  | { kind: 'applied'; running: Record<string, number>; settled: boolean }
+  | { kind: 'later'; state: SupervisorState }
+  | { kind: 'failed'; reason: string };
+
 export interface SupervisorOptions {
   settings: ChildSettings;
   fork: ForkChild;
@@ -102,6 +112,8 @@ export interface SupervisorOptions {
    * the supervisor keeps one of its own.
    */
   totals?: PoolTotalsLedger;
+  /** What an operator paused in the pool (the master's PauseBook); every child is started with it. */
+  pause?: PauseState;
 }
 
 /** One child process's lifetime. */
@@ -131,6 +143,8 @@ export class PoolSupervisor {
   readonly #timing: SupervisorTiming;
   readonly #totals: PoolTotalsLedger;
   #settings: ChildSettings;
+  /** Sent with every `init` and `reconfigure`, so a restarted child comes back paused. */
+  #pause: PauseState;
   #state: SupervisorState = SupervisorState.STOPPED;
   #current: Incarnation | null = null;
   #restartTimer: NodeJS.Timeout | null = null;
@@ -148,6 +162,7 @@ export class PoolSupervisor {
   constructor(options: SupervisorOptions) {
     this.name = options.settings.pool.name;
     this.#settings = options.settings;
+    this.#pause = options.pause ?? noPause();
     this.#fork = options.fork;
     this.#root = options.logger;
     this.#log = options.logger.child({ component: 'supervisor', pool: this.name });
@@ -224,7 +239,7 @@ export class PoolSupervisor {
     if (this.#state !== SupervisorState.RUNNING || current === null) return;
     let problem: string;
     try {
-      const reply = await current.channel.request({ type: 'reconfigure', settings }, this.#timing.reconfigureTimeoutMs);
+      const reply = await current.channel.request({ type: 'reconfigure', settings: this.#childSettings(settings) }, this.#timing.reconfigureTimeoutMs);
       if (reply.type === 'reconfigured') return;
       problem = reply.type === 'reconfigure-failed' ? `${reply.error.code}: ${reply.error.message}` : `unexpected reply ${reply.type}`;
     } catch (error) {
@@ -233,6 +248,32 @@ export class PoolSupervisor {
     if (this.#current !== current || this.#state !== SupervisorState.RUNNING) return;
     this.#log.error({ event: 'reconfigure-failed', problem }, `pool ${this.name}: reconfigure failed (${problem}); replacing the child`);
     this.#recycle();
+  }
+
+  /** Keeps `pause` for the next `init` or `reconfigure` without telling a running child (a reload pruned it). */
+  notePause(pause: PauseState): void {
+    this.#pause = pause;
+  }
+
+  /** Keeps `pause` for every later child, and has a running child apply it now. Never throws. */
+  async applyPause(pause: PauseState): Promise<PauseResult> {
+    this.#pause = pause;
+    // A child being initialised may have been sent the old pause: wait for its answer, then tell it.
+    if (this.#state === SupervisorState.STARTING) await this.#settled();
+    const current = this.#current;
+    if (this.#state !== SupervisorState.RUNNING || current === null || current.exited) return { kind: 'later', state: this.#state };
+    try {
+      const reply = await current.channel.request({ type: 'set-pause', pause }, this.#timing.reconfigureTimeoutMs);
+      if (reply.type === 'pause-set') return { kind: 'applied', running: sanitizeRunning(reply.running), settled: reply.settled === true };
+      return { kind: 'failed', reason: reply.type === 'pause-failed' ? `${reply.error.code}: ${reply.error.message}` : `unexpected reply ${reply.type}` };
+    } catch (error) {
+      return { kind: 'failed', reason: (error as Error).message };
+    }
+  }
+
+  /** The settings a child is sent: the pool's, with the pause in force now. */
+  #childSettings(settings: ChildSettings = this.#settings): ChildSettings {
+    return { ...settings, pause: this.#pause };
   }
 
   /** Asks the child for its slots and counters. Never throws; a silent child is reported, not waited on. */
@@ -244,12 +285,13 @@ export class PoolSupervisor {
       const reply = await current.channel.request({ type: 'status' }, this.#timing.statusTimeoutMs);
       if (reply.type !== 'status-reply') return { ok: false, reason: `unexpected reply ${reply.type}` };
       const delivery = sanitizeDelivery(reply.status.delivery);
+      const flow = sanitizeFlow(reply.status.flow);
       current.tally.report({
         counters: sanitizeCounters(reply.status.counters),
         metrics: sanitizeMetrics(reply.status.metrics),
         ...deliveryFigures(delivery),
       });
-      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined } };
+      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined, flow: flow ?? undefined } };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }
@@ -377,7 +419,7 @@ export class PoolSupervisor {
     try {
       const deadline = Date.now() + this.#timing.readyTimeoutMs;
       await withTimeout(incarnation.hello, this.#timing.readyTimeoutMs, `no hello within ${this.#timing.readyTimeoutMs} ms`);
-      const reply = await incarnation.channel.request({ type: 'init', settings: this.#settings }, Math.max(1, deadline - Date.now()));
+      const reply = await incarnation.channel.request({ type: 'init', settings: this.#childSettings() }, Math.max(1, deadline - Date.now()));
       if (reply.type === 'ready') {
         if (this.#current === incarnation && this.#state === SupervisorState.STARTING) {
           this.#setState(SupervisorState.RUNNING);
@@ -550,6 +592,12 @@ export class PoolSupervisor {
       this.#spawn();
     }, delay);
   }
+}
+
+/** A child's count of running jobs by function, as plain own properties of numbers. */
+function sanitizeRunning(running: unknown): Record<string, number> {
+  if (typeof running !== 'object' || running === null || Array.isArray(running)) return {};
+  return Object.fromEntries(Object.entries(running as Record<string, unknown>).filter((entry): entry is [string, number] => Number.isSafeInteger(entry[1]) && (entry[1] as number) >= 0));
 }
 
 /** Rejects with `message` if `promise` has not settled within `ms`. */

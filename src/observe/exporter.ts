@@ -4,7 +4,8 @@
  *   GET /metrics   Prometheus text format 0.0.4, summed over every pool child
  *   GET /status    JSON: config, pools, slots with their running jobs, connections, counters, queues
  *   GET /healthz   200 "ok": the master's event loop answers
- *   GET /readyz    200 when every pool with workers serves (observation.ts, readiness), else 503
+ *   GET /readyz    200 when every pool with workers serves (observation.ts, readiness), else 503;
+ *                  pools an operator paused are listed after the verdict (they count as ready)
  *   GET /          the live status page (polls /status every second)
  *
  * Decisions:
@@ -38,7 +39,7 @@ import { ClientAuth, type ExporterWebConfig } from '../config/web-config.js';
 import type { Logger } from '../log/logger.js';
 import { AuthVerdict, BasicAuth, HostCheck } from './exporter-access.js';
 import type { GearmandScrape } from './gearmand-poller.js';
-import { metricFamilies, readiness, statusDocument } from './observation.js';
+import { metricFamilies, pausedPools, readiness, statusDocument } from './observation.js';
 import type { Observation } from './observation.js';
 import { EXPOSITION_CONTENT_TYPE, formatExposition } from './prometheus.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
@@ -295,8 +296,11 @@ export class Exporter {
           return;
         }
         case '/readyz': {
-          const verdict = readiness(await this.#observe());
-          const body = verdict.ready ? 'ready\n' : redactUris(`not ready\n${verdict.problems.map((p) => `${p.pool}: ${p.reason}`).join('\n')}\n`);
+          const observation = await this.#observe();
+          const verdict = readiness(observation);
+          // A pool an operator paused is ready: it is said after the verdict, one line each.
+          const paused = pausedPools(observation).map((p) => `${p.pool}: ${p.reason}\n`).join('');
+          const body = redactUris(verdict.ready ? `ready\n${paused}` : `not ready\n${verdict.problems.map((p) => `${p.pool}: ${p.reason}`).join('\n')}\n${paused}`);
           this.#send(res, verdict.ready ? 200 : 503, 'text/plain; charset=utf-8', body);
           return;
         }

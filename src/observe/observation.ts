@@ -14,6 +14,8 @@ import { zeroCounters } from '../ipc/counters.js';
 import type { ChildCounters } from '../ipc/counters.js';
 import { DURATION_BUCKETS, emptyFunctionMetrics } from '../ipc/metrics.js';
 import type { ChildMetrics, FunctionMetrics } from '../ipc/metrics.js';
+import { flowFamilies, poolFlow, statusLimits } from './flow-view.js';
+import type { StatusLimits } from './flow-view.js';
 import { allPausedReason, breakerFunctions, functionBreakers } from './function-breaker-view.js';
 import type { FunctionBreakerView } from './function-breaker-view.js';
 import type { GearmandScrape } from './gearmand-poller.js';
@@ -48,6 +50,21 @@ export interface PoolTotals {
   functionBreakerOpened: ReadonlyMap<string, number>;
 }
 
+/** When and by whom (the status port peer, `address:port`) something was paused. */
+export interface PauseMark {
+  /** Date.now() of the pause. */
+  since: number;
+  by: string;
+}
+
+/** What operators paused in one pool, as the master records it (docs/operations.md, Pause and resume). */
+export interface PoolPauseView {
+  /** The whole pool: no slot grabs. */
+  pool: PauseMark | null;
+  /** Functions no slot registers, in jobs_list order. */
+  functions: ReadonlyArray<{ function: string } & PauseMark>;
+}
+
 export interface Observation {
   /** Date.now() when the children were polled. */
   takenAt: number;
@@ -68,6 +85,8 @@ export interface Observation {
   totals: ReadonlyMap<string, PoolTotals>;
   reloads: { ok: number; failed: number };
   childRestarts: number;
+  /** Pools with something paused, by name (absent or missing: nothing paused). */
+  pauses?: ReadonlyMap<string, PoolPauseView>;
 }
 
 export const SlotState = {
@@ -83,6 +102,11 @@ const SLOT_STATES: readonly SlotState[] = [SlotState.IDLE, SlotState.BUSY, SlotS
 export function slotState(slot: SlotStatus, child: ChildObservation): SlotState {
   if (slot.stopping || child.retiring || child.state === 'stopping') return SlotState.STOPPING;
   return slot.job === null ? SlotState.IDLE : SlotState.BUSY;
+}
+
+/** What is paused in `pool`, or null when nothing is. */
+export function poolPause(observation: Observation, pool: string): PoolPauseView | null {
+  return observation.pauses?.get(pool) ?? null;
 }
 
 export function childrenOf(observation: Observation, pool: string): ChildObservation[] {
@@ -178,6 +202,14 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const functionBreaker: Sample[] = [];
   const retrying: Sample[] = [];
   const admitted: Sample[] = [];
+  const poolPaused: Sample[] = [];
+  const functionPaused: Sample[] = [];
+  for (const pool of Object.values(observation.pools)) {
+    const pause = poolPause(observation, pool.name);
+    poolPaused.push({ labels: { pool: pool.name }, value: pause?.pool != null ? 1 : 0 });
+    const paused = new Set(pause?.functions.map((f) => f.function));
+    for (const fn of pool.jobsList) functionPaused.push({ labels: { pool: pool.name, function: fn }, value: paused.has(fn) ? 1 : 0 });
+  }
   for (const pool of countedPools(observation)) {
     const totals = observation.totals.get(pool);
     for (const fn of functionsOf(observation, pool, totals)) {
@@ -231,6 +263,7 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
     }
   }
 
+  const flows = observation.poolNames.map((pool) => ({ pool, flow: poolFlow(childrenOf(observation, pool)) }));
   return [
     {
       name: 'driveshaft_jobs_total',
@@ -367,6 +400,19 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       type: MetricType.GAUGE,
       samples: admitted,
     },
+    {
+      name: 'driveshaft_pool_paused',
+      help: 'Whether an operator paused the pool (1: no slot takes a new job, running jobs finish, jobs wait in gearmand) or not (0), for every configured pool.',
+      type: MetricType.GAUGE,
+      samples: poolPaused,
+    },
+    {
+      name: 'driveshaft_function_paused',
+      help: "Whether an operator paused the function in the pool (1: no slot registers it, its jobs wait in gearmand while the pool's other functions run) or not (0), for every configured function.",
+      type: MetricType.GAUGE,
+      samples: functionPaused,
+    },
+    ...flowFamilies(flows),
   ];
 }
 
@@ -392,7 +438,9 @@ export interface Readiness {
  * Ready when every configured pool with worker_count > 0 has at least one slot registered with at least
  * one gearmand, its circuit breaker closed (open or half-open, the pool takes no jobs, or one probe
  * only) and at least one of its functions' breakers closed (a pool whose other functions run is
- * serving). A daemon that is starting or stopping is not ready whatever its pools say.
+ * serving). A daemon that is starting or stopping is not ready whatever its pools say. A pool an
+ * operator paused is ready: the pause is deliberate, and a load balancer or an orchestrator acting on
+ * it would only add a second outage (pausedPools says which are).
  */
 export function readiness(observation: Observation): Readiness {
   const problems: Array<{ pool: string; reason: string }> = [];
@@ -428,6 +476,20 @@ export function readiness(observation: Observation): Readiness {
   return { ready: problems.length === 0, problems };
 }
 
+/** The configured pools an operator paused, wholly or some of their functions, each with a one-line account (/readyz lists them). */
+export function pausedPools(observation: Observation): Array<{ pool: string; reason: string }> {
+  const paused: Array<{ pool: string; reason: string }> = [];
+  for (const pool of Object.values(observation.pools)) {
+    const pause = poolPause(observation, pool.name);
+    if (pause === null) continue;
+    const parts: string[] = [];
+    if (pause.pool !== null) parts.push(`paused since ${new Date(pause.pool.since).toISOString()} by ${pause.pool.by}`);
+    if (pause.functions.length > 0) parts.push(`${pause.functions.length === 1 ? 'function' : 'functions'} paused: ${pause.functions.map((f) => f.function).join(', ')}`);
+    if (parts.length > 0) paused.push({ pool: pool.name, reason: parts.join('; ') });
+  }
+  return paused;
+}
+
 // ─────────────────────────────────────────────────────────────────────────────────────────────────
 // /status
 
@@ -453,7 +515,18 @@ export interface StatusPool {
    * `responding`: the child answered this status poll and is sending its heartbeats. `unresponsiveSince`:
    * its last heartbeat, when it has been silent for --child_unresponsive_after since.
    */
-  children: Array<{ pid: number | null; state: string; responding: boolean; unresponsiveSince: string | null; restarts: number; retiring: boolean; failReason: string | null; error: string | null }>;
+  children: Array<{
+    pid: number | null;
+    state: string;
+    responding: boolean;
+    unresponsiveSince: string | null;
+    restarts: number;
+    retiring: boolean;
+    failReason: string | null;
+    error: string | null;
+    /** The pause the child applies, as it reports it (null: it did not answer, or is older). */
+    flow: { paused: boolean; pausedFunctions: string[] } | null;
+  }>;
   slots: StatusSlot[];
   slotCounts: Record<SlotState, number>;
   /** Per configured server: slots registered with it and every connection state seen. */
@@ -464,6 +537,19 @@ export interface StatusPool {
   childRestarts: number;
   /** Retries and circuit breaker; null while no child of the pool reports them. */
   delivery: StatusDelivery | null;
+  /** What an operator paused (docs/operations.md, Pause and resume), as the master records it, and the pool's limits. */
+  flow: StatusFlow;
+}
+
+export interface StatusFlow {
+  paused: boolean;
+  /** When and by whom (the status port peer) the pool was paused; null while it is not. */
+  pausedSince: string | null;
+  pausedBy: string | null;
+  /** Functions paused, in jobs_list order. */
+  pausedFunctions: Array<{ function: string; since: string; by: string }>;
+  /** Rate limit and concurrency limit (docs/flow-control.md); null while no child of the pool reports them. */
+  limits: StatusLimits | null;
 }
 
 export interface StatusDelivery {
@@ -522,6 +608,15 @@ function statusDelivery(delivery: DeliveryStatus | null, breakers: readonly Func
   };
 }
 
+function statusFlow(pause: PoolPauseView | null): Omit<StatusFlow, 'limits'> {
+  return {
+    paused: pause?.pool != null,
+    pausedSince: pause?.pool == null ? null : new Date(pause.pool.since).toISOString(),
+    pausedBy: pause?.pool?.by ?? null,
+    pausedFunctions: (pause?.functions ?? []).map((f) => ({ function: f.function, since: new Date(f.since).toISOString(), by: f.by })),
+  };
+}
+
 export function statusDocument(observation: Observation, scrapes: readonly GearmandScrape[]): StatusDocument {
   const now = observation.takenAt;
   const pools: StatusPool[] = observation.poolNames.map((name) => {
@@ -576,6 +671,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
         retiring: child.retiring,
         failReason: child.failReason,
         error: child.status === null && child.pid !== null ? child.statusError : null,
+        flow: child.status?.flow ?? null,
       })),
       slots,
       slotCounts,
@@ -585,6 +681,7 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
       http: totals?.metrics.http ?? {},
       childRestarts: totals?.restarts ?? 0,
       delivery: statusDelivery(delivery, poolFunctionBreakers(observation, name, delivery), totals),
+      flow: { ...statusFlow(poolPause(observation, name)), limits: statusLimits(poolFlow(children)) },
     };
   });
   return {

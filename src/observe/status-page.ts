@@ -57,6 +57,8 @@ td.warn { color: var(--stopping); font-weight: 600; }
 .empty { color: var(--muted); font-style: italic; }
 .delivery { font-size: 12px; margin-top: 4px; }
 .delivery.alert { color: var(--bad); font-weight: 600; }
+.flow { font-size: 12px; margin-top: 4px; color: var(--stopping); font-weight: 600; }
+.limits { font-size: 12px; margin-top: 2px; }
 ul.paused { list-style: none; margin: 0; padding: 0; }
 ul.paused li { padding: 4px 0; border-bottom: 1px solid var(--line); }
 ul.paused .name { font-weight: 600; margin-right: 6px; }
@@ -151,13 +153,25 @@ function poolCard(pool, doc) {
     class: "badge paused " + (paused.some(([, f]) => f.breaker === "open") ? "bad" : "warn"),
     title: paused.map(([name, f]) => name + " " + f.breaker + (f.lastReason ? ": " + f.lastReason : "")).join("\\n"),
   }, paused.length + (paused.length === 1 ? " function paused" : " functions paused"));
+  // What an operator paused (driveshaft pause): the pool takes no job, or no slot registers the function.
+  const flow = pool.flow || { paused: false, pausedFunctions: [] };
+  const flowBadge = flow.paused ? el("span", { class: "badge warn operator-paused", title: "paused since " + flow.pausedSince + " by " + flow.pausedBy }, "paused")
+    : flow.pausedFunctions.length > 0 ? el("span", { class: "badge warn operator-paused", title: flow.pausedFunctions.map((f) => f.function + " since " + f.since + " by " + f.by).join("\\n") },
+      flow.pausedFunctions.length + (flow.pausedFunctions.length === 1 ? " function paused by operator" : " functions paused by operator"))
+    : null;
   const card = el("section", { class: "card" + (parked ? " parked" : ""), "data-pool": pool.name },
-    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, breakerBadge, pausedBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
+    el("h2", {}, pool.name, parked ? el("span", { class: "badge" }, "no workers") : childBadge, flowBadge, breakerBadge, pausedBadge, pool.configured ? null : el("span", { class: "badge warn" }, "removed, draining")),
     el("div", { class: "muted" },
       "worker_count " + pool.workerCount + " · " + (pool.functions.join(", ") || "no functions") +
       (child && child.pid ? " · pid " + child.pid : "") + (pool.childRestarts ? " · " + pool.childRestarts + " restarts" : "")));
   if (parked) return card;
 
+  if (flow.paused || flow.pausedFunctions.length > 0) {
+    const parts = [];
+    if (flow.paused) parts.push("paused since " + new Date(flow.pausedSince).toLocaleTimeString() + " by " + flow.pausedBy + ": no new jobs, running jobs finish");
+    if (flow.pausedFunctions.length > 0) parts.push("functions paused: " + flow.pausedFunctions.map((f) => f.function + " (since " + new Date(f.since).toLocaleTimeString() + ")").join(", "));
+    card.append(el("div", { class: "flow" }, parts.join(" · ")));
+  }
   const c = pool.counters;
   if (d) {
     const since = "since " + new Date(d.since).toLocaleTimeString() + (d.lastReason ? ": " + d.lastReason : "");
@@ -165,6 +179,15 @@ function poolCard(pool, doc) {
       "breaker " + d.breaker + (d.breaker === "closed" && !d.openedTotal ? "" : " " + since) +
       " · " + d.admittedSlots + " / " + pool.workerCount + " slots admitted · " + d.retrying + " retrying · opened " + d.openedTotal + "×" +
       " · retried " + c.jobs_retried + ", handed back " + c.jobs_handed_back + ", dead-lettered " + c.jobs_dead_lettered));
+  }
+  const f = pool.flow && pool.flow.limits;
+  if (f && (f.concurrency === "adaptive" || f.ratePerSecond !== null)) {
+    card.append(el("div", { class: "limits muted" },
+      (f.concurrency === "adaptive"
+        ? "adaptive concurrency: " + f.concurrencyLimit + " / " + pool.workerCount + " slots" + (f.baselineMs === null ? " (measuring)" : " (baseline " + f.baselineMs + " ms)")
+        : "concurrency: " + f.concurrencyLimit + " slots") +
+      (f.ratePerSecond === null ? "" : " · rate " + f.ratePerSecond + "/s, burst " + f.burst + ", " + f.tokens + " tokens") +
+      " · " + f.waitingSlots + " waiting"));
   }
   if (paused.length > 0) {
     card.append(el("h3", {}, "Paused functions (" + paused.length + ")"));

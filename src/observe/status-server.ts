@@ -12,6 +12,11 @@
  *   when bytes trickle in (a client sending one byte every few seconds would otherwise keep its place
  *   for ever). A client that misses it is closed without a reply. A reply not taken by the client
  *   within requestTimeoutMs of being written is dropped with its connection.
+ * - `pause`, `resume` and `drain` (docs/operations.md, Pause and resume) change the daemon: they are
+ *   answered only to a client on this machine, whatever --status_host binds: one on a loopback
+ *   address, or one whose address is the very address it reached (Linux drops packets that arrive
+ *   from outside with a local source address). Their words may be JSON-quoted (status-words.ts). The
+ *   read-only commands take no words.
  * - At most maxClients (64) connections at once. A newcomer to a full server takes the place of the
  *   oldest client that has still not sent its line, which is told `Error: server busy\r\n`: a real client
  *   sends its command at once, so slow clients cannot keep it out. When every place is taken by a
@@ -21,12 +26,15 @@ import { redactUris } from '../config/redact.js';
 import net from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { listenOn } from '../daemon/listen.js';
+import { splitWords } from './status-words.js';
 
 export const MAX_LINE_BYTES = 1024;
 export const MAX_CONNECTIONS = 64;
 export const UNRECOGNIZED = 'Error: unrecognized command\r\n';
 export const LINE_TOO_LONG = 'Error: line too long\r\n';
 export const SERVER_BUSY = 'Error: server busy\r\n';
+/** The commands that change the daemon, answered to loopback clients only. */
+export const CONTROL_COMMANDS: ReadonlySet<string> = new Set(['pause', 'resume', 'drain']);
 /** Busy refusals are logged at most this often, with the count since the last line. */
 const BUSY_LOG_INTERVAL_MS = 60_000;
 
@@ -35,6 +43,18 @@ export interface StatusSource {
   threads(): Promise<string>;
   counters(): Promise<string>;
   gauges(): Promise<string>;
+  /**
+   * A control command (`pause`, `resume`, `drain`) with its words, from `peer` (`address:port`, a
+   * loopback address): its one-line reply. Absent: the commands are unrecognized.
+   */
+  control?(command: string, words: string[], peer: string): Promise<string>;
+}
+
+/** Whether the client of `socket` runs on this machine: a loopback address, or the address it connected to. */
+export function isLocalClient(socket: Pick<net.Socket, 'remoteAddress' | 'localAddress'>): boolean {
+  const address = socket.remoteAddress;
+  if (address === undefined) return false;
+  return address === '::1' || /^(?:::ffff:)?127\./i.test(address) || address === socket.localAddress;
 }
 
 export interface StatusServerOptions {
@@ -153,7 +173,7 @@ export class StatusServer {
       // Anything after the first line is ignored: one command per connection.
       socket.removeAllListeners('data');
       socket.resume();
-      void this.#reply(command).then((text) => {
+      void this.#reply(command, socket).then((text) => {
         if (socket.destroyed) return;
         // With allowHalfOpen the socket lives until the client closes its side too; one that neither
         // reads its reply nor closes is dropped at the deadline.
@@ -178,10 +198,12 @@ export class StatusServer {
     });
   }
 
-  async #reply(command: string | null): Promise<string> {
+  async #reply(command: string | null, socket: net.Socket): Promise<string> {
     if (command === null) return LINE_TOO_LONG;
     const name = command.replace(/^[ \t]+|[ \t]+$/g, '');
+    const first = /^[^ \t]*/.exec(name)?.[0] ?? '';
     try {
+      if (CONTROL_COMMANDS.has(first) && this.#options.source.control !== undefined) return await this.#control(first, name, socket);
       switch (name) {
         case 'threads':
           return await this.#options.source.threads();
@@ -196,5 +218,18 @@ export class StatusServer {
       this.#log.error({ err: error, command: name }, `status command ${name} failed: ${(error as Error).message}`);
       return 'Error: internal error\r\n';
     }
+  }
+
+  async #control(command: string, line: string, socket: net.Socket): Promise<string> {
+    const address = socket.remoteAddress;
+    const peer = address === undefined ? 'unknown' : `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
+    if (!isLocalClient(socket)) {
+      this.#log.warn({ event: 'control-refused', command, peer }, `status port: ${command} from ${peer} refused: control commands are taken from this machine only`);
+      return `Error: ${command} is accepted from this machine only\r\n`;
+    }
+    const words = splitWords(line);
+    if (!Array.isArray(words)) return `Error: ${words.problem}\r\n`;
+    const reply = await (this.#options.source.control as NonNullable<StatusSource['control']>)(command, words.slice(1), peer);
+    return reply.endsWith('\r\n') ? reply : `${reply}\r\n`;
   }
 }

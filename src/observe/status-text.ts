@@ -11,10 +11,14 @@
  * - `gauges` has a line per paused function (`<pool>.function.<name>.breaker: open|half-open`), not per
  *   function: a pool may list thousands, and the closed ones are what is normal. `paused_functions`
  *   counts them, so a check has a line to read that is always there.
+ * - An operator's pause (docs/operations.md, Pause and resume): `threads` says `Paused` for an idle
+ *   slot of a paused pool, `gauges` has `<pool>.paused: 0|1` always and a line per function an
+ *   operator paused (`<pool>.function.<name>.paused: 1`), from the master's record of the pauses.
  */
 import { COUNTER_NAMES } from '../ipc/counters.js';
+import { flowGaugeLines, poolFlow } from './flow-view.js';
 import { isPaused } from './function-breaker-view.js';
-import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, slotsOf, slotState, SlotState } from './observation.js';
+import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, poolPause, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
 import { emptyTotals } from './pool-totals.js';
 import type { StatusSource } from './status-server.js';
@@ -32,8 +36,9 @@ function lines(list: readonly string[]): string {
 export function threadsText(observation: Observation): string {
   const out: string[] = [];
   for (const child of observation.children) {
+    const idle = poolPause(observation, child.pool)?.pool != null && !child.retiring ? 'Paused' : 'Waiting for work';
     for (const slot of child.status?.slots ?? []) {
-      const state = slot.job === null ? 'Waiting for work' : `job_handle=${printable(slot.job.handle)} job_unique=${printable(slot.job.unique)}`;
+      const state = slot.job === null ? idle : `job_handle=${printable(slot.job.handle)} job_unique=${printable(slot.job.unique)}`;
       const flag = slotState(slot, child) === SlotState.STOPPING ? 1 : 0;
       out.push(`${printable(slot.id)}\t${printable(child.pool)}\t${flag}\t${state}`);
     }
@@ -67,6 +72,7 @@ export function gaugesText(observation: Observation): string {
     const slots = slotsOf(observation, pool);
     const delivery = poolDelivery(children);
     const paused = poolFunctionBreakers(observation, pool, delivery).filter(isPaused);
+    const pause = poolPause(observation, pool);
     out.push(
       `${pool}.worker_count: ${observation.pools[pool]?.workerCount ?? 0}`,
       `${pool}.slots: ${slots.length}`,
@@ -84,6 +90,10 @@ export function gaugesText(observation: Observation): string {
       `${pool}.breaker: ${delivery?.breaker ?? 'unknown'}`,
       `${pool}.retrying: ${delivery?.retrying ?? 0}`,
       `${pool}.admitted_slots: ${delivery?.admitted ?? 0}`,
+      `${pool}.paused: ${pause?.pool != null ? 1 : 0}`,
+      ...(pause?.functions ?? []).map((f) => `${pool}.function.${printable(f.function)}.paused: 1`),
+      ...flowGaugeLines(pool, poolFlow(children)),
+      // Last: a line per paused function, as many as there are.
       `${pool}.paused_functions: ${paused.length}`,
       ...paused.map((b) => `${pool}.function.${printable(b.function)}.breaker: ${b.breaker}`),
     );

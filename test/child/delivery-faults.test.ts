@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_DELIVERY } from '../../src/config/types.js';
-import type { DeliveryPolicy } from '../../src/config/types.js';
+import type { DeliveryPolicy, PoolConfig } from '../../src/config/types.js';
 import { parseJsonJob } from '../helpers/http-endpoint.js';
 import type { EndpointHandler } from '../helpers/http-endpoint.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -38,11 +38,11 @@ function functionOf(request: { body: Buffer }): string {
 }
 
 /** Two functions in one pool: the rig's own (A) and `${A}-b` (B). */
-async function twoFunctionRig(t: Parameters<typeof rig>[0], delivery: DeliveryPolicy, handler: EndpointHandler, workerCount = 4): Promise<{ r: Rig; a: string; b: string }> {
+async function twoFunctionRig(t: Parameters<typeof rig>[0], delivery: DeliveryPolicy, handler: EndpointHandler, workerCount = 4, pool: Partial<PoolConfig> = {}): Promise<{ r: Rig; a: string; b: string }> {
   const name = `fault${process.pid}${Math.floor(Math.random() * 1e6)}`;
   const a = `${name}-a`;
   const b = `${name}-b`;
-  const r = await rig(t, { pool: { workerCount, jobsList: [a, b], delivery }, handler, logLevel: 'info' });
+  const r = await rig(t, { pool: { workerCount, jobsList: [a, b], delivery, ...pool }, handler, logLevel: 'info' });
   return { r, a, b };
 }
 
@@ -65,6 +65,41 @@ test('a lone job that always gets a transient answer reaches the dead-letter fil
   assert.equal(delivery?.opened, 0, 'the pool breaker never opened');
   assert.equal(delivery?.functions?.[a]?.opened ?? 0, 0, 'one job alone does not open its function\'s breaker');
   assert.equal(r.pool.status().counters.jobs_handed_back, 0);
+});
+
+test('a lone job whose endpoint hangs, or streams progress for ever, is cut at max_running_time each attempt and dead-lettered after max_attempts, without opening a breaker', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'letters.jsonl');
+  function* forever(): Generator<{ data: object; delayMs: number }> {
+    for (let i = 0; ; i++) yield { data: { status: [i, 1_000_000] }, delayMs: 20 };
+  }
+  const { r, a, b } = await twoFunctionRig(
+    t,
+    policy({ maxAttempts: 3, minBackoffMs: 20, maxBackoffMs: 40, deadLetterFile: file }),
+    (req) => {
+      const unique = parseJsonJob(req.body).unique;
+      if (unique === 'hangs') return { delayMs: 60_000, ...OK };
+      if (unique === 'streams') return { stream: forever() };
+      return OK;
+    },
+    4,
+    { maxRunningTimeMs: 300 },
+  );
+  const hangs = r.client.submit(a, 'h', { unique: 'hangs', timeoutMs: 20_000 });
+  const streams = r.client.submit(a, 's', { unique: 'streams', timeoutMs: 20_000 });
+  for (let i = 0; i < 5; i++) assert.equal((await r.client.submit(b, `b${i}`, { timeoutMs: 5000 })).outcome, 'complete', 'the other function runs meanwhile');
+  assert.equal((await hangs).outcome, 'fail');
+  assert.equal((await streams).outcome, 'fail');
+  const letters = readFileSync(file, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { unique: string; attempts: number; reason: string });
+  assert.deepEqual(letters.map((l) => l.unique).sort(), ['hangs', 'streams']);
+  for (const letter of letters) {
+    assert.equal(letter.attempts, 3);
+    assert.match(letter.reason, /gave up after 3 attempts: no answer from the endpoint within max_running_time \(300 ms\)/);
+  }
+  assert.equal(r.endpoint.requests.filter((q) => parseJsonJob(q.body).unique === 'hangs').length, 3);
+  const delivery = r.pool.status().delivery;
+  assert.equal(delivery?.opened, 0);
+  assert.equal(delivery?.functions?.[a]?.breaker ?? 'closed', 'closed', 'two failing jobs are below the threshold of 4 distinct jobs');
 });
 
 test('the retry budget spans hand-backs: jobs given back while their function is open keep their attempts and first-attempt time, and end in the dead-letter file', async (t) => {

@@ -155,7 +155,7 @@ test('runCheck should print each pool\'s delivery policy and accept a writable d
     gearman_servers_list: ['h'],
     pools_list: {
       Retry: { ...GOOD_JOBS.pools_list.A, delivery: { max_attempts: 3, breaker_threshold: 0, dead_letter_file: 'dead/retry.jsonl' } },
-      Fast: { ...GOOD_JOBS.pools_list.B, delivery: { mode: 'fail_fast', dead_letter_file: path.join(dir, 'fast.jsonl') } },
+      Fast: { ...GOOD_JOBS.pools_list.B, delivery: { mode: 'fail_fast', dead_letter_file: path.join(dir, 'fast.jsonl') }, rate_limit: { per_second: 0.5 }, concurrency: { mode: 'adaptive' } },
       Plain: GOOD_JOBS.pools_list.C,
     },
   });
@@ -167,7 +167,7 @@ test('runCheck should print each pool\'s delivery policy and accept a writable d
       `jobs config ${jobsconfig} OK: 3 pools, 12 slots, 1 server`,
       'file descriptors OK: at most 48 per process, limit 1024',
       `pool "Retry": delivery retry, max_attempts 3, breaker_threshold 0 (never opens), dead_letter_file ${path.join(dir, 'dead', 'retry.jsonl')}`,
-      `pool "Fast": delivery fail_fast (no retries, no breaker), dead_letter_file ${path.join(dir, 'fast.jsonl')}`,
+      `pool "Fast": delivery fail_fast (no retries, no breaker), dead_letter_file ${path.join(dir, 'fast.jsonl')}, rate_limit 0.5/s (burst 1), concurrency adaptive (min 2, at most worker_count ${GOOD_JOBS.pools_list.B.worker_count})`,
       defaultLine('Plain', dir),
       createdLine(dir),
       'log config: none given, JSON lines to stdout at level info',

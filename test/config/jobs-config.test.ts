@@ -72,6 +72,9 @@ test('parseJobsConfig should accept the seed README example', () => {
     bearerToken: null,
     tls: null,
     secretSources: [],
+    // Flow control off: no rate limit, every slot takes jobs (what every version before did).
+    rateLimit: null,
+    concurrency: { mode: 'fixed', min: 2 },
   });
 });
 
@@ -155,7 +158,7 @@ test('parseJobsConfig should suggest the key a typo was meant to be, without als
 
 test('parseJobsConfig should list the allowed keys for an unknown key with no close match', () => {
   assert.deepEqual(problems(config({ P: pool({ priority: 1 }) })), [
-    `${FILE}: pools_list.P.priority: unknown key; expected one of "job_processing_uri", "worker_count", "jobs_list", "request_format", "max_running_time", "headers", "keep_alive", "max_workload_bytes", "max_response_bytes", "delivery", "trace_parent_field", "signing_secrets", "bearer_token_file", "tls"`,
+    `${FILE}: pools_list.P.priority: unknown key; expected one of "job_processing_uri", "worker_count", "jobs_list", "request_format", "max_running_time", "headers", "keep_alive", "max_workload_bytes", "max_response_bytes", "delivery", "trace_parent_field", "signing_secrets", "bearer_token_file", "tls", "rate_limit", "concurrency"`,
   ]);
   assert.deepEqual(problems(JSON.stringify({ gearman_servers_list: ['h'], pools_list: {}, version: 2 })), [
     `${FILE}: version: unknown key; expected one of "gearman_servers_list", "pools_list"`,

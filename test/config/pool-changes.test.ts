@@ -38,7 +38,13 @@ test('poolChanges should name what each setting change needs: new slots, a new r
     ['max_attempts', { delivery: { ...base.delivery, maxAttempts: 2 } }, PoolChange.LIVE],
     ['max_retry_after', { delivery: { ...base.delivery, maxRetryAfterMs: 1 } }, PoolChange.LIVE],
     ['trace_parent_field', { traceParentField: 'tp' }, PoolChange.LIVE],
+    ['rate_limit added', { rateLimit: { perSecond: 50, burst: 5 } }, PoolChange.LIVE],
+    ['concurrency mode', { concurrency: { mode: 'adaptive', min: 2 } }, PoolChange.LIVE],
+    ['concurrency min', { concurrency: { mode: 'fixed', min: 3 } }, PoolChange.LIVE],
   ];
+  const limited = pool({ rateLimit: { perSecond: 50, burst: 5 } });
+  assert.deepEqual([...poolChanges(limited, pool({ rateLimit: { perSecond: 20, burst: 5 } }))], [PoolChange.LIVE], 'rate_limit.per_second');
+  assert.deepEqual([...poolChanges(limited, pool({ rateLimit: { perSecond: 50, burst: 5 } }))], [], 'the same rate_limit');
   for (const [what, change, need] of cases) assert.deepEqual([...poolChanges(base, pool(change))], [need], what);
 });
 

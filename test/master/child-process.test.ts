@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { CHILD_MALLOC_ARENA_MAX, childEnv, childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
+import { CHILD_MALLOC_ARENA_MAX, CHILD_MALLOC_TOP_PAD, childEnv, childExecArgv, clusterForker, poolNodeFlags, SMALL_POOL_MAX_SLOTS } from '../../src/master/child-process.js';
 
 const REPORTER = fileURLToPath(new URL('./fixtures/report-exec-argv.js', import.meta.url));
 
@@ -45,13 +45,14 @@ test('clusterForker should start the child with the pool\'s flags', async (t) =>
   assert.ok(large.execArgv.includes('--max-semi-space-size=16'), `large pool: ${large.execArgv.join(' ')}`);
 });
 
-test('a pool child should get one malloc arena unless the operator chose otherwise', () => {
-  assert.deepEqual(childEnv('Regular', {}), { DRIVESHAFT_POOL: 'Regular', MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX });
-  // The master's own MALLOC_ARENA_MAX reaches the child through cluster.fork's merge with process.env.
-  assert.deepEqual(childEnv('Regular', { MALLOC_ARENA_MAX: '4' }), { DRIVESHAFT_POOL: 'Regular' });
+test('a pool child should get one malloc arena and no heap pad unless the operator chose otherwise', () => {
+  assert.deepEqual(childEnv('Regular', {}), { DRIVESHAFT_POOL: 'Regular', MALLOC_ARENA_MAX: CHILD_MALLOC_ARENA_MAX, MALLOC_TOP_PAD_: CHILD_MALLOC_TOP_PAD });
+  // The master's own setting reaches the child through cluster.fork's merge with process.env.
+  assert.deepEqual(childEnv('Regular', { MALLOC_ARENA_MAX: '4' }), { DRIVESHAFT_POOL: 'Regular', MALLOC_TOP_PAD_: CHILD_MALLOC_TOP_PAD });
+  assert.deepEqual(childEnv('Regular', { MALLOC_ARENA_MAX: '4', MALLOC_TOP_PAD_: '65536' }), { DRIVESHAFT_POOL: 'Regular' });
 });
 
-test('clusterForker should start the child with MALLOC_ARENA_MAX in its environment', async (t) => {
+test('clusterForker should start the child with its malloc tuning in its environment', async (t) => {
   const child = clusterForker(REPORTER)('Arena');
   t.after(() => child.kill('SIGKILL'));
   const report = await new Promise<{ env: Record<string, string | undefined> }>((resolve) => {
@@ -59,4 +60,5 @@ test('clusterForker should start the child with MALLOC_ARENA_MAX in its environm
   });
   assert.equal(report.env['DRIVESHAFT_POOL'], 'Arena');
   assert.equal(report.env['MALLOC_ARENA_MAX'], process.env['MALLOC_ARENA_MAX'] ?? CHILD_MALLOC_ARENA_MAX);
+  assert.equal(report.env['MALLOC_TOP_PAD_'], process.env['MALLOC_TOP_PAD_'] ?? CHILD_MALLOC_TOP_PAD);
 });

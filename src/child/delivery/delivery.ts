@@ -39,8 +39,23 @@ export interface DeliverySettings {
   traceParentField: string | null;
 }
 
+/**
+ * What the pool's flow control hears of each POST (the admission gate, docs/flow-control.md): called on
+ * every attempt, so it must cost next to nothing.
+ */
+export interface AttemptFeedback {
+  /** An attempt (a POST) starts; `startedAt` is its performance.now(). */
+  attemptStarted(startedAt: number): void;
+  /** An attempt started at `startedAt` ended; `ok` false for a transient outcome. */
+  attemptEnded(startedAt: number, ok: boolean): void;
+  /** A held job is POSTed again (it counts against the rate limit; it never waits for it). */
+  retryStarted(): void;
+}
+
 export interface DeliveryOptions {
   settings: DeliverySettings;
+  /** The pool's flow control: latency and errors of each attempt, and retries. */
+  flow: AttemptFeedback;
   runner: JobRunner;
   /** The pool breaker: hears of failures that say the endpoint's host is unreachable. */
   breaker: CircuitBreaker;
@@ -52,6 +67,7 @@ export interface DeliveryOptions {
 
 export class Delivery implements DeliveryDecisions {
   readonly #breaker: CircuitBreaker;
+  readonly #flow: AttemptFeedback;
   readonly #functions: FunctionBreakers;
   readonly #stats: PoolStats;
   readonly #log: Logger;
@@ -68,6 +84,7 @@ export class Delivery implements DeliveryDecisions {
     this.#settings = options.settings;
     this.#runner = options.runner;
     this.#breaker = options.breaker;
+    this.#flow = options.flow;
     this.#functions = options.functions;
     this.#stats = options.stats;
     this.#log = options.log;
@@ -146,13 +163,16 @@ export class Delivery implements DeliveryDecisions {
 
   /** @internal Called by DeliveredJob, exactly once per attempt. */
   attemptEnded(delivered: DeliveredJob, outcome: JobOutcome): void {
+    // A shutdown's abort says nothing about the endpoint; every other attempt that ended is a sample.
+    const shutdown = outcome.kind === 'fail' && outcome.cause === FailureCause.SHUTDOWN;
+    if (!shutdown) this.#flow.attemptEnded(delivered.attemptStartedAt, outcome.kind !== 'transient');
     if (!delivered.current || delivered.phase !== JobPhase.POSTING) return;
     if (outcome.kind === 'transient') {
       this.#onTransient(delivered, outcome);
       return;
     }
-    // The endpoint answered (a shutdown abort says nothing about it): a run of transient outcomes ends.
-    if (outcome.kind !== 'fail' || outcome.cause !== FailureCause.SHUTDOWN) {
+    // The endpoint answered: a run of transient outcomes ends.
+    if (!shutdown) {
       this.#breaker.reachable();
       // A failure still needs its letter: the function counts as recovered once that is written too.
       if (outcome.kind !== 'fail' || !this.#deadLetters.enabled) this.#functions.reachable(delivered.job.functionName);
@@ -178,6 +198,7 @@ export class Delivery implements DeliveryDecisions {
   #startAttempt(delivered: DeliveredJob): void {
     const runner = this.#runner;
     delivered.beginAttempt(runner.maxRunningTimeMs);
+    this.#flow.attemptStarted(delivered.attemptStartedAt);
     // The job is marked posting before start(): the HTTP client may report a failure synchronously.
     // The job is its own AttemptInfo (attempt, firstAttemptAt): no object per attempt.
     const request = runner.start(delivered.job, delivered, delivered, traceparentFor(delivered.trace));
@@ -278,6 +299,7 @@ export class Delivery implements DeliveryDecisions {
       return;
     }
     delivered.attempt++;
+    this.#flow.retryStarted();
     this.#startAttempt(delivered);
   }
 

@@ -7,13 +7,16 @@ import type { PoolTls } from '../../config/types.js';
 import { tlsConnectOptions } from '../http/endpoint-security.js';
 
 /**
- * From process.getBuiltinModule, not `import`: on Node 24 and later, importing node:http as an ES module
- * builds its namespace by reading every export, and its lazy WebSocket export then loads Node's own
- * bundled undici with zlib and web streams: 4-5 MiB more RSS in every pool child, health URL or not
- * (measured on Node 24 and 26; test/memory-footprint.test.ts).
+ * node:http or node:https from process.getBuiltinModule, not `import`: on Node 24 and later, importing
+ * node:http as an ES module builds its namespace by reading every export, and its lazy WebSocket export
+ * then loads Node's own bundled undici with zlib and web streams: 4-5 MiB more RSS in every pool child,
+ * health URL or not (measured on Node 24 and 26; test/memory-footprint.test.ts). And asked for at the
+ * first probe, not at load: node:https brings node:tls, 3 MiB of private memory in every child of a
+ * plain-http pool, which has no health URL or an http one.
  */
-const http = process.getBuiltinModule('node:http');
-const https = process.getBuiltinModule('node:https');
+function httpGet(secure: boolean): typeof import('node:http').get {
+  return secure ? process.getBuiltinModule('node:https').get : process.getBuiltinModule('node:http').get;
+}
 
 export interface HealthResult {
   healthy: boolean;
@@ -31,7 +34,7 @@ export function checkHealth(url: string, timeoutMs: number, tls: PoolTls | null 
       resolve(result);
     };
     const secure = url.startsWith('https:');
-    const get = secure ? https.get : http.get;
+    const get = httpGet(secure);
     const options = { timeout: timeoutMs, headers: { 'user-agent': 'driveshaft-health-check' }, ...(secure && tls !== null ? tlsConnectOptions(tls) : {}) };
     const request = get(url, options, (response) => {
       const status = response.statusCode ?? 0;

@@ -160,6 +160,11 @@ export class GearmanConnection implements WakeMember {
     else if (state === S.SLEEPING) this.#wakeGroup.leave(this, false);
   }
 
+  /** A CANT_DO is owed and a GRAB outstanding holds it back: its answer may still be a job of a dropped function. */
+  get cantDoBehindGrab(): boolean {
+    return this.#abilities.owing && this.#link.state === S.GRABBING;
+  }
+
   /** The CANT_DOs that may go out now: none while a GRAB may still assign anything, none for a held job's function. */
   #owedCantDo(): Buffer | null {
     const state = this.#link.state;

@@ -7,7 +7,6 @@
  * bytes the HTTP client writes (the JSON string as UTF-8, the multipart buffers in order) without joining them.
  */
 import { createHmac } from 'node:crypto';
-import { DEFAULT_MAX_VERSION, DEFAULT_MIN_VERSION } from 'node:tls';
 import type { ConnectionOptions } from 'node:tls';
 import type { PoolTls } from '../../config/types.js';
 
@@ -148,6 +147,9 @@ export const LEGACY_TLS_NODE_OPTIONS = '--tls-min-v1.0 --tls-cipher-list=DEFAULT
 
 /** The TLS versions this process offers: Node's minimum and maximum (NODE_OPTIONS may have changed them). */
 function offeredVersions(): string {
+  // Asked for here, not imported: node:tls costs a child of a plain-http pool 3 MiB (a TLS error means
+  // it is loaded already).
+  const { DEFAULT_MIN_VERSION, DEFAULT_MAX_VERSION } = process.getBuiltinModule('node:tls');
   return `${DEFAULT_MIN_VERSION} to ${DEFAULT_MAX_VERSION}, Node's minimum and maximum`;
 }
 

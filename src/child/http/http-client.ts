@@ -4,7 +4,7 @@
  * a time dispatched with our callbacks, close and destroy. An undici upgrade (handler API, errors,
  * file layout) is then a change to this file alone.
  */
-import { createRequire } from 'node:module';
+import { createRequire, registerHooks } from 'node:module';
 import type { ConnectionOptions } from 'node:tls';
 import type { Client as UndiciClient, Dispatcher, buildConnector as BuildConnector } from 'undici';
 import { HttpResponseError } from '../../errors.js';
@@ -18,9 +18,40 @@ import { HttpResponseError } from '../../errors.js';
  * itself requires these same files, and package-lock pins undici, so a move of them would fail every
  * test at once rather than in production.
  */
-const requireUndici = createRequire(import.meta.url);
-const Client = requireUndici('undici/lib/dispatcher/client.js') as typeof UndiciClient;
-const buildConnector = requireUndici('undici/lib/core/connect.js') as typeof BuildConnector;
+const { Client, buildConnector } = loadUndiciWithoutHttp2();
+
+/** The module of undici's that requires node:http2 at load, for its HTTP/2 client. */
+const UNDICI_HTTP2_CLIENT = '/undici/lib/dispatcher/client-h2.js';
+
+/**
+ * undici's Client requires its HTTP/2 client, which requires node:http2 at once, whether or not any
+ * connection ever speaks HTTP/2; node:http2 brings node:tls and its certificate machinery with it:
+ * 2.9 MiB of private memory in every pool child (a process that loads the Pool, after GC, smaps_rollup).
+ * A child never asks undici for HTTP/2 (its connector offers only http/1.1 in TLS's ALPN, allowH2
+ * false below), so that one require is refused while the Client loads, and undici takes the stand-in it
+ * keeps for runtimes without node:http2 (`{ constants: {} }`), which only its HTTP/2 code reads. An
+ * https pool still loads node:tls, when its first connection is made. Where Node has no
+ * module.registerHooks, the Client loads as it is.
+ */
+function loadUndiciWithoutHttp2(): { Client: typeof UndiciClient; buildConnector: typeof BuildConnector } {
+  const hooks = registerHooks?.({
+    resolve(specifier, context, nextResolve) {
+      if (specifier === 'node:http2' && context.parentURL?.endsWith(UNDICI_HTTP2_CLIENT) === true) {
+        throw Object.assign(new Error('node:http2 is not loaded in a pool child'), { code: 'ERR_UNKNOWN_BUILTIN_MODULE' });
+      }
+      return nextResolve(specifier, context);
+    },
+  });
+  try {
+    const requireUndici = createRequire(import.meta.url);
+    return {
+      Client: requireUndici('undici/lib/dispatcher/client.js') as typeof UndiciClient,
+      buildConnector: requireUndici('undici/lib/core/connect.js') as typeof BuildConnector,
+    };
+  } finally {
+    hooks?.deregister();
+  }
+}
 
 /** How a request ended without a complete answer. */
 export const HttpFailure = {
@@ -116,7 +147,9 @@ export class HttpPool {
       // at unrelated moments (and default to 300 s).
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: buildConnector({ ...(options.tls ?? {}) } as BuildConnector.BuildOptions),
+      // HTTP/1.1 only: node:http2 is not loaded (above), and undici's connector would otherwise offer h2 in ALPN.
+      allowH2: false,
+      connect: buildConnector({ ...(options.tls ?? {}), allowH2: false } as BuildConnector.BuildOptions),
     };
   }
 

@@ -1,0 +1,65 @@
+/**
+ * The status page's account of an operator's pause, rendered by headless Chromium from the real
+ * Exporter fed with a snapshot (no daemon: the page is a function of /status).
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import { emptyMetrics } from '../../src/ipc/metrics.js';
+import { Exporter } from '../../src/observe/exporter.js';
+import type { ChildObservation, Observation } from '../../src/observe/observation.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
+import { observationOf, pool } from '../master/support.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+function child(name: string, pid: number): ChildObservation {
+  const status = { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters() };
+  return { pool: name, state: 'running', pid, restarts: 0, failReason: null, retiring: false, status, statusError: null };
+}
+
+function observation(): Observation {
+  const now = Date.now();
+  const totals = { counters: zeroCounters(), metrics: emptyMetrics(), restarts: 0, breakerOpened: 0, functionBreakerOpened: new Map<string, number>() };
+  return observationOf({
+    takenAt: now,
+    startedAt: now - 60_000,
+    pools: { Held: pool('Held'), Split: pool('Split', { jobsList: ['Resize', 'Sum'] }), Flowing: pool('Flowing') },
+    poolNames: ['Held', 'Split', 'Flowing'],
+    children: [child('Held', 11), child('Split', 12), child('Flowing', 13)],
+    totals: new Map([['Held', totals], ['Split', totals], ['Flowing', totals]]),
+    pauses: new Map([
+      ['Held', { pool: { since: now - 5000, by: '127.0.0.1:5555' }, functions: [] }],
+      ['Split', { pool: null, functions: [{ function: 'Resize', since: now - 5000, by: '[::1]:6666' }] }],
+    ]),
+  });
+}
+
+test('the status page should badge a paused pool and a pool with paused functions, and say since when and by whom', { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' }, async (t) => {
+  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger: memoryLogger().logger, source: { observe: () => Promise.resolve(observation()), gearmandScrapes: () => [] } });
+  t.after(() => exporter.close());
+  const { port } = await exporter.listen();
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+  });
+  await page.goto(`http://127.0.0.1:${port}/`);
+  const held = page.locator('section[data-pool="Held"]');
+  await held.locator('.badge.operator-paused').waitFor({ timeout: 10_000 });
+  assert.equal(await held.locator('.badge.operator-paused').innerText(), 'paused');
+  assert.match((await held.locator('.badge.operator-paused').getAttribute('title')) ?? '', /^paused since \S+ by 127\.0\.0\.1:5555$/);
+  assert.match(await held.locator('.flow').innerText(), /^paused since .+ by 127\.0\.0\.1:5555: no new jobs, running jobs finish$/);
+  const split = page.locator('section[data-pool="Split"]');
+  assert.equal(await split.locator('.badge.operator-paused').innerText(), '1 function paused by operator');
+  assert.match(await split.locator('.flow').innerText(), /^functions paused: Resize \(since .+\)$/);
+  const flowing = page.locator('section[data-pool="Flowing"]');
+  assert.deepEqual([await flowing.locator('.badge.operator-paused').count(), await flowing.locator('.flow').count()], [0, 0]);
+  assert.equal(await page.locator('#ready .badge').innerText(), 'ready', 'a paused pool is ready');
+  assert.deepEqual(problems, [], 'no script errors and nothing blocked by the CSP');
+});
