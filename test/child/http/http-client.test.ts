@@ -4,11 +4,14 @@
  * destroy. The job runner's tests cover what an answer means; these cover how requests reach it.
  */
 import assert from 'node:assert/strict';
+import { createSecureServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import test from 'node:test';
 import { HttpFailure, HttpPool } from '../../../src/child/http/http-client.js';
 import type { HttpResponseListener } from '../../../src/child/http/http-client.js';
 import { freePort } from '../../helpers/free-port.js';
 import { startEndpoint } from '../../helpers/http-endpoint.js';
+import { makeTestPki } from '../../helpers/tls-certs.js';
 import { waitFor } from '../../helpers/wait-for.js';
 
 interface Outcome {
@@ -112,4 +115,24 @@ test('HttpPool destroy should fail running and waiting requests at once', async 
   assert.ok(a.failure !== null && b.failure !== null, `both failed: ${JSON.stringify([a, b])}`);
   assert.equal(b.failure?.kind, HttpFailure.CONNECT, 'the waiting one was never sent');
   assert.equal(endpoint.requests.length, 1);
+});
+
+test('HttpPool should speak HTTP/1.1 to an https endpoint that would take HTTP/2', async (t) => {
+  const pki = makeTestPki((fn) => t.after(fn));
+  const versions: string[] = [];
+  // node:http2's server prefers h2 in TLS's ALPN and falls back to HTTP/1.1 for clients that offer only that.
+  const server = createSecureServer({ key: pki.server.key, cert: pki.server.cert, allowHTTP1: true }, (req, res) => {
+    versions.push(req.httpVersion);
+    req.resume();
+    req.on('end', () => res.end(JSON.stringify({ gearman_ret: 0, response_string: 'ok' })));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const pool = new HttpPool(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections: 1, tls: { ca: pki.ca.cert } });
+  t.after(() => pool.destroy());
+  const answer = await post(pool, 'over TLS');
+  assert.equal(answer.failure, null, `answered: ${JSON.stringify(answer.failure)}`);
+  assert.equal(answer.status, 200);
+  // The child does not load node:http2 for undici (http-client.ts): an HTTP/2 connection could not work.
+  assert.deepEqual(versions, ['1.1']);
 });
