@@ -52,8 +52,8 @@ test('the pool child should not load bunyan, convict or the config machinery', (
     assert.ok(!loaded.packages.includes(name), `the child loads ${name}: ${loaded.packages.join(' ')}`);
   }
   assert.ok(!loaded.builtins.includes('cluster'), 'the child does not need node:cluster');
-  // Only undici's Pool, not its index (fetch, WebSocket, web streams, zlib…): 7-11 MiB per child.
-  assert.ok(loaded.undiciFiles.includes('lib/dispatcher/pool.js'), `the child loads undici's Pool: ${loaded.undiciFiles.join(' ')}`);
+  // Only undici's Client (src/child/http/http-client.ts pools them), not its index (fetch, WebSocket, web streams, zlib…): 7-11 MiB per child.
+  assert.ok(loaded.undiciFiles.includes('lib/dispatcher/client.js'), `the child loads undici's Client: ${loaded.undiciFiles.join(' ')}`);
   const beyondPool = loaded.undiciFiles.filter((file) => file === 'index.js' || file.startsWith('lib/web/') || file.startsWith('lib/cache/'));
   assert.deepEqual(beyondPool, [], 'the child loads undici beyond its Pool');
   // Nor Node's own undici, which Node 24+ loads for an ES import of node:http (its lazy http.WebSocket):
@@ -65,7 +65,7 @@ test('the pool child should not load bunyan, convict or the config machinery', (
 
 test('the pool child should not load TLS or HTTP/2 before an https endpoint or health URL asks for them', () => {
   const loaded = loadedBy(`await import(DIST + 'child/main.js');`);
-  // undici's Pool requires node:http2 at load (and with it node:tls); a child never speaks HTTP/2, and
+  // undici's Client requires node:http2 at load (and with it node:tls); a child never speaks HTTP/2, and
   // a plain-http pool never TLS: 2-3 MiB of private memory per child (docs/performance.md, Memory).
   for (const name of ['http2', 'tls', 'https']) {
     assert.ok(!loaded.builtins.includes(name), `the child loads node:${name}: ${loaded.builtins.join(' ')}`);

@@ -14,7 +14,7 @@
  * the daemon's 1-slot rate can be read against what Node itself allows on this machine.
  *
  * `--http URL --undici` is the **undici floor**: the same worker, the POST made through the daemon's
- * own HTTP adapter (src/child/http-client.ts, undici's Pool) with the same one header, the answer
+ * own HTTP adapter (src/child/http/http-client.ts, a pool of undici Clients) with the same one header, the answer
  * collected and JSON.parse'd. Between the two floors is what undici costs; between it and the daemon,
  * what our code costs (headers, tracing, delivery, metrics, logging).
  *
@@ -228,3 +228,5 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   emit({ event: 'expecting', jobs: expect });
 });
 process.stdin.on('end', () => process.exit(0));
+// The harness stops it with SIGTERM: exit cleanly, so a --cpu-prof in NODE_OPTIONS gets written.
+process.on('SIGTERM', () => process.exit(0));

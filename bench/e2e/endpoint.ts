@@ -23,8 +23,10 @@ export const SUCCESS_BODY = '{"gearman_ret":0,"response_string":"ok"}';
 export type EndpointKind = 'nginx' | 'node';
 
 export interface LogLine {
-  /** $msec: seconds since the epoch with millisecond resolution, as milliseconds. */
+  /** $msec: seconds since the epoch with millisecond resolution, as milliseconds (when the answer was sent). */
   atMs: number;
+  /** $msec − $request_time: when the request's first bytes arrived, as milliseconds. */
+  startMs: number;
   status: number;
   /** $connection: the connection's serial number, so keep-alive reuse is visible. */
   connection: number;
@@ -49,6 +51,12 @@ export interface Endpoint {
 export interface StartEndpointOptions {
   dir: string;
   verifyBodies?: boolean;
+  /**
+   * Answer each request this many ms after it arrived (0: at once). nginx sleeps with the echo module's
+   * `echo_sleep` (Debian's libnginx-mod-http-echo: a timer per request, no thread); without the
+   * module the Node stand-in delays instead.
+   */
+  delayMs?: number;
   /** Skip nginx even when it is installed (to test the fallback). */
   forceNode?: boolean;
 }
@@ -67,9 +75,15 @@ function nginxBinary(): string | undefined {
   return undefined;
 }
 
-function nginxConf(dir: string, port: number, logPath: string, verifyBodies: boolean): string {
+/** Debian's echo module for nginx (libnginx-mod-http-echo), which the slow endpoint sleeps with. */
+const ECHO_MODULE = '/usr/lib/nginx/modules/ngx_http_echo_module.so';
+
+function nginxConf(dir: string, port: number, logPath: string, verifyBodies: boolean, delayMs: number): string {
   const body = SUCCESS_BODY.replace(/'/g, "\\'");
-  const location = verifyBodies
+  const location = delayMs > 0
+    ? // echo_read_request_body makes $request_body loggable (verifyBodies); without it nginx discards the body.
+      `    location / { ${verifyBodies ? 'echo_read_request_body; ' : ''}echo_sleep ${(delayMs / 1000).toFixed(3)}; echo -n '${body}'; }`
+    : verifyBodies
     ? `    location / {
       # The mirror reads the body, which is what makes $request_body loggable. The content must come
       # from the static module (a 404 on an empty root, turned into the success answer): 'return'
@@ -83,13 +97,13 @@ function nginxConf(dir: string, port: number, logPath: string, verifyBodies: boo
     location = /_mirror { internal; return 204; }`
     : `    location / { return 200 '${body}'; }`;
   return `# Written by bench/e2e: a single-process endpoint that answers every job with success.
-daemon off;
+${delayMs > 0 ? `load_module ${ECHO_MODULE};\n` : ''}daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile 16384;
+worker_rlimit_nofile 20000;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 16384; }
 http {
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
@@ -97,12 +111,15 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   # The daemon keeps its connections for the whole run: nginx must not cut them (default: 100 requests, 75 s).
+  # The second value is sent as "Keep-Alive: timeout=600", which undici honours: without it undici
+  # closes a connection idle for 4 s, and every run (after the pause that queues its jobs) would open
+  # all of them again: 5,000 connects at slow5000.
   keepalive_requests 100000;
-  keepalive_timeout 600s;
+  keepalive_timeout 600s 600s;
   client_body_buffer_size 1m;
   default_type application/json;
   log_not_found off;
-  log_format bench '$msec $status $connection $request_length${verifyBodies ? ' $request_body' : ''}';
+  log_format bench '$msec $status $connection $request_length $request_time${verifyBodies ? ' $request_body' : ''}';
   # Buffered: one write per 64 KiB instead of one per request keeps nginx's share of the 2 cores small;
   # $msec is taken when the request ends, not when the buffer is flushed.
   access_log ${logPath} bench buffer=64k flush=50ms;
@@ -191,17 +208,22 @@ class LogReader {
   }
 }
 
+/** The fields before the optional body: `$msec $status $connection $request_length $request_time`. */
+const LOG_FIELDS = 5;
+
 function parseLogLine(line: string): LogLine {
-  const [msec, status, connection, requestLength] = line.split(' ', 4);
+  const [msec, status, connection, requestLength, requestTime] = line.split(' ', LOG_FIELDS);
+  const atMs = Math.round(Number(msec) * 1000);
   const parsed: LogLine = {
-    atMs: Math.round(Number(msec) * 1000),
+    atMs,
+    startMs: atMs - Math.round(Number(requestTime) * 1000),
     status: Number(status),
     connection: Number(connection),
     requestLength: Number(requestLength),
   };
   let rest = line;
-  for (let i = 0; i < 4; i++) rest = rest.slice(rest.indexOf(' ') + 1);
-  if (line.split(' ').length > 4) parsed.body = unescapeNginx(rest);
+  for (let i = 0; i < LOG_FIELDS; i++) rest = rest.slice(rest.indexOf(' ') + 1);
+  if (line.split(' ').length > LOG_FIELDS) parsed.body = unescapeNginx(rest);
   return parsed;
 }
 
@@ -264,14 +286,14 @@ async function startOnFreePort(
   throw lastError;
 }
 
-function startNginx(binary: string, dir: string, verifyBodies: boolean): Promise<Endpoint> {
+function startNginx(binary: string, dir: string, verifyBodies: boolean, delayMs: number): Promise<Endpoint> {
   mkdirSync(join(dir, 'www'), { recursive: true });
   const confPath = join(dir, 'nginx.conf');
   return startOnFreePort(
     'nginx',
     dir,
     (port, logPath) => {
-      writeFileSync(confPath, nginxConf(dir, port, logPath, verifyBodies));
+      writeFileSync(confPath, nginxConf(dir, port, logPath, verifyBodies, delayMs));
       // -e: nginx opens its error log before reading the config; the default path is not writable here.
       return spawn(binary, ['-c', confPath, '-p', dir, '-e', join(dir, 'nginx-error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
     },
@@ -279,12 +301,13 @@ function startNginx(binary: string, dir: string, verifyBodies: boolean): Promise
   );
 }
 
-function startNodeEndpoint(dir: string, verifyBodies: boolean, reason: string): Promise<Endpoint> {
+function startNodeEndpoint(dir: string, verifyBodies: boolean, delayMs: number, reason: string): Promise<Endpoint> {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'node-endpoint.js');
   return startOnFreePort(
     'node',
     dir,
-    (port, logPath) => spawn(process.execPath, [script, String(port), logPath, verifyBodies ? 'bodies' : 'no-bodies'], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    (port, logPath) =>
+      spawn(process.execPath, [script, String(port), logPath, verifyBodies ? 'bodies' : 'no-bodies', String(delayMs)], { stdio: ['ignore', 'pipe', 'pipe'] }),
     reason,
   );
 }
@@ -293,12 +316,16 @@ function startNodeEndpoint(dir: string, verifyBodies: boolean, reason: string): 
 export async function startEndpoint(options: StartEndpointOptions): Promise<Endpoint> {
   mkdirSync(options.dir, { recursive: true });
   const verifyBodies = options.verifyBodies ?? false;
+  const delayMs = options.delayMs ?? 0;
   const binary = options.forceNode ? undefined : nginxBinary();
-  if (binary === undefined) {
+  const echoMissing = delayMs > 0 && !existsSync(ECHO_MODULE);
+  if (binary === undefined || echoMissing) {
     const reason = options.forceNode
       ? 'nginx skipped (--endpoint node)'
-      : 'nginx not found (looked for $NGINX_BIN, /usr/sbin/nginx, /usr/local/sbin/nginx, /usr/bin/nginx)';
-    return startNodeEndpoint(options.dir, verifyBodies, reason);
+      : binary === undefined
+        ? 'nginx not found (looked for $NGINX_BIN, /usr/sbin/nginx, /usr/local/sbin/nginx, /usr/bin/nginx)'
+        : `nginx's echo module (${ECHO_MODULE}, Debian libnginx-mod-http-echo) is missing, which the slow endpoint sleeps with`;
+    return startNodeEndpoint(options.dir, verifyBodies, delayMs, reason);
   }
-  return startNginx(binary, options.dir, verifyBodies);
+  return startNginx(binary, options.dir, verifyBodies, delayMs);
 }

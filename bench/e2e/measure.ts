@@ -289,8 +289,7 @@ export function throughputFrom(
  * Queue mode for echo-worker.ts processes (the ceiling's and the Node floor's): frozen while N jobs are
  * queued, released, timed by their own first-assign/last-complete stamps.
  */
-export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: Options, fn: string, prefix: string, what: string): Promise<ThroughputResult> {
-  const n = options.jobs;
+export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: Options, fn: string, prefix: string, what: string, n = options.jobs): Promise<ThroughputResult> {
   await echo.arm(n);
   signalAll([echo.pid], 'SIGSTOP');
   await queueBackground(groups.gearmand.port, makeJobs(n, [fn], prefix), options.submitConnections);
@@ -298,5 +297,20 @@ export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: O
   signalAll([echo.pid], 'SIGCONT');
   const done = await withDeadline(echo.done(), options.drainTimeoutS * 1000, what);
   const after = snapshot(groups);
-  return throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+  const result = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
+  // The kernel's share (stime) beside the total, as for the daemon's processes.
+  const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
+  result.perProcess = after.workers.processes.map((p) => ({
+    pid: p.pid,
+    name: p.name,
+    cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
+    sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
+    rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
+    rssAfterKiB: p.rssKiB,
+    rssAnonAfterKiB: p.rssAnonKiB,
+    rssFileAfterKiB: p.rssFileKiB,
+    pssBeforeKiB: null,
+    pssAfterKiB: null,
+  }));
+  return result;
 }

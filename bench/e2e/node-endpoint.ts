@@ -1,7 +1,7 @@
 /**
- * Stand-in endpoint for machines without nginx: `node node-endpoint.js <port> <log path> [bodies]`.
+ * Stand-in endpoint for machines without nginx: `node node-endpoint.js <port> <log path> [bodies] [delay ms]`.
  * Answers every POST with the success JSON over keep-alive and writes the same access-log line as
- * the nginx config (`$msec $status $connection $request_length [body]`). It runs in its own process
+ * the nginx config (`$msec $status $connection $request_length $request_time [body]`). It runs in its own process
  * so its CPU never mixes with the harness's. Being Node, it is slower than nginx: results taken with
  * it say so.
  */
@@ -13,12 +13,14 @@ const SUCCESS = Buffer.from('{"gearman_ret":0,"response_string":"ok"}');
 const FLUSH_MS = 50;
 const FLUSH_BYTES = 64 * 1024;
 
-const [portArg, logPath, bodiesArg] = process.argv.slice(2);
+const [portArg, logPath, bodiesArg, delayArg] = process.argv.slice(2);
 if (portArg === undefined || logPath === undefined) {
   process.stderr.write('usage: node-endpoint.js <port> <log path> [bodies|no-bodies]\n');
   process.exit(2);
 }
 const withBodies = bodiesArg === 'bodies';
+/** Each answer waits this long after the request arrived (the slow-endpoint scenarios). */
+const delayMs = Number(delayArg ?? 0);
 const logFd = openSync(logPath, 'a');
 let pending: string[] = [];
 let pendingBytes = 0;
@@ -50,6 +52,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(204).end();
     return;
   }
+  const arrived = Date.now();
   const chunks: Buffer[] = [];
   let length = 0;
   req.on('data', (chunk: Buffer) => {
@@ -57,15 +60,19 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     length += chunk.length;
   });
   req.on('end', () => {
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': SUCCESS.length });
+    if (delayMs > 0) setTimeout(answer, Math.max(0, arrived + delayMs - Date.now()));
+    else answer();
+  });
+  function answer(): void {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': SUCCESS.length, 'Keep-Alive': 'timeout=600' });
     res.end(SUCCESS);
     const socket = req.socket;
     let id = connectionIds.get(socket);
     if (id === undefined) connectionIds.set(socket, (id = nextConnection++));
-    const msec = (Date.now() / 1000).toFixed(3);
+    const now = Date.now();
     const body = withBodies ? ` ${escape(Buffer.concat(chunks).toString('latin1'))}` : '';
-    log(`${msec} 200 ${id} ${length}${body}\n`);
-  });
+    log(`${(now / 1000).toFixed(3)} 200 ${id} ${length} ${((now - arrived) / 1000).toFixed(3)}${body}\n`);
+  }
 }
 
 const server = createServer({ keepAliveTimeout: 600_000 }, handle);

@@ -11,6 +11,11 @@ export interface ScenarioSpec {
   label: string;
   slots: number;
   pools: number;
+  /**
+   * 0: the endpoint answers at once. Else (`slowN` scenarios) it answers each request after this many ms,
+   * `--slow-jobs` jobs are queued, and the rate is judged against Little's law: slots ÷ delay.
+   */
+  delayMs: number;
 }
 
 export interface Options {
@@ -36,6 +41,8 @@ export interface Options {
   libgearman: boolean;
   ceilingConnections: number;
   profile: boolean;
+  /** Profile only the measured queue runs, through the daemon's inspector (run-profiler.ts). */
+  profileRuns: boolean;
   drainTimeoutS: number;
   maxMinutes: number;
   out: string | undefined;
@@ -45,6 +52,14 @@ export interface Options {
   signing: boolean;
   /** Secrets the signed run signs with (one HMAC each per request; 2 while a secret is rotated). */
   signingSecrets: number;
+  /** `slowN` scenarios: how long the endpoint takes per request, and how many jobs a run queues. */
+  slowDelayMs: number;
+  slowJobs: number;
+}
+
+/** Jobs per throughput run of a scenario: --slow-jobs behind a slow endpoint, else --jobs. */
+export function jobsFor(options: Pick<Options, 'jobs' | 'slowJobs'>, spec: Pick<ScenarioSpec, 'delayMs'>): number {
+  return spec.delayMs > 0 ? options.slowJobs : options.jobs;
 }
 
 /** What a compare binary is: another build of ours (a `.js` file) or the original C++ daemon. */
@@ -55,7 +70,12 @@ export function compareKind(bin: string): 'build' | 'original' {
 const USAGE = `npm run bench:e2e -- [options]
 
   --jobs N               background jobs per throughput run (default 20000)
-  --scenarios LIST       comma list of SLOTS or SLOTSxPOOLS (default 1,10,100,1000,10x3)
+  --scenarios LIST       comma list of SLOTS, SLOTSxPOOLS or slowSLOTS (default 1,10,100,1000,10x3);
+                         slowSLOTS (e.g. slow2000,slow5000): an endpoint that answers after --slow-delay-ms,
+                         --slow-jobs jobs queued, the rate judged against Little's law (slots ÷ delay);
+                         no ceiling is measured for it
+  --slow-delay-ms MS     how long the slow endpoint takes per request (default 1000)
+  --slow-jobs N          jobs per run of a slow scenario (default 30000)
   --modes LIST           queue,cold,concurrent,latency (default queue,concurrent,latency)
                            queue       jobs queued while the daemon is frozen (SIGSTOP), then released
                            cold        jobs queued first, then the daemon started (the original's method)
@@ -80,6 +100,9 @@ const USAGE = `npm run bench:e2e -- [options]
   --daemon-node-args="F" extra Node flags for our daemon, children included (e.g. "--max-semi-space-size=2")
   --profile              run the daemon with --cpu-prof (slower; figures are not comparable) and
                          summarise where its CPU goes
+  --profile-runs         profile only the measured queue runs (the daemon runs with --inspect and each of
+                         its processes is profiled through it from its release to the last answer): what a
+                         whole-life --profile of thousands of slots hides behind their connects and closes
   --drain-timeout S      give up on a run after S seconds (default 90)
   --max-minutes M        abort the whole benchmark after M minutes (default 15)
   --out PATH             JSON result path (default bench/results/e2e-<date>.json)
@@ -122,12 +145,15 @@ export function parseOptions(argv: string[]): Options {
       'ceiling-connections': { type: 'string', default: '10' },
       'no-libgearman': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      'profile-runs': { type: 'boolean', default: false },
       'drain-timeout': { type: 'string', default: '90' },
       'max-minutes': { type: 'string', default: '15' },
       out: { type: 'string' },
       'keep-tmp': { type: 'boolean', default: false },
       signing: { type: 'boolean', default: false },
       'signing-secrets': { type: 'string', default: '1' },
+      'slow-delay-ms': { type: 'string', default: '1000' },
+      'slow-jobs': { type: 'string', default: '30000' },
       original: { type: 'boolean', default: false },
     },
   });
@@ -140,13 +166,16 @@ export function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer ≥ ${min}, got ${JSON.stringify(text)}`);
     return n;
   };
+  const slowDelayMs = int('slow-delay-ms', values['slow-delay-ms'], 1);
   const scenarios = values.scenarios.split(',').map((text): ScenarioSpec => {
-    const match = /^(\d+)(?:x(\d+))?$/.exec(text.trim());
-    if (match === null) throw new Error(`--scenarios: ${JSON.stringify(text)} is not SLOTS or SLOTSxPOOLS`);
-    const slots = Number(match[1]);
-    const pools = match[2] === undefined ? 1 : Number(match[2]);
+    const match = /^(slow)?(\d+)(?:x(\d+))?$/.exec(text.trim());
+    if (match === null) throw new Error(`--scenarios: ${JSON.stringify(text)} is not SLOTS, SLOTSxPOOLS or slowSLOTS`);
+    const slow = match[1] !== undefined;
+    const slots = Number(match[2]);
+    const pools = match[3] === undefined ? 1 : Number(match[3]);
     if (slots < 1 || pools < 1) throw new Error(`--scenarios: ${text}: slots and pools must be ≥ 1`);
-    return { label: pools === 1 ? `${slots}` : `${slots}x${pools}`, slots, pools };
+    const label = `${slow ? 'slow' : ''}${slots}${pools === 1 ? '' : `x${pools}`}`;
+    return { label, slots, pools, delayMs: slow ? slowDelayMs : 0 };
   });
   const modes = values.modes.split(',').map((m) => m.trim());
   for (const mode of modes) if (!(MODES as readonly string[]).includes(mode)) throw new Error(`--modes: unknown mode ${mode}`);
@@ -173,6 +202,7 @@ export function parseOptions(argv: string[]): Options {
     ceilingConnections: int('ceiling-connections', values['ceiling-connections'], 1),
     libgearman: !values['no-libgearman'],
     profile: values.profile,
+    profileRuns: values['profile-runs'],
     drainTimeoutS: int('drain-timeout', values['drain-timeout'], 1),
     maxMinutes: int('max-minutes', values['max-minutes'], 1),
     out: values.out,
@@ -180,5 +210,7 @@ export function parseOptions(argv: string[]): Options {
     compareBin: values.original ? originalBinary() : process.env['DRIVESHAFT_COMPARE_BIN'] || undefined,
     signing: values.signing,
     signingSecrets: int('signing-secrets', values['signing-secrets'], 1),
+    slowDelayMs,
+    slowJobs: int('slow-jobs', values['slow-jobs'], 1),
   };
 }

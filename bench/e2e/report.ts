@@ -3,7 +3,7 @@
  * the targets' verdicts, as text.
  */
 import { MODES, type Options } from './options.js';
-import { SIGNED_SUFFIX, type CeilingResult, type Integrity, firstQueueRun, type MemoryFloor, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
+import { SIGNED_SUFFIX, type CeilingResult, type Integrity, firstQueueRun, idealRate, type MemoryFloor, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 export const fmt = {
   int: (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
@@ -101,6 +101,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
         rows.push([name, 'latency', `p50 ${fmt.int(run.p50Us)} µs`, base === undefined ? '—' : `+${fmt.int(run.p50Us - base)} µs`, `p99 ${fmt.int(run.p99Us)}`, herd, '', '', '', '', run.failed === 0 ? `ok (${run.jobs} jobs)` : `${run.failed} failed`]);
         continue;
       }
+      const ideal = idealRate(s);
       const ceilingRate = mode === 'concurrent' ? ceiling.nodeConcurrent : ceiling.reported;
       const allQueueRuns = [...(s.warmupRuns ?? []), ...(s.queueRuns ?? [run])];
       const integ = mode === 'queue' ? mergeIntegrity(allQueueRuns) : run.integrity;
@@ -118,7 +119,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
         name,
         modeLabel,
         fmt.int(run.rate),
-        ceilingRate === undefined ? '—' : fmt.f3(run.rate / ceilingRate),
+        ideal !== undefined ? `${fmt.f3(run.rate / ideal)} ideal` : ceilingRate === undefined ? '—' : fmt.f3(run.rate / ceilingRate),
         fmt.f1(run.cpuUsPerJob.workers),
         fmt.f1(run.cpuUsPerJob.gearmand),
         fmt.f1(run.cpuUsPerJob.endpoint),
@@ -138,7 +139,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
       fmt.f1(f.cpuUsPerJob.endpoint),
       `${fmt.f1(f.coresBusy)} / ${fmt.f1(f.otherCores)}`,
       '',
-      '1',
+      String(s.slots),
       `ok ${f.jobs}/${f.jobs}`,
     ];
     if (s.floor !== undefined) rows.push(floorRow('Node floor', s.floor));
@@ -156,12 +157,17 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
   out.push('"undici floor": the same worker POSTing through the daemon\'s undici adapter — what Node with undici allows):');
   out.push(table(['slots', 'mode', 'jobs/s', '× ceiling', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'cores ours/other', 'RSS MiB', 'http conns', 'integrity'], rows));
   out.push('');
+  out.push(...slowLines(scenarios));
 
   out.push('Daemon CPU per job by process, queue mode (µs; "kernel" = stime: socket syscalls and epoll):');
   for (const s of scenarios) {
     const q = s.runs.queue ?? s.runs.cold;
     if (q?.kind !== 'throughput' || q.perProcess === undefined) continue;
     const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+    for (const [label, floor] of [['Node floor', s.floor], ['undici floor', s.undiciFloor]] as const) {
+      const p = floor?.perProcess?.[0];
+      if (p !== undefined) parts.push(`${label} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+    }
     out.push(`  ${scenarioName(s)}: ${parts.join(', ')}`);
   }
   out.push('');
@@ -236,6 +242,46 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
     }
   }
   return out.join('\n');
+}
+
+/**
+ * The slow-endpoint scenarios: the rate against Little's law (every slot busy for the endpoint's whole
+ * delay), CPU per job, the most descriptors held at once and the memory after the first run.
+ */
+function slowLines(scenarios: readonly ScenarioResult[]): string[] {
+  const slow = scenarios.filter((s) => s.delayMs !== undefined);
+  if (slow.length === 0) return [];
+  const rows = slow.flatMap((s): string[][] => {
+    const run = s.runs.queue;
+    const first = firstQueueRun(s);
+    const ideal = idealRate(s) as number;
+    if (run?.kind !== 'throughput') return [[scenarioName(s), s.error === undefined ? 'no queue run' : `ERROR ${s.error.split('\n')[0]!.slice(0, 120)}`]];
+    const f = s.undiciFloor;
+    const floorRow =
+      f === undefined
+        ? []
+        : [[`${scenarioName(s)} undici floor ×${s.slots}`, fmt.int(f.rate), fmt.int(ideal), fmt.f3(f.rate / ideal), fmt.f1(f.cpuUsPerJob.workers), fmt.f1(f.cpuUsPerJob.gearmand), fmt.f1(f.cpuUsPerJob.endpoint), '', '', '', String(s.slots)]];
+    const fds = run.fdsPeak;
+    return [[
+      scenarioName(s),
+      fmt.int(run.rate),
+      fmt.int(ideal),
+      fmt.f3(run.rate / ideal),
+      fmt.f1(run.cpuUsPerJob.workers),
+      fmt.f1(run.cpuUsPerJob.gearmand),
+      fmt.f1(run.cpuUsPerJob.endpoint),
+      fds === undefined ? '—' : `${fmt.int(fds.daemon)}${fds.daemonProcess === undefined ? '' : ` (${fmt.int(fds.daemonProcess)})`} / ${fmt.int(fds.gearmand)} / ${fmt.int(fds.endpoint)}`,
+      `${pssMib(s.idleAloneKiB)} → ${first?.kind === 'throughput' ? pssMib(first.aloneAfterKiB) : '—'}`,
+      `${fmt.mib(s.idleRssKiB)} → ${first?.kind === 'throughput' ? fmt.mib(first.rssAfterKiB) : '—'}`,
+      String(run.httpConnections ?? '—'),
+    ], ...floorRow];
+  });
+  return [
+    `Behind a slow endpoint (queue mode; ideal = Little's law, slots ÷ the endpoint's delay; fds: the most held at once, daemon (its largest process) / gearmand / endpoint;`,
+    'memory: idle → after the first run, MiB):',
+    table(['scenario', 'jobs/s', 'ideal', '× ideal', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'fds peak', 'PSS alone', 'RSS', 'http conns'], rows),
+    '',
+  ];
 }
 
 /** PSS in MiB, or — when smaps_rollup could not be read. */

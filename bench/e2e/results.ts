@@ -76,6 +76,8 @@ export interface ThroughputResult {
   aloneAfterKiB?: number | null;
   /** Distinct keep-alive connections the endpoint saw. */
   httpConnections?: number;
+  /** The most file descriptors held at once during the run (sampled every 250 ms): the daemon's processes summed, gearmand, the endpoint. */
+  fdsPeak?: { daemon: number; daemonProcess?: number; gearmand: number; endpoint: number };
   integrity?: Integrity;
 }
 
@@ -99,6 +101,8 @@ export interface ScenarioResult {
   compareKind?: 'build' | 'original';
   slots: number;
   pools: number;
+  /** A slow-endpoint scenario: the endpoint's delay per request; Little's law gives slots × pools ÷ delay as the ideal rate. */
+  delayMs?: number;
   idleRssKiB?: number;
   /** The idle sample's PSS sum (null when smaps_rollup was unreadable). */
   idlePssKiB?: number | null;
@@ -131,7 +135,10 @@ export interface ScenarioResult {
   /** The Node floor's foreground latency (latency mode), the 1-slot p50 any Node daemon starts from. */
   floorLatency?: LatencyResult;
   floorError?: string;
-  /** 1 slot only: the undici floor (echo-worker.ts --http --undici): the Node floor POSTing through our undici adapter. */
+  /**
+   * 1 and 10 slots: the undici floor (echo-worker.ts --http --undici, as many connections as slots): the Node
+   * floor POSTing through our undici adapter.
+   */
   undiciFloor?: ThroughputResult;
 }
 
@@ -178,6 +185,11 @@ export interface Target {
   goal: string;
   pass: boolean | undefined;
   note?: string;
+}
+
+/** Little's law: with every slot busy for the endpoint's whole delay, slots × pools ÷ delay jobs/s; undefined unless slow. */
+export function idealRate(s: Pick<ScenarioResult, 'delayMs' | 'slots' | 'pools'>): number | undefined {
+  return s.delayMs === undefined ? undefined : (s.slots * s.pools * 1000) / s.delayMs;
 }
 
 /** The scenario's first queue run, warm-up or measured: the one "after one N-job run" memory is about. */

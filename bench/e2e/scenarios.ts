@@ -4,7 +4,7 @@
  * empty, the daemon's counters), and at 1 slot the Node floor on the same gearmand and endpoint.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
 import { startEchoWorkers } from './ceiling.js';
@@ -13,9 +13,10 @@ import { startEndpoint, type Endpoint } from './endpoint.js';
 import { makeJobs, queueBackground } from './gearman-client.js';
 import { livePids } from './live-pids.js';
 import { delay, echoQueueRun, errorText, measureLatency, queueEmpty, snapshot, throughputFrom, withDeadline, type Groups, type Snapshot } from './measure.js';
-import { compareKind, type Options, type ScenarioSpec } from './options.js';
-import { loadAverage, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
+import { compareKind, jobsFor, type Options, type ScenarioSpec } from './options.js';
+import { loadAverage, openFds, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
 import { summariseProfileDir } from './profile.js';
+import { inspectorBasePort, inspectorUrls, RunProfiler } from './run-profiler.js';
 import { orNull, SIGNED_SUFFIX, type Integrity, type LatencyResult, type ScenarioResult, type ThroughputResult } from './results.js';
 
 /** The idle figures are the median of this many samples, this far apart. */
@@ -48,6 +49,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   const label = ctx.signed ? `${spec.label}${SIGNED_SUFFIX}` : spec.label;
   const result: ScenarioResult = { label, binary: ctx.binary, slots: spec.slots, pools: spec.pools, runs: {}, load: loadAverage() };
   if (ctx.binary === 'compare') result.compareKind = compareKind(ctx.bin);
+  if (spec.delayMs > 0) result.delayMs = spec.delayMs;
   const pools = poolsFor(spec, ctx.signed ? signingExtra(ctx.dir, options.signingSecrets) : {});
   const functions = pools.map((p) => p.functionName);
   const registerTimeoutMs = 30_000 + spec.slots * spec.pools * 20;
@@ -61,6 +63,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   let daemon: Daemon | undefined;
   const profileDir = join(ctx.dir, 'profile');
   const launch = async (): Promise<Daemon> => {
+    const inspectPort = options.profileRuns && ctx.binary === 'ours' ? await inspectorBasePort(spec.pools) : undefined;
     const started = await startDaemon({
       bin: ctx.bin,
       flavour,
@@ -70,7 +73,13 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       pools,
       logLevel: options.logLevel,
       ...(ctx.binary === 'ours'
-        ? { nodeArgs: [...options.daemonNodeArgs, ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])] }
+        ? {
+            nodeArgs: [
+              ...options.daemonNodeArgs,
+              ...(options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+              ...(inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectPort}`]),
+            ],
+          }
         : {}),
     });
     livePids.add(started.pid);
@@ -85,10 +94,11 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
   };
 
   try {
-    endpoint = await startEndpoint({ dir: ctx.dir, verifyBodies: options.verifyBodies, forceNode: options.endpoint === 'node' });
+    endpoint = await startEndpoint({ dir: ctx.dir, verifyBodies: options.verifyBodies, forceNode: options.endpoint === 'node', delayMs: spec.delayMs });
     livePids.add(endpoint.pid);
 
-    const warmModes = modes.filter((m) => m !== 'cold');
+    // A foreground job behind a slow endpoint takes its delay: nothing to learn from a latency run there.
+    const warmModes = modes.filter((m) => m !== 'cold' && !(m === 'latency' && spec.delayMs > 0));
     if (warmModes.length > 0) {
       const t0 = Date.now();
       daemon = await launch();
@@ -109,6 +119,11 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       result.idleAloneKiB = orNull(median.uniqueKiB);
       result.idleByProcess = median.processes.map((p) => ({ pid: p.pid, rssKiB: p.rssKiB, rssAnonKiB: p.rssAnonKiB, rssFileKiB: p.rssFileKiB, pssKiB: orNull(p.pssKiB) }));
       result.idleProcesses = median.processes.length;
+      let profiler: RunProfiler | undefined;
+      if (options.profileRuns && ctx.binary === 'ours') {
+        mkdirSync(profileDir, { recursive: true });
+        profiler = await RunProfiler.attach(inspectorUrls(daemon.outPath));
+      }
 
       for (const mode of warmModes) {
         const prefix = `${spec.label}-${mode}`;
@@ -120,7 +135,8 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
           // Warm-up runs first (the JIT), then the measured ones; the median of several is the steadier figure.
           const all: ThroughputResult[] = [];
           for (let i = 0; i < options.warmup + options.repeat; i++) {
-            all.push(await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, `${prefix}${i}`));
+            const profiled = profiler !== undefined && i >= options.warmup ? { profiler, dir: profileDir } : undefined;
+            all.push(await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, `${prefix}${i}`, undefined, profiled));
             if (i === 0) result.settledAloneKiB = await settledAlone(daemon);
           }
           if (options.warmup > 0) result.warmupRuns = all.slice(0, options.warmup);
@@ -131,10 +147,30 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         }
         result.runs[mode] = await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, prefix);
       }
+      profiler?.close();
       await stopDaemon();
     }
 
-    if (ctx.binary === 'ours' && spec.slots === 1 && spec.pools === 1 && modes.includes('queue')) {
+    if (ctx.binary === 'ours' && spec.delayMs > 0 && spec.pools === 1 && modes.includes('queue')) {
+      try {
+        // As many connections as slots, each POSTing through the daemon's undici adapter: what Node and
+        // undici reach behind the same slow endpoint with nothing of the daemon.
+        result.undiciFloor = (await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, spec.slots, jobsFor(options, spec))).queue;
+      } catch (error) {
+        result.floorError = errorText(error);
+      }
+    }
+
+    if (ctx.binary === 'ours' && spec.slots === 10 && spec.pools === 1 && spec.delayMs === 0 && modes.includes('queue')) {
+      try {
+        // What 10 connections cost with nothing of the daemon but its undici adapter: the 10-slot CPU target's floor.
+        result.undiciFloor = (await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, 10)).queue;
+      } catch (error) {
+        result.floorError = errorText(error);
+      }
+    }
+
+    if (ctx.binary === 'ours' && spec.slots === 1 && spec.pools === 1 && spec.delayMs === 0 && modes.includes('queue')) {
       try {
         const floor = await measureNodeFloor(options, gearmand, endpoint, functions[0] as string, `${spec.label}-floor`);
         result.floor = floor.queue;
@@ -164,9 +200,29 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     await gearmand.stop();
     livePids.delete(gearmand.pid);
   }
-  if (options.profile && ctx.binary === 'ours') result.profile = summariseProfileDir(profileDir, REPO_ROOT);
+  if ((options.profile || options.profileRuns) && ctx.binary === 'ours') result.profile = summariseProfileDir(profileDir, REPO_ROOT);
   return result;
 }
+
+/** The most descriptors each side held at once during a run, sampled every FD_SAMPLE_MS. */
+class FdPeaks {
+  /** `daemonProcess`: the most one daemon process held (what --check's fd budget is about). */
+  readonly peaks = { daemon: 0, daemonProcess: 0, gearmand: 0, endpoint: 0 };
+  #lastAt = 0;
+
+  sample(daemonPids: readonly number[], gearmandPid: number, endpointPid: number): void {
+    const now = Date.now();
+    if (now - this.#lastAt < FD_SAMPLE_MS) return;
+    this.#lastAt = now;
+    const count = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + (openFds(pid) || 0), 0);
+    this.peaks.daemon = Math.max(this.peaks.daemon, count(daemonPids));
+    for (const pid of daemonPids) this.peaks.daemonProcess = Math.max(this.peaks.daemonProcess, count([pid]));
+    this.peaks.gearmand = Math.max(this.peaks.gearmand, count([gearmandPid]));
+    this.peaks.endpoint = Math.max(this.peaks.endpoint, count([endpointPid]));
+  }
+}
+
+const FD_SAMPLE_MS = 250;
 
 /** How long after a run the settled sample is taken: the daemon's quiet-time GC (src/idle-memory.ts) looks once a second. */
 const SETTLED_AFTER_RUN_MS = 3000;
@@ -177,7 +233,7 @@ async function settledAlone(daemon: Daemon): Promise<number | null> {
 }
 
 /**
- * The Node floor for one slot, measured like the echo ceiling (frozen while N jobs are queued, then
+ * The Node floor for one slot (or `connections`), measured like the echo ceiling (frozen while N jobs are queued, then
  * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
  */
 async function measureNodeFloor(
@@ -187,17 +243,19 @@ async function measureNodeFloor(
   fn: string,
   prefix: string,
   undici = false,
+  connections = 1,
+  n = options.jobs,
 ): Promise<{ queue: ThroughputResult; latency?: LatencyResult }> {
-  const n = options.jobs;
-  const floor = startEchoWorkers(gearmand.port, [fn], 1, endpoint.url, undici);
+  const floor = startEchoWorkers(gearmand.port, [fn], connections, endpoint.url, undici);
   livePids.add(floor.pid);
   try {
-    await withDeadline(floor.ready, 10_000, 'the Node floor worker to register');
+    await withDeadline(floor.ready, 10_000 + connections * 5, 'the Node floor worker to register');
     const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
     const logged = endpoint.count();
+    const what = 'the Node floor worker to answer every job';
     // The floor is Node too: it gets the daemon's warm-up runs before the measured one.
-    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, 'the Node floor worker to answer every job');
-    const run = await echoQueueRun(floor, groups, options, fn, prefix, 'the Node floor worker to answer every job');
+    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, what, n);
+    const run = await echoQueueRun(floor, groups, options, fn, prefix, what, n);
     const expected = logged + n * (options.warmup + 1);
     const requests = await waitCount(endpoint, expected, 5_000);
     if (requests !== expected) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n * (options.warmup + 1)} jobs`);
@@ -241,9 +299,10 @@ async function throughputRun(
   functions: readonly string[],
   prefix: string,
   startCold?: () => Promise<Daemon>,
+  profiled?: { profiler: RunProfiler; dir: string },
 ): Promise<ThroughputResult> {
-  const { options } = ctx;
-  const n = options.jobs;
+  const { options, spec } = ctx;
+  const n = jobsFor(options, spec);
   const jobs = makeJobs(n, functions, prefix);
   let daemon = running;
   const groups: Groups = { workers: () => (daemon === undefined ? [] : daemon.pids()), gearmand, endpointPid: endpoint.pid };
@@ -264,7 +323,10 @@ async function throughputRun(
       await queueBackground(gearmand.port, jobs, options.submitConnections);
     } finally {
       before = snapshot(groups);
+      // Asked while frozen, the profilers start the moment the daemon runs again.
+      const profiling = profiled?.profiler.start();
       signalAll(frozen, 'SIGCONT');
+      await profiling;
     }
   } else if (mode === 'cold') {
     await queueBackground(gearmand.port, jobs, options.submitConnections);
@@ -278,23 +340,29 @@ async function throughputRun(
   // Done when the endpoint has logged every job. The log is flushed every 50 ms; $msec inside it is
   // exact, only this loop's notice of the end lags, while the daemon sits idle.
   const deadline = Date.now() + options.drainTimeoutS * 1000;
+  const fds = new FdPeaks();
   while (endpoint.count() - lineBase < n) {
     if (daemon !== undefined && !daemon.alive()) throw new Error(`${mode}: the daemon exited during the run:\n${daemon.output()}`);
+    fds.sample(daemon?.pids() ?? [], gearmand.pid, endpoint.pid);
     if (Date.now() > deadline) {
       throw new Error(`${mode}: only ${endpoint.count() - lineBase} of ${n} jobs reached the endpoint within ${options.drainTimeoutS} s`);
     }
     await delay(20);
   }
   const after = snapshot(groups);
+  await profiled?.profiler.stop(profiled.dir, prefix);
   await submitting;
 
   const empty = await queueEmpty(gearmand, functions, 5_000);
   // Late duplicates would arrive now, if any: give the endpoint one more flush period.
   await delay(150);
   const lines = endpoint.lines(lineBase);
-  const firstMs = lines.reduce((m, l) => Math.min(m, l.atMs), Infinity);
+  // Behind a slow endpoint the span starts when the first request arrived, not when it was answered:
+  // otherwise the first wave's delay would be left out of a run only a few waves long.
+  const firstMs = lines.reduce((m, l) => Math.min(m, spec.delayMs > 0 ? l.startMs : l.atMs), Infinity);
   const lastMs = lines.reduce((m, l) => Math.max(m, l.atMs), -Infinity);
   const result = throughputFrom(mode, n, firstMs, lastMs, before, after);
+  result.fdsPeak = fds.peaks;
 
   // Per process of the daemon tree: master first (processTree order).
   result.rssBeforeKiB = mode === 'cold' ? undefined : before.workers.rssKiB;

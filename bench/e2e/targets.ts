@@ -3,7 +3,7 @@
  */
 import { compareKind, type Options } from './options.js';
 import { ceilingFigures, fmt, judgedMemory, pssMib } from './report.js';
-import { firstQueueRun, type LatencyResult, type MemoryFloor, type RunResult, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
+import { firstQueueRun, idealRate, type LatencyResult, type MemoryFloor, type RunResult, type ScenarioResult, type Target, type ThroughputResult } from './results.js';
 
 // Every ratio is between figures of the same run: the original (the compare binary), the Node floor
 // and the ceiling are measured minutes or seconds from ours on the same machine.
@@ -22,6 +22,15 @@ const TARGET_P50_OVER_CEILING_US = 150;
 const TARGET_PSS_1000_AFTER_MIB = 100;
 const TARGET_PSS_10_IDLE_MIB = 60;
 const TARGET_PSS_PER_SLOT_KIB = 16;
+/** 10 slots: our daemon CPU per job ÷ the undici floor's with 10 connections (the same run), at most. */
+const TARGET_CPU_UNDICI_10 = 1.1;
+/** 10 slots: a fresh daemon's first N-job run ÷ its warm rate (the median after --warmup), at least. */
+const TARGET_COLD_WARM_10 = 0.8;
+/** Behind a 1 s endpoint: the rate ÷ Little's-law ideal (slots ÷ delay) at this many slots, at least (stretch 0.95). */
+const SLOW_TARGET_LABEL = 'slow5000';
+const TARGET_SLOW_IDEAL = 0.9;
+/** Behind a 1 s endpoint: CPU per job ÷ the saturated 10-slot figure of the same run, at most. */
+const TARGET_SLOW_CPU_RATIO = 2;
 
 export function evaluateTargets(options: Options, scenarios: ScenarioResult[], memoryFloor?: MemoryFloor): Target[] {
   const ours = (label: string): ScenarioResult | undefined => scenarios.find((s) => s.binary === 'ours' && s.label === label);
@@ -70,6 +79,62 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
       goal: `≤ ${TARGET_CPU_RATIO_10}×`,
       pass: ratio === undefined ? undefined : ratio <= TARGET_CPU_RATIO_10,
       note: noOriginal,
+    });
+  }
+
+  {
+    const mine = queueOf(ours('10'));
+    const floor = ours('10')?.undiciFloor;
+    const ratio = mine !== undefined && floor !== undefined ? mine.cpuUsPerJob.workers / floor.cpuUsPerJob.workers : undefined;
+    targets.push({
+      name: '10 slots: daemon CPU per job ÷ the undici floor ×10',
+      value: ratio === undefined ? '—' : `${fmt.f3(ratio)}× (${fmt.f1(mine?.cpuUsPerJob.workers)} vs ${fmt.f1(floor?.cpuUsPerJob.workers)} µs; floor ${fmt.int(floor?.rate)} jobs/s)`,
+      goal: `≤ ${TARGET_CPU_UNDICI_10}×`,
+      pass: ratio === undefined ? undefined : ratio <= TARGET_CPU_UNDICI_10,
+      note: ours('10')?.floorError ?? 'no 10-slot queue run',
+    });
+  }
+  {
+    // The first run of a freshly started daemon pays its JIT warm-up: how much of the warm rate it keeps.
+    const s10 = ours('10');
+    const cold = s10?.warmupRuns?.[0];
+    const warm = queueOf(s10);
+    const ratio = cold !== undefined && warm !== undefined ? cold.rate / warm.rate : undefined;
+    targets.push({
+      name: `10 slots: a fresh daemon's first ${fmt.int(options.jobs)} jobs ÷ its warm rate`,
+      value: ratio === undefined ? '—' : `${fmt.f3(ratio)}× (${fmt.int(cold?.rate)} vs ${fmt.int(warm?.rate)} jobs/s; CPU/job ${fmt.f1(cold?.cpuUsPerJob.workers)} vs ${fmt.f1(warm?.cpuUsPerJob.workers)} µs)`,
+      goal: `≥ ${TARGET_COLD_WARM_10}×`,
+      pass: ratio === undefined ? undefined : ratio >= TARGET_COLD_WARM_10,
+      note: 'needs the 10-slot scenario with --warmup ≥ 1',
+    });
+  }
+  {
+    const slow = ours(SLOW_TARGET_LABEL);
+    const run = queueOf(slow);
+    const ideal = slow === undefined ? undefined : idealRate(slow);
+    const ratio = run !== undefined && ideal !== undefined ? run.rate / ideal : undefined;
+    const theirs = queueOf(original(SLOW_TARGET_LABEL));
+    const theirError = original(SLOW_TARGET_LABEL)?.error;
+    targets.push({
+      name: `${SLOW_TARGET_LABEL}: jobs/s ÷ Little's-law ideal`,
+      value:
+        ratio === undefined
+          ? '—'
+          : `${fmt.f3(ratio)} (${fmt.int(run?.rate)} of ${fmt.int(ideal)} jobs/s; undici floor ×${slow?.slots} ` +
+            `${slow?.undiciFloor !== undefined && ideal !== undefined ? fmt.f3(slow.undiciFloor.rate / ideal) : '—'}; original ` +
+            `${theirs !== undefined && ideal !== undefined ? fmt.f3(theirs.rate / ideal) : theirError !== undefined ? `failed: ${theirError.split('\n')[0]!.slice(0, 80)}` : '—'})`,
+      goal: `≥ ${TARGET_SLOW_IDEAL} (stretch 0.95)`,
+      pass: ratio === undefined ? undefined : ratio >= TARGET_SLOW_IDEAL,
+      note: `no ${SLOW_TARGET_LABEL} scenario`,
+    });
+    const cpu10 = queueOf(ours('10'))?.cpuUsPerJob.workers;
+    const cpuRatio = run !== undefined && cpu10 !== undefined ? run.cpuUsPerJob.workers / cpu10 : undefined;
+    targets.push({
+      name: `${SLOW_TARGET_LABEL}: CPU per job ÷ the 10-slot figure`,
+      value: cpuRatio === undefined ? '—' : `${fmt.f3(cpuRatio)}× (${fmt.f1(run?.cpuUsPerJob.workers)} vs ${fmt.f1(cpu10)} µs)`,
+      goal: `≤ ${TARGET_SLOW_CPU_RATIO}×`,
+      pass: cpuRatio === undefined ? undefined : cpuRatio <= TARGET_SLOW_CPU_RATIO,
+      note: `needs the ${SLOW_TARGET_LABEL} and 10 scenarios`,
     });
   }
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { backoffDelay } from '../../src/child/gearman/gearman-connection.js';
+import { MAX_CONNECTS_IN_FLIGHT } from '../../src/child/gearman/server-state.js';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import type { ServerAddress } from '../../src/config/types.js';
 import type { ChildSettings } from '../../src/ipc/settings.js';
@@ -134,9 +135,10 @@ test('GearmanConnection should detect a silent peer within ~2×loop_timeout and 
   const silentSince = Date.now();
   await waitFor(() => first.closedAt ?? undefined, { timeoutMs: 5 * loop, intervalMs: 10, message: 'the worker to drop the silent connection' });
   const detectedAfter = (first.closedAt as number) - silentSince;
-  // Probe after ≥1 loop of quiet, dead after one more; ticks are loop/8.
+  // Probe after ≥1 loop of quiet, dead after one more; ticks are loop/8, and the verdict is judged at
+  // the tick before the one that declares it (connection-liveness.ts): up to three ticks late.
   assert.ok(detectedAfter >= loop, `dropped after ${detectedAfter} ms: too early`);
-  assert.ok(detectedAfter <= 2 * loop + 2 * (loop / 8) + 150, `dropped after ${detectedAfter} ms (loop_timeout ${loop} ms)`);
+  assert.ok(detectedAfter <= 2 * loop + 3 * (loop / 8) + 150, `dropped after ${detectedAfter} ms (loop_timeout ${loop} ms)`);
   const probes = first.packets.filter((p) => p.at >= silentSince);
   assert.ok(probes.some((p) => p.type === T.GRAB_JOB_UNIQ || p.type === T.ECHO_REQ), 'a liveness probe was sent');
   r.fake.answering = true;
@@ -179,6 +181,80 @@ test('Slot should answer ECHO probes on a connection while a job runs on another
   assert.equal((await job).outcome, 'complete');
   assert.equal(r.fake.connections.length, 1, 'the probed connection stayed up');
   assert.ok(!fakeConn.packets.some((p) => p.type === T.GRAB_JOB_UNIQ && p.at >= startedAt && p.at < startedAt + 3 * loop), 'no grab while the slot was busy');
+});
+
+test('GearmanConnection should not probe the connection that holds a running job, and probe it again once the job ended', async (t) => {
+  const loop = 300;
+  const r = await fakeRig(t, { loopTimeoutMs: loop });
+  const first = await waitFor(() => r.fake.connections.find((c) => c.sleeping), { timeoutMs: 5000, message: 'a sleeping worker' });
+  const fn = r.settings.pool.jobsList[0] as string;
+  r.endpoint.setHandler(() => ({ delayMs: 5 * loop, body: { gearman_ret: 0, response_string: 'slow' } }));
+  r.fake.addJob({ handle: 'H:fake:slow', fn, unique: '', workload: Buffer.from('w') });
+  await waitFor(() => r.endpoint.requests.length === 1 || undefined, { timeoutMs: 5000, message: 'the slow job to start' });
+  const startedAt = Date.now();
+  await waitFor(() => r.fake.results.find((res) => res.handle === 'H:fake:slow'), { timeoutMs: 10 * loop, message: 'the slow job to end' });
+  const endedAt = Date.now();
+  // Five loop_timeouts of a quiet socket: the old watch probed it with ECHO_REQ four times over.
+  assert.deepEqual(first.packets.filter((p) => p.type === T.ECHO_REQ && p.at > startedAt && p.at < endedAt), [], 'no probe while the job ran');
+  // Idle again, the connection is watched as before: a re-grab or an ECHO_REQ within a loop and a tick or two.
+  await waitFor(() => first.packets.some((p) => (p.type === T.ECHO_REQ || p.type === T.GRAB_JOB_UNIQ) && p.at > endedAt + 50) || undefined, { timeoutMs: 4 * loop, message: 'a probe after the job' });
+  assert.equal(r.fake.connections.length, 1, 'the connection stayed up');
+});
+
+test('GearmanConnection should not take its own busy event loop for a silent server: an answer read late is no timeout', async (t) => {
+  // loop_timeout 1 s: a GRAB unanswered for 1 s would be abandoned and the server marked suspect.
+  const r = await fakeRig(t, { loopTimeoutMs: 1000 });
+  await waitFor(() => r.fake.connections.find((c) => c.sleeping), { timeoutMs: 5000, message: 'a sleeping worker' });
+  const fn = r.settings.pool.jobsList[0] as string;
+  let blocked = false;
+  r.fake.hook = (connection, packet) => {
+    if (packet.type !== T.GRAB_JOB_UNIQ || blocked) return false;
+    blocked = true;
+    // gearmand answers at once, but this process (the worker's event loop too) is busy for 1.5 s
+    // before it reads the answer, as a child is while it works through thousands of HTTP answers.
+    connection.send(buildPacket('RES', T.NO_JOB, []));
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      // busy
+    }
+    return true;
+  };
+  r.fake.addJob({ handle: 'H:fake:none', fn, unique: '', workload: Buffer.from('w') });
+  r.fake.queue.length = 0;
+  await waitFor(() => (blocked ? true : undefined), { timeoutMs: 5000, message: 'the GRAB' });
+  // A few ticks after the loop is free again.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.deepEqual(r.logger.find('did not answer a GRAB in time'), [], 'gearmand was not marked suspect');
+  assert.deepEqual(r.logger.find('gearmand'), [], 'nothing logged about gearmand at all');
+  assert.equal(r.fake.connections.length, 1, 'no reconnect');
+});
+
+test("GearmanConnection should connect a pool's slots to one server in turns, at most MAX_CONNECTS_IN_FLIGHT handshakes at once", async (t) => {
+  const slots = MAX_CONNECTS_IN_FLIGHT + 36;
+  // The server holds every handshake's ECHO_RES back: a connect's turn lasts until it is answered.
+  const held: Array<() => void> = [];
+  let releasing = false;
+  const fake = await FakeGearmand.start();
+  t.after(() => fake.close());
+  fake.hook = (connection, packet) => {
+    if (packet.type !== T.ECHO_REQ || releasing) return false;
+    held.push(() => connection.send(buildPacket('RES', T.ECHO_RES, [packet.data])));
+    return true;
+  };
+  const endpoint = await startEndpoint();
+  t.after(() => endpoint.close());
+  const pool = new WorkerPool({ log: memoryLogger('warn').logger });
+  // loop_timeout 10 s: no connect timeout interferes while the handshakes are held.
+  pool.start(makeSettings([fake.address], endpoint.url, { workerCount: slots }, { loopTimeoutMs: 10_000 }));
+  t.after(() => pool.destroy());
+  await waitFor(() => (held.length === MAX_CONNECTS_IN_FLIGHT ? true : undefined), { timeoutMs: 5000, message: `${MAX_CONNECTS_IN_FLIGHT} handshakes` });
+  // Nothing more connects while those are unanswered.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(fake.connections.length, MAX_CONNECTS_IN_FLIGHT, 'connections opened while every turn was taken');
+  releasing = true;
+  for (const answer of held.splice(0)) answer();
+  await waitFor(() => (pool.status().slots.every((slot) => slot.connectedServers === 1) ? true : undefined), { timeoutMs: 5000, message: 'every slot registered' });
+  assert.equal(fake.connections.length, slots, 'one connection per slot, none retried');
 });
 
 test('GearmanConnection should retry a refused server with backoff and register once it is up', async (t) => {

@@ -23,7 +23,7 @@ import type { FailVerdict } from './attempt-ledger.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterSink } from './dead-letter-sink.js';
 import { DeadlineWatch } from './deadline-watch.js';
-import { DeliveredJob, JobPhase } from './delivered-job.js';
+import { DeliveredJob, HeldJobs, JobPhase } from './delivered-job.js';
 import type { DeliveryDecisions, JobHolder } from './delivered-job.js';
 import type { FunctionBreakers } from './function-breakers.js';
 import { retryDelayMs } from './retry-policy.js';
@@ -73,7 +73,7 @@ export class Delivery implements DeliveryDecisions {
   readonly #log: Logger;
   readonly #ledger = new AttemptLedger();
   /** Jobs held by slots, in any phase: the breaker hands back the waiting ones, the deadline watch scans the posting ones. */
-  readonly #active = new Set<DeliveredJob>();
+  readonly #active = new HeldJobs();
   readonly #deadlines = new DeadlineWatch((now) => this.#expire(now));
   #settings: DeliverySettings;
   #runner: JobRunner;
@@ -129,16 +129,16 @@ export class Delivery implements DeliveryDecisions {
 
   /** The pool breaker opened: jobs waiting for their next attempt go back to gearmand now. */
   onBreakerOpen(): void {
-    for (const delivered of this.#active) {
+    this.#active.forEach((delivered) => {
       if (delivered.phase === JobPhase.WAITING) this.#handBack(delivered, 'the circuit breaker opened');
-    }
+    });
   }
 
   /** A function's breaker opened: its jobs waiting for their next attempt go back to gearmand now. */
   onFunctionOpen(functionName: string): void {
-    for (const delivered of this.#active) {
+    this.#active.forEach((delivered) => {
       if (delivered.phase === JobPhase.WAITING && delivered.job.functionName === functionName) this.#handBack(delivered, `the circuit breaker of ${functionName} opened`);
-    }
+    });
   }
 
   /**
@@ -200,7 +200,8 @@ export class Delivery implements DeliveryDecisions {
     delivered.beginAttempt(runner.maxRunningTimeMs);
     this.#flow.attemptStarted(delivered.attemptStartedAt);
     // The job is marked posting before start(): the HTTP client may report a failure synchronously.
-    const request = runner.start(delivered.job, delivered, { attempt: delivered.attempt, firstAttemptAt: delivered.firstAttemptAt }, traceparentFor(delivered.trace));
+    // The job is its own AttemptInfo (attempt, firstAttemptAt): no object per attempt.
+    const request = runner.start(delivered.job, delivered, delivered, traceparentFor(delivered.trace));
     if (delivered.phase === JobPhase.POSTING && delivered.current) {
       delivered.request = request;
       this.#deadlines.watch(delivered.deadline);
@@ -210,12 +211,12 @@ export class Delivery implements DeliveryDecisions {
   /** The deadline watch fired: overdue attempts are aborted (a transient outcome); returns the next deadline. */
   #expire(now: number): number {
     let next = Infinity;
-    for (const delivered of this.#active) {
-      if (delivered.phase !== JobPhase.POSTING || delivered.request === null) continue;
+    this.#active.forEach((delivered) => {
+      if (delivered.phase !== JobPhase.POSTING || delivered.request === null) return;
       const deadline = delivered.deadline;
       if (deadline <= now) delivered.request.abort(new JobTimeoutError(`no answer from the endpoint within max_running_time (${delivered.maxRunningTimeMs} ms)`));
       else if (deadline < next) next = deadline;
-    }
+    });
     return next;
   }
 

@@ -1,7 +1,7 @@
 /**
  * The half-open probe of a pool whose delivery policy names a health_url: one GET, healthy on any 2xx
  * within the timeout. node:http rather than undici: it runs once per cool-off, and the child loads
- * only undici's Pool (see http-client.ts), not its request API.
+ * only undici's Client (see http-client.ts), not its request API.
  */
 import type { PoolTls } from '../../config/types.js';
 import { tlsConnectOptions } from '../http/endpoint-security.js';

@@ -9,9 +9,20 @@
  *   (server-state.ts) and the slot grabs elsewhere, while the GRAB stays outstanding on the connection.
  * - A connection that received nothing for loopTimeoutMs is probed (the owner chooses: a re-grab or an
  *   ECHO_REQ), and declared dead when the probe gets no answer within another loopTimeoutMs (gearmand
- *   issue #343, the stuck sleeper; issues #105/#150, dead peers).
+ *   issue #343, the stuck sleeper; issues #105/#150, dead peers). Not while it holds a job: gearmand
+ *   owes it nothing then, and a slot cannot act on a dead socket before its job ends anyway (the
+ *   answer and the next GRAB then go out, and that GRAB is watched). Behind a slow endpoint that is
+ *   one ECHO_REQ round trip saved per job: a fifth of the daemon's CPU at 5,000 slots and loop_timeout
+ *   1 s (bench/e2e slow5000; docs/performance.md).
  * - An ECHO_RES overtaking a GRAB sent before its ECHO_REQ means gearmand lost the GRAB: gearmand
  *   answers in order.
+ *
+ * Every verdict (a connect or handshake timed out, a GRAB abandoned, a probe unanswered) is judged at
+ * the time of the previous tick, not at this one: the event loop has
+ * polled the sockets since then, so an answer that sat unread while the loop was busy (thousands of
+ * HTTP answers arriving at once, or the connect storm of thousands of slots) has been read. Judged at
+ * the tick's own time, a loop busy for longer than a timeout took its own lag for a silent server:
+ * 1,873 of 5,000 connects "timed out" at start-up, and a burst of answers marked gearmand suspect.
  */
 import { GearmanConnectionError } from '../../errors.js';
 import { ConnectionState, connectTimeoutMs, grabReplyTimeoutMs, isConnected } from './connection-state.js';
@@ -37,6 +48,8 @@ export class ConnectionLiveness {
   readonly #events: LivenessEvents;
   readonly #loopTimeoutMs: number;
   readonly #grabReplyTimeoutMs: number;
+  /** The previous tick's `now`: the time deadlines are judged at (see above); 0 before the first. */
+  #lastTickAt = 0;
   /** Data seen since the last tick; when the quiet started; when the probe went out (0: none out). */
   #rxSeen = false;
   #lastRxAt = 0;
@@ -113,9 +126,11 @@ export class ConnectionLiveness {
 
   /** `now` is Date.now() sampled once per tick by the pool. */
   tick(now: number, state: ConnectionState): void {
+    const at = this.#lastTickAt;
+    this.#lastTickAt = now;
     if (state === S.CONNECTING || state === S.HANDSHAKE) {
       const timeoutMs = connectTimeoutMs(this.#loopTimeoutMs);
-      if (now - this.#connectStartedAt >= timeoutMs) {
+      if (at - this.#connectStartedAt >= timeoutMs) {
         const what = state === S.CONNECTING ? 'connect to' : 'handshake (ECHO_REQ) with';
         this.#events.dead(new GearmanConnectionError(`${what} ${this.#serverState.label} timed out after ${timeoutMs} ms`));
       }
@@ -124,24 +139,26 @@ export class ConnectionLiveness {
     if (!isConnected(state)) return;
     if (state === S.GRABBING && !this.#grabAbandoned) {
       const suspect = this.#serverState.suspect;
-      if (suspect || now - this.#grabSentAt >= this.#grabReplyTimeoutMs) {
+      if (suspect || at - this.#grabSentAt >= this.#grabReplyTimeoutMs) {
         if (!suspect) this.#serverState.markSuspect(this.#grabReplyTimeoutMs);
         this.#grabAbandoned = true;
         this.#events.grabAbandoned();
       }
     }
-    if (this.#rxSeen) {
+    // Holding a job, the connection is quiet by design: its quiet starts when the job ends.
+    if (this.#rxSeen || state === S.RUNNING) {
       this.#rxSeen = false;
       this.#lastRxAt = now;
       this.#probeAt = 0;
       return;
     }
     if (this.#probeAt === 0) {
+      // A probe too many costs one ECHO_REQ: only the verdicts wait for the poll.
       if (now - this.#lastRxAt >= this.#loopTimeoutMs) {
         this.#probeAt = now;
         this.#events.probe();
       }
-    } else if (now - this.#probeAt >= this.#loopTimeoutMs) {
+    } else if (at - this.#probeAt >= this.#loopTimeoutMs) {
       this.#events.dead(new GearmanConnectionError(`${this.#serverState.label} did not answer a liveness probe within ${this.#loopTimeoutMs} ms`));
     }
   }

@@ -75,6 +75,9 @@ export class GearmanLink {
   /** Set when a failure was logged at warn; the next successful connect is logged at info. */
   #failureLogged = false;
   #reconnectTimer: NodeJS.Timeout | null = null;
+  /** Waiting for a connect turn (server-state.ts), or holding one until the handshake ends. */
+  #connectTurnAsked = false;
+  #holdsConnectTurn = false;
   #closePromise: Promise<void> | null = null;
   #resolveClosed: (() => void) | null = null;
   #closeTimer: NodeJS.Timeout | null = null;
@@ -115,7 +118,7 @@ export class GearmanLink {
 
   start(): void {
     if (this.#state === S.BACKOFF && this.#socket === null && this.#reconnectTimer === null && this.#closePromise === null) {
-      this.#connect();
+      this.#askConnectTurn();
     }
   }
 
@@ -126,6 +129,10 @@ export class GearmanLink {
       throw new InternalError(`GearmanConnection ${this.#server.label}: illegal transition ${previous} → ${next}`);
     }
     this.#state = next;
+    if (this.#holdsConnectTurn && next !== S.CONNECTING && next !== S.HANDSHAKE) {
+      this.#holdsConnectTurn = false;
+      this.#serverState.connectEnded();
+    }
     this.#events.moved(previous, next);
   }
 
@@ -171,7 +178,7 @@ export class GearmanLink {
     }
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
-      if (this.#state === S.BACKOFF) this.#connect();
+      if (this.#state === S.BACKOFF) this.#askConnectTurn();
     }, delayMs);
     this.#events.down(error, state);
   }
@@ -216,6 +223,23 @@ export class GearmanLink {
     this.#resolveClosed?.();
     this.#resolveClosed = null;
   }
+
+  #askConnectTurn(): void {
+    if (this.#connectTurnAsked) return;
+    this.#connectTurnAsked = true;
+    this.#serverState.connectTurn(this.#onConnectTurn);
+  }
+
+  /** The server state gave this link a connect turn; closed meanwhile, it gives the turn back. */
+  readonly #onConnectTurn = (): void => {
+    this.#connectTurnAsked = false;
+    if (this.#state !== S.BACKOFF || this.#socket !== null || this.#closePromise !== null) {
+      this.#serverState.connectEnded();
+      return;
+    }
+    this.#holdsConnectTurn = true;
+    this.#connect();
+  };
 
   #connect(): void {
     this.transition(S.CONNECTING);

@@ -11,6 +11,11 @@
  * - **Which GRAB it knows**: the Perl Gearman::Server (Debian's `gearman-server`, the first Gearman
  *   server) answers GRAB_JOB_UNIQ with ERROR; once one connection learns that, every connection of the
  *   pool to that server grabs with GRAB_JOB, and the one log line says so.
+ * - **Connects in flight**: at most MAX_CONNECTS_IN_FLIGHT connects (with their handshakes) at once;
+ *   the rest wait their turn. gearmand listens with a backlog of 32: 5,000 slots connecting at once
+ *   overflowed it, the kernel dropped their SYNs, and each retried only after TCP's 1 s, just when a
+ *   connect times out at loop_timeout 1 s: 1,673 of 5,000 connects failed (one warning each) and
+ *   were retried. In turns they all connect at once on the first try (bench/e2e slow5000).
  */
 import { GRAB_JOB_PACKET, GRAB_JOB_UNIQ_PACKET } from '../../codec/index.js';
 import type { Logger } from '../../log/logger.js';
@@ -21,8 +26,17 @@ export interface SuspectWaiter {
   kick(): void;
 }
 
+/**
+ * Connects (and handshakes) in flight to one server per pool: twice gearmand's default listen backlog,
+ * which it empties as fast as it reads its sockets. On a distant server a turn lasts a round trip, so
+ * 5,000 slots 50 ms away connect in about 4 s.
+ */
+export const MAX_CONNECTS_IN_FLIGHT = 64;
+
 /** Suspect marks this soon after the last warning are logged at debug: a flapping server is one line a minute. */
 const WARN_INTERVAL_MS = 60_000;
+
+const NO_TURN = (): void => undefined;
 
 export class ServerState {
   readonly label: string;
@@ -33,6 +47,10 @@ export class ServerState {
   #marksSinceWarn = 0;
   readonly #waiting = new Set<SuspectWaiter>();
   #uniqueGrabs = true;
+  /** Connects under way, and the ones waiting for a turn (first come first served). */
+  #connecting = 0;
+  readonly #connectTurns: Array<() => void> = [];
+  #connectHead = 0;
 
   constructor(label: string, log: Logger) {
     this.label = label;
@@ -79,6 +97,38 @@ export class ServerState {
 
   forget(waiter: SuspectWaiter): void {
     this.#waiting.delete(waiter);
+  }
+
+  /**
+   * Runs `connect` now if fewer than MAX_CONNECTS_IN_FLIGHT connects are under way, else once one
+   * ends. Each turn given ends with exactly one connectEnded(), whether or not the caller still connects.
+   */
+  connectTurn(connect: () => void): void {
+    if (this.#connecting < MAX_CONNECTS_IN_FLIGHT) {
+      this.#connecting++;
+      connect();
+    } else {
+      this.#connectTurns.push(connect);
+    }
+  }
+
+  /** A connect that had its turn is over (connected and handshaken, failed, or not needed after all). */
+  connectEnded(): void {
+    this.#connecting--;
+    if (this.#connectHead === this.#connectTurns.length) return;
+    const next = this.#connectTurns[this.#connectHead] as () => void;
+    this.#connectTurns[this.#connectHead++] = NO_TURN;
+    if (this.#connectHead === this.#connectTurns.length) {
+      this.#connectTurns.length = 0;
+      this.#connectHead = 0;
+    }
+    this.#connecting++;
+    next();
+  }
+
+  /** Connects under way (tests). */
+  get connectsInFlight(): number {
+    return this.#connecting;
   }
 
   /** The GRAB this server understands: GRAB_JOB_UNIQ until it answered one with ERROR. */

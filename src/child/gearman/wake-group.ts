@@ -49,6 +49,8 @@ export class WakeGroup {
   readonly #parked: WakeMember[] = [];
   /** How many times a parked connection was unparked or promoted (tests read it). */
   #wakes = 0;
+  /** The member being unparked or promoted right now: already off the list, so its leave() need not look for it. */
+  #waking: WakeMember | null = null;
 
   /** NO_JOB on `member`: true → it sends PRE_SLEEP and sleeps; false → it parks. */
   admit(member: WakeMember): boolean {
@@ -70,6 +72,8 @@ export class WakeGroup {
       if (!listening) this.#promote();
       return;
     }
+    // A search of thousands of parked connections otherwise, for one the group took off the list itself.
+    if (member === this.#waking) return;
     const index = this.#parked.lastIndexOf(member);
     if (index !== -1) this.#parked.splice(index, 1);
   }
@@ -107,7 +111,7 @@ export class WakeGroup {
     const member = this.#takeGrabCapable();
     if (member === null) return this.#unparkAll();
     this.#wakes++;
-    member.unpark();
+    this.#wake(member, () => member.unpark());
   }
 
   /** Makes a parked connection whose slot can grab the sleeper (PRE_SLEEP); see #wakeOne for the fallback. */
@@ -116,7 +120,17 @@ export class WakeGroup {
     if (member === null) return this.#unparkAll();
     this.#wakes++;
     // Set only after sleep(): its transition out of PARKED reports a leave() that must not find it.
-    if (member.sleep()) this.#sleeper = member;
+    if (this.#wake(member, () => member.sleep())) this.#sleeper = member;
+  }
+
+  /** Runs `change` (an unpark or a sleep) on a member already taken off the parked list. */
+  #wake<T>(member: WakeMember, change: () => T): T {
+    this.#waking = member;
+    try {
+      return change();
+    } finally {
+      this.#waking = null;
+    }
   }
 
   /** The most recently parked connection whose slot can grab now, taken off the list; null if none. */
@@ -135,6 +149,6 @@ export class WakeGroup {
   #unparkAll(): void {
     const all = this.#parked.splice(0, this.#parked.length);
     this.#wakes += all.length;
-    for (const member of all) member.unpark();
+    for (const member of all) this.#wake(member, () => member.unpark());
   }
 }

@@ -36,7 +36,8 @@ function plainSuccessResult(body: Buffer): Buffer | null {
   const end = body.length - 2;
   const start = SUCCESS_HEAD.length;
   if (end < start || body[end] !== QUOTE || body[end + 1] !== CLOSE_BRACE) return null;
-  if (body.compare(SUCCESS_HEAD, 0, start, 0, start) !== 0) return null;
+  // Byte by byte: Buffer#compare with ranges allocates two views per call.
+  for (let i = 0; i < start; i++) if (body[i] !== SUCCESS_HEAD[i]) return null;
   for (let i = start; i < end; i++) {
     const byte = body[i] as number;
     if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) return null;

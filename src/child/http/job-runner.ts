@@ -60,6 +60,7 @@ export interface JobRunnerOptions {
 const STALL_MIN_MS = 35;
 const STALL_MAX_MS = 60;
 const STALLS_TO_REPORT = 8;
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
  * `CODE: message (cause)`, and for a TLS failure of an https endpoint what to change: the code alone
@@ -220,7 +221,9 @@ export class JobRequest implements HttpResponseListener {
   #headersAt = 0;
   /** Retry-After of a 429/503, in milliseconds, else null. */
   #retryAfterMs: number | null = null;
-  #chunks: Buffer[] = [];
+  /** A 200's body: its first chunk, and the rest only when it came in several (most come in one). */
+  #firstChunk: Buffer | null = null;
+  #moreChunks: Buffer[] | null = null;
   #bytes = 0;
   /** Set when a 200 answer is application/x-ndjson: its lines are handled as they arrive. */
   #ndjson: NdjsonAnswer | null = null;
@@ -296,7 +299,9 @@ export class JobRequest implements HttpResponseListener {
       return;
     }
     // Bodies of non-200 answers are read (so the connection stays reusable) but not kept.
-    if (this.#status === 200) this.#chunks.push(chunk);
+    if (this.#status !== 200) return;
+    if (this.#firstChunk === null) this.#firstChunk = chunk;
+    else (this.#moreChunks ??= [this.#firstChunk]).push(chunk);
   }
 
   #progress(update: ProgressUpdate): void {
@@ -321,8 +326,7 @@ export class JobRequest implements HttpResponseListener {
       return;
     }
     this.#runner.noteBodyGap(performance.now() - this.#headersAt);
-    const chunks = this.#chunks;
-    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#bytes);
+    const body = this.#moreChunks !== null ? Buffer.concat(this.#moreChunks, this.#bytes) : (this.#firstChunk ?? EMPTY_BODY);
     this.#settle(interpretBody(body));
   }
 
@@ -350,7 +354,8 @@ export class JobRequest implements HttpResponseListener {
   #settle(outcome: JobOutcome): void {
     if (this.#done) return;
     this.#done = true;
-    this.#chunks = [];
+    this.#firstChunk = null;
+    this.#moreChunks = null;
     this.#ndjson = null;
     this.#runner.settled();
     this.#listener.onJobOutcome(outcome);
