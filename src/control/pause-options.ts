@@ -6,6 +6,7 @@
  * with the service's environment needs neither.
  */
 import { secondsProblem, secondsToMs } from '../config/seconds.js';
+import { readOptionValue } from '../config/subcommand-argv.js';
 import { OptionsError } from '../errors.js';
 
 export const ControlCommand = {
@@ -80,16 +81,8 @@ export function parseControlCommandLine(command: ControlCommand, argv: readonly 
     const equals = arg.indexOf('=');
     const name = arg.slice(2, equals === -1 ? undefined : equals);
     if (!ALL_OPTIONS.includes(name)) throw new OptionsError(`--${name}: unknown option (${command} takes ${ALL_OPTIONS.map((o) => `--${o}`).join(', ')})`);
-    let value: string;
-    if (equals !== -1) {
-      value = arg.slice(equals + 1);
-    } else {
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith('--')) throw new OptionsError(`--${name}: expected a value`);
-      value = next;
-      i++;
-    }
-    if (value === '') throw new OptionsError(`--${name}: expected a value`);
+    const { value, last } = readOptionValue(argv, i, name, equals);
+    i = last;
     if (values.has(name)) throw new OptionsError(`--${name}: given twice`);
     values.set(name, value);
   }

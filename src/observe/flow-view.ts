@@ -27,21 +27,11 @@ export function flowGaugeLines(pool: string, flow: FlowStatus | null): string[] 
   return out;
 }
 
-/** /status: a pool's limits (`flow.limits`); null while no child of the pool reports them. */
-export interface StatusLimits {
-  /** "fixed" or "adaptive". */
-  concurrency: string;
-  /** Slots that may hold a job by the concurrency setting (worker_count when fixed). */
-  concurrencyLimit: number;
-  /** Adaptive: the no-load latency the limit is judged against, ms (null before it is measured). */
-  baselineMs: number | null;
-  /** rate_limit.per_second and burst, and the whole tokens in the bucket now; all null without a rate limit. */
-  ratePerSecond: number | null;
-  burst: number | null;
-  tokens: number | null;
-  /** Slots refused a permit (breaker, concurrency limit or rate), waiting to be admitted. */
-  waitingSlots: number;
-}
+/**
+ * /status: a pool's limits (`flow.limits`): the child's flow status without the pause, which /status
+ * shows beside them; null while no child of the pool reports them.
+ */
+export type StatusLimits = Omit<FlowStatus, 'paused' | 'pausedFunctions'>;
 
 export function statusLimits(flow: FlowStatus | null): StatusLimits | null {
   if (flow === null) return null;

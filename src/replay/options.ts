@@ -6,6 +6,7 @@
 import { SubmitKind } from '../codec/index.js';
 import { parseServerAddress } from '../config/jobs-config.js';
 import { secondsProblem, secondsToMs } from '../config/seconds.js';
+import { readOptionValue } from '../config/subcommand-argv.js';
 import type { ServerAddress } from '../config/types.js';
 import { OptionsError } from '../errors.js';
 
@@ -133,16 +134,8 @@ export function parseReplayCommandLine(argv: readonly string[]): ReplayCommand {
       dryRun = true;
       continue;
     }
-    let value: string;
-    if (equals !== -1) {
-      value = arg.slice(equals + 1);
-    } else {
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith('--')) throw new OptionsError(`--${name}: expected a value`);
-      value = next;
-      i++;
-    }
-    if (value === '') throw new OptionsError(`--${name}: expected a value`);
+    const { value, last } = readOptionValue(argv, i, name, equals);
+    i = last;
     if (name === 'function') {
       if (value.includes('\0')) throw new OptionsError('--function: expected a function name without NUL bytes');
       if (!functions.includes(value)) functions.push(value);
