@@ -88,6 +88,7 @@ test('WorkerPool.setPause should wait until a paused function\'s CANT_DO, held b
   fake.hook = null;
   grab.send(buildPacket('RES', T.NO_JOB, []));
   assert.deepEqual(await paused, { running: {}, settled: true });
-  const cantDo = grab.packets.find((packet) => packet.type === T.CANT_DO);
-  assert.equal(cantDo?.data.toString(), 'Resize');
+  // Written before the pause settled; the fake reads it a moment later (reading at once failed 1 run in 3).
+  const cantDo = await waitFor(() => grab.packets.find((packet) => packet.type === T.CANT_DO), { timeoutMs: 2000, message: 'the CANT_DO at the fake' });
+  assert.equal(cantDo.data.toString(), 'Resize');
 });
