@@ -67,6 +67,8 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
   /** The connection, and its socket (epoch), that assigned the held job. */
   #jobConnection: GearmanConnection | null = null;
   #jobEpoch = 0;
+  /** The held job's socket is up (it is RUNNING there): that connection needs no liveness tick. */
+  #jobLive = false;
   /** Holds one of the gate's permits: from a grab until NO_JOB or the job's end. */
   #permit = false;
   /** A job came with the permit: its rate token is spent (a permit given back unused returns it). */
@@ -169,8 +171,10 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
     };
   }
 
+  /** The job's connection is not ticked: its quiet starts when the job ends (connection-liveness.ts, jobEnded; why: docs/performance.md). */
   tick(now: number): void {
-    for (const connection of this.#connections) connection.tick(now);
+    const running = this.#jobLive ? this.#jobConnection : null;
+    for (const connection of this.#connections) if (connection !== running) connection.tick(now);
   }
 
   /**
@@ -218,6 +222,7 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
       this.#grabbing = null;
       this.#releasePermit();
     }
+    if (this.#jobConnection === connection) this.#jobLive = false;
     if (this.#job !== null && this.#jobConnection === connection) this.#job.connectionLost();
     this.#schedule();
   }
@@ -338,6 +343,7 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
     this.#rotation.served(connection);
     this.#jobConnection = connection;
     this.#jobEpoch = epoch;
+    this.#jobLive = true;
   }
 
   /**
@@ -378,6 +384,7 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
 
   #afterJob(): void {
     this.#jobConnection = null;
+    this.#jobLive = false;
     if (!this.#grabbing) this.#releasePermit();
     this.#grace.cancel();
     if (this.#stopping) this.#closeAll();

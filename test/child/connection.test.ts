@@ -197,7 +197,9 @@ test('GearmanConnection should not probe the connection that holds a running job
   // Five loop_timeouts of a quiet socket: the old watch probed it with ECHO_REQ four times over.
   assert.deepEqual(first.packets.filter((p) => p.type === T.ECHO_REQ && p.at > startedAt && p.at < endedAt), [], 'no probe while the job ran');
   // Idle again, the connection is watched as before: a re-grab or an ECHO_REQ within a loop and a tick or two.
-  await waitFor(() => first.packets.some((p) => (p.type === T.ECHO_REQ || p.type === T.GRAB_JOB_UNIQ) && p.at > endedAt + 50) || undefined, { timeoutMs: 4 * loop, message: 'a probe after the job' });
+  const probe = await waitFor(() => first.packets.find((p) => (p.type === T.ECHO_REQ || p.type === T.GRAB_JOB_UNIQ) && p.at > endedAt + 50), { timeoutMs: 4 * loop, message: 'a probe after the job' });
+  // The slot did not tick the connection during the job: its quiet starts when the job ended, not earlier.
+  assert.ok(probe.at >= endedAt + loop - 50, `probed ${probe.at - endedAt} ms after the job ended, within loop_timeout ${loop}`);
   assert.equal(r.fake.connections.length, 1, 'the connection stayed up');
 });
 

@@ -135,7 +135,10 @@ export class CircuitBreaker {
 
   /** The endpoint answered (success, or a failure it meant): it is reachable. */
   reachable(): void {
-    this.#failedJobs.clear();
+    // Called for every answered job: clear() on an empty Set still allocates a new table and links the
+    // old one to it, the chain HeldJobs (delivered-job.ts) describes; 5,000,000 clears of an empty Set
+    // took 573 scavenges and 33 ns each, guarded none and 2 ns.
+    if (this.#failedJobs.size > 0) this.#failedJobs.clear();
     this.#askedMs = 0;
     if (this.#state === BreakerState.HALF_OPEN || this.#state === BreakerState.OPEN) {
       this.#close('the endpoint answered');

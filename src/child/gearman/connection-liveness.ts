@@ -114,6 +114,17 @@ export class ConnectionLiveness {
     this.#grabAbandoned = false;
   }
 
+  /**
+   * The connection stopped holding a job (it leaves RUNNING): its quiet starts now. A connection that
+   * holds a job is not ticked (its slot skips it, slot.ts tick), so this does what the ticks would
+   * have done during the job: nothing it received while running counts as a later sign of life.
+   */
+  jobEnded(now: number): void {
+    this.#rxSeen = false;
+    this.#lastRxAt = now;
+    this.#probeAt = 0;
+  }
+
   /** An ECHO_REQ is being written; `grabbing`: a GRAB is outstanding ahead of it. */
   echoSent(grabbing: boolean): void {
     if (grabbing) this.#echoBehindGrab = true;
@@ -145,7 +156,8 @@ export class ConnectionLiveness {
         this.#events.grabAbandoned();
       }
     }
-    // Holding a job, the connection is quiet by design: its quiet starts when the job ends.
+    // Holding a job, the connection is quiet by design: its quiet starts when the job ends (jobEnded;
+    // its slot does not tick it meanwhile, but a caller that does gets the same).
     if (this.#rxSeen || state === S.RUNNING) {
       this.#rxSeen = false;
       this.#lastRxAt = now;

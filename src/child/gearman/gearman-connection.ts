@@ -266,6 +266,7 @@ export class GearmanConnection implements WakeMember {
   }
 
   #moved(previous: ConnectionState, next: ConnectionState): void {
+    if (previous === S.RUNNING) this.#liveness.jobEnded(Date.now());
     // Leaving the group's view. A NOOP (sleeping → ready) reports after the slot had its chance to
     // grab (see #onPacket), because whether the group must wake a stand-in depends on that.
     if ((previous === S.SLEEPING && next !== S.READY) || previous === S.PARKED) {
