@@ -1,7 +1,7 @@
 /**
  * One floor process of the many-pools benchmark (forked with an IPC channel, as a pool child is):
  * - `bare`: nothing loaded; what any Node process costs.
- * - `pool URL CONNECTIONS`: the pool child's HTTP adapter (src/child/http/http-client.ts: undici's Pool
+ * - `pool URL CONNECTIONS`: the pool child's HTTP adapter (src/child/http/http-client.ts: undici's Client
  *   and nothing else of undici) loaded, its parser's compiler chosen as a child of CONNECTIONS slots
  *   has it, and one pool of CONNECTIONS to URL's origin built; on a `work` message it POSTs `jobs` small JSON bodies to URL
  *   through it (CONNECTIONS at a time), then answers `worked`. On `gc` (with --expose-gc) one full collection, then `collected`.

@@ -1,6 +1,6 @@
 /**
  * The floors of the many-pools benchmark, measured in the same run: what one Node process costs
- * (`bare`), and one that loaded and built undici's Pool as a pool child does, idle, after the same
+ * (`bare`), and one that loaded and built the child's HTTP adapter (a pool of undici Clients) as a pool child does, idle, after the same
  * few POSTs a pool runs, after the quiet period, and after one full GC (floor-process.ts). A daemon of
  * P pools cannot hold less than P of the pool floor (plus a master): the target is read against it.
  */

@@ -147,7 +147,7 @@ async function main(): Promise<void> {
 
   let floors: Floors | undefined;
   if (options.floors) {
-    progress('floors: a bare Node process, and one with undici Pool loaded (idle, after work, quiet, GC)');
+    progress("floors: a bare Node process, and one with the pool child's HTTP adapter loaded (idle, after work, quiet, GC)");
     floors = await measureFloors({ dir: join(tmp, 'floors'), slots: options.slots, jobs: options.jobsPerPool, idleS: options.idleS, quietS: options.quietS });
   }
   const runs: PoolsRun[] = [];

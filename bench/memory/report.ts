@@ -40,7 +40,7 @@ function floorLines(floors: Floors, options: Options): string[] {
   const designAfterGc = floors.bare.ussKiB + p * floors.poolAfterGc.ussKiB;
   return [
     `Floors (one process each; ${[...floors.execArgv, ...Object.entries(floors.env).map(([k, v]) => `${k}=${v}`)].join(' ')}), USS (PSS / RSS) MiB:`,
-    `    bare Node ${three(floors.bare)}; undici Pool idle ${three(floors.poolIdle)}, after ${options.jobsPerPool} POSTs ${three(floors.poolAfterWork)}, ${options.quietS} s later ${three(floors.poolAfterQuiet)}; after ${options.jobsPerPool} POSTs and one full GC ${three(floors.poolAfterGc)}`,
+    `    bare Node ${three(floors.bare)}; HTTP adapter idle ${three(floors.poolIdle)}, after ${options.jobsPerPool} POSTs ${three(floors.poolAfterWork)}, ${options.quietS} s later ${three(floors.poolAfterQuiet)}; after ${options.jobsPerPool} POSTs and one full GC ${three(floors.poolAfterGc)}`,
     `    a master (bare) + ${p} × the Pool process: idle ${mib(floors.bare.ussKiB + p * floors.poolIdle.ussKiB)}, after work ${mib(designAfterWork)}, after work and GC ${mib(designAfterGc)} MiB USS`,
   ];
 }

@@ -18,41 +18,19 @@
  * The job is answered on the connection (and the very socket) that assigned it; if that socket died
  * meanwhile gearmand has re-queued the job and the outcome is dropped.
  */
-import type { ServerAddress } from '../config/types.js';
 import { ShuttingDownError } from '../errors.js';
 import type { SlotStatus } from '../ipc/messages.js';
 import type { Logger } from '../log/logger.js';
 import type { AdmissionGate, GateWaiter } from './admission-gate.js';
-import { JobPhase } from './delivery/delivered-job.js';
 import type { DeliveredJob, JobHolder } from './delivery/delivered-job.js';
 import type { Delivery } from './delivery/delivery.js';
 import { ConnectionState, GearmanConnection } from './gearman/gearman-connection.js';
 import type { ConnectionOwner } from './gearman/connection-owner.js';
-import type { ServerState, SuspectWaiter } from './gearman/server-state.js';
-import type { WakeGroup } from './gearman/wake-group.js';
+import type { SuspectWaiter } from './gearman/server-state.js';
 import { GrabRotation } from './grab-rotation.js';
 import { GraceTimer } from './grace-timer.js';
+import type { SlotOptions } from './slot-options.js';
 import type { AnswerOutcome, Job, ProgressUpdate } from './job.js';
-
-export interface SlotOptions {
-  id: string;
-  servers: readonly ServerAddress[];
-  /** One per server, same order, shared by the slots of one generation (same functions). */
-  wakeGroups?: readonly WakeGroup[];
-  /** One per server, same order, shared by every slot of the pool (suspect servers, which GRAB they know). */
-  serverStates?: readonly ServerState[];
-  /** A late assignment found the slot busy and went back to gearmand (the pool counts jobs_returned). */
-  onJobReturned?: () => void;
-  functions: readonly string[];
-  loopTimeoutMs: number;
-  /** The pool's permits: a slot holds one from its grab until NO_JOB or the job's end. */
-  gate: AdmissionGate;
-  /** The pool's delivery: what happens to a job the slot holds. */
-  delivery: Delivery;
-  log: Logger;
-  /** max_workload_bytes: larger workloads fail unread (0 or absent: the codec's packet cap). */
-  maxWorkloadBytes?: number;
-}
 
 export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, GateWaiter, SuspectWaiter {
   readonly id: string;
@@ -150,22 +128,10 @@ export class Slot implements ConnectionOwner<GearmanConnection>, JobHolder, Gate
   }
 
   status(): SlotStatus {
-    const held = this.#job;
     return {
       id: this.id,
       stopping: this.#stopping,
-      job:
-        held === null
-          ? null
-          : {
-              handle: held.job.handleText,
-              unique: held.job.uniqueText,
-              functionName: held.job.functionName,
-              server: held.job.server,
-              startedAt: held.startedAt,
-              attempt: held.attempt,
-              waitingToRetry: held.phase === JobPhase.WAITING,
-            },
+      job: this.#job?.status() ?? null,
       connectedServers: this.connectedServers,
       connections: this.#connections.map((c) => ({ server: c.server.label, state: c.state, connected: c.connected })),
     };

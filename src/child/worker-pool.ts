@@ -15,20 +15,19 @@
  */
 import { InternalError } from '../errors.js';
 import type { ChildStatus, SlotStatus } from '../ipc/messages.js';
-import { PoolChange, poolChanges, sameServers } from '../config/pool-changes.js';
+import { PoolChange } from '../config/pool-changes.js';
 import { noPause, validateSettings } from '../ipc/settings.js';
 import type { ChildSettings, PauseState } from '../ipc/settings.js';
 import type { Logger } from '../log/logger.js';
 import { queryStatus } from '../admin-query.js';
 import { AdmissionGate } from './admission-gate.js';
-import type { FlowSettings } from './admission-gate.js';
 import { CircuitBreaker } from './delivery/circuit-breaker.js';
 import { Delivery } from './delivery/delivery.js';
 import { FunctionBreakers } from './delivery/function-breakers.js';
-import type { DeliverySettings } from './delivery/delivery.js';
 import { checkHealth } from './delivery/health-check.js';
 import { JobRunner } from './http/job-runner.js';
 import { PoolPause, runningByFunction, whenQuiet } from './pool-pause.js';
+import { changesBetween, deliverySettings, flowSettings, slotNumber } from './pool-settings.js';
 import { PoolStats } from './pool-stats.js';
 import { Slot } from './slot.js';
 import { SlotGenerations } from './slot-generations.js';
@@ -52,21 +51,6 @@ export const PoolState = {
   STOPPED: 'stopped',
 } as const;
 export type PoolState = (typeof PoolState)[keyof typeof PoolState];
-
-/** What a reconfigure needs, from the one table of pool-changes.ts plus the child's own settings. */
-function changesBetween(a: ChildSettings, b: ChildSettings): Set<PoolChange> {
-  const changes = poolChanges(a.pool, b.pool);
-  if (a.loopTimeoutMs !== b.loopTimeoutMs || !sameServers(a.servers, b.servers)) changes.add(PoolChange.SLOTS);
-  return changes;
-}
-
-function flowSettings(settings: ChildSettings): FlowSettings {
-  return { rateLimit: settings.pool.rateLimit, concurrency: settings.pool.concurrency, workerCount: settings.pool.workerCount };
-}
-
-function deliverySettings(settings: ChildSettings): DeliverySettings {
-  return { poolName: settings.pool.name, policy: settings.pool.delivery, traceParentField: settings.pool.traceParentField };
-}
 
 export class WorkerPool {
   readonly #log: Logger;
@@ -402,6 +386,3 @@ export class WorkerPool {
   }
 }
 
-function slotNumber(id: string): number {
-  return Number(id.slice(id.lastIndexOf('-') + 1));
-}

@@ -3,6 +3,7 @@
  * the timer before the next. The decisions are the Delivery's (delivery.ts); this object carries the
  * state between them and is the runner's listener for the current attempt.
  */
+import type { SlotStatus } from '../../ipc/messages.js';
 import type { Logger } from '../../log/logger.js';
 import type { JobListener, JobRequest } from '../http/job-runner.js';
 import type { AnswerOutcome, AttemptInfo, Job, JobOutcome, ProgressUpdate } from '../job.js';
@@ -94,6 +95,19 @@ export class DeliveredJob implements JobListener, AttemptInfo {
   /** Still held: not answered, handed back or lost. */
   get current(): boolean {
     return this.phase !== JobPhase.ENDED;
+  }
+
+  /** The job as `threads`, /status and the page show it. */
+  status(): NonNullable<SlotStatus['job']> {
+    return {
+      handle: this.job.handleText,
+      unique: this.job.uniqueText,
+      functionName: this.job.functionName,
+      server: this.job.server,
+      startedAt: this.startedAt,
+      attempt: this.attempt,
+      waitingToRetry: this.phase === JobPhase.WAITING,
+    };
   }
 
   /** performance.now() by which the endpoint must have answered the current attempt. */

@@ -23,6 +23,7 @@ import type { FailVerdict } from './attempt-ledger.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { DeadLetterSink } from './dead-letter-sink.js';
 import { DeadlineWatch } from './deadline-watch.js';
+import { logJobOutcome } from './job-log.js';
 import { DeliveredJob, HeldJobs, JobPhase } from './delivered-job.js';
 import type { DeliveryDecisions, JobHolder } from './delivered-job.js';
 import type { FunctionBreakers } from './function-breakers.js';
@@ -348,14 +349,14 @@ export class Delivery implements DeliveryDecisions {
     if (final.kind === 'requeue') {
       // Allowed by #conclude: the job goes back to gearmand with the socket that holds it.
       this.#stats.record(final, job.functionName, durationMs, httpStatus, delivered.httpCounted);
-      this.#logJob(delivered, final, durationMs, 'requeued');
+      logJobOutcome(delivered, final, durationMs, 'requeued');
       delivered.holder.release(delivered, 'endpoint answered gearman_ret 14: dropping the connection so gearmand re-queues the job');
       return;
     }
     this.#ledger.settle(job.server, job.handleText);
     this.#stats.record(final, job.functionName, durationMs, httpStatus, delivered.httpCounted);
     const sent = delivered.holder.answer(delivered, final);
-    this.#logJob(delivered, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
+    logJobOutcome(delivered, final, durationMs, sent ? undefined : 'connection to gearmand lost; gearmand re-queues the job');
   }
 
   /**
@@ -388,21 +389,5 @@ export class Delivery implements DeliveryDecisions {
   #jobTrace(job: Job): JobTrace {
     const field = this.#settings.traceParentField;
     return (field === null ? null : traceFromWorkload(job.workload, field)) ?? newJobTrace();
-  }
-
-  #logJob(delivered: DeliveredJob, outcome: JobOutcome, durationMs: number, note: string | undefined): void {
-    const log = delivered.log;
-    if (outcome.kind !== 'fail' && !log.debug()) return;
-    // Built only when a line will be written: at info level a completed job costs no object.
-    const fields = {
-      function: delivered.job.functionName,
-      handle: delivered.job.handleText,
-      unique: delivered.job.uniqueText,
-      server: delivered.job.server,
-      trace_id: delivered.trace.traceId,
-      durationMs: Math.round(durationMs * 100) / 100,
-    };
-    if (outcome.kind === 'fail') log.warn({ ...fields, cause: outcome.cause, reason: outcome.reason, note }, 'job failed');
-    else log.debug({ ...fields, outcome: outcome.kind, resultBytes: outcome.kind === 'complete' ? outcome.result.length : undefined, note }, 'job done');
   }
 }

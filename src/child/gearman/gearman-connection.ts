@@ -47,11 +47,8 @@ export interface GearmanConnectionOptions {
   wakeGroup?: WakeGroup;
   /** What the pool knows about this server (suspect, which GRAB); without one the connection keeps its own. */
   serverState?: ServerState;
-  /**
-   * max_workload_bytes: a bigger workload is never buffered (onOversizedJob). 0 or absent: the codec's
-   * packet cap (DEFAULT_MAX_PACKET_SIZE) is the limit, so a job too big for it fails the same way
-   * instead of resetting the connection (which would make gearmand re-assign it, forever).
-   */
+  /** max_workload_bytes: a bigger workload is never buffered (onOversizedJob); 0 or absent: the codec's packet cap,
+   * so a job too big for it fails the same way instead of resetting the connection (gearmand would re-assign it, forever). */
   maxWorkloadBytes?: number;
 }
 
