@@ -8,7 +8,7 @@ import { GearmanClient, makeJobs, queueBackground, type BenchJob } from './gearm
 import { livePids } from './live-pids.js';
 import type { Options } from './options.js';
 import { cpuDeltaUs, machineBusyUs, nowMs, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
-import type { CeilingResult, CpuShare, LatencyResult, ThroughputResult } from './results.js';
+import { orNull, type CeilingResult, type CpuShare, type LatencyResult, type ThroughputResult } from './results.js';
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -46,6 +46,23 @@ export interface Snapshot {
   endpoint: TreeSample | undefined;
   harnessUs: number;
   machineUs: number;
+}
+
+/** CPU (total and kernel) per job and memory of each process of the workers' tree over a run of `n` jobs; PSS when `pss`. */
+export function perProcessFigures(before: Snapshot, after: Snapshot, n: number, pss: boolean): NonNullable<ThroughputResult['perProcess']> {
+  const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
+  return after.workers.processes.map((p) => ({
+    pid: p.pid,
+    name: p.name,
+    cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
+    sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
+    rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
+    rssAfterKiB: p.rssKiB,
+    rssAnonAfterKiB: p.rssAnonKiB,
+    rssFileAfterKiB: p.rssFileKiB,
+    pssBeforeKiB: pss ? orNull(start.get(p.pid)?.pssKiB ?? NaN) : null,
+    pssAfterKiB: pss ? orNull(p.pssKiB) : null,
+  }));
 }
 
 export function snapshot(groups: Groups): Snapshot {
@@ -298,19 +315,7 @@ export async function echoQueueRun(echo: EchoWorkers, groups: Groups, options: O
   const done = await withDeadline(echo.done(), options.drainTimeoutS * 1000, what);
   const after = snapshot(groups);
   const result = throughputFrom('queue', n, done.firstMs, done.lastMs, before, after);
-  // The kernel's share (stime) beside the total, as for the daemon's processes.
-  const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
-  result.perProcess = after.workers.processes.map((p) => ({
-    pid: p.pid,
-    name: p.name,
-    cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
-    sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
-    rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
-    rssAfterKiB: p.rssKiB,
-    rssAnonAfterKiB: p.rssAnonKiB,
-    rssFileAfterKiB: p.rssFileKiB,
-    pssBeforeKiB: null,
-    pssAfterKiB: null,
-  }));
+  // The kernel's share (stime) beside the total, as for the daemon's processes; the floor's PSS is not read.
+  result.perProcess = perProcessFigures(before, after, n, false);
   return result;
 }

@@ -12,7 +12,7 @@ import { REPO_ROOT, startDaemon, sumCounters, waitRegistered, type Daemon, type 
 import { startEndpoint, type Endpoint } from './endpoint.js';
 import { makeJobs, queueBackground } from './gearman-client.js';
 import { livePids } from './live-pids.js';
-import { delay, echoQueueRun, errorText, measureLatency, queueEmpty, snapshot, throughputFrom, withDeadline, type Groups, type Snapshot } from './measure.js';
+import { delay, echoQueueRun, errorText, measureLatency, perProcessFigures, queueEmpty, snapshot, throughputFrom, withDeadline, type Groups, type Snapshot } from './measure.js';
 import { compareKind, jobsFor, type Options, type ScenarioSpec } from './options.js';
 import { loadAverage, openFds, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
 import { summariseProfileDir } from './profile.js';
@@ -371,19 +371,7 @@ async function throughputRun(
   result.pssAfterKiB = orNull(after.workers.pssKiB);
   result.aloneBeforeKiB = mode === 'cold' ? undefined : orNull(before.workers.uniqueKiB);
   result.aloneAfterKiB = orNull(after.workers.uniqueKiB);
-  const start = new Map(before.workers.processes.map((p) => [p.pid, p]));
-  result.perProcess = after.workers.processes.map((p) => ({
-    pid: p.pid,
-    name: p.name,
-    cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
-    sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
-    rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
-    rssAfterKiB: p.rssKiB,
-    rssAnonAfterKiB: p.rssAnonKiB,
-    rssFileAfterKiB: p.rssFileKiB,
-    pssBeforeKiB: orNull(start.get(p.pid)?.pssKiB ?? NaN),
-    pssAfterKiB: orNull(p.pssKiB),
-  }));
+  result.perProcess = perProcessFigures(before, after, n, true);
   result.httpConnections = new Set(lines.map((l) => l.connection)).size;
 
   const integrity: Integrity = { answered: lines.length, non200: lines.filter((l) => l.status !== 200).length, queueEmpty: empty, ok: true, problems: [] };
