@@ -2,7 +2,7 @@
  * Issue #7 end to end: the real CLI with --exporter_addr, a real gearmand and a real endpoint.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -13,6 +13,7 @@ import { startGearmand } from '../helpers/gearmand.js';
 import type { Gearmand } from '../helpers/gearmand.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import type { Endpoint, EndpointAnswer, JsonJob } from '../helpers/http-endpoint.js';
+import { CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM } from '../helpers/status-page-browser.js';
 import { waitFor } from '../helpers/wait-for.js';
 import net from 'node:net';
 import { parseThreads, spawnDaemon, startServing, statusExchange } from './daemon.js';
@@ -22,7 +23,6 @@ import type { Daemon } from './daemon.js';
 import type { PoolSpec } from '../helpers/jobs-file.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 
 interface Rig {
   gearmand: Gearmand;
@@ -276,7 +276,7 @@ test('driveshaft should exit 2 with one line naming --exporter_addr when its por
 
 test(
   'GET / should show the pools and a running job in headless Chromium',
-  { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' },
+  NEEDS_CHROMIUM,
   async (t) => {
     const { chromium } = await import('playwright-core');
     const r = await rig(t, (endpoint) => ({
@@ -294,7 +294,7 @@ test(
 
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [...CHROMIUM_ARGS, '--disable-quic'],
     });
     t.after(() => browser.close());
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -3,16 +3,12 @@
  * snapshot (no daemon: the page is a function of /status).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import type { FlowStatus, GateFlowStatus } from '../../src/ipc/messages.js';
-import { Exporter } from '../../src/observe/exporter.js';
 import type { ChildObservation } from '../../src/observe/observation.js';
-import { memoryLogger } from '../helpers/memory-logger.js';
+import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
 import { observationOf, pool } from '../master/support.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 function child(name: string, pid: number, limits: GateFlowStatus): ChildObservation {
   const flow: FlowStatus = { paused: false, pausedFunctions: [], ...limits };
@@ -28,7 +24,7 @@ function child(name: string, pid: number, limits: GateFlowStatus): ChildObservat
   };
 }
 
-test('the status page should show a pool\'s concurrency limit and rate limit, and nothing for a pool without them', { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' }, async (t) => {
+test('the status page should show a pool\'s concurrency limit and rate limit, and nothing for a pool without them', NEEDS_CHROMIUM, async (t) => {
   const now = Date.now();
   const observation = observationOf({
     takenAt: now,
@@ -41,17 +37,7 @@ test('the status page should show a pool\'s concurrency limit and rate limit, an
       child('Plain', 12, { concurrency: 'fixed', concurrencyLimit: 4, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0 }),
     ],
   });
-  const { logger } = memoryLogger();
-  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger, source: { observe: () => Promise.resolve(observation), gearmandScrapes: () => [] } });
-  t.after(() => exporter.close());
-  const { port } = await exporter.listen();
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  await page.goto(`http://127.0.0.1:${port}/`);
+  const { page, problems } = await openStatusPage(t, observation);
   const shaped = page.locator('section[data-pool="Shaped"] .limits');
   await shaped.waitFor({ timeout: 10_000 });
   assert.equal(await shaped.innerText(), 'adaptive concurrency: 19 / 200 slots (baseline 101.3 ms) · rate 50/s, burst 5, 2 tokens · 181 waiting');

@@ -3,16 +3,12 @@
  * Exporter fed with a snapshot (no daemon: the page is a function of /status).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
-import { Exporter } from '../../src/observe/exporter.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
-import { memoryLogger } from '../helpers/memory-logger.js';
+import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
 import { observationOf, pool } from '../master/support.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 function child(name: string, pid: number): ChildObservation {
   const status = { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters() };
@@ -36,20 +32,8 @@ function observation(): Observation {
   });
 }
 
-test('the status page should badge a paused pool and a pool with paused functions, and say since when and by whom', { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' }, async (t) => {
-  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger: memoryLogger().logger, source: { observe: () => Promise.resolve(observation()), gearmandScrapes: () => [] } });
-  t.after(() => exporter.close());
-  const { port } = await exporter.listen();
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-  });
-  await page.goto(`http://127.0.0.1:${port}/`);
+test('the status page should badge a paused pool and a pool with paused functions, and say since when and by whom', NEEDS_CHROMIUM, async (t) => {
+  const { page, problems } = await openStatusPage(t, observation());
   const held = page.locator('section[data-pool="Held"]');
   await held.locator('.badge.operator-paused').waitFor({ timeout: 10_000 });
   assert.equal(await held.locator('.badge.operator-paused').innerText(), 'paused');

@@ -3,17 +3,13 @@
  * snapshot (no daemon: the page is a function of /status).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import type { DeliveryStatus } from '../../src/ipc/messages.js';
-import { Exporter } from '../../src/observe/exporter.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
 import { pool, server } from '../master/support.js';
-import { memoryLogger } from '../helpers/memory-logger.js';
-
-const CHROMIUM = '/usr/bin/chromium';
+import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
 
 function child(name: string, pid: number, delivery: DeliveryStatus | undefined): ChildObservation {
   return {
@@ -76,21 +72,8 @@ function observation(): Observation {
   };
 }
 
-test('the status page should show each pool\'s breaker state, its reason and the delivery counts', { skip: existsSync(CHROMIUM) ? false : 'chromium not installed' }, async (t) => {
-  const { logger } = memoryLogger();
-  const exporter = new Exporter({ host: '127.0.0.1', port: 0, logger, source: { observe: () => Promise.resolve(observation()), gearmandScrapes: () => [] } });
-  t.after(() => exporter.close());
-  const { port } = await exporter.listen();
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  t.after(() => browser.close());
-  const page = await browser.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-  });
-  await page.goto(`http://127.0.0.1:${port}/`);
+test('the status page should show each pool\'s breaker state, its reason and the delivery counts', NEEDS_CHROMIUM, async (t) => {
+  const { page, problems } = await openStatusPage(t, observation());
   const tripped = page.locator('section[data-pool="Tripped"]');
   await tripped.locator('.badge.breaker').waitFor({ timeout: 10_000 });
   assert.equal(await tripped.locator('.badge.breaker').innerText(), 'breaker open');
