@@ -230,15 +230,13 @@ export class GearmanLink {
     this.#serverState.connectTurn(this.#onConnectTurn);
   }
 
-  /** The server state gave this link a connect turn; closed meanwhile, it gives the turn back. */
-  readonly #onConnectTurn = (): void => {
+  /** The server state gave this link a connect turn; closed meanwhile, it declines it (false). */
+  readonly #onConnectTurn = (): boolean => {
     this.#connectTurnAsked = false;
-    if (this.#state !== S.BACKOFF || this.#socket !== null || this.#closePromise !== null) {
-      this.#serverState.connectEnded();
-      return;
-    }
+    if (this.#state !== S.BACKOFF || this.#socket !== null || this.#closePromise !== null) return false;
     this.#holdsConnectTurn = true;
     this.#connect();
+    return true;
   };
 
   #connect(): void {

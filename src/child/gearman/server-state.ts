@@ -36,7 +36,7 @@ export const MAX_CONNECTS_IN_FLIGHT = 64;
 /** Suspect marks this soon after the last warning are logged at debug: a flapping server is one line a minute. */
 const WARN_INTERVAL_MS = 60_000;
 
-const NO_TURN = (): void => undefined;
+const NO_TURN = (): boolean => false;
 
 export class ServerState {
   readonly label: string;
@@ -49,7 +49,7 @@ export class ServerState {
   #uniqueGrabs = true;
   /** Connects under way, and the ones waiting for a turn (first come first served). */
   #connecting = 0;
-  readonly #connectTurns: Array<() => void> = [];
+  readonly #connectTurns: Array<() => boolean> = [];
   #connectHead = 0;
 
   constructor(label: string, log: Logger) {
@@ -101,29 +101,34 @@ export class ServerState {
 
   /**
    * Runs `connect` now if fewer than MAX_CONNECTS_IN_FLIGHT connects are under way, else once one
-   * ends. Each turn given ends with exactly one connectEnded(), whether or not the caller still connects.
+   * ends. `connect` returns whether it took the turn; a turn taken ends with exactly one connectEnded().
    */
-  connectTurn(connect: () => void): void {
+  connectTurn(connect: () => boolean): void {
     if (this.#connecting < MAX_CONNECTS_IN_FLIGHT) {
       this.#connecting++;
-      connect();
+      if (!connect()) this.#connecting--;
     } else {
       this.#connectTurns.push(connect);
     }
   }
 
-  /** A connect that had its turn is over (connected and handshaken, failed, or not needed after all). */
+  /**
+   * A connect that had its turn is over (connected and handshaken, or failed): the next ones waiting
+   * get theirs. A loop, not a call per waiter from the last: thousands of links closed while they
+   * waited (a reload during an outage) decline their turns one after another without a deep stack.
+   */
   connectEnded(): void {
     this.#connecting--;
-    if (this.#connectHead === this.#connectTurns.length) return;
-    const next = this.#connectTurns[this.#connectHead] as () => void;
-    this.#connectTurns[this.#connectHead++] = NO_TURN;
-    if (this.#connectHead === this.#connectTurns.length) {
-      this.#connectTurns.length = 0;
-      this.#connectHead = 0;
+    while (this.#connecting < MAX_CONNECTS_IN_FLIGHT && this.#connectHead < this.#connectTurns.length) {
+      const next = this.#connectTurns[this.#connectHead] as () => boolean;
+      this.#connectTurns[this.#connectHead++] = NO_TURN;
+      if (this.#connectHead === this.#connectTurns.length) {
+        this.#connectTurns.length = 0;
+        this.#connectHead = 0;
+      }
+      this.#connecting++;
+      if (!next()) this.#connecting--;
     }
-    this.#connecting++;
-    next();
   }
 
   /** Connects under way (tests). */
