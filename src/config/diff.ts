@@ -8,6 +8,7 @@
  * changes as that table says (new slots, a new runner, or live).
  */
 import { PoolChange, poolChanges, sameServers } from './pool-changes.js';
+import { poolNamed } from './types.js';
 import type { JobsConfig } from './types.js';
 
 export interface ConfigDiff {
@@ -33,10 +34,10 @@ export function diffJobsConfig(previous: JobsConfig, next: JobsConfig): ConfigDi
   // Every slot connects to every server, so a server-list change touches every surviving pool.
   const serversChanged = !sameServers(previous.servers, next.servers);
   for (const name of Object.keys(previous.pools)) {
-    if (!Object.hasOwn(next.pools, name)) diff.removed.push(name);
+    if (poolNamed(next, name) === undefined) diff.removed.push(name);
   }
   for (const [name, pool] of Object.entries(next.pools)) {
-    const old = Object.hasOwn(previous.pools, name) ? previous.pools[name] : undefined;
+    const old = poolNamed(previous, name);
     if (old === undefined) diff.added.push(name);
     else {
       const changes = poolChanges(old, pool);

@@ -200,6 +200,14 @@ export interface JobsConfig {
   warnings?: string[];
 }
 
+/**
+ * The pool of that name, or undefined: a name from outside (a status port command, an old config) may
+ * be "toString" or "__proto__", which `pools` (a plain object) would answer from its prototype.
+ */
+export function poolNamed(config: Pick<JobsConfig, 'pools'>, name: string): PoolConfig | undefined {
+  return Object.hasOwn(config.pools, name) ? config.pools[name] : undefined;
+}
+
 /** Where a listener binds (--exporter_addr). */
 export interface ListenAddress {
   /** Host name or IP address, without brackets for IPv6. */

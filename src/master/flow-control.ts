@@ -10,6 +10,7 @@
  * itself lives in the PauseBook; the pool's supervisor hands it to the child now and to every later
  * child. Every command is one info log line naming the status port peer that sent it.
  */
+import { poolNamed } from '../config/types.js';
 import type { JobsConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { PauseState } from '../ipc/settings.js';
@@ -89,7 +90,7 @@ export class FlowControl {
     if (state === 'starting') return 'the daemon is starting';
     if (state === 'stopping' || state === 'stopped') return 'the daemon is stopping';
     const config = this.#host.config();
-    const poolConfig = Object.hasOwn(config.pools, pool) ? config.pools[pool] : undefined;
+    const poolConfig = poolNamed(config, pool);
     if (poolConfig === undefined) {
       if (this.#host.retiring(pool)) return `pool ${JSON.stringify(pool)} is not running (removed from the jobs config, stopping)`;
       return `unknown pool ${JSON.stringify(pool)} (pools: ${listed(Object.keys(config.pools))})`;
@@ -149,12 +150,12 @@ export class FlowControl {
     const { pool, functionName, supervisor } = target;
     const what = describe(target);
     const startedAt = Date.now();
-    const deadlineMs = (this.#host.config().pools[pool]?.maxRunningTimeMs ?? 0) + this.#host.loopTimeoutMs;
+    const deadlineMs = (poolNamed(this.#host.config(), pool)?.maxRunningTimeMs ?? 0) + this.#host.loopTimeoutMs;
     let running = await this.#running(supervisor, functionName);
     while (running !== 0) {
       const state = this.#host.state();
       if (state === 'stopping' || state === 'stopped') return `Error: the daemon is stopping; ${what} ${was}, ${running === null ? 'its jobs' : jobs(running)} still running`;
-      if (!Object.hasOwn(this.#host.config().pools, pool)) return `Error: ${what} was removed from the jobs config while draining`;
+      if (poolNamed(this.#host.config(), pool) === undefined) return `Error: ${what} was removed from the jobs config while draining`;
       if (this.#book.markOf(pool, functionName) === null) return `Error: ${what} was resumed while draining`;
       if (Date.now() - startedAt >= deadlineMs) {
         return `Error: ${what} ${was}, but ${running === null ? 'its child does not answer' : `${jobs(running)} still running`} after ${seconds(Date.now() - startedAt)} s`;

@@ -8,6 +8,7 @@
  * included) and the function. A reload that removes the pool or the function drops it (prune). A daemon
  * restart forgets it: the record lives in the master's memory only (see the docs for why).
  */
+import { poolNamed } from '../config/types.js';
 import type { JobsConfig } from '../config/types.js';
 import type { PauseState } from '../ipc/settings.js';
 import type { PauseMark, PoolPauseView } from '../observe/observation.js';
@@ -62,7 +63,7 @@ export class PauseBook {
   prune(config: JobsConfig): Array<{ pool: string; function: string | null; mark: PauseMark }> {
     const dropped: Array<{ pool: string; function: string | null; mark: PauseMark }> = [];
     for (const [name, record] of this.#pools) {
-      const pool = Object.hasOwn(config.pools, name) ? config.pools[name] : undefined;
+      const pool = poolNamed(config, name);
       const functions = new Set(pool?.jobsList ?? []);
       if (pool === undefined && record.pool !== null) dropped.push({ pool: name, function: null, mark: record.pool });
       for (const [fn, mark] of record.functions) {
@@ -79,7 +80,7 @@ export class PauseBook {
   view(config: JobsConfig): ReadonlyMap<string, PoolPauseView> {
     const out = new Map<string, PoolPauseView>();
     for (const [name, record] of this.#pools) {
-      const order = (Object.hasOwn(config.pools, name) ? config.pools[name]?.jobsList : undefined) ?? [...record.functions.keys()];
+      const order = poolNamed(config, name)?.jobsList ?? [...record.functions.keys()];
       const functions = order.flatMap((fn) => {
         const mark = record.functions.get(fn);
         return mark === undefined ? [] : [{ function: fn, ...mark }];
