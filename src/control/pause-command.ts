@@ -8,6 +8,7 @@
  * the daemon answered something else: an older one does not know the command).
  */
 import net from 'node:net';
+import { formatListenAddress } from '../config/listen-address.js';
 import { serializeError } from '../errors.js';
 import { quoteWord } from '../observe/status-words.js';
 import { parseControlCommandLine } from './pause-options.js';
@@ -41,7 +42,7 @@ export async function controlMain(command: ControlCommand, argv: readonly string
     output.err(serializeError(error).message);
     return CONTROL_EXIT_USAGE;
   }
-  const where = `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.port}`;
+  const where = formatListenAddress(options);
   const line = [options.command, options.pool, ...(options.functionName === null ? [] : [options.functionName])].map(quoteWord).join(' ');
   let reply: string;
   try {

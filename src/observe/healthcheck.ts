@@ -17,7 +17,7 @@
 import { request } from 'node:http';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseListenAddress } from '../config/listen-address.js';
+import { formatListenAddress, parseListenAddress } from '../config/listen-address.js';
 
 /** Below the Containerfile's `--timeout=5s`, so that a slow answer is reported by us, with a reason. */
 export const HEALTHCHECK_TIMEOUT_MS = 3000;
@@ -32,7 +32,7 @@ export function probeHealth(addressText: string | undefined, timeoutMs = HEALTHC
   const address = parseListenAddress(addressText);
   if (typeof address === 'string') return Promise.resolve(`exporter address ${JSON.stringify(addressText)}: ${address}`);
   const host = WILDCARD_TO_LOOPBACK[address.host] ?? address.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/healthz`;
+  const url = `http://${formatListenAddress({ host, port: address.port })}/healthz`;
   return new Promise((resolve) => {
     const req = request(url, { method: 'GET', timeout: timeoutMs, headers: { connection: 'close' } }, (res) => {
       res.resume();

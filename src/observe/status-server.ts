@@ -22,6 +22,7 @@
  *   sends its command at once, so slow clients cannot keep it out. When every place is taken by a
  *   client already being answered, the newcomer is told `Error: server busy\r\n` and closed.
  */
+import { formatListenAddress } from '../config/listen-address.js';
 import { redactUris } from '../config/redact.js';
 import net from 'node:net';
 import type { Logger } from '../log/logger.js';
@@ -222,7 +223,7 @@ export class StatusServer {
 
   async #control(command: string, line: string, socket: net.Socket): Promise<string> {
     const address = socket.remoteAddress;
-    const peer = address === undefined ? 'unknown' : `${address.includes(':') ? `[${address}]` : address}:${socket.remotePort ?? 0}`;
+    const peer = address === undefined ? 'unknown' : formatListenAddress({ host: address, port: socket.remotePort ?? 0 });
     if (!isLocalClient(socket)) {
       this.#log.warn({ event: 'control-refused', command, peer }, `status port: ${command} from ${peer} refused: control commands are taken from this machine only`);
       return `Error: ${command} is accepted from this machine only\r\n`;
