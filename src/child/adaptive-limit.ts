@@ -237,7 +237,7 @@ export class AdaptiveLimit {
         const cut = latency > SEVERE * tolerated && latency !== Infinity ? Math.max(CUT_MIN, tolerated / latency) : CUT_MAX;
         next = Math.max(this.#floor, Math.min(this.#limit - 1, Math.floor(this.#limit * cut)));
       }
-      this.#probeAt = now + Math.min(PROBE_WAIT_CAP_MS, this.#probeRtts * this.#probeCost * this.#baseline);
+      this.#probeAt = this.#nextProbeAt(now);
       if (this.#limit === this.#floor && ++this.#floorOverloads >= FLOOR_WINDOWS && answered > 0) {
         // As low as the pool may go and still slow: the endpoint is slower now, whatever the pool does.
         this.#baseline = latency;
@@ -255,7 +255,7 @@ export class AdaptiveLimit {
         this.#climb *= 2;
         this.#probeRtts = PROBE_WAIT_MIN;
         this.#probeCost = 1;
-        this.#probeAt = now + Math.min(PROBE_WAIT_CAP_MS, this.#probeRtts * this.#probeCost * this.#baseline);
+        this.#probeAt = this.#nextProbeAt(now);
       }
       if (!probing) {
         this.#goodLimit = this.#limit;
@@ -283,6 +283,11 @@ export class AdaptiveLimit {
     if (below === 0 || below >= this.#limit) return true;
     const added = this.#limit / below - 1;
     return this.#limit / latency >= (below / this.#goodLatency) * (1 + GAIN_SHARE * added);
+  }
+
+  /** When the knee may be probed next: the wait in baseline latencies, stretched by the last probe's cost, capped. */
+  #nextProbeAt(now: number): number {
+    return now + Math.min(PROBE_WAIT_CAP_MS, this.#probeRtts * this.#probeCost * this.#baseline);
   }
 
   /** The limit after a good window that used all of it. */

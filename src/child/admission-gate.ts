@@ -84,7 +84,7 @@ export class AdmissionGate implements AttemptFeedback {
 
   /** Whether a permit could be taken now (a query: takes nothing). */
   get admits(): boolean {
-    return !this.#paused && this.#breaker.admits && this.#underLimit && (this.#bucket === null || this.#bucket.available);
+    return this.#admitsBeforeRate && (this.#bucket === null || this.#bucket.available);
   }
 
   /** Takes a permit (and a token) for one grab-and-job; false when any input says no. */
@@ -96,7 +96,7 @@ export class AdmissionGate implements AttemptFeedback {
       this.#held++;
       return true;
     }
-    if (!this.#breaker.admits || !this.#underLimit) return false;
+    if (!this.#admitsBeforeRate) return false;
     if (this.#bucket !== null && !this.#bucket.take()) {
       this.#armTokenTimer();
       return false;
@@ -137,7 +137,7 @@ export class AdmissionGate implements AttemptFeedback {
   /** Permits may be free: kicks waiting slots, oldest first, while the gate admits. */
   admitWaiting(): void {
     for (const waiter of this.#waiting) {
-      if (this.#paused || !this.#breaker.admits || !this.#underLimit) return;
+      if (!this.#admitsBeforeRate) return;
       // One look at the bucket: it refills continuously, so a second look could disagree with the first.
       if (this.#bucket !== null && !this.#bucket.available) {
         this.#armTokenTimer();
@@ -185,6 +185,11 @@ export class AdmissionGate implements AttemptFeedback {
   }
 
   // ── internals ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Inputs 1–3 of the order above agree: all that is left to ask is a rate token. */
+  get #admitsBeforeRate(): boolean {
+    return !this.#paused && this.#breaker.admits && this.#underLimit;
+  }
 
   get #underLimit(): boolean {
     return this.#adaptive === null || this.#held < this.#adaptive.limit;
