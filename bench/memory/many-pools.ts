@@ -6,11 +6,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OUR_BIN, REPO_ROOT, originalBinary } from '../e2e/daemon.js';
 import { killEverything } from '../e2e/live-pids.js';
+import { runMeta } from '../faults/common.js';
 import { loadAverage } from '../e2e/proc-stats.js';
 import { measureFloors, type Floors } from './floors.js';
 import { runPools, type Options, type PoolsRun, type Variant } from './pools-run.js';
@@ -91,14 +92,6 @@ export function parseOptions(argv: string[]): Options | 'help' {
   };
 }
 
-function commandOutput(command: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
 /** The original, when its binary and runtime libraries are there; else why not. */
 function originalVariant(): Variant | string {
   let bin: string;
@@ -132,17 +125,9 @@ async function main(): Promise<void> {
     if (typeof original === 'string') progress(`NOTE: the original is left out: ${original}`);
     else variants.push(original);
   }
-  const date = new Date().toISOString();
-  const dirty = (commandOutput('git', ['status', '--porcelain']) ?? '') !== '';
-  const meta: Record<string, unknown> = {
-    date,
-    node: process.version,
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    commit: `${commandOutput('git', ['rev-parse', '--short', 'HEAD']) ?? 'unknown'}${dirty ? '-dirty' : ''}`,
-    loadStart: loadAverage(),
-    command: `npm run bench:memory -- ${process.argv.slice(2).join(' ')}`.trim(),
-  };
+  // The options are written beside the meta, not inside it.
+  const meta = runMeta('bench:memory', undefined);
+  const date = String(meta['date']);
   progress(`many pools: ${options.pools} pools × ${options.slots} slots, ${options.jobsPerPool} jobs per pool, quiet ${options.quietS} s; ${variants.map((v) => v.label).join(', ')} × ${options.rounds}; temp ${tmp}`);
 
   let floors: Floors | undefined;

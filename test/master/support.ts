@@ -3,7 +3,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defaultPoolExtensions } from '../../src/config/types.js';
-import type { Observation } from '../../src/observe/observation.js';
+import { zeroCounters } from '../../src/ipc/counters.js';
+import type { ChildStatus } from '../../src/ipc/messages.js';
+import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { daemonOptions as baseDaemonOptions } from '../helpers/daemon-options.js';
 import type { DaemonOptions, JobsConfig, PoolConfig, ServerAddress } from '../../src/config/types.js';
 import type { SupervisorTiming } from '../../src/master/supervisor.js';
@@ -74,6 +76,24 @@ export function observationOf(overrides: Partial<Observation> = {}): Observation
     totals: new Map(),
     reloads: { ok: 0, failed: 0 },
     childRestarts: 0,
+    ...overrides,
+  };
+}
+
+/**
+ * A running pool child in a snapshot, answering its status poll: one idle slot `<pid>-1` and zero
+ * counters unless `status` says otherwise; `overrides` on the child itself (retiring, restarts…).
+ */
+export function runningChild(name: string, pid: number, status: Partial<ChildStatus> = {}, overrides: Partial<ChildObservation> = {}): ChildObservation {
+  return {
+    pool: name,
+    state: 'running',
+    pid,
+    restarts: 0,
+    failReason: null,
+    retiring: false,
+    status: { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters(), ...status },
+    statusError: null,
     ...overrides,
   };
 }

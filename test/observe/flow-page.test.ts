@@ -4,24 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { zeroCounters } from '../../src/ipc/counters.js';
 import type { FlowStatus, GateFlowStatus } from '../../src/ipc/messages.js';
 import type { ChildObservation } from '../../src/observe/observation.js';
 import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
-import { observationOf, pool } from '../master/support.js';
+import { observationOf, pool, runningChild } from '../master/support.js';
 
 function child(name: string, pid: number, limits: GateFlowStatus): ChildObservation {
   const flow: FlowStatus = { paused: false, pausedFunctions: [], ...limits };
-  return {
-    pool: name,
-    state: 'running',
-    pid,
-    restarts: 0,
-    failReason: null,
-    retiring: false,
-    status: { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters(), flow },
-    statusError: null,
-  };
+  return runningChild(name, pid, { flow });
 }
 
 test('the status page should show a pool\'s concurrency limit and rate limit, and nothing for a pool without them', NEEDS_CHROMIUM, async (t) => {

@@ -1,28 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { zeroCounters } from '../../src/ipc/counters.js';
 import { sanitizeFlow } from '../../src/ipc/messages.js';
 import type { FlowStatus } from '../../src/ipc/messages.js';
 import { metricFamilies, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { formatExposition } from '../../src/observe/prometheus.js';
 import { gaugesText } from '../../src/observe/status-text.js';
-import { observationOf, pool } from '../master/support.js';
+import { observationOf, pool, runningChild } from '../master/support.js';
 
 const ADAPTIVE: FlowStatus = { paused: false, pausedFunctions: [], concurrency: 'adaptive', concurrencyLimit: 18, baselineMs: 101.5, ratePerSecond: 50, burst: 10, tokens: 3, waitingSlots: 182 };
 const FIXED: FlowStatus = { paused: false, pausedFunctions: [], concurrency: 'fixed', concurrencyLimit: 4, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0 };
 
 function child(name: string, pid: number, flow: FlowStatus | undefined, retiring = false): ChildObservation {
-  return {
-    pool: name,
-    state: 'running',
-    pid,
-    restarts: 0,
-    failReason: null,
-    retiring,
-    status: { pool: name, pid, slots: [], counters: zeroCounters(), ...(flow === undefined ? {} : { flow }) },
-    statusError: null,
-  };
+  return runningChild(name, pid, { slots: [], ...(flow === undefined ? {} : { flow }) }, { retiring });
 }
 
 /** Shaped serves with flow control (its old child drains with other figures); Plain has none; Legacy's child reports no flow. */

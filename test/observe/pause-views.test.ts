@@ -4,12 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { zeroCounters } from '../../src/ipc/counters.js';
 import type { SlotStatus } from '../../src/ipc/messages.js';
 import { metricFamilies, pausedPools, readiness, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation, PoolPauseView } from '../../src/observe/observation.js';
 import { gaugesText, threadsText } from '../../src/observe/status-text.js';
-import { observationOf, pool } from '../master/support.js';
+import { observationOf, pool, runningChild } from '../master/support.js';
 
 /** A child's flow status without a rate limit or adaptive concurrency. */
 const NO_LIMITS = { concurrency: 'fixed', concurrencyLimit: 2, baselineMs: null, ratePerSecond: null, burst: null, tokens: null, waitingSlots: 0 } as const;
@@ -17,7 +16,7 @@ const NO_LIMITS = { concurrency: 'fixed', concurrencyLimit: 2, baselineMs: null,
 const SINCE = Date.UTC(2026, 0, 2, 3, 4, 5);
 
 function child(name: string, pid: number, slots: SlotStatus[]): ChildObservation {
-  return { pool: name, state: 'running', pid, restarts: 0, failReason: null, retiring: false, status: { pool: name, pid, slots, counters: zeroCounters(), flow: { ...NO_LIMITS, paused: true, pausedFunctions: [] } }, statusError: null };
+  return runningChild(name, pid, { slots, flow: { ...NO_LIMITS, paused: true, pausedFunctions: [] } });
 }
 
 function slot(id: string, job: SlotStatus['job'] = null): SlotStatus {

@@ -8,11 +8,10 @@ import { zeroCounters } from '../../src/ipc/counters.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
-import { observationOf, pool } from '../master/support.js';
+import { observationOf, pool, runningChild } from '../master/support.js';
 
 function child(name: string, pid: number): ChildObservation {
-  const status = { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters() };
-  return { pool: name, state: 'running', pid, restarts: 0, failReason: null, retiring: false, status, statusError: null };
+  return runningChild(name, pid);
 }
 
 function observation(): Observation {

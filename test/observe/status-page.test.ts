@@ -8,20 +8,11 @@ import { zeroCounters } from '../../src/ipc/counters.js';
 import type { DeliveryStatus } from '../../src/ipc/messages.js';
 import type { ChildObservation, Observation } from '../../src/observe/observation.js';
 import { emptyMetrics } from '../../src/ipc/metrics.js';
-import { pool, server } from '../master/support.js';
+import { pool, runningChild, server } from '../master/support.js';
 import { NEEDS_CHROMIUM, openStatusPage } from '../helpers/status-page-browser.js';
 
 function child(name: string, pid: number, delivery: DeliveryStatus | undefined): ChildObservation {
-  return {
-    pool: name,
-    state: 'running',
-    pid,
-    restarts: 0,
-    failReason: null,
-    retiring: false,
-    status: { pool: name, pid, slots: [{ id: `${pid}-1`, stopping: false, job: null, connectedServers: 1 }], counters: zeroCounters(), delivery },
-    statusError: null,
-  };
+  return runningChild(name, pid, { delivery });
 }
 
 function observation(): Observation {
