@@ -140,6 +140,8 @@ export interface ScenarioResult {
    * floor POSTing through our undici adapter.
    */
   undiciFloor?: ThroughputResult;
+  /** 10 slots with --warmup ≥ 1: the undici floor's first run, a fresh Node process's first N jobs (the cold-start target's floor). */
+  undiciFloorFirst?: ThroughputResult;
 }
 
 export interface MemoryByProcess {

@@ -164,7 +164,9 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     if (ctx.binary === 'ours' && spec.slots === 10 && spec.pools === 1 && spec.delayMs === 0 && modes.includes('queue')) {
       try {
         // What 10 connections cost with nothing of the daemon but its undici adapter: the 10-slot CPU target's floor.
-        result.undiciFloor = (await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, 10)).queue;
+        const floor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, 10);
+        result.undiciFloor = floor.queue;
+        if (floor.first !== undefined) result.undiciFloorFirst = floor.first;
       } catch (error) {
         result.floorError = errorText(error);
       }
@@ -245,7 +247,7 @@ async function measureNodeFloor(
   undici = false,
   connections = 1,
   n = options.jobs,
-): Promise<{ queue: ThroughputResult; latency?: LatencyResult }> {
+): Promise<{ queue: ThroughputResult; first?: ThroughputResult; latency?: LatencyResult }> {
   const floor = startEchoWorkers(gearmand.port, [fn], connections, endpoint.url, undici);
   livePids.add(floor.pid);
   try {
@@ -253,14 +255,20 @@ async function measureNodeFloor(
     const groups: Groups = { workers: () => [floor.pid], gearmand, endpointPid: endpoint.pid };
     const logged = endpoint.count();
     const what = 'the Node floor worker to answer every job';
-    // The floor is Node too: it gets the daemon's warm-up runs before the measured one.
-    for (let i = 0; i < options.warmup; i++) await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, what, n);
+    // The floor is Node too: it gets the daemon's warm-up runs before the measured one. Its first run
+    // is a fresh process's, as the daemon's first warm-up run is: the cold-start target's floor.
+    let first: ThroughputResult | undefined;
+    for (let i = 0; i < options.warmup; i++) {
+      const warmup = await echoQueueRun(floor, groups, options, fn, `${prefix}-warmup${i}`, what, n);
+      first ??= warmup;
+    }
     const run = await echoQueueRun(floor, groups, options, fn, prefix, what, n);
     const expected = logged + n * (options.warmup + 1);
     const requests = await waitCount(endpoint, expected, 5_000);
     if (requests !== expected) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n * (options.warmup + 1)} jobs`);
-    if (!options.modes.includes('latency')) return { queue: run };
-    return { queue: run, latency: await measureLatency(gearmand.port, fn, options, `${prefix}-fg`) };
+    const runs = first === undefined ? { queue: run } : { queue: run, first };
+    if (!options.modes.includes('latency')) return runs;
+    return { ...runs, latency: await measureLatency(gearmand.port, fn, options, `${prefix}-fg`) };
   } finally {
     await floor.stop();
     livePids.delete(floor.pid);

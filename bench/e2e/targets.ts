@@ -100,9 +100,16 @@ export function evaluateTargets(options: Options, scenarios: ScenarioResult[], m
     const cold = s10?.warmupRuns?.[0];
     const warm = queueOf(s10);
     const ratio = cold !== undefined && warm !== undefined ? cold.rate / warm.rate : undefined;
+    // The undici floor is a fresh Node process too: how much of its own warm rate its first run keeps.
+    const floorFirst = s10?.undiciFloorFirst;
+    const floorWarm = s10?.undiciFloor;
+    const floorRatio = floorFirst !== undefined && floorWarm !== undefined ? `; undici floor ${fmt.f3(floorFirst.rate / floorWarm.rate)}× (${fmt.int(floorFirst.rate)} vs ${fmt.int(floorWarm.rate)})` : '';
     targets.push({
       name: `10 slots: a fresh daemon's first ${fmt.int(options.jobs)} jobs ÷ its warm rate`,
-      value: ratio === undefined ? '—' : `${fmt.f3(ratio)}× (${fmt.int(cold?.rate)} vs ${fmt.int(warm?.rate)} jobs/s; CPU/job ${fmt.f1(cold?.cpuUsPerJob.workers)} vs ${fmt.f1(warm?.cpuUsPerJob.workers)} µs)`,
+      value:
+        ratio === undefined
+          ? '—'
+          : `${fmt.f3(ratio)}× (${fmt.int(cold?.rate)} vs ${fmt.int(warm?.rate)} jobs/s; CPU/job ${fmt.f1(cold?.cpuUsPerJob.workers)} vs ${fmt.f1(warm?.cpuUsPerJob.workers)} µs${floorRatio})`,
       goal: `≥ ${TARGET_COLD_WARM_10}×`,
       pass: ratio === undefined ? undefined : ratio >= TARGET_COLD_WARM_10,
       note: 'needs the 10-slot scenario with --warmup ≥ 1',

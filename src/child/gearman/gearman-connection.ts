@@ -356,7 +356,7 @@ export class GearmanConnection implements WakeMember {
     const cantDo = this.#abilities.takeCantDo(functionName);
     if (cantDo !== null) this.#write(cantDo);
     // Before the job starts: a parked connection should already be grabbing the next one.
-    this.#wakeGroup?.assigned();
+    this.#wakeGroup?.assigned(this);
     return true;
   }
 

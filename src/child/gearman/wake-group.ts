@@ -21,6 +21,17 @@
  * - JOB_ASSIGN while another connection sleeps: this connection grabbed right after finishing a job
  *   and found more, so work is backed up: unpark one to GRAB as well. Bursts ramp up by doubling,
  *   since every assignment brings in one more slot.
+ * - JOB_ASSIGN on the connection promoted last, with no NO_JOB since: gearmand NOOPed its PRE_SLEEP at
+ *   once, so a backlog is waiting. Until the next NO_JOB each assignment unparks one to GRAB, and
+ *   nobody needs to sleep: the GRAB outstanding hears of the work. Behind a slow endpoint no slot
+ *   finishes a job during a burst, so the rule above never fires and the burst reaches one slot after
+ *   another: each costs a GRAB → JOB_ASSIGN round trip this way, not PRE_SLEEP → NOOP → GRAB →
+ *   JOB_ASSIGN (bench/e2e slow5000: the 5,000th first request out after 0.53 s instead of 0.70–0.88).
+ *   One after another on purpose: the slots' first jobs stay spread in time, and so do their answers.
+ *   Doubling here sent 5,000 in 0.39 s, but they came back as one wave the child answered late every
+ *   second of the run (0.809 of the ideal rate against 0.869; docs/performance.md, "The burst behind
+ *   a slow endpoint"). A lone job on a quiet queue costs what it did: the slot that ran the one before
+ *   it ended with a NO_JOB, which ends the backlog.
  * - A GRAB that ends without an answer (its socket lost, or dropped because a late assignment found
  *   its slot busy) with nobody asleep: promote a parked one, as for a sleeper that left.
  * gearmand answers PRE_SLEEP with an immediate NOOP when work is already queued, so a job queued
@@ -51,9 +62,15 @@ export class WakeGroup {
   #wakes = 0;
   /** The member being unparked or promoted right now: already off the list, so its leave() need not look for it. */
   #waking: WakeMember | null = null;
+  /** The member promoted to sleeper last, until the next NO_JOB: its assignment means work is queued behind it. */
+  #lastPromoted: WakeMember | null = null;
+  /** A backlog is being drained (set by that assignment, cleared by the next NO_JOB): assignments unpark, none sleeps. */
+  #backlog = false;
 
   /** NO_JOB on `member`: true → it sends PRE_SLEEP and sleeps; false → it parks. */
   admit(member: WakeMember): boolean {
+    this.#lastPromoted = null;
+    this.#backlog = false;
     if (this.#sleeper === null) {
       this.#sleeper = member;
       return true;
@@ -83,11 +100,17 @@ export class WakeGroup {
     if (this.#sleeper === null && this.#parked.length > 0) this.#promote();
   }
 
-  /** JOB_ASSIGN on a member: someone else should listen for (or look for) the next job. */
-  assigned(): void {
+  /** JOB_ASSIGN on `member`: someone else should listen for (or look for) the next job. */
+  assigned(member: WakeMember): void {
+    if (member === this.#lastPromoted) this.#backlog = true;
     if (this.#parked.length === 0) return;
-    if (this.#sleeper === null) this.#promote();
+    if (this.#sleeper === null && !this.#backlog) this.#promote();
     else this.#wakeOne();
+  }
+
+  /** Whether a backlog is being drained (assignments unpark rather than promote); tests read it. */
+  get backlog(): boolean {
+    return this.#backlog;
   }
 
   get sleeping(): number {
@@ -120,7 +143,7 @@ export class WakeGroup {
     if (member === null) return this.#unparkAll();
     this.#wakes++;
     // Set only after sleep(): its transition out of PARKED reports a leave() that must not find it.
-    if (this.#wake(member, () => member.sleep())) this.#sleeper = member;
+    if (this.#wake(member, () => member.sleep())) this.#sleeper = this.#lastPromoted = member;
   }
 
   /** Runs `change` (an unpark or a sleep) on a member already taken off the parked list. */

@@ -71,23 +71,59 @@ test('WakeGroup should promote a parked connection to sleeper when the sleeper i
   const [a, b, c] = members as [Member, Member, Member];
   // a was NOOPed and grabbed: nobody sleeps while it runs the job.
   group.leave(a, true);
-  group.assigned();
+  group.assigned(a);
   assert.deepEqual([c.slept, c.unparked, b.slept, group.sleeping, group.parked], [1, 0, 0, 1, 1]);
   // a finished, grabbed again and got another job while c sleeps: work is backed up, b grabs too.
-  group.assigned();
+  group.assigned(a);
   assert.deepEqual([b.unparked, b.slept, group.parked], [1, 0, 0]);
+});
+
+test('WakeGroup should bring parked connections in by GRAB, not by PRE_SLEEP, once the one it promoted last is assigned a job', () => {
+  const { group, members } = idleGroup(5);
+  const [a, b, c, d, e] = members as [Member, Member, Member, Member, Member];
+  // a was NOOPed for a job: e is promoted to sleep, nobody else is woken (a lone job's packets).
+  group.leave(a, true);
+  group.assigned(a);
+  assert.deepEqual([e.slept, d.slept + d.unparked, group.backlog], [1, 0, false]);
+  // gearmand NOOPed e's PRE_SLEEP at once and e got a job: a backlog (behind a slow endpoint no slot
+  // finishes one meanwhile). d grabs; nobody sleeps, d's GRAB hears of the work.
+  group.leave(e, true);
+  group.assigned(e);
+  assert.deepEqual([d.unparked, d.slept, group.sleeping, group.parked, group.backlog], [1, 0, 0, 2, true]);
+  // Each assignment brings in the next by GRAB, one at a time.
+  group.assigned(d);
+  assert.deepEqual([c.unparked, c.slept, b.unparked, group.parked], [1, 0, 0, 1]);
+  // The queue ran dry: c's NO_JOB ends the backlog, and c sleeps, as nobody else does.
+  assert.equal(group.admit(c), true);
+  assert.equal(group.backlog, false);
+  assert.deepEqual([group.sleeping, group.parked], [1, 1]);
+});
+
+test('WakeGroup should not take the promoted sleeper\'s job for a backlog once a NO_JOB said the queue was empty', () => {
+  const { group, members } = idleGroup(4);
+  const [a, b, c, d] = members as [Member, Member, Member, Member];
+  group.leave(a, true);
+  group.assigned(a);
+  assert.equal(d.slept, 1);
+  // a ran its job, grabbed again and found nothing: it parks (d sleeps).
+  assert.equal(group.admit(a), false);
+  // The next lone job reaches d: a parked one is promoted in turn, as before.
+  group.leave(d, true);
+  group.assigned(d);
+  assert.deepEqual([a.slept, b.unparked + c.unparked, group.backlog, group.sleeping, group.parked], [1, 0, false, 1, 2]);
 });
 
 test('WakeGroup should wake one parked connection per assignment, skipping slots that cannot grab', () => {
   const { group, members } = idleGroup(3);
   const [, b, c] = members as [Member, Member, Member];
   c.slotCanGrab = false;
-  group.assigned();
+  // a, the sleeper, still sleeps: another connection (grabbing after a job) was assigned one.
+  group.assigned(b);
   assert.deepEqual([b.unparked, c.unparked, group.parked], [1, 0, 1]);
   // Only slots that cannot grab are left: all of them become READY and grab once free.
-  group.assigned();
+  group.assigned(b);
   assert.deepEqual([c.unparked, group.parked], [1, 0]);
-  group.assigned();
+  group.assigned(b);
   assert.equal(group.wakes, 2);
 });
 
@@ -188,6 +224,44 @@ test('WorkerPool should wake every parked slot for a burst', async (t) => {
   await Promise.all(Array.from({ length: jobs }, (_, i) => r.client.submit(r.fn, `burst-${i}`, { background: true })));
   await waitFor(() => answered === jobs || undefined, { timeoutMs: 15_000, message: `${jobs} answers (now ${answered})` });
   assert.equal(maxInFlight, slots, 'every slot ran a job at the same time');
+  await settled(r.pool, slots);
+});
+
+test('WorkerPool should bring idle slots to a burst by GRAB when no slot finishes a job meanwhile', async (t) => {
+  // Behind a slow endpoint no slot finishes a job during a burst, so none grabs again by itself and
+  // the group brings the parked ones in, one after another. Each used to cost a PRE_SLEEP → NOOP →
+  // GRAB → JOB_ASSIGN chain (bench/e2e slow5000: the 5,000th request out 0.86 s after the first).
+  const slots = 100;
+  const held: Array<() => void> = [];
+  let answered = 0;
+  const r = await tapRig(
+    t,
+    slots,
+    async () => {
+      await new Promise<void>((release) => held.push(release));
+      answered++;
+      return { body: { gearman_ret: 0, response_string: 'ok' } };
+    },
+    60_000,
+  );
+  await settled(r.pool, slots);
+  const preSleepsBefore = r.tap.count('toServer', T.PRE_SLEEP);
+  // Frozen while the jobs are written, gearmand queues them all before it hears from any worker.
+  await r.gearmand.kill('SIGSTOP');
+  let submitted: Promise<unknown>;
+  try {
+    submitted = Promise.all(Array.from({ length: slots }, (_, i) => r.client.submit(r.fn, `held-${i}`, { background: true })));
+  } finally {
+    await r.gearmand.kill('SIGCONT');
+  }
+  await submitted;
+  await waitFor(() => held.length === slots || undefined, { timeoutMs: 10_000, message: `${slots} requests in flight (now ${held.length})` });
+  // Counted before any answer: each slot still holds its first job.
+  const preSleeps = r.tap.count('toServer', T.PRE_SLEEP) - preSleepsBefore;
+  for (const release of held.splice(0)) release();
+  await waitFor(() => answered === slots || undefined, { timeoutMs: 10_000, message: `${slots} answers (now ${answered})` });
+  // The sleeper's successor, whose NOOP came at once; then GRABs only (99 PRE_SLEEPs before).
+  assert.ok(preSleeps <= 3, `PRE_SLEEPs while ${slots} idle slots took a burst: ${preSleeps}`);
   await settled(r.pool, slots);
 });
 
