@@ -159,6 +159,7 @@ export class WorkerPool {
       pool: this.#settings?.pool.name ?? '',
       pid: this.#pid,
       slots,
+      servers: (this.#settings?.servers ?? []).map((server) => ({ server: server.label, suspectSince: this.#serverStates.get(server.label)?.suspectSince ?? null })),
       counters: this.#stats.counters(),
       metrics: this.#stats.metrics(),
       ...(this.#breaker === null ? {} : { delivery: { ...this.#breaker.status(retrying), functions: this.#functionBreakers?.status() ?? {} } }),

@@ -270,10 +270,20 @@ export function sanitizeFlow(flow: FlowStatus | undefined): FlowStatus | null {
   };
 }
 
+/** What a pool's child knows of one configured gearmand beyond its connections. */
+export interface ServerView {
+  /** The server's label (host:port). */
+  server: string;
+  /** Date.now() when a GRAB to it went unanswered and the pool began to grab on its other servers; null while it answers. */
+  suspectSince: number | null;
+}
+
 export interface ChildStatus {
   pool: string;
   pid: number;
   slots: SlotStatus[];
+  /** Each configured server, in gearman_servers_list order (absent from older children). */
+  servers?: ServerView[];
   counters: ChildCounters;
   /** Per-function and per-HTTP-code metrics (absent from older children). */
   metrics?: ChildMetrics;

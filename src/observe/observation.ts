@@ -117,6 +117,22 @@ function isUnresponsive(child: ChildObservation): boolean {
   return child.unresponsiveSince !== undefined && child.unresponsiveSince !== null;
 }
 
+/**
+ * The servers the pool's slots skip because a GRAB to them went unanswered, with since when (Date.now()):
+ * the earliest report among the pool's children, a draining one's included, as its slots still grab.
+ */
+export function poolSuspectServers(children: ReadonlyArray<Pick<ChildObservation, 'status'>>): Map<string, number> {
+  const since = new Map<string, number>();
+  for (const child of children) {
+    for (const view of child.status?.servers ?? []) {
+      if (view.suspectSince === null) continue;
+      const earlier = since.get(view.server);
+      if (earlier === undefined || view.suspectSince < earlier) since.set(view.server, view.suspectSince);
+    }
+  }
+  return since;
+}
+
 /** False while a child of the pool has missed its heartbeats (a pool without a child is not "unresponsive"). */
 export function childResponding(observation: Observation, pool: string): boolean {
   return !childrenOf(observation, pool).some(isUnresponsive);
@@ -204,7 +220,10 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
   const admitted: Sample[] = [];
   const poolPaused: Sample[] = [];
   const functionPaused: Sample[] = [];
+  const suspect: Sample[] = [];
   for (const pool of Object.values(observation.pools)) {
+    const suspectSince = poolSuspectServers(childrenOf(observation, pool.name));
+    for (const server of observation.servers) suspect.push({ labels: { pool: pool.name, server: server.label }, value: suspectSince.has(server.label) ? 1 : 0 });
     const pause = poolPause(observation, pool.name);
     poolPaused.push({ labels: { pool: pool.name }, value: pause?.pool != null ? 1 : 0 });
     const paused = new Set(pause?.functions.map((f) => f.function));
@@ -294,6 +313,12 @@ export function metricFamilies(observation: Observation, scrapes: readonly Gearm
       help: 'Whether at least one slot of any pool is registered with this gearmand (1) or none is (0).',
       type: MetricType.GAUGE,
       samples: up,
+    },
+    {
+      name: 'driveshaft_gearmand_suspect',
+      help: "Whether the pool's slots skip this gearmand because a GRAB to it went unanswered (1: hung or overloaded; the pool grabs on its other servers until any packet comes from it) or not (0), for every configured pool and server.",
+      type: MetricType.GAUGE,
+      samples: suspect,
     },
     {
       name: 'driveshaft_gearmand_scrape_ok',
@@ -529,8 +554,11 @@ export interface StatusPool {
   }>;
   slots: StatusSlot[];
   slotCounts: Record<SlotState, number>;
-  /** Per configured server: slots registered with it and every connection state seen. */
-  servers: Array<{ server: string; connectedSlots: number; slots: number; states: Record<string, number> }>;
+  /**
+   * Per configured server: slots registered with it, every connection state seen, and since when the
+   * pool skips it because a GRAB went unanswered (ISO time; null while it answers).
+   */
+  servers: Array<{ server: string; connectedSlots: number; slots: number; states: Record<string, number>; suspectSince: string | null }>;
   counters: ChildCounters;
   jobs: Record<string, { completed: number; failed: number; timedOut: number; requeued: number; count: number; durationSumSeconds: number }>;
   http: Record<string, number>;
@@ -626,7 +654,13 @@ export function statusDocument(observation: Observation, scrapes: readonly Gearm
     const delivery = poolDelivery(children);
     const slots: StatusSlot[] = [];
     const slotCounts: Record<SlotState, number> = { idle: 0, busy: 0, stopping: 0 };
-    const servers = new Map(observation.servers.map((s) => [s.label, { server: s.label, connectedSlots: 0, slots: 0, states: {} as Record<string, number> }]));
+    const suspect = poolSuspectServers(children);
+    const servers = new Map(
+      observation.servers.map((s) => {
+        const since = suspect.get(s.label);
+        return [s.label, { server: s.label, connectedSlots: 0, slots: 0, states: {} as Record<string, number>, suspectSince: since === undefined ? null : new Date(since).toISOString() }];
+      }),
+    );
     for (const { slot, child } of slotsOf(observation, name)) {
       const state = slotState(slot, child);
       slotCounts[state]++;

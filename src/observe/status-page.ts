@@ -232,7 +232,9 @@ function poolCard(pool, doc) {
   const servers = pool.servers.map((s) => el("tr", {},
     el("td", { class: "mono" }, s.server),
     el("td", { class: "num" }, s.connectedSlots + " / " + s.slots + " slots registered"),
-    el("td", { class: "muted" }, Object.entries(s.states).map(([k, v]) => v + " " + k).join(", "))));
+    el("td", { class: "muted" }, Object.entries(s.states).map(([k, v]) => v + " " + k).join(", ")),
+    // A GRAB went unanswered: the slots grab on the other servers until any packet comes from this one.
+    s.suspectSince ? el("td", { class: "warn" }, "not answering since " + new Date(s.suspectSince).toLocaleTimeString() + ": skipped") : el("td", {}, "")));
   card.append(el("table", {}, el("tbody", {}, ...servers)));
 
   const codes = Object.entries(pool.http);

@@ -18,7 +18,7 @@
 import { COUNTER_NAMES } from '../ipc/counters.js';
 import { flowGaugeLines, poolFlow } from './flow-view.js';
 import { isPaused } from './function-breaker-view.js';
-import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, poolPause, slotsOf, slotState, SlotState } from './observation.js';
+import { childrenOf, childResponding, countedPools, poolDelivery, poolFunctionBreakers, poolPause, poolSuspectServers, slotsOf, slotState, SlotState } from './observation.js';
 import type { Observation } from './observation.js';
 import { emptyTotals } from './pool-totals.js';
 import type { StatusSource } from './status-server.js';
@@ -81,6 +81,8 @@ export function gaugesText(observation: Observation): string {
       // Servers the best-connected slot is registered with; `connections` counts every slot's.
       `${pool}.connected_servers: ${slots.reduce((max, { slot }) => Math.max(max, slot.connectedServers), 0)}`,
       `${pool}.connections: ${slots.reduce((sum, { slot }) => sum + slot.connectedServers, 0)}`,
+      // Servers the slots skip because a GRAB went unanswered (hung or overloaded); /status names them.
+      `${pool}.suspect_servers: ${poolSuspectServers(children).size}`,
       `${pool}.child_pid: ${current?.pid ?? 0}`,
       // A running child that did not answer this poll; one with no process has nothing to answer.
       `${pool}.responding: ${children.some((child) => child.status === null && child.pid !== null) ? 0 : 1}`,

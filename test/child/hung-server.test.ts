@@ -122,11 +122,21 @@ test('Slot should give back a job a SIGSTOPped gearmand assigns late to the busy
   releases.get('hold-1')?.();
   assert.equal((await first).outcome, 'complete');
   await waitFor(() => logger.find('did not answer a GRAB in time').length > 0 || undefined, { timeoutMs: 5000, message: 'the GRAB to g2 abandoned' });
+  // What /status, /metrics and the page show an operator: g2 is skipped, g1 is not.
+  const suspect = (): Array<[string, boolean]> => (pool.status().servers ?? []).map((s) => [s.server, s.suspectSince !== null]);
+  assert.deepEqual(suspect(), [
+    [g1.label, false],
+    [g2.label, true],
+  ]);
   // The slot takes a job from g1 and is busy when g2 wakes up and answers the old GRAB.
   const second = c1.submit(fn, 'hold-2');
   await waitFor(() => seen('hold-2') === 1 || undefined, { timeoutMs: 5000, message: 'the second job from g1 to start' });
   await g2.kill('SIGCONT');
   await waitFor(() => pool.status().counters.jobs_returned === 1 || undefined, { timeoutMs: 5000, message: 'the late job returned to g2' });
+  assert.deepEqual(suspect(), [
+    [g1.label, false],
+    [g2.label, false],
+  ], 'g2 answered again');
   assert.equal(seen('from-g2'), 0, 'not started while the slot was busy');
   releases.get('hold-2')?.();
   assert.equal((await second).outcome, 'complete');

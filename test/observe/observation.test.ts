@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import { addMetrics, DURATION_BUCKETS, emptyFunctionMetrics, sanitizeMetrics } from '../../src/ipc/metrics.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
-import { metricFamilies, poolDelivery, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
+import { metricFamilies, poolDelivery, poolSuspectServers, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
 import type { GearmandScrape } from '../../src/observe/gearmand-poller.js';
 import { allPausedReason, functionBreakers } from '../../src/observe/function-breaker-view.js';
 import { formatExposition } from '../../src/observe/prometheus.js';
+import { gaugesText } from '../../src/observe/status-text.js';
 import { observationOf, pool, server } from '../master/support.js';
 
 const A = server(4730);
@@ -128,6 +129,42 @@ test('metricFamilies should count every slot of a draining child as stopping', (
   assert.match(text, /^driveshaft_slots\{pool="Regular",state="busy"\} 0$/m);
 });
 
+test('a server one child of the pool reports suspect should show in /status, /metrics and gauges, since the earliest report', () => {
+  const withServers = (c: ChildObservation, servers: ChildStatus['servers']): ChildObservation => ({ ...c, status: { ...(c.status as ChildStatus), servers } });
+  // The draining child's slots still grab: its report counts too, and it saw B first.
+  const serving = withServers(child('Regular', [slot('2-1')]), [
+    { server: A.label, suspectSince: null },
+    { server: B.label, suspectSince: 1_700_000_009_000 },
+  ]);
+  const draining = withServers(child('Regular', [slot('1-1')], { retiring: true, pid: 99 }), [
+    { server: A.label, suspectSince: null },
+    { server: B.label, suspectSince: 1_700_000_005_000 },
+  ]);
+  const obs = observation({ children: [serving, draining] });
+  assert.deepEqual([...poolSuspectServers([serving, draining])], [[B.label, 1_700_000_005_000]]);
+
+  const regular = statusDocument(obs, []).pools.find((p) => p.name === 'Regular');
+  assert.deepEqual(
+    regular?.servers.map((s) => [s.server, s.suspectSince]),
+    [
+      [A.label, null],
+      [B.label, new Date(1_700_000_005_000).toISOString()],
+    ],
+  );
+  const text = formatExposition(metricFamilies(obs, []));
+  assert.match(text, new RegExp(`^driveshaft_gearmand_suspect\\{pool="Regular",server="${B.label}"\\} 1$`, 'm'));
+  assert.match(text, new RegExp(`^driveshaft_gearmand_suspect\\{pool="Regular",server="${A.label}"\\} 0$`, 'm'));
+  // A pool without a child (worker_count 0) has no suspect server.
+  assert.match(text, new RegExp(`^driveshaft_gearmand_suspect\\{pool="Off",server="${B.label}"\\} 0$`, 'm'));
+  assert.match(gaugesText(obs), /^Regular\.suspect_servers: 1$/m);
+  assert.match(gaugesText(obs), /^Off\.suspect_servers: 0$/m);
+
+  // Older children report no servers: nothing is suspect, /status says null.
+  const quiet = observation();
+  assert.deepEqual(statusDocument(quiet, []).pools[0]?.servers.map((s) => s.suspectSince), [null, null]);
+  assert.match(gaugesText(quiet), /^Regular\.suspect_servers: 0$/m);
+});
+
 test('slotState and the status document should agree with the threads shutdown flag', () => {
   const obs = observation();
   const doc = statusDocument(obs, SCRAPES);
@@ -141,8 +178,8 @@ test('slotState and the status document should agree with the threads shutdown f
   assert.deepEqual(regular.slots[1]?.job, { handle: 'H:x:1', unique: 'u-1', function: 'Sum', server: A.label, startedAt: new Date(1_700_000_008_500).toISOString(), ageMs: 1500 });
   assert.deepEqual(regular.slotCounts, { idle: 1, busy: 1, stopping: 1 });
   assert.deepEqual(regular.servers, [
-    { server: A.label, connectedSlots: 3, slots: 3, states: { sleeping: 2, running: 1 } },
-    { server: B.label, connectedSlots: 0, slots: 3, states: { backoff: 3 } },
+    { server: A.label, connectedSlots: 3, slots: 3, states: { sleeping: 2, running: 1 }, suspectSince: null },
+    { server: B.label, connectedSlots: 0, slots: 3, states: { backoff: 3 }, suspectSince: null },
   ]);
   assert.equal(regular.counters.jobs_completed, 3);
   assert.deepEqual(regular.jobs.Sum, { completed: 3, failed: 1, timedOut: 0, requeued: 0, count: 4, durationSumSeconds: 0.061 });

@@ -99,3 +99,30 @@ test('the status page should show each pool\'s breaker state, its reason and the
   assert.match(await page.locator('#ready .badge').getAttribute('title') ?? '', /^Tripped: circuit breaker open since /);
   assert.deepEqual(problems, [], 'no script errors and nothing blocked by the CSP');
 });
+
+test('the status page should mark a gearmand the pool skips because a GRAB went unanswered', NEEDS_CHROMIUM, async (t) => {
+  const [a, b] = [server(4730), server(4731)];
+  const since = Date.now() - 20_000;
+  const obs = observation();
+  obs.servers = [a, b];
+  obs.children = obs.children.map((c) =>
+    c.pool !== 'Flowing'
+      ? c
+      : runningChild('Flowing', 11, {
+          servers: [
+            { server: a.label, suspectSince: null },
+            { server: b.label, suspectSince: since },
+          ],
+        }),
+  );
+  const { page, problems } = await openStatusPage(t, obs);
+  const flowing = page.locator('section[data-pool="Flowing"]');
+  const rows = flowing.locator('h3:text("gearmand connections") + table tr');
+  await rows.first().waitFor({ timeout: 10_000 });
+  assert.equal(await rows.count(), 2);
+  assert.equal(await rows.nth(0).locator('td.warn').count(), 0, 'the server that answers is not marked');
+  assert.equal(await rows.nth(1).locator('td.warn').innerText(), `not answering since ${await page.evaluate((at) => new Date(at).toLocaleTimeString(), since)}: skipped`);
+  // Another pool's children report nothing suspect: its rows stay unmarked.
+  assert.equal(await page.locator('section[data-pool="Tripped"] td.warn').count(), 0);
+  assert.deepEqual(problems, [], 'no script errors and nothing blocked by the CSP');
+});

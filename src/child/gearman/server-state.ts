@@ -61,6 +61,11 @@ export class ServerState {
     return this.#suspectSince !== 0;
   }
 
+  /** Date.now() when a GRAB to this server last went unanswered, while the pool skips it; else null. */
+  get suspectSince(): number | null {
+    return this.#suspectSince === 0 ? null : this.#suspectSince;
+  }
+
   /** A GRAB to this server went unanswered for `timeoutMs`. */
   markSuspect(timeoutMs: number): void {
     if (this.#suspectSince !== 0) return;
