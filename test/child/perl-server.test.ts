@@ -75,6 +75,25 @@ function workersFor(port: number, fn: string): Promise<number> {
   });
 }
 
+/** The text admin command `status`: the function's total (queued or running) and running jobs. */
+function statusFor(port: number, fn: string): Promise<{ total: number; running: number }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('status\n'));
+    socket.setTimeout(5000, () => socket.destroy(new Error('no reply to status')));
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (/^\.$/m.test(text)) {
+        socket.destroy();
+        const line = text.split('\n').find((l) => l.split('\t')[0] === fn);
+        const [, total, running] = (line ?? `${fn}\t0\t0\t0`).split('\t');
+        resolve({ total: Number(total), running: Number(running) });
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
 /** One job through Perl's Gearman::Client; resolves with what do_task returned. */
 function perlDoTask(port: number, fn: string, workload: string, unique: string): Promise<string> {
   const script = `
@@ -100,7 +119,9 @@ test('WorkerPool should run jobs from the Perl Gearman::Server, submitted by the
     const job = parseJsonJob(req.body);
     const answer = { gearman_ret: 0, response_string: `perl:${job.workload}` };
     // A streamed answer: its WORK_DATA is refused by the Perl server with ERROR, the job still completes.
-    return job.workload === 'streamed' ? { stream: [{ data: { data: 'partial' } }, { data: answer }] } : { body: answer };
+    if (job.workload === 'streamed') return { stream: [{ data: { data: 'partial' } }, { data: answer }] };
+    if (job.workload === 'invalid') return { body: { gearman_ret: 1, exception: 'order 42 is invalid' } };
+    return { body: answer };
   });
   t.after(() => endpoint.close());
   const logger = memoryLogger('info');
@@ -113,7 +134,15 @@ test('WorkerPool should run jobs from the Perl Gearman::Server, submitted by the
 
   assert.equal(await perlDoTask(port, fn, 'hello', 'perl-unique-1'), 'OK perl:hello');
   assert.equal(await perlDoTask(port, fn, 'streamed', 'perl-unique-2'), 'OK perl:streamed');
-  assert.equal(endpoint.requests.length, 2, 'each job POSTed once');
+  // An exception: the Perl server relays WORK_EXCEPTION but keeps the job running; the WORK_FAIL sent
+  // after it ends the job there (without it the client waited for its 20 s timeout and the server
+  // kept the job as running on our connection).
+  const exceptionAt = Date.now();
+  assert.equal(await perlDoTask(port, fn, 'invalid', 'perl-unique-3'), 'FAILED');
+  const exceptionMs = Date.now() - exceptionAt;
+  assert.deepEqual(await statusFor(port, fn), { total: 0, running: 0 }, 'the job ended at the server');
+  assert.ok(exceptionMs < 10_000, `the client had its answer after ${exceptionMs} ms, not at its own timeout`);
+  assert.equal(endpoint.requests.length, 3, 'each job POSTed once');
   const first = endpoint.requests[0];
   assert.ok(first !== undefined);
   const body = parseJsonJob(first.body);

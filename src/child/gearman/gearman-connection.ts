@@ -229,7 +229,7 @@ export class GearmanConnection implements WakeMember {
     this.#link.transition(grabAfter ? S.GRABBING : S.READY);
     // After the answer and before any next GRAB: the CANT_DOs this job held back.
     const then = concatPackets(this.#abilities.takeCantDo(), grabAfter ? this.#grabPacket() : null);
-    this.#job.answer(socket, handle, outcome, then);
+    this.#job.answer(socket, handle, outcome, then, this.serverState.exceptionEndsJob);
     return true;
   }
 

@@ -150,6 +150,16 @@ export class ServerState {
     return this.#uniqueGrabs;
   }
 
+  /**
+   * Whether a WORK_EXCEPTION ends the job on this server. gearmand's does (a WORK_FAIL after it only
+   * earns an ERROR); the Perl Gearman::Server, the one server here that answers GRAB_JOB_UNIQ with
+   * ERROR, relays it to the clients that asked for exceptions and keeps the job running until a
+   * WORK_FAIL (Gearman/Server/Client.pm, CMD_work_exception).
+   */
+  get exceptionEndsJob(): boolean {
+    return this.#uniqueGrabs;
+  }
+
   /** The server answered a lone GRAB_JOB_UNIQ with ERROR: grab with GRAB_JOB from now on. */
   noUniqueGrabs(error: Error): void {
     if (!this.#uniqueGrabs) return;

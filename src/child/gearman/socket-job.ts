@@ -78,7 +78,7 @@ export class SocketJob {
    * WORK_COMPLETE with the result, WORK_EXCEPTION or WORK_FAIL, then `then` (CANT_DOs, the next GRAB)
    * in the same write: one syscall and one gearmand wake-up per job on the hot path.
    */
-  answer(socket: net.Socket, handle: Buffer, outcome: AnswerOutcome, then: Buffer | null): void {
+  answer(socket: net.Socket, handle: Buffer, outcome: AnswerOutcome, then: Buffer | null, exceptionEndsJob = true): void {
     this.#answerUnconfirmed = true;
     const progress = this.#progress;
     if (progress !== null) {
@@ -99,7 +99,8 @@ export class SocketJob {
     } else if (outcome.exception !== undefined) {
       // gearmand 1.1.20 ends the job on WORK_EXCEPTION (a WORK_FAIL after it only earns an ERROR
       // "job not found"): it is the whole answer. Clients without the exceptions option get a WORK_FAIL from gearmand.
-      socket.write(encodeWorkException(handle, outcome.exception, then));
+      // The Perl server only relays it: the WORK_FAIL that follows there ends the job.
+      socket.write(encodeWorkException(handle, outcome.exception, exceptionEndsJob ? then : encodeWorkFail(handle, then)));
     } else {
       socket.write(encodeWorkFail(handle, then));
     }
