@@ -408,8 +408,17 @@ test('one function\'s outage should show as that function\'s open breaker in /st
   assert.ok(gauges.includes('Split.function.Broken.breaker: open'), gauges.join('\n'));
   assert.ok(!gauges.some((line) => line.includes('Healthy')), 'no line for a function that runs');
 
-  // Its other function runs, so the pool serves.
-  assert.deepEqual(await text(`${r.base}/readyz`), { status: 200, body: 'ready\n' });
+  // Its other function runs, so the pool serves. Waited for, not read once: the breaker handed the
+  // slots' held Broken jobs back by dropping their sockets (gearmand re-queues a job only then), and a
+  // snapshot (up to 1 s old) taken while both reconnected says no slot is registered.
+  const ready = await waitFor(
+    async () => {
+      const now = await text(`${r.base}/readyz`);
+      return now.status === 200 ? now : undefined;
+    },
+    { timeoutMs: 5000, message: '/readyz 200 while Healthy runs' },
+  );
+  assert.deepEqual(ready, { status: 200, body: 'ready\n' });
   const waiting = (await r.gearmand.status()).find((f) => f.function === 'Broken');
   assert.equal(waiting?.total, 3, 'Broken\'s jobs wait in gearmand, none lost');
 
