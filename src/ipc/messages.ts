@@ -278,6 +278,18 @@ export interface ServerView {
   suspectSince: number | null;
 }
 
+/** A child's server views as the master keeps them: entries with a label; a suspect time that is not a time reads as null. */
+export function sanitizeServers(servers: unknown): ServerView[] | undefined {
+  if (!Array.isArray(servers)) return undefined;
+  const out: ServerView[] = [];
+  for (const view of servers as unknown[]) {
+    if (view === null || typeof view !== 'object') continue;
+    const { server, suspectSince } = view as Partial<Record<keyof ServerView, unknown>>;
+    if (typeof server === 'string') out.push({ server, suspectSince: reportedNumberOrNull(suspectSince) });
+  }
+  return out;
+}
+
 export interface ChildStatus {
   pool: string;
   pid: number;

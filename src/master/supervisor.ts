@@ -16,7 +16,7 @@
 import type { Logger } from '../log/logger.js';
 import { emitForwardedRecord } from '../log/bunyan-logger.js';
 import type { ChildStatus, ChildToMaster, ShutdownMode } from '../ipc/messages.js';
-import { sanitizeDelivery, sanitizeFlow, ShutdownMode as Mode } from '../ipc/messages.js';
+import { sanitizeDelivery, sanitizeFlow, sanitizeServers, ShutdownMode as Mode } from '../ipc/messages.js';
 import { sanitizeCounters } from '../ipc/counters.js';
 import { sanitizeMetrics } from '../ipc/metrics.js';
 import type { ChildSettings, PauseState } from '../ipc/settings.js';
@@ -291,7 +291,7 @@ export class PoolSupervisor {
         metrics: sanitizeMetrics(reply.status.metrics),
         ...deliveryFigures(delivery),
       });
-      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined, flow: flow ?? undefined } };
+      return { ok: true, status: { ...reply.status, delivery: delivery ?? undefined, flow: flow ?? undefined, servers: sanitizeServers(reply.status.servers) } };
     } catch (error) {
       return { ok: false, reason: (error as Error).message };
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { zeroCounters } from '../../src/ipc/counters.js';
 import { addMetrics, DURATION_BUCKETS, emptyFunctionMetrics, sanitizeMetrics } from '../../src/ipc/metrics.js';
+import { sanitizeServers } from '../../src/ipc/messages.js';
 import type { ChildStatus, DeliveryStatus, SlotStatus } from '../../src/ipc/messages.js';
 import { metricFamilies, poolDelivery, poolSuspectServers, readiness, slotState, statusDocument } from '../../src/observe/observation.js';
 import type { ChildObservation, Observation, PoolTotals } from '../../src/observe/observation.js';
@@ -159,6 +160,12 @@ test('a server one child of the pool reports suspect should show in /status, /me
   assert.match(gaugesText(obs), /^Regular\.suspect_servers: 1$/m);
   assert.match(gaugesText(obs), /^Off\.suspect_servers: 0$/m);
 
+  // What a child sent is kept only as far as it makes sense: a label, and a time or null.
+  assert.deepEqual(sanitizeServers([{ server: A.label, suspectSince: 5 }, { server: B.label, suspectSince: 'soon' }, { suspectSince: 1 }, null, 7]), [
+    { server: A.label, suspectSince: 5 },
+    { server: B.label, suspectSince: null },
+  ]);
+  assert.equal(sanitizeServers(undefined), undefined);
   // Older children report no servers: nothing is suspect, /status says null.
   const quiet = observation();
   assert.deepEqual(statusDocument(quiet, []).pools[0]?.servers.map((s) => s.suspectSince), [null, null]);
