@@ -13,6 +13,7 @@ import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { WorkerPool } from '../../src/child/worker-pool.js';
 import { freePort } from '../helpers/free-port.js';
+import { adminCommand, parseStatus, parseWorkers } from '../helpers/gearmand.js';
 import { parseJsonJob, startEndpoint } from '../helpers/http-endpoint.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -58,40 +59,15 @@ async function startPerlServer(t: TestContext): Promise<number> {
   return port;
 }
 
-/** The text admin command `workers` (the Perl server's format is gearmand's): lines registered for `fn`. */
-function workersFor(port: number, fn: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = net.connect(port, '127.0.0.1', () => socket.write('workers\n'));
-    socket.setTimeout(5000, () => socket.destroy(new Error('no reply to workers')));
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (/^\.$/m.test(text)) {
-        socket.destroy();
-        resolve(text.split('\n').filter((line) => line.split(' : ')[1]?.split(' ').includes(fn)).length);
-      }
-    });
-    socket.on('error', reject);
-  });
+/** The text admin commands (the Perl server's format is gearmand's), through the gearmand helper's client. */
+async function workersFor(port: number, fn: string): Promise<number> {
+  return parseWorkers(await adminCommand(port, 'workers', 5000)).filter((worker) => worker.functions.includes(fn)).length;
 }
 
-/** The text admin command `status`: the function's total (queued or running) and running jobs. */
-function statusFor(port: number, fn: string): Promise<{ total: number; running: number }> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = net.connect(port, '127.0.0.1', () => socket.write('status\n'));
-    socket.setTimeout(5000, () => socket.destroy(new Error('no reply to status')));
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (/^\.$/m.test(text)) {
-        socket.destroy();
-        const line = text.split('\n').find((l) => l.split('\t')[0] === fn);
-        const [, total, running] = (line ?? `${fn}\t0\t0\t0`).split('\t');
-        resolve({ total: Number(total), running: Number(running) });
-      }
-    });
-    socket.on('error', reject);
-  });
+/** The function's total (queued or running) and running jobs; zero when the server lists no such function. */
+async function statusFor(port: number, fn: string): Promise<{ total: number; running: number }> {
+  const line = parseStatus(await adminCommand(port, 'status', 5000)).find((f) => f.function === fn);
+  return { total: line?.total ?? 0, running: line?.running ?? 0 };
 }
 
 /** One job through Perl's Gearman::Client; resolves with what do_task returned. */

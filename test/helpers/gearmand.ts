@@ -391,8 +391,8 @@ function isComplete(text: string, list: boolean): boolean {
   return text === '.\n' || text === '.\r\n' || /\r?\n\.\r?\n$/.test(text);
 }
 
-/** One admin command on its own connection; see Gearmand.admin. */
-function adminCommand(port: number, command: string, timeoutMs: number): Promise<string> {
+/** One admin command on its own connection, to any server on 127.0.0.1 that speaks the text protocol (the Perl one too); see Gearmand.admin. */
+export function adminCommand(port: number, command: string, timeoutMs: number): Promise<string> {
   if (/[\r\n]/.test(command)) {
     return Promise.reject(
       new HelperError(HelperErrorCode.GEARMAND_ADMIN, `admin command must be one line: ${JSON.stringify(command)}`),
