@@ -7,7 +7,7 @@ import { gearmanCliBinary, startEchoWorkers, startLibgearmanWorkers, type EchoWo
 import { GearmanClient, makeJobs, queueBackground, type BenchJob } from './gearman-client.js';
 import { livePids } from './live-pids.js';
 import type { Options } from './options.js';
-import { cpuDeltaUs, machineBusyUs, nowMs, sampleProcesses, signalAll, type TreeSample } from './proc-stats.js';
+import { cpuDeltaUs, machineBusyUs, nowMs, sampleProcesses, signalAll, type ProcessSample, type TreeSample } from './proc-stats.js';
 import { orNull, type CeilingResult, type CpuShare, type LatencyResult, type ThroughputResult } from './results.js';
 
 export function delay(ms: number): Promise<void> {
@@ -56,6 +56,7 @@ export function perProcessFigures(before: Snapshot, after: Snapshot, n: number, 
     name: p.name,
     cpuUsPerJob: (p.cpuUs - (start.get(p.pid)?.cpuUs ?? 0)) / n,
     sysUsPerJob: (p.sysUs - (start.get(p.pid)?.sysUs ?? 0)) / n,
+    waitPerRun: runQueueShare(start.get(p.pid), p),
     rssBeforeKiB: start.get(p.pid)?.rssKiB ?? 0,
     rssAfterKiB: p.rssKiB,
     rssAnonAfterKiB: p.rssAnonKiB,
@@ -63,6 +64,14 @@ export function perProcessFigures(before: Snapshot, after: Snapshot, n: number, 
     pssBeforeKiB: pss ? orNull(start.get(p.pid)?.pssKiB ?? NaN) : null,
     pssAfterKiB: pss ? orNull(p.pssKiB) : null,
   }));
+}
+
+/** Time a process waited runnable for a core ÷ its time on one, between two samples; null when unknown or it did not run. */
+function runQueueShare(before: ProcessSample | undefined, after: ProcessSample): number | null {
+  if (before === undefined) return null;
+  const run = after.runNs - before.runNs;
+  const wait = after.waitNs - before.waitNs;
+  return Number.isFinite(run) && Number.isFinite(wait) && run > 0 ? wait / run : null;
 }
 
 export function snapshot(groups: Groups): Snapshot {

@@ -28,6 +28,12 @@ export interface ProcessSample {
    * once per process. NaN when not read (see sampleProcesses) or unreadable.
    */
   pssKiB: number;
+  /**
+   * From /proc/<pid>/schedstat, in nanoseconds since the process started: time on a core, and time
+   * runnable but waiting for one (the run queue). NaN when the kernel does not keep them.
+   */
+  runNs: number;
+  waitNs: number;
 }
 
 export interface TreeSample {
@@ -88,6 +94,16 @@ function readStat(pid: number): StatFields | undefined {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return { name: text.slice(open + 1, close), ppid, cpuUs: (utime + stime) * US_PER_TICK, sysUs: stime * US_PER_TICK };
+}
+
+/** Time on a core and time waiting in the run queue (/proc/<pid>/schedstat, ns); NaN when unreadable. */
+function readSchedstat(pid: number): { runNs: number; waitNs: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, 'latin1').trim().split(' ').map(Number);
+    return { runNs: run ?? NaN, waitNs: wait ?? NaN };
+  } catch {
+    return { runNs: NaN, waitNs: NaN };
+  }
 }
 
 function statusField(text: string, name: string): number {
@@ -216,7 +232,7 @@ export function sampleProcesses(pids: readonly number[], { pss = false }: { pss?
   for (const pid of pids) {
     const stat = readStat(pid);
     if (stat === undefined) continue;
-    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, ...readRss(pid), pssKiB: NaN });
+    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, ...readRss(pid), pssKiB: NaN, ...readSchedstat(pid) });
   }
   if (pss) for (const p of processes) p.pssKiB = readPssKiB(p.pid);
   return {

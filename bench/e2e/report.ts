@@ -159,14 +159,17 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
   out.push('');
   out.push(...slowLines(scenarios));
 
-  out.push('Daemon CPU per job by process, queue mode (µs; "kernel" = stime: socket syscalls and epoll):');
+  out.push('Daemon CPU per job by process, queue mode (µs; "kernel" = stime: socket syscalls and epoll; "waited" = time runnable');
+  out.push('but waiting for a core ÷ time on one, from /proc/<pid>/schedstat: the share of its work the process was kept waiting):');
+  const figures = (p: NonNullable<ThroughputResult['perProcess']>[number]): string =>
+    `${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)}${p.waitPerRun == null ? '' : `, waited ${p.waitPerRun.toFixed(2)}`})`;
   for (const s of scenarios) {
     const q = s.runs.queue ?? s.runs.cold;
     if (q?.kind !== 'throughput' || q.perProcess === undefined) continue;
-    const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+    const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${figures(p)}`);
     for (const [label, floor] of [['Node floor', s.floor], ['undici floor', s.undiciFloor]] as const) {
       const p = floor?.perProcess?.[0];
-      if (p !== undefined) parts.push(`${label} ${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)})`);
+      if (p !== undefined) parts.push(`${label} ${figures(p)}`);
     }
     out.push(`  ${scenarioName(s)}: ${parts.join(', ')}`);
   }

@@ -54,6 +54,13 @@ export interface ThroughputResult {
     name: string;
     cpuUsPerJob: number;
     sysUsPerJob: number;
+    /**
+     * Time the process spent runnable but waiting for a core, ÷ its time on one, over the run
+     * (/proc/<pid>/schedstat; null when unreadable). Well above 0.1 the run was short of cores at
+     * moments even if the machine as a whole had idle time: on a 2-vCPU VM a process woken by a
+     * loopback write often waits for its writer's core.
+     */
+    waitPerRun?: number | null;
     rssBeforeKiB: number;
     rssAfterKiB: number;
     /** The after-run RSS split: anonymous (heap, malloc) and file-backed (the node binary). */
