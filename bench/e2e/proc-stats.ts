@@ -34,6 +34,12 @@ export interface ProcessSample {
    */
   runNs: number;
   waitNs: number;
+  /**
+   * Context switches of the main thread since it started (/proc/<pid>/status): voluntary ones are the
+   * event loop going to sleep for want of work (or a lock), involuntary ones a preemption.
+   */
+  sleeps: number;
+  preemptions: number;
 }
 
 export interface TreeSample {
@@ -111,15 +117,26 @@ function statusField(text: string, name: string): number {
   return match === null ? 0 : Number(match[1]);
 }
 
-/** VmRSS and its split (RssAnon, RssFile; RssShmem is counted in VmRSS only) from /proc/<pid>/status. */
-function readRss(pid: number): { rssKiB: number; rssAnonKiB: number; rssFileKiB: number } {
+function countField(text: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(text);
+  return match === null ? NaN : Number(match[1]);
+}
+
+/** VmRSS and its split (RssAnon, RssFile; RssShmem is counted in VmRSS only), and the context switches, from /proc/<pid>/status. */
+function readStatus(pid: number): { rssKiB: number; rssAnonKiB: number; rssFileKiB: number; sleeps: number; preemptions: number } {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/status`, 'latin1');
   } catch {
-    return { rssKiB: 0, rssAnonKiB: 0, rssFileKiB: 0 };
+    return { rssKiB: 0, rssAnonKiB: 0, rssFileKiB: 0, sleeps: NaN, preemptions: NaN };
   }
-  return { rssKiB: statusField(text, 'VmRSS'), rssAnonKiB: statusField(text, 'RssAnon'), rssFileKiB: statusField(text, 'RssFile') };
+  return {
+    rssKiB: statusField(text, 'VmRSS'),
+    rssAnonKiB: statusField(text, 'RssAnon'),
+    rssFileKiB: statusField(text, 'RssFile'),
+    sleeps: countField(text, 'voluntary_ctxt_switches'),
+    preemptions: countField(text, 'nonvoluntary_ctxt_switches'),
+  };
 }
 
 /** Pss from /proc/<pid>/smaps_rollup (Linux ≥ 4.14); NaN when unavailable. */
@@ -232,7 +249,7 @@ export function sampleProcesses(pids: readonly number[], { pss = false }: { pss?
   for (const pid of pids) {
     const stat = readStat(pid);
     if (stat === undefined) continue;
-    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, ...readRss(pid), pssKiB: NaN, ...readSchedstat(pid) });
+    processes.push({ pid, name: stat.name, cpuUs: stat.cpuUs, sysUs: stat.sysUs, ...readStatus(pid), pssKiB: NaN, ...readSchedstat(pid) });
   }
   if (pss) for (const p of processes) p.pssKiB = readPssKiB(p.pid);
   return {

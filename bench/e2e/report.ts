@@ -160,9 +160,10 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
   out.push(...slowLines(scenarios));
 
   out.push('Daemon CPU per job by process, queue mode (µs; "kernel" = stime: socket syscalls and epoll; "waited" = time runnable');
-  out.push('but waiting for a core ÷ time on one, from /proc/<pid>/schedstat: the share of its work the process was kept waiting):');
+  out.push('but waiting for a core ÷ time on one (schedstat); "slept", "preempted" = the main thread\'s context switches per job, voluntary');
+  out.push('(nothing to do) and not (a woken gearmand or nginx took its core): both move from run to run with where the processes landed):');
   const figures = (p: NonNullable<ThroughputResult['perProcess']>[number]): string =>
-    `${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)}${p.waitPerRun == null ? '' : `, waited ${p.waitPerRun.toFixed(2)}`})`;
+    `${fmt.f1(p.cpuUsPerJob)} (kernel ${fmt.f1(p.sysUsPerJob)}${p.waitPerRun == null ? '' : `, waited ${p.waitPerRun.toFixed(2)}`}${p.sleepsPerJob == null ? '' : `, slept ${p.sleepsPerJob.toFixed(2)}`}${p.preemptionsPerJob == null ? '' : `, preempted ${p.preemptionsPerJob.toFixed(2)}`})`;
   for (const s of scenarios) {
     const q = s.runs.queue ?? s.runs.cold;
     if (q?.kind !== 'throughput' || q.perProcess === undefined) continue;

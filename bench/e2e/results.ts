@@ -61,6 +61,9 @@ export interface ThroughputResult {
      * loopback write often waits for its writer's core.
      */
     waitPerRun?: number | null;
+    /** Context switches of the main thread per job: the event loop going to sleep (voluntary), and preemptions. */
+    sleepsPerJob?: number | null;
+    preemptionsPerJob?: number | null;
     rssBeforeKiB: number;
     rssAfterKiB: number;
     /** The after-run RSS split: anonymous (heap, malloc) and file-backed (the node binary). */
