@@ -142,8 +142,10 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
       String(s.slots),
       `ok ${f.jobs}/${f.jobs}`,
     ];
-    if (s.floor !== undefined) rows.push(floorRow('Node floor', s.floor));
-    if (s.undiciFloor !== undefined) rows.push(floorRow('undici floor', s.undiciFloor));
+    const floorLabel = (label: string, runs: ThroughputResult[] | undefined): string =>
+      runs === undefined ? label : `${label} (median of ${runs.length}: ${runs.map((r) => fmt.int(r.rate)).join(', ')})`;
+    if (s.floor !== undefined) rows.push(floorRow(floorLabel('Node floor', s.floorRuns), s.floor));
+    if (s.undiciFloor !== undefined) rows.push(floorRow(floorLabel('undici floor', s.undiciFloorRuns), s.undiciFloor));
     if (s.floorLatency !== undefined) {
       const l = s.floorLatency;
       const base = ceiling.latencyP50;

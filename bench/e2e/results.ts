@@ -142,6 +142,8 @@ export interface ScenarioResult {
    * endpoint and gearmand — what a Node worker with no HTTP library, timers or bookkeeping reaches.
    */
   floor?: ThroughputResult;
+  /** With --repeat > 1: every measured run of the Node floor (`floor` is their median by rate, as for the daemon). */
+  floorRuns?: ThroughputResult[];
   /** The Node floor's foreground latency (latency mode), the 1-slot p50 any Node daemon starts from. */
   floorLatency?: LatencyResult;
   floorError?: string;
@@ -150,6 +152,8 @@ export interface ScenarioResult {
    * floor POSTing through our undici adapter.
    */
   undiciFloor?: ThroughputResult;
+  /** With --repeat > 1: every measured run of the undici floor (`undiciFloor` is their median by rate). */
+  undiciFloorRuns?: ThroughputResult[];
   /** 10 slots with --warmup ≥ 1: the undici floor's first run, a fresh Node process's first N jobs (the cold-start target's floor). */
   undiciFloorFirst?: ThroughputResult;
 }
