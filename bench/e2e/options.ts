@@ -83,10 +83,10 @@ const USAGE = `npm run bench:e2e -- [options]
                            latency     one client, foreground jobs one after another
   --latency-jobs N       foreground jobs timed per latency run (default 2000, after 200 warm-up)
   --latency-seconds S    stop a latency run after S seconds even if fewer jobs ran (default 8)
-  --repeat N             measured queue-mode runs per scenario on the same daemon; the median is reported
-                         (default 1)
+  --repeat N             measured queue-mode runs per scenario on the same daemon, and of each floor; the
+                         median is reported (default 1)
   --warmup N             unmeasured queue-mode runs of the same size before them, on the daemon and on the
-                         1-slot floors alike (default 0): a Node daemon's JIT keeps warming for several
+                         floors alike (default 0): a Node daemon's JIT keeps warming for several
                          20,000-job runs, the original does not warm; memory "after one run" is the first
   --log-level L          daemon log level: warn (default) or info (info logs every job? see docs/observability.md, Logs)
   --verify-bodies        log every request body and check each job's unique arrived exactly once
