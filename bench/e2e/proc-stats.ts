@@ -112,13 +112,9 @@ function readSchedstat(pid: number): { runNs: number; waitNs: number } {
   }
 }
 
+/** A number field of /proc/<pid>/status (its unit, if any, after it); NaN when absent. */
 function statusField(text: string, name: string): number {
-  const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
-  return match === null ? 0 : Number(match[1]);
-}
-
-function countField(text: string, name: string): number {
-  const match = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(text);
+  const match = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text);
   return match === null ? NaN : Number(match[1]);
 }
 
@@ -131,11 +127,11 @@ function readStatus(pid: number): { rssKiB: number; rssAnonKiB: number; rssFileK
     return { rssKiB: 0, rssAnonKiB: 0, rssFileKiB: 0, sleeps: NaN, preemptions: NaN };
   }
   return {
-    rssKiB: statusField(text, 'VmRSS'),
-    rssAnonKiB: statusField(text, 'RssAnon'),
-    rssFileKiB: statusField(text, 'RssFile'),
-    sleeps: countField(text, 'voluntary_ctxt_switches'),
-    preemptions: countField(text, 'nonvoluntary_ctxt_switches'),
+    rssKiB: statusField(text, 'VmRSS') || 0,
+    rssAnonKiB: statusField(text, 'RssAnon') || 0,
+    rssFileKiB: statusField(text, 'RssFile') || 0,
+    sleeps: statusField(text, 'voluntary_ctxt_switches'),
+    preemptions: statusField(text, 'nonvoluntary_ctxt_switches'),
   };
 }
 
