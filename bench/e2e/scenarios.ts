@@ -142,7 +142,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
           if (options.warmup > 0) result.warmupRuns = all.slice(0, options.warmup);
           const measured = all.slice(options.warmup);
           if (measured.length > 1) result.queueRuns = measured;
-          result.runs.queue = [...measured].sort((a, b) => a.rate - b.rate)[Math.floor(measured.length / 2)];
+          result.runs.queue = medianByRate(measured);
           continue;
         }
         result.runs[mode] = await throughputRun(mode, ctx, gearmand, endpoint, daemon, functions, prefix);
@@ -244,6 +244,11 @@ async function settledAlone(daemon: Daemon): Promise<number | null> {
  * The Node floor for one slot (or `connections`), measured like the echo ceiling (frozen while N jobs are queued, then
  * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
  */
+/** The run of median rate (of an even count, the upper one): the daemon's and the floors' reported run. */
+function medianByRate(runs: readonly ThroughputResult[]): ThroughputResult {
+  return [...runs].sort((a, b) => a.rate - b.rate)[Math.floor(runs.length / 2)] as ThroughputResult;
+}
+
 async function measureNodeFloor(
   options: Options,
   gearmand: Gearmand,
@@ -272,7 +277,7 @@ async function measureNodeFloor(
     // floor against the median of several of ours made the 10-slot ratio swing with a single placement.
     const measured: ThroughputResult[] = [];
     for (let i = 0; i < Math.max(1, options.repeat); i++) measured.push(await echoQueueRun(floor, groups, options, fn, i === 0 ? prefix : `${prefix}-run${i}`, what, n));
-    const run = [...measured].sort((a, b) => a.rate - b.rate)[Math.floor(measured.length / 2)] as ThroughputResult;
+    const run = medianByRate(measured);
     const expected = logged + n * (options.warmup + measured.length);
     const requests = await waitCount(endpoint, expected, 5_000);
     if (requests !== expected) throw new Error(`the endpoint logged ${requests - logged} floor requests for ${n * (options.warmup + measured.length)} jobs`);
