@@ -74,11 +74,6 @@ export interface IdleMemoryOptions {
   intervalMs?: number;
   /** MIN_GROWTH_RELEASE_SPACING_MS by default (tests shorten it). */
   growthSpacingMs?: number;
-  /**
-   * GROWTH_RELEASE_SPACING_PER_GC_MS by default: a test that shortens the spacing sets this too, or the
-   * spacing becomes 100 times its start-up GC's duration, which on a loaded machine is seconds.
-   */
-  growthSpacingPerGcMs?: number;
 }
 
 /**
@@ -90,7 +85,6 @@ export function startIdleMemoryRelease(options: IdleMemoryOptions = {}): IdleMem
   const gc = obtainGc();
   if (gc === null) return { stop: () => undefined };
   const growthSpacingMs = options.growthSpacingMs ?? MIN_GROWTH_RELEASE_SPACING_MS;
-  const growthSpacingPerGcMs = options.growthSpacingPerGcMs ?? GROWTH_RELEASE_SPACING_PER_GC_MS;
   // Starting up (loading modules, parsing configs, connecting) is work the heap still holds.
   let activeMs = RELEASE_AFTER_ACTIVE_MS;
   let heapAfterRelease = getHeapStatistics().total_physical_size;
@@ -105,7 +99,7 @@ export function startIdleMemoryRelease(options: IdleMemoryOptions = {}): IdleMem
     if (interval.utilization >= QUIET_UTILIZATION) return;
     const before = getHeapStatistics().total_physical_size;
     const burst = activeMs >= RELEASE_AFTER_ACTIVE_MS;
-    const grown = before - heapAfterRelease >= RELEASE_AFTER_GROWTH_BYTES && performance.now() - releasedAt >= Math.max(growthSpacingMs, growthSpacingPerGcMs * releaseMs);
+    const grown = before - heapAfterRelease >= RELEASE_AFTER_GROWTH_BYTES && performance.now() - releasedAt >= Math.max(growthSpacingMs, GROWTH_RELEASE_SPACING_PER_GC_MS * releaseMs);
     if (!burst && !grown) return;
     const start = performance.now();
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });

@@ -45,15 +45,7 @@ test('a quiet process after work should give its young generation back, and only
 test('a quiet process that did a little work but grew its heap should give memory back, spaced out', async (t) => {
   const releases: { at: number; before: number; after: number }[] = [];
   const spacingMs = 400;
-  // The spacing is this test's alone: not also 100× the start-up GC's duration, which on a loaded CI
-  // machine (a full suite on 2 cores) can pass 50 ms and make the spacing longer than the wait below
-  // (standalone: 18 ms, the second release 1.8 s after the work).
-  const release = startIdleMemoryRelease({
-    intervalMs: 50,
-    growthSpacingMs: spacingMs,
-    growthSpacingPerGcMs: 0,
-    onRelease: (before, after) => releases.push({ at: performance.now(), before, after }),
-  });
+  const release = startIdleMemoryRelease({ intervalMs: 50, growthSpacingMs: spacingMs, onRelease: (before, after) => releases.push({ at: performance.now(), before, after }) });
   t.after(() => release.stop());
   // Start-up counts as a burst: the first release comes on its own.
   await waitFor(() => releases.length === 1, { timeoutMs: 5_000, message: 'the start-up release' });
