@@ -35,12 +35,15 @@ function stopProcess(child: ChildProcess): Promise<void> {
   return stopChild(child, 'SIGTERM', STOP_TIMEOUT_MS);
 }
 
-/** `httpUrl`: the Node floor (each job POSTed to the endpoint first), see echo-worker.ts. */
-export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number, httpUrl?: string, undici = false): EchoWorkers {
+/** Which floor echo-worker.ts is with an `httpUrl`: raw sockets (Node), the daemon's undici adapter, or that plus the contract's request. */
+export type FloorKind = 'node' | 'undici' | 'contract';
+
+/** `httpUrl`: a floor (each job POSTed to the endpoint first, the `floor` way), see echo-worker.ts. */
+export function startEchoWorkers(port: number, functionNames: readonly string[], connections: number, httpUrl?: string, floor: FloorKind = 'node'): EchoWorkers {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'echo-worker.js');
   const child = spawn(
     process.execPath,
-    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections), ...(httpUrl === undefined ? [] : ['--http', httpUrl]), ...(undici ? ['--undici'] : [])],
+    [script, '--port', String(port), '--functions', functionNames.join(','), '--connections', String(connections), ...(httpUrl === undefined ? [] : ['--http', httpUrl]), ...(floor === 'node' ? [] : [`--${floor}`])],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -15,8 +15,15 @@
  *
  * `--http URL --undici` is the **undici floor**: the same worker, the POST made through the daemon's
  * own HTTP adapter (src/child/http/http-client.ts, a pool of undici Clients) with the same one header, the answer
- * collected and JSON.parse'd. Between the two floors is what undici costs; between it and the daemon,
- * what our code costs (headers, tracing, delivery, metrics, logging).
+ * collected and JSON.parse'd. Between the two floors is what undici costs.
+ *
+ * `--http URL --contract` is the **contract floor**: the undici floor sending the request the HTTP
+ * contract asks for (docs/http-contract.md) and reading the answer as it says, through the daemon's
+ * own code for exactly that: the body and the job's headers from its RequestBuilder (attempt, first
+ * attempt, traceparent with a fresh trace per job, function, handle, unique), the answer reduced by
+ * its interpretBody, the result sent back in WORK_COMPLETE. Between it and the undici floor is what
+ * the contract's request costs; between it and the daemon, what the daemon's own machinery costs
+ * (slots, delivery, breakers, deadlines, liveness, metrics, logging).
  *
  * stdout, one JSON object per line:
  *   {"event":"ready"}                                   every connection registered and asleep
@@ -28,7 +35,11 @@
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { interpretBody } from '../../src/child/http/answer.js';
 import { HttpPool } from '../../src/child/http/http-client.js';
+import { RequestBuilder } from '../../src/child/http/request-builder.js';
+import type { Job } from '../../src/child/job.js';
+import { newJobTrace, traceparentFor } from '../../src/child/trace-context.js';
 import {
   GRAB_JOB_UNIQ_PACKET,
   PRE_SLEEP_PACKET,
@@ -50,6 +61,7 @@ const { values } = parseArgs({
     expect: { type: 'string', default: '0' },
     http: { type: 'string' },
     undici: { type: 'boolean', default: false },
+    contract: { type: 'boolean', default: false },
   },
 });
 if (values.port === undefined || values.functions === undefined) {
@@ -80,13 +92,29 @@ function onJobDone(): void {
   if (jobs === expect) emit({ event: 'done', jobs, firstMs, lastMs });
 }
 
+/** A job's JOB_ASSIGN_UNIQ arguments: handle, function name, unique, workload. */
+type AssignArgs = readonly Buffer[];
+/** POSTs one job; `done` gets the result WORK_COMPLETE carries, once the full answer is in. */
+type Post = (args: AssignArgs, done: (result: Buffer) => void) => void;
+
+/** The JSON body of docs/http-contract.md for UTF-8 fields (the benchmark's), built directly. */
+function plainJsonBody(args: AssignArgs): string {
+  const [handle, functionName, unique, workload] = args as Buffer[];
+  return JSON.stringify({
+    function_name: (functionName as Buffer).toString('utf8'),
+    job_handle: (handle as Buffer).toString('latin1'),
+    unique: (unique as Buffer).toString('utf8'),
+    workload: (workload as Buffer).toString('utf8'),
+  });
+}
+
 /** One keep-alive HTTP/1.1 connection of the floor: POST, then the callback once the full answer is in. */
-function floorHttp(url: URL): (body: string, done: () => void) => void {
+function floorHttp(url: URL): Post {
   const socket = connect({ host: url.hostname, port: Number(url.port || 80) });
   socket.setNoDelay(true);
   const head = `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: `;
   let pending: Buffer = Buffer.alloc(0);
-  let waiting: (() => void) | null = null;
+  let waiting: ((result: Buffer) => void) | null = null;
   socket.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     const headEnd = pending.indexOf('\r\n\r\n');
@@ -106,48 +134,94 @@ function floorHttp(url: URL): (body: string, done: () => void) => void {
     pending = pending.subarray(end);
     const callback = waiting;
     waiting = null;
-    callback?.();
+    callback?.(RESULT);
   });
   socket.on('error', (error) => {
     process.stderr.write(`echo-worker: floor endpoint: ${error.message}\n`);
     process.exit(1);
   });
-  return (body, done) => {
+  return (args, done) => {
+    const body = plainJsonBody(args);
     waiting = done;
     socket.write(`${head}${Buffer.byteLength(body)}\r\n\r\n${body}`);
   };
 }
 
 /** The undici floor's POST: one request on the daemon's HTTP adapter, the callback once the full answer is in. */
-function undiciHttp(url: URL): (body: string, done: () => void) => void {
+function undiciHttp(url: URL): Post {
   const pool = new HttpPool(url.origin, { connections: 1 });
-  const fail = (why: string): never => {
-    process.stderr.write(`echo-worker: undici floor: ${why}\n`);
-    process.exit(1);
-  };
-  return (body, done) => {
+  return (args, done) => {
     const chunks: Buffer[] = [];
     pool.dispatch(
-      { path: url.pathname, method: 'POST', headers: ['content-type', 'application/json'], body, closeConnection: false, serverName: undefined },
+      { path: url.pathname, method: 'POST', headers: ['content-type', 'application/json'], body: plainJsonBody(args), closeConnection: false, serverName: undefined },
       {
         onHeaders: (status) => {
-          if (status !== 200) fail(`status ${status}`);
+          if (status !== 200) fail('undici floor', `status ${status}`);
         },
         onData: (chunk) => chunks.push(chunk),
         onEnd: () => {
           const answer = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { gearman_ret?: unknown };
-          if (answer.gearman_ret !== 0) fail(`gearman_ret ${String(answer.gearman_ret)}`);
-          done();
+          if (answer.gearman_ret !== 0) fail('undici floor', `gearman_ret ${String(answer.gearman_ret)}`);
+          done(RESULT);
         },
-        onFailure: (error) => fail(error.message),
+        onFailure: (error) => fail('undici floor', error.message),
       },
     );
   };
 }
 
+/**
+ * The contract floor's POST: the request the daemon's RequestBuilder makes of the job (a fresh trace,
+ * attempt 1 first made now), the answer reduced by the daemon's interpretBody, its result returned.
+ */
+function contractHttp(url: URL): Post {
+  const pool = new HttpPool(url.origin, { connections: 1 });
+  const builder = new RequestBuilder({ format: 'json', headers: {} });
+  return (args, done) => {
+    const [handle, functionName, unique, workload] = args as Buffer[];
+    const job: Job = {
+      handle: handle as Buffer,
+      handleText: (handle as Buffer).toString('latin1'),
+      functionName: (functionName as Buffer).toString('utf8'),
+      functionBytes: functionName as Buffer,
+      unique: unique as Buffer,
+      uniqueText: (unique as Buffer).toString('utf8'),
+      workload: workload as Buffer,
+      server: 'bench',
+    };
+    const { body, headers } = builder.build(job, { attempt: 1, firstAttemptAt: Date.now() }, traceparentFor(newJobTrace()));
+    let first: Buffer | null = null;
+    let more: Buffer[] | null = null;
+    pool.dispatch(
+      { path: url.pathname, method: 'POST', headers, body, closeConnection: false, serverName: undefined },
+      {
+        onHeaders: (status) => {
+          if (status !== 200) fail('contract floor', `status ${status}`);
+        },
+        onData: (chunk) => {
+          if (first === null) first = chunk;
+          else (more ??= [first]).push(chunk);
+        },
+        onEnd: () => {
+          const outcome = interpretBody(more !== null ? Buffer.concat(more) : (first ?? Buffer.alloc(0)));
+          if (outcome.kind !== 'complete') fail('contract floor', `outcome ${outcome.kind}`);
+          done(outcome.result);
+        },
+        onFailure: (error) => fail('contract floor', error.message),
+      },
+    );
+  };
+}
+
+function fail(floor: string, why: string): never {
+  process.stderr.write(`echo-worker: ${floor}: ${why}\n`);
+  process.exit(1);
+}
+
 function startConnection(): void {
   const socket: Socket = connect({ host: values.host, port });
-  const post = values.http === undefined ? null : values.undici ? undiciHttp(new URL(values.http)) : floorHttp(new URL(values.http));
+  const url = values.http === undefined ? null : new URL(values.http);
+  const post = url === null ? null : values.contract ? contractHttp(url) : values.undici ? undiciHttp(url) : floorHttp(url);
   let sleptOnce = false;
   const parser = new Parser({
     onPacket: (packet: Packet) => {
@@ -164,30 +238,19 @@ function startConnection(): void {
           return;
         case PacketType.JOB_ASSIGN_UNIQ: {
           if (jobs === 0 && firstMs === 0) firstMs = now();
-          const [handle, functionName, unique, workload] = packet.args as Buffer[];
+          const handle = packet.args[0] as Buffer;
           // One write for the answer and the next grab: the same number of syscalls a worker that
           // pipelines its packets makes.
-          const complete = (): void => {
+          const complete = (result: Buffer): void => {
             socket.cork();
-            socket.write(encodeWorkComplete(handle as Buffer, RESULT));
+            socket.write(encodeWorkComplete(handle, result));
             socket.write(GRAB_JOB_UNIQ_PACKET);
             socket.uncork();
             onJobDone();
           };
-          if (post === null) {
-            complete();
-          } else {
-            // The handle stays valid until the answer: the codec never rewrites memory it handed out.
-            post(
-              JSON.stringify({
-                function_name: (functionName as Buffer).toString('utf8'),
-                job_handle: (handle as Buffer).toString('latin1'),
-                unique: (unique as Buffer).toString('utf8'),
-                workload: (workload as Buffer).toString('utf8'),
-              }),
-              complete,
-            );
-          }
+          // The job's buffers stay valid until the answer: the codec never rewrites memory it handed out.
+          if (post === null) complete(RESULT);
+          else post(packet.args as Buffer[], complete);
           return;
         }
         default:

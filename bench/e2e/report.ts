@@ -146,6 +146,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
       runs === undefined ? label : `${label} (median of ${runs.length}: ${runs.map((r) => fmt.int(r.rate)).join(', ')})`;
     if (s.floor !== undefined) rows.push(floorRow(floorLabel('Node floor', s.floorRuns), s.floor));
     if (s.undiciFloor !== undefined) rows.push(floorRow(floorLabel('undici floor', s.undiciFloorRuns), s.undiciFloor));
+    if (s.contractFloor !== undefined) rows.push(floorRow(floorLabel('contract floor', s.contractFloorRuns), s.contractFloor));
     if (s.floorLatency !== undefined) {
       const l = s.floorLatency;
       const base = ceiling.latencyP50;
@@ -156,7 +157,9 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
   }
   out.push('Scenarios (× ceiling: queue/cold ÷ the reported ceiling, concurrent ÷ the echo workers\' concurrent run, latency p50 − the echo ×1 p50;');
   out.push('"Node floor" at 1 slot: one raw-socket Node worker POSTing each job to the same endpoint, no HTTP library — the 1-slot rate Node allows here;');
-  out.push('"undici floor": the same worker POSTing through the daemon\'s undici adapter — what Node with undici allows):');
+  out.push('"undici floor": the same worker POSTing through the daemon\'s undici adapter — what Node with undici allows;');
+  out.push('"contract floor" at 10 slots: the undici floor sending the contract\'s request (the daemon\'s body, job headers and traceparent)');
+  out.push('and reading the answer with the daemon\'s answer reader — what the HTTP contract allows, without the daemon\'s own machinery):');
   out.push(table(['slots', 'mode', 'jobs/s', '× ceiling', 'daemon µs/job', 'gearmand µs/job', 'endpoint µs/job', 'cores ours/other', 'RSS MiB', 'http conns', 'integrity'], rows));
   out.push('');
   out.push(...slowLines(scenarios));
@@ -170,7 +173,7 @@ export function report(options: Options, meta: Record<string, unknown>, ceilings
     const q = s.runs.queue ?? s.runs.cold;
     if (q?.kind !== 'throughput' || q.perProcess === undefined) continue;
     const parts = q.perProcess.map((p, i) => `${i === 0 ? 'master' : `child ${i}`} ${figures(p)}`);
-    for (const [label, floor] of [['Node floor', s.floor], ['undici floor', s.undiciFloor]] as const) {
+    for (const [label, floor] of [['Node floor', s.floor], ['undici floor', s.undiciFloor], ['contract floor', s.contractFloor]] as const) {
       const p = floor?.perProcess?.[0];
       if (p !== undefined) parts.push(`${label} ${figures(p)}`);
     }

@@ -156,6 +156,14 @@ export interface ScenarioResult {
   undiciFloorRuns?: ThroughputResult[];
   /** 10 slots with --warmup ≥ 1: the undici floor's first run, a fresh Node process's first N jobs (the cold-start target's floor). */
   undiciFloorFirst?: ThroughputResult;
+  /**
+   * 10 slots: the contract floor (echo-worker.ts --http --contract, 10 connections): the undici floor
+   * sending the contract's request (the daemon's RequestBuilder: body, job headers, traceparent) and
+   * reading the answer with the daemon's interpretBody. Between it and the daemon: the daemon's own machinery.
+   */
+  contractFloor?: ThroughputResult;
+  contractFloorRuns?: ThroughputResult[];
+  contractFloorFirst?: ThroughputResult;
 }
 
 export interface MemoryByProcess {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGearmand, type Gearmand } from '../../test/helpers/gearmand.js';
-import { startEchoWorkers } from './ceiling.js';
+import { startEchoWorkers, type FloorKind } from './ceiling.js';
 import { REPO_ROOT, startDaemon, sumCounters, waitRegistered, type Daemon, type PoolSpec } from './daemon.js';
 import { startEndpoint, type Endpoint } from './endpoint.js';
 import { makeJobs, queueBackground } from './gearman-client.js';
@@ -155,7 +155,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
       try {
         // As many connections as slots, each POSTing through the daemon's undici adapter: what Node and
         // undici reach behind the same slow endpoint with nothing of the daemon.
-        const floor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, spec.slots, jobsFor(options, spec));
+        const floor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, 'undici', spec.slots, jobsFor(options, spec));
         result.undiciFloor = floor.queue;
         if (floor.runs !== undefined) result.undiciFloorRuns = floor.runs;
       } catch (error) {
@@ -166,10 +166,15 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
     if (ctx.binary === 'ours' && spec.slots === 10 && spec.pools === 1 && spec.delayMs === 0 && modes.includes('queue')) {
       try {
         // What 10 connections cost with nothing of the daemon but its undici adapter: the 10-slot CPU target's floor.
-        const floor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true, 10);
+        const floor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, 'undici', 10);
         result.undiciFloor = floor.queue;
         if (floor.runs !== undefined) result.undiciFloorRuns = floor.runs;
         if (floor.first !== undefined) result.undiciFloorFirst = floor.first;
+        // The same with the request and answer handling the HTTP contract asks for: what of the rest is the contract's.
+        const contract = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-contract-floor`, 'contract', 10);
+        result.contractFloor = contract.queue;
+        if (contract.runs !== undefined) result.contractFloorRuns = contract.runs;
+        if (contract.first !== undefined) result.contractFloorFirst = contract.first;
       } catch (error) {
         result.floorError = errorText(error);
       }
@@ -181,7 +186,7 @@ export async function runScenario(ctx: ScenarioContext): Promise<ScenarioResult>
         result.floor = floor.queue;
         if (floor.runs !== undefined) result.floorRuns = floor.runs;
         if (floor.latency !== undefined) result.floorLatency = floor.latency;
-        const undiciFloor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, true);
+        const undiciFloor = await measureNodeFloor({ ...options, modes: ['queue'] }, gearmand, endpoint, functions[0] as string, `${spec.label}-undici-floor`, 'undici');
         result.undiciFloor = undiciFloor.queue;
         if (undiciFloor.runs !== undefined) result.undiciFloorRuns = undiciFloor.runs;
       } catch (error) {
@@ -255,11 +260,11 @@ async function measureNodeFloor(
   endpoint: Endpoint,
   fn: string,
   prefix: string,
-  undici = false,
+  kind: FloorKind = 'node',
   connections = 1,
   n = options.jobs,
 ): Promise<{ queue: ThroughputResult; runs?: ThroughputResult[]; first?: ThroughputResult; latency?: LatencyResult }> {
-  const floor = startEchoWorkers(gearmand.port, [fn], connections, endpoint.url, undici);
+  const floor = startEchoWorkers(gearmand.port, [fn], connections, endpoint.url, kind);
   livePids.add(floor.pid);
   try {
     await withDeadline(floor.ready, 10_000 + connections * 5, 'the Node floor worker to register');

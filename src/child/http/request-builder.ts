@@ -219,14 +219,30 @@ function containsBoundary(job: Job, boundary: string): boolean {
   );
 }
 
+/** 9999-12-31T23:59:59.999Z: after it toISOString's year takes six digits and a sign, and its prefix another length. */
+const LAST_FOUR_DIGIT_YEAR_MS = 253_402_300_799_999;
+
 let isoMs = -1;
 let isoText = '';
+let isoSecond = -1;
+/** `YYYY-MM-DDTHH:MM:SS.` of isoSecond. */
+let isoPrefix = '';
 
-/** Date.toISOString, computed once per millisecond: thousands of jobs a second share a few hundred stamps. */
-function isoTime(ms: number): string {
-  if (ms !== isoMs) {
-    isoMs = ms;
-    isoText = new Date(ms).toISOString();
+/**
+ * Date#toISOString of a Date.now() value. Thousands of jobs a second share a few hundred stamps and
+ * one second: the date is formatted once a second, a new millisecond only pads three digits
+ * (toISOString with its Date cost about 0.7 µs a job at 10 slots, profiled).
+ */
+export function isoTime(ms: number): string {
+  if (ms === isoMs) return isoText;
+  if (!Number.isInteger(ms) || ms < 0 || ms > LAST_FOUR_DIGIT_YEAR_MS) return new Date(ms).toISOString();
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20);
   }
+  const milli = ms - second * 1000;
+  isoMs = ms;
+  isoText = `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
   return isoText;
 }
