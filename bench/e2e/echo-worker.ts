@@ -38,7 +38,7 @@ import { parseArgs } from 'node:util';
 import { interpretBody } from '../../src/child/http/answer.js';
 import { HttpPool } from '../../src/child/http/http-client.js';
 import { RequestBuilder } from '../../src/child/http/request-builder.js';
-import type { Job } from '../../src/child/job.js';
+import { jobFromAssignment } from '../../src/child/gearman/socket-job.js';
 import { newJobTrace, traceparentFor } from '../../src/child/trace-context.js';
 import {
   GRAB_JOB_UNIQ_PACKET,
@@ -92,14 +92,12 @@ function onJobDone(): void {
   if (jobs === expect) emit({ event: 'done', jobs, firstMs, lastMs });
 }
 
-/** A job's JOB_ASSIGN_UNIQ arguments: handle, function name, unique, workload. */
-type AssignArgs = readonly Buffer[];
-/** POSTs one job; `done` gets the result WORK_COMPLETE carries, once the full answer is in. */
-type Post = (args: AssignArgs, done: (result: Buffer) => void) => void;
+/** POSTs the job of a JOB_ASSIGN_UNIQ; `done` gets the result WORK_COMPLETE carries, once the full answer is in. */
+type Post = (assignment: Packet, done: (result: Buffer) => void) => void;
 
 /** The JSON body of docs/http-contract.md for UTF-8 fields (the benchmark's), built directly. */
-function plainJsonBody(args: AssignArgs): string {
-  const [handle, functionName, unique, workload] = args as Buffer[];
+function plainJsonBody(assignment: Packet): string {
+  const [handle, functionName, unique, workload] = assignment.args as Buffer[];
   return JSON.stringify({
     function_name: (functionName as Buffer).toString('utf8'),
     job_handle: (handle as Buffer).toString('latin1'),
@@ -120,28 +118,19 @@ function floorHttp(url: URL): Post {
     const headEnd = pending.indexOf('\r\n\r\n');
     if (headEnd === -1) return;
     const length = /content-length: *(\d+)/i.exec(pending.toString('latin1', 0, headEnd));
-    if (length === null) {
-      process.stderr.write('echo-worker: floor endpoint answered without Content-Length\n');
-      process.exit(1);
-    }
+    if (length === null) fail('Node floor', 'the endpoint answered without Content-Length');
     const end = headEnd + 4 + Number(length[1]);
     if (pending.length < end) return;
     const answer = JSON.parse(pending.toString('utf8', headEnd + 4, end)) as { gearman_ret?: unknown };
-    if (answer.gearman_ret !== 0) {
-      process.stderr.write(`echo-worker: floor endpoint answered gearman_ret ${String(answer.gearman_ret)}\n`);
-      process.exit(1);
-    }
+    if (answer.gearman_ret !== 0) fail('Node floor', `gearman_ret ${String(answer.gearman_ret)}`);
     pending = pending.subarray(end);
     const callback = waiting;
     waiting = null;
     callback?.(RESULT);
   });
-  socket.on('error', (error) => {
-    process.stderr.write(`echo-worker: floor endpoint: ${error.message}\n`);
-    process.exit(1);
-  });
-  return (args, done) => {
-    const body = plainJsonBody(args);
+  socket.on('error', (error) => fail('Node floor', error.message));
+  return (assignment, done) => {
+    const body = plainJsonBody(assignment);
     waiting = done;
     socket.write(`${head}${Buffer.byteLength(body)}\r\n\r\n${body}`);
   };
@@ -150,10 +139,10 @@ function floorHttp(url: URL): Post {
 /** The undici floor's POST: one request on the daemon's HTTP adapter, the callback once the full answer is in. */
 function undiciHttp(url: URL): Post {
   const pool = new HttpPool(url.origin, { connections: 1 });
-  return (args, done) => {
+  return (assignment, done) => {
     const chunks: Buffer[] = [];
     pool.dispatch(
-      { path: url.pathname, method: 'POST', headers: ['content-type', 'application/json'], body: plainJsonBody(args), closeConnection: false, serverName: undefined },
+      { path: url.pathname, method: 'POST', headers: ['content-type', 'application/json'], body: plainJsonBody(assignment), closeConnection: false, serverName: undefined },
       {
         onHeaders: (status) => {
           if (status !== 200) fail('undici floor', `status ${status}`);
@@ -177,18 +166,11 @@ function undiciHttp(url: URL): Post {
 function contractHttp(url: URL): Post {
   const pool = new HttpPool(url.origin, { connections: 1 });
   const builder = new RequestBuilder({ format: 'json', headers: {} });
-  return (args, done) => {
-    const [handle, functionName, unique, workload] = args as Buffer[];
-    const job: Job = {
-      handle: handle as Buffer,
-      handleText: (handle as Buffer).toString('latin1'),
-      functionName: (functionName as Buffer).toString('utf8'),
-      functionBytes: functionName as Buffer,
-      unique: unique as Buffer,
-      uniqueText: (unique as Buffer).toString('utf8'),
-      workload: workload as Buffer,
-      server: 'bench',
-    };
+  return (assignment, done) => {
+    // The Job the daemon's connection makes of an assignment (gearman-connection.ts reads the handle and
+    // the function name the same way).
+    const [handle, functionName] = assignment.args as Buffer[];
+    const job = jobFromAssignment(assignment, 'bench', handle as Buffer, (functionName as Buffer).toString('utf8'));
     const { body, headers } = builder.build(job, { attempt: 1, firstAttemptAt: Date.now() }, traceparentFor(newJobTrace()));
     let first: Buffer | null = null;
     let more: Buffer[] | null = null;
@@ -250,7 +232,7 @@ function startConnection(): void {
           };
           // The job's buffers stay valid until the answer: the codec never rewrites memory it handed out.
           if (post === null) complete(RESULT);
-          else post(packet.args as Buffer[], complete);
+          else post(packet, complete);
           return;
         }
         default:
