@@ -14,7 +14,8 @@
  * Set at run time, not on the child's command line: V8 flags that change code generation given at
  * start-up make Node compile its own modules without their built-in code cache (0.8 MiB more per idle
  * child, measured the same way). They take effect for the parser compiled at the first connection.
- * An operator's own wasm tiering flag, on the master's command line or in NODE_OPTIONS, wins.
+ * An operator's own wasm tiering flag on the master's command line wins (Node refuses these V8 flags in
+ * NODE_OPTIONS; it is still read, in case a later Node allows them).
  */
 import { setFlagsFromString } from 'node:v8';
 
