@@ -245,15 +245,16 @@ async function settledAlone(daemon: Daemon): Promise<number | null> {
   return orNull(sampleProcesses(daemon.pids(), { pss: true }).uniqueKiB);
 }
 
-/**
- * The Node floor for one slot (or `connections`), measured like the echo ceiling (frozen while N jobs are queued, then
- * released) on the scenario's own gearmand and endpoint, after the daemon has stopped.
- */
 /** The run of median rate (of an even count, the upper one): the daemon's and the floors' reported run. */
 function medianByRate(runs: readonly ThroughputResult[]): ThroughputResult {
   return [...runs].sort((a, b) => a.rate - b.rate)[Math.floor(runs.length / 2)] as ThroughputResult;
 }
 
+/**
+ * A floor of `kind` (Node, undici or contract; echo-worker.ts) for one slot (or `connections`), measured like the
+ * echo ceiling (frozen while N jobs are queued, then released) on the scenario's own gearmand and endpoint, after the
+ * daemon has stopped.
+ */
 async function measureNodeFloor(
   options: Options,
   gearmand: Gearmand,
